@@ -1,0 +1,10 @@
+"""The HTTP API under `/api/v1`: one module per resource in `routes/`."""
+
+from fastapi import APIRouter
+
+from server.api.routes import auth, receipts, skus, stock, transfers, users, warehouses
+from server.problems import PROBLEM_RESPONSES
+
+api_router = APIRouter(prefix="/api/v1", responses=PROBLEM_RESPONSES)
+for module in (auth, users, warehouses, skus, receipts, stock, transfers):
+    api_router.include_router(module.router)

@@ -1,0 +1,55 @@
+"""The ASGI application: settings, database, middleware, problem handlers and routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from server.api import api_router
+from server.config import Settings
+from server.db import make_engine, make_session_factory
+from server.idempotency import IdempotencyMiddleware
+from server.problems import install_problem_handlers
+from server.requestlog import RequestLogMiddleware
+
+CLIENT_WEB = Path(__file__).resolve().parent.parent / "client_web"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    sessions = make_session_factory(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="WavePick",
+        version="0.1.0",
+        description="Voice-directed picking and stock ledger for cross-border warehouses.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessions
+    install_problem_handlers(app)
+    app.include_router(api_router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    if CLIENT_WEB.is_dir():
+        app.mount("/", StaticFiles(directory=CLIENT_WEB, html=True), name="client_web")
+
+    app.add_middleware(
+        IdempotencyMiddleware, sessions=sessions, signing_key=lambda: settings.signing_key
+    )
+    app.add_middleware(RequestLogMiddleware, signing_key=lambda: settings.signing_key)
+    return app

@@ -1,0 +1,135 @@
+"""The `wavepick` command line: serve, database, reconcile, users (and the voice and model
+commands from their own packages)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from server.config import Settings
+from server.db import make_engine, make_session_factory, transaction
+
+app = typer.Typer(
+    help="WavePick: voice-directed picking for cross-border warehouses.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="Users and roles.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        err.print(f"[red]invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    demo: Annotated[bool, typer.Option(help="Seed demo warehouses, stock and users.")] = False,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Upgrade the database, then serve the API and pages."""
+    from server.migrate import upgrade
+
+    settings = _settings()
+    host = host or settings.host
+    port = port or settings.port
+    upgrade(settings.database_url)
+    if demo:
+        from server.demo import seed
+
+        sessions = make_session_factory(make_engine(settings.database_url))
+        with transaction(sessions) as session:
+            summary = seed(session, password=settings.demo_password)
+        err.print(
+            f"Demo data {'seeded' if summary.seeded else 'already present'}. "
+            f"Users: {', '.join(summary.users)} — password: {settings.demo_password}"
+        )
+    err.print(f"WavePick serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    from server.requestlog import configure_logging
+
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        "server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply schema migrations up to REVISION (default: the newest)."""
+    from server.migrate import upgrade
+
+    upgrade(_settings().database_url, revision)
+    err.print("database is up to date")
+
+
+@app.command()
+def reconcile(
+    warehouse: Annotated[str | None, typer.Option(help="Only this warehouse code.")] = None,
+) -> None:
+    """Check that stock equals the sum of the ledger; exit 1 when it does not."""
+    from server.problems import Problem
+    from server.services.inventory import reconcile_view
+
+    sessions = make_session_factory(make_engine(_settings().database_url))
+    try:
+        with transaction(sessions) as session:
+            result = reconcile_view(session, warehouse)
+    except Problem as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(2) from exc
+    print(json.dumps(result.model_dump(), indent=2))
+    if not result.consistent:
+        raise typer.Exit(1)
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="picker, supervisor, manager or admin")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    full_name: str = "",
+) -> None:
+    """Create a user (the first admin of a new installation, for instance)."""
+    from pydantic import ValidationError
+
+    from server import schemas
+    from server.problems import Problem
+    from server.services import users
+
+    sessions = make_session_factory(make_engine(_settings().database_url))
+    try:
+        body = schemas.UserCreate(
+            username=username,
+            password=password,
+            role=role,
+            full_name=full_name,
+        )
+        with transaction(sessions) as session:
+            users.create_user(session, body)
+    except ValidationError as exc:
+        err.print(f"[red]invalid user:[/red] {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+        raise typer.Exit(2) from exc
+    except Problem as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from exc
+    err.print(f"user {username} created with role {role}")
+
+
+def main() -> None:
+    sys.exit(app())

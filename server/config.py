@@ -1,0 +1,64 @@
+"""Settings: every `WAVEPICK_*` environment variable, read once into one object."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+
+from platformdirs import user_data_path
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    """Server settings. Defaults are the embedded ones: SQLite in the working directory."""
+
+    model_config = SettingsConfigDict(env_prefix="WAVEPICK_", env_file=".env", extra="ignore")
+
+    environment: Environment = Environment.development
+    database_url: str = "sqlite:///./wavepick.db"
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    secret_key: str | None = Field(
+        None, description="Signs access tokens. Development keeps a generated one on disk."
+    )
+    token_ttl_minutes: int = Field(12 * 60, ge=1)
+    demo_password: str = "wavepick"
+    data_dir: Path = Field(default_factory=lambda: user_data_path("wavepick"))
+    model_dir: Path | None = None
+    log_level: str = "INFO"
+    db_pool_size: int = Field(20, ge=1)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.environment is Environment.production and not self.secret_key:
+            raise ValueError("WAVEPICK_SECRET_KEY must be set when WAVEPICK_ENVIRONMENT=production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @cached_property
+    def signing_key(self) -> str:
+        """The token key; in development one is generated once and kept in the data dir."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    @property
+    def models_path(self) -> Path:
+        return self.model_dir or self.data_dir / "models"

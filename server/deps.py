@@ -1,0 +1,69 @@
+"""FastAPI dependencies: the database session of a request and the signed-in user."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+
+from server.config import Settings
+from server.problems import Forbidden, Unauthorized
+from server.security import read_token
+from server.services import users
+from server.tables import Role, User
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request, committed when the route returns without error and
+    before the response is sent, so a client never sees an answer that was not kept."""
+    with request.app.state.sessions() as session, session.begin():
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_current_user(
+    session: SessionDep, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2)]
+) -> User:
+    claims = read_token(token, key=settings.signing_key) if token else None
+    if claims is None:
+        raise Unauthorized("a valid bearer token is required")
+    user = users.get_by_username(session, claims.username)
+    if user is None or not user.active:
+        raise Unauthorized("this user is unknown or disabled")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require(*roles: Role) -> Callable[[User], User]:
+    """A dependency that lets only the given roles through (admins always pass)."""
+    allowed = {*roles, Role.admin}
+
+    def check(user: CurrentUser) -> User:
+        if user.role not in allowed:
+            raise Forbidden(f"role {user.role} may not do this", code="forbidden")
+        return user
+
+    return check
+
+
+ANYONE = (Role.picker, Role.supervisor, Role.manager)
+AnyUser = Annotated[User, Depends(require(*ANYONE))]
+Supervisor = Annotated[User, Depends(require(Role.supervisor))]
+Overseer = Annotated[User, Depends(require(Role.supervisor, Role.manager))]
+FloorWorker = Annotated[User, Depends(require(Role.picker, Role.supervisor))]
+Admin = Annotated[User, Depends(require())]

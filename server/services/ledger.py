@@ -1,0 +1,234 @@
+"""The stock ledger: every change of stock is one immutable `Movement`, applied together
+with its effect on the `stock` rows in the same transaction.
+
+Stock can never go negative: a take is a single conditional UPDATE that only matches while
+enough unreserved units are on hand, so two pickers confirming the last unit at once get
+exactly one success. Rows are touched in location order so concurrent movements cannot
+deadlock each other.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select, union_all, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from server.problems import Conflict, InsufficientStock, Invalid
+from server.tables import Location, Movement, MovementKind, Serial, Sku, Stock, utcnow
+
+
+@dataclass(frozen=True)
+class Change:
+    """One movement to record: `quantity` of `sku`/`lot` from one location to another."""
+
+    sku: Sku
+    quantity: int
+    from_location: Location | None
+    to_location: Location | None
+    kind: MovementKind
+    reason: str
+    lot: str = ""
+    serials: Sequence[str] = ()
+    reference: str | None = None
+    from_reserved: bool = False  # a pick consumes units reserved for it
+
+
+def record(session: Session, change: Change, *, actor: str) -> Movement:
+    """Apply one change to stock and append it to the ledger."""
+    return record_all(session, [change], actor=actor)[0]
+
+
+def record_all(session: Session, changes: Sequence[Change], *, actor: str) -> list[Movement]:
+    """Apply several changes atomically (all or none), stock rows in a fixed order."""
+    for change in changes:
+        _validate(change)
+    steps: list[tuple[int, int, str, int, bool]] = []  # (location, sku, lot, delta, reserved)
+    for change in changes:
+        if change.from_location is not None:
+            steps.append(
+                (
+                    change.from_location.id,
+                    change.sku.id,
+                    change.lot,
+                    -change.quantity,
+                    change.from_reserved,
+                )
+            )
+        if change.to_location is not None:
+            steps.append((change.to_location.id, change.sku.id, change.lot, change.quantity, False))
+    for location_id, sku_id, lot, delta, reserved in sorted(steps):
+        if delta < 0:
+            _take(session, location_id, sku_id, lot, -delta, from_reserved=reserved)
+        else:
+            _put(session, location_id, sku_id, lot, delta)
+    movements = []
+    for change in changes:
+        if change.sku.serialized:
+            _move_serials(session, change)
+        movement = Movement(
+            actor=actor,
+            kind=change.kind,
+            reason=change.reason,
+            reference=change.reference,
+            sku_id=change.sku.id,
+            lot=change.lot,
+            serials=list(change.serials),
+            from_location_id=change.from_location.id if change.from_location else None,
+            to_location_id=change.to_location.id if change.to_location else None,
+            quantity=change.quantity,
+            created_at=utcnow(),
+        )
+        session.add(movement)
+        movements.append(movement)
+    session.flush()
+    return movements
+
+
+def _validate(change: Change) -> None:
+    if change.quantity <= 0:
+        raise Invalid("quantity must be positive", code="invalid_quantity")
+    if change.from_location is None and change.to_location is None:
+        raise Invalid("a movement needs a source or a destination")
+    if change.from_location is not None and change.from_location == change.to_location:
+        raise Invalid("source and destination are the same location", code="same_location")
+    if change.sku.lot_controlled and not change.lot:
+        raise Invalid(f"SKU {change.sku.code} is lot-controlled: give a lot", code="lot_required")
+    if not change.sku.lot_controlled and change.lot:
+        raise Invalid(f"SKU {change.sku.code} has no lots", code="lot_not_allowed")
+    if change.sku.serialized:
+        if len(change.serials) != change.quantity or len(set(change.serials)) != change.quantity:
+            raise Invalid(
+                f"SKU {change.sku.code} is serialised: give {change.quantity} distinct serials",
+                code="serials_required",
+            )
+    elif change.serials:
+        raise Invalid(f"SKU {change.sku.code} is not serialised", code="serials_not_allowed")
+
+
+def _take(
+    session: Session, location_id: int, sku_id: int, lot: str, quantity: int, *, from_reserved: bool
+) -> None:
+    where = [Stock.location_id == location_id, Stock.sku_id == sku_id, Stock.lot == lot]
+    if from_reserved:
+        values = {"quantity": Stock.quantity - quantity, "reserved": Stock.reserved - quantity}
+        where.append(Stock.reserved >= quantity)
+    else:
+        values = {"quantity": Stock.quantity - quantity}
+        where.append(Stock.quantity - Stock.reserved >= quantity)
+    result = session.execute(
+        update(Stock).where(*where).values(**values, updated_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        available = session.scalar(
+            select(Stock.quantity - Stock.reserved).where(
+                Stock.location_id == location_id, Stock.sku_id == sku_id, Stock.lot == lot
+            )
+        )
+        raise InsufficientStock(
+            f"{quantity} requested but {available or 0} available at the source location"
+        )
+
+
+def _put(session: Session, location_id: int, sku_id: int, lot: str, quantity: int) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = utcnow()
+    statement = insert(Stock).values(
+        location_id=location_id,
+        sku_id=sku_id,
+        lot=lot,
+        quantity=quantity,
+        reserved=0,
+        updated_at=now,
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[Stock.location_id, Stock.sku_id, Stock.lot],
+        set_={"quantity": Stock.quantity + quantity, "updated_at": now},
+    )
+    session.execute(statement)
+
+
+def _move_serials(session: Session, change: Change) -> None:
+    rows = {
+        s.serial: s
+        for s in session.scalars(
+            select(Serial).where(Serial.sku_id == change.sku.id, Serial.serial.in_(change.serials))
+        )
+    }
+    source_id = change.from_location.id if change.from_location else None
+    target_id = change.to_location.id if change.to_location else None
+    for serial in change.serials:
+        row = rows.get(serial)
+        if row is None:
+            if source_id is not None:
+                raise Conflict(f"serial {serial} is not known", code="serial_not_found")
+            row = Serial(sku_id=change.sku.id, serial=serial, lot=change.lot)
+            session.add(row)
+        elif row.location_id != source_id:
+            raise Conflict(
+                f"serial {serial} is not at the source location", code="serial_elsewhere"
+            )
+        row.location_id = target_id
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    location_id: int
+    sku_id: int
+    lot: str
+    ledger: int
+    stock: int
+
+
+@dataclass
+class Reconciliation:
+    """Stock rows compared with what the ledger says they must hold."""
+
+    rows_checked: int = 0
+    discrepancies: list[Mismatch] = field(default_factory=list)
+
+    @property
+    def consistent(self) -> bool:
+        return not self.discrepancies
+
+
+def reconcile(session: Session, *, warehouse_id: int | None = None) -> Reconciliation:
+    """Sum the ledger per (location, SKU, lot) and compare with the stock table."""
+    ins = select(
+        Movement.to_location_id.label("location_id"),
+        Movement.sku_id,
+        Movement.lot,
+        Movement.quantity.label("delta"),
+    ).where(Movement.to_location_id.is_not(None))
+    outs = select(
+        Movement.from_location_id.label("location_id"),
+        Movement.sku_id,
+        Movement.lot,
+        (-Movement.quantity).label("delta"),
+    ).where(Movement.from_location_id.is_not(None))
+    deltas = union_all(ins, outs).subquery()
+    ledger_query = select(
+        deltas.c.location_id, deltas.c.sku_id, deltas.c.lot, func.sum(deltas.c.delta)
+    ).group_by(deltas.c.location_id, deltas.c.sku_id, deltas.c.lot)
+    stock_query = select(Stock.location_id, Stock.sku_id, Stock.lot, Stock.quantity)
+    if warehouse_id is not None:
+        in_warehouse = select(Location.id).where(Location.warehouse_id == warehouse_id)
+        ledger_query = ledger_query.where(deltas.c.location_id.in_(in_warehouse))
+        stock_query = stock_query.where(Stock.location_id.in_(in_warehouse))
+
+    expected: dict[tuple[int, int, str], int] = defaultdict(int)
+    for location_id, sku_id, lot, total in session.execute(ledger_query):
+        expected[(location_id, sku_id, lot)] = int(total)
+    actual = {(loc, sku, lot): qty for loc, sku, lot, qty in session.execute(stock_query)}
+    result = Reconciliation()
+    for key in expected.keys() | actual.keys():
+        result.rows_checked += 1
+        want, have = expected.get(key, 0), actual.get(key, 0)
+        if want != have:
+            result.discrepancies.append(Mismatch(*key, ledger=want, stock=have))
+    return result
