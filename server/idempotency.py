@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from contextlib import suppress
 
 import anyio.to_thread
 from sqlalchemy import delete, select
@@ -150,10 +151,8 @@ def _fingerprint(scope: Scope, body: bytes) -> str:
     digest = hashlib.sha256()
     for part in (scope["method"], scope["path"], scope.get("query_string", b"").decode()):
         digest.update(part.encode() + b"\0")
-    try:  # the same JSON with other spacing or key order is the same request
+    with suppress(ValueError, UnicodeDecodeError):  # same JSON, other spacing: same request
         body = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except (ValueError, UnicodeDecodeError):
-        pass
     digest.update(body)
     return digest.hexdigest()
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import Row, Select, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
@@ -172,9 +170,7 @@ FromWarehouse = aliased(Warehouse)
 ToWarehouse = aliased(Warehouse)
 
 
-def _movement_query() -> Select[
-    tuple[Movement, str, str | None, str | None, str | None, str | None]
-]:
+def _movement_query() -> Select[Movement, str, str | None, str | None, str | None, str | None]:
     return (
         select(
             Movement,
@@ -196,7 +192,9 @@ def movement_view(session: Session, movement_id: int) -> schemas.MovementOut:
     return _movement_out(session.execute(_movement_query().where(Movement.id == movement_id)).one())
 
 
-def _movement_out(row: Row[Any]) -> schemas.MovementOut:
+def _movement_out(
+    row: Row[Movement, str, str | None, str | None, str | None, str | None],
+) -> schemas.MovementOut:
     m, sku, from_location, from_warehouse, to_location, to_warehouse = row
     return schemas.MovementOut(
         id=m.id,
