@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from server.api import api_router
 from server.config import Settings
-from server.db import make_engine, make_session_factory
+from server.db import Database, make_engine, make_session_factory
 from server.idempotency import IdempotencyMiddleware
 from server.problems import install_problem_handlers
 from server.requestlog import RequestLogMiddleware
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
+    app.state.db = Database(sessions)
     install_problem_handlers(app)
     app.include_router(api_router)
 

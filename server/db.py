@@ -1,19 +1,32 @@
-"""Database engine and sessions: one SQLAlchemy engine per settings, SQLite or PostgreSQL.
+"""Database engine and units of work, on SQLite or PostgreSQL.
 
-SQLite is the embedded default. Two writers must never interleave a read-check-write, so
-every SQLite transaction starts with `BEGIN IMMEDIATE` (writers queue on the busy timeout
-instead of failing), and WAL lets readers continue meanwhile. PostgreSQL relies on
-conditional updates and row locks inside READ COMMITTED transactions.
+Every request does its database work as one unit of work: one transaction, run start to
+finish in a single worker thread (`Database.read` / `Database.write`). Nothing holds a lock
+while waiting for another thread, so a burst of requests larger than the thread pool
+cannot starve the transaction that holds the lock.
+
+SQLite is the embedded default. Its write transactions begin `IMMEDIATE` (writers queue on
+the busy timeout instead of failing when a read would upgrade to a write), reads begin
+deferred, and WAL lets readers go on meanwhile. PostgreSQL relies on conditional updates
+and row locks in READ COMMITTED; a deadlock or serialization failure is retried.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from functools import partial
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from anyio.to_thread import run_sync
 from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from server.problems import Problem
+
+log = logging.getLogger(__name__)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -22,6 +35,11 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+ATTEMPTS = 4
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Base(DeclarativeBase):
@@ -30,13 +48,18 @@ class Base(DeclarativeBase):
 
 def make_engine(url: str, *, pool_size: int = 20) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
-        _serialize_sqlite_writers(engine)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 60},
+            pool_size=pool_size,
+            max_overflow=pool_size,
+        )
+        _configure_sqlite(engine)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-def _serialize_sqlite_writers(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
@@ -49,7 +72,8 @@ def _serialize_sqlite_writers(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        immediate = conn.get_execution_options().get("write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -57,7 +81,48 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+def transaction(factory: sessionmaker[Session], *, write: bool = True) -> Iterator[Session]:
     """A session whose work commits on success and rolls back on any error."""
     with factory() as session, session.begin():
+        session.connection(execution_options={"write": write})
         yield session
+
+
+class Unavailable(Problem):
+    status, code = 503, "database_busy"
+
+
+class Database:
+    """Runs units of work off the event loop, each in one transaction and one thread."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    async def read(
+        self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        return await run_sync(partial(self.run, work, *args, write=False, **kwargs))
+
+    async def write(
+        self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        return await run_sync(partial(self.run, work, *args, write=True, **kwargs))
+
+    def run(self, work: Callable[..., T], *args: Any, write: bool = True, **kwargs: Any) -> T:
+        """Run `work(session, ...)` in a transaction, retrying transient conflicts."""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                with transaction(self.sessions, write=write) as session:
+                    return work(session, *args, **kwargs)
+            except DBAPIError as exc:
+                if _is_retryable(exc) and attempt < ATTEMPTS:
+                    log.info("retrying a transaction after %s", exc.orig.__class__.__name__)
+                    continue
+                if isinstance(exc, OperationalError) and "locked" in str(exc.orig):
+                    raise Unavailable("the database is busy; try again") from exc
+                raise
+        raise AssertionError("unreachable")
+
+
+def _is_retryable(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES

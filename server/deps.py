@@ -1,15 +1,15 @@
-"""FastAPI dependencies: the database session of a request and the signed-in user."""
+"""FastAPI dependencies: settings, the database, and the signed-in user with its role."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.orm import Session
 
 from server.config import Settings
+from server.db import Database
 from server.problems import Forbidden, Unauthorized
 from server.security import read_token
 from server.services import users
@@ -23,24 +23,22 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request, committed when the route returns without error and
-    before the response is sent, so a client never sees an answer that was not kept."""
-    with request.app.state.sessions() as session, session.begin():
-        yield session
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.db
+    return database
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
-def get_current_user(
-    session: SessionDep, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2)]
+async def get_current_user(
+    db: DatabaseDep, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2)]
 ) -> User:
     claims = read_token(token, key=settings.signing_key) if token else None
     if claims is None:
         raise Unauthorized("a valid bearer token is required")
-    user = users.get_by_username(session, claims.username)
+    user = await db.read(users.get_by_username, claims.username)
     if user is None or not user.active:
         raise Unauthorized("this user is unknown or disabled")
     return user
@@ -49,11 +47,11 @@ def get_current_user(
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def require(*roles: Role) -> Callable[[User], User]:
+def require(*roles: Role) -> Callable[[User], Awaitable[User]]:
     """A dependency that lets only the given roles through (admins always pass)."""
     allowed = {*roles, Role.admin}
 
-    def check(user: CurrentUser) -> User:
+    async def check(user: CurrentUser) -> User:
         if user.role not in allowed:
             raise Forbidden(f"role {user.role} may not do this", code="forbidden")
         return user

@@ -43,7 +43,7 @@ def ensure_lot(session: Session, sku: Sku, number: str | None, expiry: object = 
     return number
 
 
-def receive(session: Session, body: schemas.ReceiptCreate, *, actor: str) -> Receipt:
+def receive(session: Session, body: schemas.ReceiptCreate, *, actor: str) -> schemas.ReceiptOut:
     """Book an inbound receipt. Each line's inspection splits the counted units: good ones
     to the given location, damaged ones to DAMAGED, quarantined ones to QUARANTINE."""
     warehouse = catalog.get_warehouse(session, body.warehouse)
@@ -102,10 +102,10 @@ def receive(session: Session, body: schemas.ReceiptCreate, *, actor: str) -> Rec
     ledger.record_all(session, changes, actor=actor)
     session.flush()
     session.refresh(receipt)
-    return receipt
+    return receipt_view(receipt)
 
 
-def move(session: Session, body: schemas.MoveCreate, *, actor: str) -> Movement:
+def move(session: Session, body: schemas.MoveCreate, *, actor: str) -> schemas.MovementOut:
     warehouse = catalog.get_warehouse(session, body.warehouse)
     sku = catalog.get_sku(session, body.sku)
     change = Change(
@@ -119,10 +119,10 @@ def move(session: Session, body: schemas.MoveCreate, *, actor: str) -> Movement:
         serials=body.serials,
         reference=body.reference,
     )
-    return ledger.record(session, change, actor=actor)
+    return movement_view(session, ledger.record(session, change, actor=actor).id)
 
 
-def adjust(session: Session, body: schemas.AdjustmentCreate, *, actor: str) -> Movement:
+def adjust(session: Session, body: schemas.AdjustmentCreate, *, actor: str) -> schemas.MovementOut:
     """A counted correction: stock found (+) enters the books, stock lost (−) leaves them."""
     warehouse = catalog.get_warehouse(session, body.warehouse)
     sku = catalog.get_sku(session, body.sku)
@@ -139,7 +139,7 @@ def adjust(session: Session, body: schemas.AdjustmentCreate, *, actor: str) -> M
         serials=body.serials,
         reference=body.reference,
     )
-    return ledger.record(session, change, actor=actor)
+    return movement_view(session, ledger.record(session, change, actor=actor).id)
 
 
 def receipt_view(receipt: Receipt) -> schemas.ReceiptOut:

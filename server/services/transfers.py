@@ -13,7 +13,7 @@ from server.services.ledger import Change
 from server.tables import LocationKind, MovementKind, Transfer, TransferLine, TransferStatus, utcnow
 
 
-def ship(session: Session, body: schemas.TransferCreate, *, actor: str) -> Transfer:
+def ship(session: Session, body: schemas.TransferCreate, *, actor: str) -> schemas.TransferOut:
     if body.from_warehouse == body.to_warehouse:
         raise Invalid("a transfer goes to another warehouse; use a move", code="same_warehouse")
     source = catalog.get_warehouse(session, body.from_warehouse)
@@ -56,16 +56,16 @@ def ship(session: Session, body: schemas.TransferCreate, *, actor: str) -> Trans
         )
     ledger.record_all(session, changes, actor=actor)
     session.refresh(transfer)
-    return transfer
+    return transfer_view(transfer)
 
 
 def receive(
     session: Session, transfer_id: int, body: schemas.TransferReceive, *, actor: str
-) -> Transfer:
+) -> schemas.TransferOut:
     """Receive every line of a transfer in one go. Units not received are written off from
     transit as a recorded discrepancy; damaged ones go to the destination's DAMAGED."""
     transfer = get(session, transfer_id, for_update=True)
-    if transfer.status is not TransferStatus.in_transit:
+    if transfer.status != TransferStatus.in_transit:
         raise Conflict(f"transfer {transfer.id} was already received", code="already_received")
     if any(line.sku.serialized for line in transfer.lines):
         raise Invalid(
@@ -122,7 +122,7 @@ def receive(
     transfer.received_by = actor
     transfer.received_at = utcnow()
     session.flush()
-    return transfer
+    return transfer_view(transfer)
 
 
 def get(session: Session, transfer_id: int, *, for_update: bool = False) -> Transfer:
@@ -135,7 +135,11 @@ def get(session: Session, transfer_id: int, *, for_update: bool = False) -> Tran
     return transfer
 
 
-def view(transfer: Transfer) -> schemas.TransferOut:
+def view(session: Session, transfer_id: int) -> schemas.TransferOut:
+    return transfer_view(get(session, transfer_id))
+
+
+def transfer_view(transfer: Transfer) -> schemas.TransferOut:
     def discrepancy(line: TransferLine) -> int | None:
         if line.quantity_received is None:
             return None

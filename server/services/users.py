@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server import schemas
@@ -69,4 +69,14 @@ def ensure_user(session: Session, username: str, password: str, role: Role, full
     return get_by_username(session, username) or create_user(
         session,
         schemas.UserCreate(username=username, password=password, role=role, full_name=full_name),
+    )
+
+
+def list_users(session: Session, *, limit: int, offset: int) -> schemas.Page[schemas.UserOut]:
+    rows = session.scalars(select(User).order_by(User.username).limit(limit).offset(offset))
+    return schemas.Page(
+        items=[schemas.UserOut.model_validate(user) for user in rows],
+        total=session.scalar(select(func.count(User.id))) or 0,
+        limit=limit,
+        offset=offset,
     )

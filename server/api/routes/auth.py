@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends
 from fastapi.security import OAuth2PasswordRequestForm
 
 from server import schemas
-from server.deps import SessionDep, SettingsDep
+from server.deps import DatabaseDep, SettingsDep
 from server.problems import Unauthorized
 from server.security import issue_token
 from server.services import users
@@ -14,13 +14,11 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 @router.post("/token", response_model=schemas.Token)
-def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    session: SessionDep,
-    settings: SettingsDep,
+async def token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], db: DatabaseDep, settings: SettingsDep
 ) -> schemas.Token:
     """OAuth2 password grant: a bearer token for a username and password."""
-    user = users.authenticate(session, form.username, form.password)
+    user = await db.read(users.authenticate, form.username, form.password)
     if user is None:
         raise Unauthorized("wrong username or password", code="invalid_credentials")
     ttl = dt.timedelta(minutes=settings.token_ttl_minutes)

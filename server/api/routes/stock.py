@@ -4,7 +4,7 @@ from fastapi import APIRouter, Query
 
 from server import schemas
 from server.api.pagination import PageParams
-from server.deps import AnyUser, FloorWorker, Overseer, SessionDep, Supervisor
+from server.deps import AnyUser, DatabaseDep, FloorWorker, Overseer, Supervisor
 from server.services import inventory
 
 router = APIRouter(tags=["inventory"])
@@ -13,17 +13,17 @@ Filter = Annotated[str | None, Query(max_length=64)]
 
 
 @router.get("/stock", response_model=schemas.Page[schemas.StockOut])
-def list_stock(
+async def list_stock(
     _: AnyUser,
-    session: SessionDep,
+    db: DatabaseDep,
     page: PageParams,
     warehouse: Filter = None,
     sku: Filter = None,
     location: Filter = None,
     include_empty: bool = False,
 ) -> schemas.Page[schemas.StockOut]:
-    return inventory.list_stock(
-        session,
+    return await db.read(
+        inventory.list_stock,
         warehouse=warehouse,
         sku=sku,
         location=location,
@@ -34,27 +34,26 @@ def list_stock(
 
 
 @router.post("/movements", response_model=schemas.MovementOut, status_code=201)
-def create_movement(
-    body: schemas.MoveCreate, user: FloorWorker, session: SessionDep
+async def create_movement(
+    body: schemas.MoveCreate, user: FloorWorker, db: DatabaseDep
 ) -> schemas.MovementOut:
     """Move stock between two locations of a warehouse (409 `insufficient_stock` when the
     source does not hold enough unreserved units)."""
-    movement = inventory.move(session, body, actor=user.username)
-    return inventory.movement_view(session, movement.id)
+    return await db.write(inventory.move, body, actor=user.username)
 
 
 @router.get("/movements", response_model=schemas.Page[schemas.MovementOut])
-def list_movements(
+async def list_movements(
     _: Overseer,
-    session: SessionDep,
+    db: DatabaseDep,
     page: PageParams,
     warehouse: Filter = None,
     sku: Filter = None,
     location: Filter = None,
 ) -> schemas.Page[schemas.MovementOut]:
     """The immutable ledger, newest first."""
-    return inventory.list_movements(
-        session,
+    return await db.read(
+        inventory.list_movements,
         warehouse=warehouse,
         sku=sku,
         location=location,
@@ -64,14 +63,13 @@ def list_movements(
 
 
 @router.post("/adjustments", response_model=schemas.MovementOut, status_code=201)
-def create_adjustment(
-    body: schemas.AdjustmentCreate, user: Supervisor, session: SessionDep
+async def create_adjustment(
+    body: schemas.AdjustmentCreate, user: Supervisor, db: DatabaseDep
 ) -> schemas.MovementOut:
-    movement = inventory.adjust(session, body, actor=user.username)
-    return inventory.movement_view(session, movement.id)
+    return await db.write(inventory.adjust, body, actor=user.username)
 
 
 @router.get("/reconcile", response_model=schemas.ReconcileOut)
-def reconcile(_: Overseer, session: SessionDep, warehouse: Filter = None) -> schemas.ReconcileOut:
+async def reconcile(_: Overseer, db: DatabaseDep, warehouse: Filter = None) -> schemas.ReconcileOut:
     """Prove that stock equals the sum of the ledger, per location, SKU and lot."""
-    return inventory.reconcile_view(session, warehouse)
+    return await db.read(inventory.reconcile_view, warehouse)

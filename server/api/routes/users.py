@@ -1,9 +1,8 @@
 from fastapi import APIRouter
-from sqlalchemy import func, select
 
 from server import schemas
 from server.api.pagination import PageParams
-from server.deps import Admin, AnyUser, SessionDep
+from server.deps import Admin, AnyUser, DatabaseDep
 from server.services import users
 from server.tables import User
 
@@ -11,24 +10,20 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 
 @router.get("/me", response_model=schemas.UserOut)
-def me(user: AnyUser) -> User:
+async def me(user: AnyUser) -> User:
     return user
 
 
 @router.get("", response_model=schemas.Page[schemas.UserOut])
-def list_users(_: Admin, session: SessionDep, page: PageParams) -> dict[str, object]:
-    rows = session.scalars(
-        select(User).order_by(User.username).limit(page.limit).offset(page.offset)
-    )
-    total = session.scalar(select(func.count(User.id))) or 0
-    return {"items": list(rows), "total": total, "limit": page.limit, "offset": page.offset}
+async def list_users(_: Admin, db: DatabaseDep, page: PageParams) -> schemas.Page[schemas.UserOut]:
+    return await db.read(users.list_users, limit=page.limit, offset=page.offset)
 
 
 @router.post("", response_model=schemas.UserOut, status_code=201)
-def create_user(body: schemas.UserCreate, _: Admin, session: SessionDep) -> User:
-    return users.create_user(session, body)
+async def create_user(body: schemas.UserCreate, _: Admin, db: DatabaseDep) -> User:
+    return await db.write(users.create_user, body)
 
 
 @router.patch("/{username}", response_model=schemas.UserOut)
-def update_user(username: str, body: schemas.UserUpdate, _: Admin, session: SessionDep) -> User:
-    return users.update_user(session, username, body)
+async def update_user(username: str, body: schemas.UserUpdate, _: Admin, db: DatabaseDep) -> User:
+    return await db.write(users.update_user, username, body)

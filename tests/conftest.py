@@ -1,0 +1,182 @@
+"""Fixtures for tests against real parts: SQLite files, a fresh PostgreSQL database per
+test session, and real server processes on loopback.
+
+PostgreSQL, Redis and Chromium tests skip with a reason when the service is missing, except
+under CI (CI=true), where a missing service fails the run instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from server.app import create_app
+from server.config import Settings
+from server.migrate import upgrade
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+PG_ADMIN = os.environ.get("WAVEPICK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+TEST_SECRET = "test-secret-key-for-signing-tokens-0123456789"
+
+
+def require_service(what: str, reason: str) -> None:
+    """Skip for a missing service, or fail when CI promised it."""
+    if IN_CI:
+        pytest.fail(f"{what} is required when CI=true: {reason}")
+    pytest.skip(f"{what} not available: {reason}")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    try:
+        with psycopg.connect(PG_ADMIN, connect_timeout=3):
+            pass
+    except psycopg.Error as exc:
+        require_service("PostgreSQL on 127.0.0.1:5432", str(exc))
+    return PG_ADMIN
+
+
+def create_pg_database(admin_url: str) -> tuple[str, str]:
+    name = f"wavepick_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    return name, f"{base}/{name}"
+
+
+def drop_pg_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    name, url = create_pg_database(pg_server)
+    upgrade(url)
+    yield url
+    drop_pg_database(pg_server, name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'wavepick.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Every test that takes this runs once on SQLite and once on PostgreSQL."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+def make_settings(database_url: str, data_dir: Path) -> Settings:
+    return Settings(database_url=database_url, secret_key=TEST_SECRET, data_dir=data_dir)
+
+
+@pytest.fixture
+def settings(sqlite_url: str, tmp_path: Path) -> Settings:
+    return make_settings(sqlite_url, tmp_path)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The app in-process on a fresh SQLite database, seeded with one user per role."""
+    from tests.factories import seed_users
+
+    app = create_app(settings)
+    seed_users(app.state.sessions)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """`uvicorn server.app:create_app` in its own process, as production runs it."""
+
+    def __init__(self, database_url: str, data_dir: Path, extra_env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "WAVEPICK_DATABASE_URL": database_url,
+            "WAVEPICK_SECRET_KEY": TEST_SECRET,
+            "WAVEPICK_DATA_DIR": str(data_dir),
+            "WAVEPICK_LOG_LEVEL": "WARNING",
+            **(extra_env or {}),
+        }
+        self.log = (data_dir / f"server-{self.port}.log").open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "server.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            cwd=REPO,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise TimeoutError("server did not become ready")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def server_process(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A real server process on SQLite and on PostgreSQL, with one user per role."""
+    from server.db import make_engine, make_session_factory
+    from tests.factories import seed_users
+
+    engine = make_engine(database_url)
+    seed_users(make_session_factory(engine))
+    engine.dispose()
+    server = ServerProcess(database_url, tmp_path)
+    yield server
+    server.stop()
