@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         ]
         return problem_response(
             422, "invalid", "The request is not valid.", instance=request.url.path, errors=errors
+        )
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # values the database cannot store (NUL characters, integers out of range)
+        return problem_response(
+            422, "invalid_value", "A value cannot be stored.", instance=request.url.path
         )
 
     @app.exception_handler(Exception)
