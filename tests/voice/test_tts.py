@@ -118,6 +118,22 @@ def test_unknown_espeak_voice_raises_instead_of_returning_silence() -> None:
         synthesizer.synthesize("Pick 3.", locale="xx-XX")
 
 
+class SilentEngine:
+    name = "silent"
+
+    def render(self, text: str, voice: Voice) -> Rendering:
+        return Rendering(pcm=b"", sample_rate=22050)
+
+
+def test_an_engine_that_renders_nothing_fails_loudly_and_nothing_is_cached() -> None:
+    synthesizer = Synthesizer(engine=SilentEngine())
+
+    for _ in range(2):
+        with pytest.raises(SynthesisFailed, match="no audio"):
+            synthesizer.synthesize("Pick 3.")
+    assert synthesizer.renders == 2
+
+
 def test_stream_yields_20ms_frames_of_the_same_audio() -> None:
     synthesizer = Synthesizer()
     frames = list(synthesizer.stream("Pick 3.", "en-US", sample_rate=16000, chunk_ms=20))

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from voice.tts.cache import PromptCache, PromptKey
-from voice.tts.engine import SpeechEngine
+from voice.tts.engine import SpeechEngine, SynthesisFailed
 from voice.tts.espeak import EspeakEngine
 from voice.tts.resample import resample_pcm16
 from voice.tts.voices import DEFAULT_VOICES, Voice, voice_for
@@ -62,6 +62,9 @@ class Synthesizer:
                 return cached
             rendering = self._engine.render(key.text, voice_for(locale, self._voices))
             self.renders += 1
+            if not rendering.pcm:
+                # Caching silence would mute this prompt for the rest of the shift.
+                raise SynthesisFailed(f"{self._engine.name} rendered no audio for {key.text!r}")
             pcm = resample_pcm16(rendering.pcm, rendering.sample_rate, sample_rate)
             self._cache.put(key, pcm)
             log.debug("rendered %r (%s, %d Hz, %d bytes)", key.text, locale, sample_rate, len(pcm))
