@@ -55,10 +55,11 @@ def fetch_model(
     store.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".download-", dir=store.root) as scratch:
         archive = Path(scratch) / f"{name}.zip"
-        actual, size = _download(client, spec.url, archive, progress)
+        actual, size = _download(client, spec.url, archive, progress, limit=spec.size)
         if spec.size is not None and size != spec.size:
+            got = f"more than {spec.size}" if size > spec.size else str(size)
             raise ChecksumMismatch(
-                f"{name}: downloaded {size} bytes, the manifest expects {spec.size}; "
+                f"{name}: downloaded {got} bytes, the manifest expects {spec.size}; "
                 "nothing was installed"
             )
         if actual != expected:
@@ -88,8 +89,9 @@ def _expected_sha256(name: str, pinned: str | None, given: str | None) -> str:
 
 
 def _download(
-    client: httpx.Client, url: str, archive: Path, progress: Progress | None
+    client: httpx.Client, url: str, archive: Path, progress: Progress | None, limit: int | None
 ) -> tuple[str, int]:
+    """Stream `url` into `archive`; stop early (reporting the size so far) past `limit` bytes."""
     digest = hashlib.sha256()
     received = 0
     try:
@@ -104,6 +106,8 @@ def _download(
                     received += len(block)
                     if progress is not None:
                         progress(received, total)
+                    if limit is not None and received > limit:
+                        break  # the caller refuses it by size
     except httpx.HTTPStatusError as exc:
         raise DownloadFailed(f"{url}: HTTP {exc.response.status_code}") from exc
     except httpx.HTTPError as exc:

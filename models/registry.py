@@ -134,7 +134,7 @@ class ModelStore:
             return Verification(spec.name, "not installed")
         expected = _packaged_record(spec) if spec.packaged else _receipt_files(location)
         if expected is None:
-            return Verification(spec.name, "damaged", f"no receipt in {location}")
+            return Verification(spec.name, "damaged", f"no readable receipt in {location}")
         problems = []
         for relative, digest in expected.items():
             file = location / relative
@@ -174,7 +174,10 @@ def _receipt_files(location: Path) -> dict[str, str] | None:
     receipt = location / RECEIPT
     if not receipt.is_file():
         return None
-    files: dict[str, str] = json.loads(receipt.read_text(encoding="utf-8"))["files"]
+    try:
+        files: dict[str, str] = json.loads(receipt.read_text(encoding="utf-8"))["files"]
+    except (ValueError, KeyError, TypeError):
+        return None  # reported by the caller as a damaged model with no usable receipt
     return files
 
 

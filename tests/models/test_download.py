@@ -17,7 +17,8 @@ def client() -> httpx.Client:
 
 def assert_nothing_installed(store: ModelStore) -> None:
     assert not store.is_installed("vosk-model-tiny-0.1")
-    assert list(store.root.iterdir()) == [] if store.root.exists() else True
+    leftovers = list(store.root.iterdir()) if store.root.exists() else []
+    assert leftovers == []  # no partial download, no half-extracted model
 
 
 def test_fetch_downloads_verifies_and_installs(store: ModelStore, client: httpx.Client) -> None:
@@ -51,6 +52,17 @@ def test_a_download_of_the_wrong_size_is_refused(
     server.files["/tiny.zip"] = b"<html>mirror error</html>"
 
     with pytest.raises(ChecksumMismatch, match="25 bytes"):
+        fetch_model(store, "vosk-model-tiny-0.1", client)
+
+    assert_nothing_installed(store)
+
+
+def test_an_oversized_download_is_cut_off_and_refused(
+    store: ModelStore, client: httpx.Client, server: ModelServer, tiny_zip: bytes
+) -> None:
+    server.files["/tiny.zip"] = tiny_zip + b"\0" * 5_000_000
+
+    with pytest.raises(ChecksumMismatch, match=f"more than {len(tiny_zip)} bytes"):
         fetch_model(store, "vosk-model-tiny-0.1", client)
 
     assert_nothing_installed(store)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from models.manifest import Manifest, ModelSpec
 from models.registry import RECEIPT, ModelMissing, ModelStore, UnknownModel
 from tests.models.conftest import VOSK_LAYOUT, build_zip, sha256
 
@@ -97,3 +98,23 @@ def test_vosk_loads_the_packaged_model_from_the_store_path(store: ModelStore) ->
     recognizer = vosk.KaldiRecognizer(model, 16000)
     recognizer.AcceptWaveform(b"\0" * 16000)  # half a second of silence
     assert json.loads(recognizer.FinalResult())["text"] == ""
+
+
+def test_a_packaged_model_whose_package_is_absent_names_pip(tmp_path: Path) -> None:
+    manifest = Manifest(
+        [ModelSpec("vosk-model-xx", "vosk", "xx", python_package="wavepick_no_such_model")]
+    )
+
+    with pytest.raises(ModelMissing, match="run: pip install wavepick-no-such-model"):
+        ModelStore(tmp_path, manifest).path("vosk-model-xx")
+    assert ModelStore(tmp_path, manifest).verify()[0].state == "not installed"
+
+
+def test_an_unreadable_receipt_marks_the_model_damaged(store: ModelStore, tmp_path: Path) -> None:
+    location = install_tiny(store, tmp_path)
+    (location / RECEIPT).write_text("{")
+
+    [tiny] = store.verify(["vosk-model-tiny-0.1"])
+
+    assert tiny.damaged
+    assert "no readable receipt" in tiny.detail

@@ -219,3 +219,17 @@ def test_pyttsx3_engine_speaks_and_refuses_to_share_espeak_with_the_direct_engin
 
     assert 0.4 < seconds(b"\0" * int(size), 16000) < 3.0
     assert "already driven by pyttsx3" in refusal
+
+
+def test_a_damaged_disk_cache_entry_is_rendered_again(tmp_path: Path) -> None:
+    engine = CountingEngine()
+    original = Synthesizer(tmp_path, engine=engine).synthesize("Pick 3.")
+    [stored] = tmp_path.glob("*.wav")
+    stored.write_bytes(b"RIFF\0\0")  # a crash mid-copy, a full disk, ...
+
+    again = Synthesizer(tmp_path, engine=engine).synthesize("Pick 3.")
+
+    assert again == original
+    assert len(engine.calls) == 2
+    with wave.open(str(stored)) as wav:
+        assert wav.getnframes() == len(original) // 2

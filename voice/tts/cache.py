@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -18,6 +19,8 @@ import wave
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -83,13 +86,22 @@ class PromptCache:
         return self._directory / f"{key.digest()}.wav"
 
     def _read_file(self, key: PromptKey) -> bytes | None:
+        """The prompt from disk; a damaged file is removed and reported as a miss."""
         path = self._path(key)
         if path is None or not path.exists():
             return None
-        with wave.open(str(path), "rb") as wav:
-            if wav.getframerate() != key.sample_rate:
-                raise ValueError(f"{path} is at {wav.getframerate()} Hz, key says {key}")
-            return wav.readframes(wav.getnframes())
+        try:
+            with wave.open(str(path), "rb") as wav:
+                rate, pcm = wav.getframerate(), wav.readframes(wav.getnframes())
+        except (wave.Error, EOFError) as exc:
+            problem = f"unreadable ({exc})"
+        else:
+            if rate == key.sample_rate and pcm:
+                return pcm
+            problem = f"at {rate} Hz with {len(pcm)} bytes, expected {key.sample_rate} Hz"
+        log.warning("discarding cached prompt %s: %s; it will be rendered again", path, problem)
+        path.unlink(missing_ok=True)
+        return None
 
     def _write_file(self, key: PromptKey, pcm: bytes) -> None:
         path = self._path(key)

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from voice.tts.voices import Voice
 
-ESPEAK_LOCK = threading.RLock()
+ESPEAK_LOCK = threading.Lock()
 """Serialises all calls into libespeak-ng in this process (it is a process-wide singleton)."""
 
 _espeak_owner: str | None = None

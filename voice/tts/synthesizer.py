@@ -52,7 +52,7 @@ class Synthesizer:
 
     def synthesize(self, text: str, locale: str = "en-US", sample_rate: int = 16000) -> bytes:
         """The prompt's audio as PCM s16le mono at `sample_rate`; cached after the first call."""
-        key = self._key(text, locale, sample_rate)
+        key, voice = self._key(text, locale, sample_rate)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
@@ -60,7 +60,7 @@ class Synthesizer:
             cached = self._cache.get(key)  # another thread may have rendered it meanwhile
             if cached is not None:
                 return cached
-            rendering = self._engine.render(key.text, voice_for(locale, self._voices))
+            rendering = self._engine.render(key.text, voice)
             self.renders += 1
             if not rendering.pcm:
                 # Caching silence would mute this prompt for the rest of the shift.
@@ -86,13 +86,13 @@ class Synthesizer:
         for start in range(0, len(pcm), step):
             yield pcm[start : start + step]
 
-    def _key(self, text: str, locale: str, sample_rate: int) -> PromptKey:
+    def _key(self, text: str, locale: str, sample_rate: int) -> tuple[PromptKey, Voice]:
         if not text.strip():
             raise ValueError("nothing to say: the prompt text is empty")
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
         voice = voice_for(locale, self._voices)
-        return PromptKey(
+        key = PromptKey(
             engine=self._engine.name,
             voice=voice.espeak_voice,
             locale=voice.locale,
@@ -100,3 +100,4 @@ class Synthesizer:
             sample_rate=sample_rate,
             text=text.strip(),
         )
+        return key, voice
