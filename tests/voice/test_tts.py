@@ -66,6 +66,19 @@ def test_mandarin_prompt_uses_the_mandarin_voice() -> None:
     assert mandarin != english
 
 
+def test_mandarin_characters_are_spoken_not_spelled_as_english_pinyin() -> None:
+    # espeak-ng 1.51's plain "cmn" voice reads "拣" as English "jee-an-three": much longer
+    # than the syllable itself. If a newer espeak-ng fixes that, this test tells us so.
+    words = ["好了", "拣三件。", "再说一遍"]
+    default = Synthesizer()
+    spelled = Synthesizer(voices={"zh-CN": Voice("zh-CN", "cmn", rate_wpm=180)})
+
+    spoken_s = sum(seconds(default.synthesize(w, "zh-CN"), 16000) for w in words)
+    spelled_s = sum(seconds(spelled.synthesize(w, "zh-CN"), 16000) for w in words)
+
+    assert spoken_s < 0.85 * spelled_s
+
+
 def test_output_is_resampled_to_each_sessions_rate() -> None:
     synthesizer = Synthesizer()
     narrow = synthesizer.synthesize("Pick 3.", sample_rate=8000)
@@ -89,7 +102,7 @@ def test_locale_names_are_matched_loosely_and_unknown_ones_refused() -> None:
     synthesizer = Synthesizer(engine=engine)
     synthesizer.synthesize("好了", locale="zh_cn")
 
-    assert engine.calls == [("好了", "cmn")]
+    assert engine.calls == [("好了", "cmn-latn-pinyin")]
     with pytest.raises(UnsupportedLocale, match=r"de-DE.*en-US, zh-CN"):
         synthesizer.synthesize("Gasse 12.", locale="de-DE")
 

@@ -1,11 +1,12 @@
-"""`Pyttsx3Engine`: prompts through pyttsx3's espeak driver, the issue's portable interface.
+"""`Pyttsx3Engine`: prompts through pyttsx3's espeak driver, the interface the issue names.
 
-Kept for platforms where pyttsx3 reaches a native engine we do not bind directly (its SAPI5
-and NSSS drivers), and as the reference the direct engine is measured against. On Linux the
-direct `EspeakEngine` is the default, because pyttsx3 2.99's espeak driver runs libespeak-ng
-asynchronously and, measured here, sometimes applies a new speaking rate one prompt late or
-not at all (a picker would hear a 260 wpm prompt at 200 wpm), and it waits for each prompt
-in 10 ms polling steps.
+Not the default. pyttsx3 2.99's espeak driver runs libespeak-ng asynchronously and waits for
+each prompt in 10 ms polling steps; measured here (bench/tts.py, `rate_applied`), it applies
+a new speaking rate one prompt late or not at all in most alternations (a picker would hear a
+260 wpm prompt at 200 wpm), and the first prompts of a process occasionally come back empty.
+Its latency is fine (15-20 ms to first audio). The direct `EspeakEngine` has none of these
+problems, so `Synthesizer` uses it; this engine stays for comparison and for callers that
+want pyttsx3 explicitly: `Synthesizer(engine=Pyttsx3Engine())`.
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ class Synthesizer:
     ) -> Iterator[bytes]:
         """The same audio as `synthesize`, cut into frames of `chunk_ms` (the last may be short).
 
-        The espeak-ng engine renders a prompt in one go (about 10-20 ms for a pick prompt),
+        The espeak-ng engine renders a pick prompt whole in a few milliseconds (bench/tts.py),
         so the first frame is ready when the whole prompt is; the frames let the caller pace
         them onto the socket the way live audio arrives.
         """

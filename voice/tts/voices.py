@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 
 class UnsupportedLocale(ValueError):
@@ -32,11 +33,16 @@ class Voice:
             raise ValueError(f"rate_wpm {self.rate_wpm} is outside espeak-ng's 80..450")
 
 
-DEFAULT_VOICES: Mapping[str, Voice] = {
-    "en-US": Voice("en-US", "en-us", rate_wpm=190),
-    # Mandarin syllables are denser than English words; a smaller step above the default.
-    "zh-CN": Voice("zh-CN", "cmn", rate_wpm=180),
-}
+DEFAULT_VOICES: Mapping[str, Voice] = MappingProxyType(
+    {
+        "en-US": Voice("en-US", "en-us", rate_wpm=190),
+        # Not plain "cmn": in espeak-ng 1.51 (Debian 12) that voice turns many characters
+        # into pinyin and reads the pinyin as English ("第" comes out as "dee four").
+        # "cmn-latn-pinyin" speaks the same dictionary's pinyin as Mandarin syllables.
+        # Mandarin syllables are denser than English words; a smaller step above the default.
+        "zh-CN": Voice("zh-CN", "cmn-latn-pinyin", rate_wpm=180),
+    }
+)
 
 
 def voice_for(locale: str, voices: Mapping[str, Voice]) -> Voice:
