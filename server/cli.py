@@ -11,6 +11,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from models import cli as models_cli
 from server.config import Settings
 from server.db import make_engine, make_session_factory, transaction
 
@@ -21,6 +22,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="Users and roles.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.add_typer(models_cli.app, name="models")
 err = Console(stderr=True, soft_wrap=True)
 
 

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
         None, description="Signs access tokens. Development keeps a generated one on disk."
     )
     token_ttl_minutes: int = Field(12 * 60, ge=1)
-    demo_password: str = "wavepick"
+    demo_password: str = Field("wavepick", min_length=8)
     data_dir: Path = Field(default_factory=lambda: user_data_path("wavepick"))
     model_dir: Path | None = None
     log_level: str = "INFO"

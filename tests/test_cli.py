@@ -1,0 +1,104 @@
+"""The `wavepick` command line, run as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def wavepick(*args: str, cwd: Path, env: dict[str, str] | None = None, input: str | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from server.cli import main; main()", *args],
+        cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO), "WAVEPICK_DATA_DIR": str(cwd),
+                      **(env or {})},
+        capture_output=True, text=True, timeout=300, input=input,
+    )
+
+
+def test_db_upgrade_creates_the_default_sqlite_file_in_the_working_directory(
+    tmp_path: Path,
+) -> None:
+    result = wavepick("db", "upgrade", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "wavepick.db").exists()
+    reconcile = wavepick("reconcile", cwd=tmp_path)
+    assert reconcile.returncode == 0 and '"consistent": true' in reconcile.stdout
+
+
+def test_users_add_refuses_an_unknown_role(tmp_path: Path) -> None:
+    wavepick("db", "upgrade", cwd=tmp_path)
+    bad = wavepick("users", "add", "ops", "--role", "boss", "--password", "long-enough-pw",
+                   cwd=tmp_path)
+    assert bad.returncode != 0
+    assert "role" in bad.stderr
+    ok = wavepick("users", "add", "ops", "--role", "admin", "--password", "long-enough-pw",
+                  cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    again = wavepick("users", "add", "ops", "--role", "admin", "--password", "long-enough-pw",
+                     cwd=tmp_path)
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_reconcile_of_an_unknown_warehouse_is_a_clear_error(tmp_path: Path) -> None:
+    wavepick("db", "upgrade", cwd=tmp_path)
+    result = wavepick("reconcile", "--warehouse", "NOPE", cwd=tmp_path)
+    assert result.returncode == 2 and "no warehouse NOPE" in result.stderr
+
+
+def test_production_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
+    result = wavepick("db", "upgrade", cwd=tmp_path, env={"WAVEPICK_ENVIRONMENT": "production"})
+    assert result.returncode == 2
+    assert "WAVEPICK_SECRET_KEY" in result.stderr
+
+
+@pytest.mark.slow
+def test_serve_demo_serves_stock_to_a_supervisor(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from server.cli import main; main()", "serve", "--demo",
+         "--port", str(port)],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO),
+                           "WAVEPICK_DATA_DIR": str(tmp_path), "WAVEPICK_DEMO_PASSWORD": "demo-pass-1234"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None:
+                pytest.fail(process.stdout.read() if process.stdout else "serve exited")
+            import time
+
+            time.sleep(0.2)
+        token = httpx.post(f"{url}/api/v1/auth/token",
+                           data={"username": "supervisor", "password": "demo-pass-1234"}).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        warehouses = httpx.get(f"{url}/api/v1/warehouses", headers=headers).json()
+        assert {w["code"] for w in warehouses["items"]} == {"SZX", "LAX", "FRA"}
+        stock = httpx.get(f"{url}/api/v1/stock", params={"warehouse": "FRA"}, headers=headers)
+        assert stock.json()["total"] > 100
+        locations = httpx.get(f"{url}/api/v1/warehouses/LAX/locations",
+                              params={"limit": 500}, headers=headers).json()
+        assert locations["total"] >= 100
+        assert all(len(loc["check_digits"]) in (2, 3) for loc in locations["items"])
+        assert httpx.get(f"{url}/api/v1/reconcile", headers=headers).json()["consistent"]
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=20)[0]
+    assert "demo-pass-1234" in output  # the credentials are printed at start
+    assert f"http://127.0.0.1:{port}" in output

@@ -1,0 +1,65 @@
+"""The ledger as a library: stock never negative, reconciliation catches tampering, and the
+database itself refuses to change a recorded movement."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text, update
+from sqlalchemy.exc import DBAPIError
+
+from server import schemas
+from server.db import Database, make_engine, make_session_factory, transaction
+from server.problems import InsufficientStock
+from server.services import catalog, inventory, ledger
+from server.tables import Movement, Stock
+
+
+@pytest.fixture
+def db(database_url: str) -> Database:
+    engine = make_engine(database_url)
+    database = Database(make_session_factory(engine))
+    with transaction(database.sessions) as session:
+        warehouse = catalog.create_warehouse(session, code="FRA", name="Frankfurt",
+                                             country="DE", timezone="Europe/Berlin")
+        for code in ("A-1", "A-2"):
+            catalog.create_location(session, warehouse, catalog.LocationSpec(code=code))
+        catalog.create_sku(session, code="TEA", description="Green tea")
+        inventory.receive(session, schemas.ReceiptCreate(
+            warehouse="FRA", lines=[schemas.ReceiptLineIn(sku="TEA", location="A-1", quantity=5)]
+        ), actor="test")
+    return database
+
+
+def _move(quantity: int) -> schemas.MoveCreate:
+    return schemas.MoveCreate(warehouse="FRA", sku="TEA", from_location="A-1", to_location="A-2",
+                              quantity=quantity)
+
+
+def test_a_take_larger_than_the_stock_fails_and_leaves_no_trace(db: Database) -> None:
+    with pytest.raises(InsufficientStock):
+        db.run(inventory.move, _move(6), actor="test")
+    assert db.run(ledger.reconcile).consistent
+    assert db.run(lambda s: s.query(Movement).count()) == 1
+
+
+def test_reserved_units_cannot_be_moved_away(db: Database) -> None:
+    db.run(lambda s: s.execute(update(Stock).values(reserved=4)))
+    with pytest.raises(InsufficientStock):
+        db.run(inventory.move, _move(2), actor="test")
+    db.run(inventory.move, _move(1), actor="test")
+
+
+def test_reconcile_finds_stock_changed_behind_the_ledgers_back(db: Database) -> None:
+    db.run(lambda s: s.execute(update(Stock).values(quantity=Stock.quantity + 1)))
+    result = db.run(ledger.reconcile)
+    assert not result.consistent
+    [mismatch] = result.discrepancies
+    assert (mismatch.ledger, mismatch.stock) == (5, 6)
+
+
+@pytest.mark.parametrize("statement", ["UPDATE movements SET quantity = 99",
+                                       "DELETE FROM movements"])
+def test_the_database_refuses_to_rewrite_history(db: Database, statement: str) -> None:
+    with pytest.raises(DBAPIError, match="immutable"):
+        db.run(lambda s: s.execute(text(statement)))
+    assert db.run(lambda s: s.query(Movement.quantity).scalar()) == 5
