@@ -12,13 +12,17 @@ import pytest
 from tests.conftest import REPO
 
 
-def wavepick(*args: str, cwd: Path, env: dict[str, str] | None = None, input: str | None = None
-             ) -> subprocess.CompletedProcess[str]:
+def wavepick(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from server.cli import main; main()", *args],
-        cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO), "WAVEPICK_DATA_DIR": str(cwd),
-                      **(env or {})},
-        capture_output=True, text=True, timeout=300, input=input,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO), "WAVEPICK_DATA_DIR": str(cwd), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        input=input,
     )
 
 
@@ -34,15 +38,18 @@ def test_db_upgrade_creates_the_default_sqlite_file_in_the_working_directory(
 
 def test_users_add_refuses_an_unknown_role(tmp_path: Path) -> None:
     wavepick("db", "upgrade", cwd=tmp_path)
-    bad = wavepick("users", "add", "ops", "--role", "boss", "--password", "long-enough-pw",
-                   cwd=tmp_path)
+    bad = wavepick(
+        "users", "add", "ops", "--role", "boss", "--password", "long-enough-pw", cwd=tmp_path
+    )
     assert bad.returncode != 0
     assert "role" in bad.stderr
-    ok = wavepick("users", "add", "ops", "--role", "admin", "--password", "long-enough-pw",
-                  cwd=tmp_path)
+    ok = wavepick(
+        "users", "add", "ops", "--role", "admin", "--password", "long-enough-pw", cwd=tmp_path
+    )
     assert ok.returncode == 0, ok.stderr
-    again = wavepick("users", "add", "ops", "--role", "admin", "--password", "long-enough-pw",
-                     cwd=tmp_path)
+    again = wavepick(
+        "users", "add", "ops", "--role", "admin", "--password", "long-enough-pw", cwd=tmp_path
+    )
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
@@ -66,11 +73,25 @@ def test_serve_demo_serves_stock_to_a_supervisor(tmp_path: Path) -> None:
 
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-c", "from server.cli import main; main()", "serve", "--demo",
-         "--port", str(port)],
-        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO),
-                           "WAVEPICK_DATA_DIR": str(tmp_path), "WAVEPICK_DEMO_PASSWORD": "demo-pass-1234"},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-c",
+            "from server.cli import main; main()",
+            "serve",
+            "--demo",
+            "--port",
+            str(port),
+        ],
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "WAVEPICK_DATA_DIR": str(tmp_path),
+            "WAVEPICK_DEMO_PASSWORD": "demo-pass-1234",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -85,15 +106,18 @@ def test_serve_demo_serves_stock_to_a_supervisor(tmp_path: Path) -> None:
             import time
 
             time.sleep(0.2)
-        token = httpx.post(f"{url}/api/v1/auth/token",
-                           data={"username": "supervisor", "password": "demo-pass-1234"}).json()
+        token = httpx.post(
+            f"{url}/api/v1/auth/token",
+            data={"username": "supervisor", "password": "demo-pass-1234"},
+        ).json()
         headers = {"Authorization": f"Bearer {token['access_token']}"}
         warehouses = httpx.get(f"{url}/api/v1/warehouses", headers=headers).json()
         assert {w["code"] for w in warehouses["items"]} == {"SZX", "LAX", "FRA"}
         stock = httpx.get(f"{url}/api/v1/stock", params={"warehouse": "FRA"}, headers=headers)
         assert stock.json()["total"] > 100
-        locations = httpx.get(f"{url}/api/v1/warehouses/LAX/locations",
-                              params={"limit": 500}, headers=headers).json()
+        locations = httpx.get(
+            f"{url}/api/v1/warehouses/LAX/locations", params={"limit": 500}, headers=headers
+        ).json()
         assert locations["total"] >= 100
         assert all(len(loc["check_digits"]) in (2, 3) for loc in locations["items"])
         assert httpx.get(f"{url}/api/v1/reconcile", headers=headers).json()["consistent"]

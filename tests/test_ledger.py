@@ -19,20 +19,27 @@ def db(database_url: str) -> Database:
     engine = make_engine(database_url)
     database = Database(make_session_factory(engine))
     with transaction(database.sessions) as session:
-        warehouse = catalog.create_warehouse(session, code="FRA", name="Frankfurt",
-                                             country="DE", timezone="Europe/Berlin")
+        warehouse = catalog.create_warehouse(
+            session, code="FRA", name="Frankfurt", country="DE", timezone="Europe/Berlin"
+        )
         for code in ("A-1", "A-2"):
             catalog.create_location(session, warehouse, catalog.LocationSpec(code=code))
         catalog.create_sku(session, code="TEA", description="Green tea")
-        inventory.receive(session, schemas.ReceiptCreate(
-            warehouse="FRA", lines=[schemas.ReceiptLineIn(sku="TEA", location="A-1", quantity=5)]
-        ), actor="test")
+        inventory.receive(
+            session,
+            schemas.ReceiptCreate(
+                warehouse="FRA",
+                lines=[schemas.ReceiptLineIn(sku="TEA", location="A-1", quantity=5)],
+            ),
+            actor="test",
+        )
     return database
 
 
 def _move(quantity: int) -> schemas.MoveCreate:
-    return schemas.MoveCreate(warehouse="FRA", sku="TEA", from_location="A-1", to_location="A-2",
-                              quantity=quantity)
+    return schemas.MoveCreate(
+        warehouse="FRA", sku="TEA", from_location="A-1", to_location="A-2", quantity=quantity
+    )
 
 
 def test_a_take_larger_than_the_stock_fails_and_leaves_no_trace(db: Database) -> None:
@@ -57,8 +64,9 @@ def test_reconcile_finds_stock_changed_behind_the_ledgers_back(db: Database) -> 
     assert (mismatch.ledger, mismatch.stock) == (5, 6)
 
 
-@pytest.mark.parametrize("statement", ["UPDATE movements SET quantity = 99",
-                                       "DELETE FROM movements"])
+@pytest.mark.parametrize(
+    "statement", ["UPDATE movements SET quantity = 99", "DELETE FROM movements"]
+)
 def test_the_database_refuses_to_rewrite_history(db: Database, statement: str) -> None:
     with pytest.raises(DBAPIError, match="immutable"):
         db.run(lambda s: s.execute(text(statement)))
