@@ -1,0 +1,92 @@
+"""Headset protocol v1 frames (see DESIGN.md): parsing what a headset sends, and building
+what the server answers. Bad input becomes a `FrameError` with a stable code, sent back as
+an `error` frame; the session stays open unless the error is fatal to the protocol."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+PROTOCOL_VERSION = 1
+MAX_TEXT_FRAME = 16 * 1024
+MAX_AUDIO_FRAME = 64 * 1024  # 2 s at 16 kHz; clients send 20–200 ms chunks
+SAMPLE_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
+UNAUTHORIZED = 4401
+PROTOCOL_ERROR = 4400
+
+
+class FrameError(Exception):
+    """A frame the server cannot take. `fatal` errors close the socket with 4400."""
+
+    def __init__(self, code: str, message: str, *, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.fatal = fatal
+
+
+class AudioFormat(BaseModel):
+    encoding: Literal["pcm_s16le"] = "pcm_s16le"
+    sample_rate: int = 16000
+
+
+class Hello(BaseModel):
+    type: Literal["hello"]
+    protocol: int
+    device: str = Field("", max_length=128)
+    locale: str = Field("en-US", max_length=16)
+    audio: AudioFormat = AudioFormat()
+
+
+class Say(BaseModel):
+    type: Literal["say"]
+    text: str = Field(max_length=200)
+
+
+class Bye(BaseModel):
+    type: Literal["bye"]
+
+
+ClientFrame = Annotated[Hello | Say | Bye, Field(discriminator="type")]
+_client_frame: TypeAdapter[Hello | Say | Bye] = TypeAdapter(ClientFrame)
+KNOWN_TYPES = {"hello", "say", "bye"}
+
+
+def parse_text_frame(text: str) -> Hello | Say | Bye:
+    if len(text.encode()) > MAX_TEXT_FRAME:
+        raise FrameError("frame_too_large", f"text frames are at most {MAX_TEXT_FRAME} bytes")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise FrameError("malformed_json", "a text frame must be a JSON object") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise FrameError("malformed_frame", 'a frame is a JSON object with a "type"')
+    if data["type"] not in KNOWN_TYPES:
+        raise FrameError("unknown_type", f"unknown frame type {data['type']!r}")
+    try:
+        frame = _client_frame.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"][1:]) or data["type"]
+        raise FrameError("invalid_frame", f"{where}: {first['msg']}") from exc
+    if isinstance(frame, Hello):
+        if frame.protocol != PROTOCOL_VERSION:
+            raise FrameError("unsupported_protocol",
+                             f"this server speaks protocol {PROTOCOL_VERSION}", fatal=True)
+        if frame.audio.sample_rate not in SAMPLE_RATES:
+            raise FrameError("unsupported_sample_rate",
+                             f"sample_rate must be one of {SAMPLE_RATES}", fatal=True)
+    return frame
+
+
+def check_audio_frame(data: bytes) -> None:
+    if len(data) > MAX_AUDIO_FRAME:
+        raise FrameError("frame_too_large", f"audio frames are at most {MAX_AUDIO_FRAME} bytes")
+    if len(data) % 2:
+        raise FrameError("invalid_audio", "PCM s16le frames hold whole 2-byte samples")
+
+
+def error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message}
