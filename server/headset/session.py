@@ -1,0 +1,250 @@
+"""One headset connection: hello, then prompts spoken out and answers heard in, each answer
+handed to the pick dialog in order.
+
+Speech is endpointed as it streams in; an utterance is recognised against the grammar of
+the dialog state it answers. Typed `say` frames take the same path from there. Prompt
+audio is paced at speaking speed so that the picker talking over it (barge-in) stops the
+rest. Blocking work (recognition, synthesis, the dialog's database calls) runs in worker
+threads; the queue of answers is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from anyio.to_thread import run_sync
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from server.headset.protocol import (
+    PROTOCOL_ERROR,
+    Bye,
+    FrameError,
+    Hello,
+    Say,
+    check_audio_frame,
+    error,
+    parse_text_frame,
+)
+from server.headset.speech import SpeechServices
+from voice.dialog import PickDialog, Prompt, Turn
+from voice.dialog.pick import PickWork
+from voice.endpoint import Endpointer, SpeechEnded, SpeechStarted
+
+log = logging.getLogger(__name__)
+
+AUDIO_CHUNK_MS = 100
+AUDIO_LEAD_MS = 300  # sent at once so playback starts without a gap
+IDLE_TIMEOUT_S = 15 * 60
+MAX_PENDING_ANSWERS = 8
+
+
+@dataclass(frozen=True)
+class Answer:
+    tokens: tuple[str, ...]
+    text: str
+    confidence: float
+    accepted: bool
+    source: Literal["speech", "text"]
+
+
+class HeadsetSession:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        *,
+        operator: str,
+        speech: SpeechServices,
+        open_work: Callable[[str], PickWork],
+        snapshots: dict[str, dict[str, Any]],
+    ) -> None:
+        self.websocket = websocket
+        self.operator = operator
+        self.speech = speech
+        self.open_work = open_work
+        self.snapshots = snapshots
+        self.id = uuid.uuid4().hex
+        self.locale = "en-US"
+        self.sample_rate = 16000
+        self.dialog: PickDialog | None = None
+        self.answers: asyncio.Queue[Answer | SpeechEnded] = asyncio.Queue(MAX_PENDING_ANSWERS)
+        self._send_lock = asyncio.Lock()
+        self._speaking: asyncio.Task[None] | None = None
+        self._prompt_id = 0
+        self._endpointer: Endpointer | None = None
+        self._closing = False
+
+    async def run(self) -> None:
+        """Serve the connection until the headset says bye, signs off or goes away."""
+        worker: asyncio.Task[None] | None = None
+        try:
+            while not self._closing:
+                message = await asyncio.wait_for(self.websocket.receive(), IDLE_TIMEOUT_S)
+                if message["type"] == "websocket.disconnect":
+                    break
+                try:
+                    if message.get("bytes") is not None:
+                        await self._on_audio(message["bytes"])
+                    elif message.get("text") is not None:
+                        frame = parse_text_frame(message["text"])
+                        if isinstance(frame, Hello):
+                            await self._on_hello(frame)
+                            worker = worker or asyncio.create_task(self._answer_worker())
+                        elif isinstance(frame, Say):
+                            await self._on_say(frame)
+                        elif isinstance(frame, Bye):
+                            break
+                except FrameError as exc:
+                    await self.send_json(error(exc.code, exc.message))
+                    if exc.fatal:
+                        await self.websocket.close(PROTOCOL_ERROR, exc.code)
+                        return
+        except (WebSocketDisconnect, TimeoutError):
+            pass
+        finally:
+            for task in (worker, self._speaking):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            self._save()
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await self.websocket.close()
+
+    async def _on_hello(self, hello: Hello) -> None:
+        if self.dialog is not None:
+            raise FrameError("already_started", "hello was already received")
+        if hello.locale not in self.speech.locales:
+            raise FrameError("unsupported_locale",
+                             f"locale must be one of {sorted(self.speech.locales)}", fatal=True)
+        self.locale = hello.locale
+        self.sample_rate = hello.audio.sample_rate
+        self._endpointer = Endpointer(self.sample_rate)
+        await self.send_json({"type": "welcome", "session": self.id, "operator": self.operator,
+                              "sample_rate": self.sample_rate})
+        snapshot = self.snapshots.get(self.operator)
+        work = self.open_work(self.operator)
+        if snapshot and snapshot.get("locale") == self.locale:
+            self.dialog, prompt = await run_sync(self._restore, work, snapshot)
+        else:
+            self.dialog = PickDialog(work, locale=self.locale,
+                                     min_confidence=self.speech.min_confidence)
+            prompt = await run_sync(self.dialog.start)
+        self._save()
+        await self.speak(prompt)
+
+    def _restore(self, work: PickWork, snapshot: dict[str, Any]) -> tuple[PickDialog, Prompt]:
+        dialog = PickDialog.restore(work, snapshot["dialog"], locale=self.locale,
+                                    min_confidence=self.speech.min_confidence)
+        return dialog, dialog.repeat()
+
+    async def _on_audio(self, data: bytes) -> None:
+        check_audio_frame(data)
+        if self._endpointer is None:
+            raise FrameError("audio_before_hello", "send hello before audio")
+        for event in self._endpointer.feed(data):
+            if isinstance(event, SpeechStarted):
+                await self._barge_in()
+            elif isinstance(event, SpeechEnded):
+                await self._queue(event)
+
+    async def _on_say(self, frame: Say) -> None:
+        if self.dialog is None:
+            raise FrameError("hello_required", "send hello before say")
+        tokens = self.speech.parse_typed(frame.text, self.locale)
+        answer = Answer(tokens=tokens or (), text=frame.text, confidence=1.0,
+                        accepted=tokens is not None, source="text")
+        await self._queue(answer)
+
+    async def _queue(self, answer: Answer | SpeechEnded) -> None:
+        """Speech waits in the queue as audio: it is recognised when its turn comes,
+        against the grammar of the state the dialog is in by then."""
+        try:
+            self.answers.put_nowait(answer)
+        except asyncio.QueueFull:
+            raise FrameError("busy", "too many answers waiting; slow down") from None
+
+    async def _answer_worker(self) -> None:
+        while True:
+            item = await self.answers.get()
+            try:
+                answer = item if isinstance(item, Answer) else await self._recognized(item)
+                await self._answer(answer)
+            except Exception:
+                log.exception("headset %s: answer failed", self.operator)
+                await self.send_json(error("internal_error", "that answer could not be handled"))
+
+    async def _recognized(self, ended: SpeechEnded) -> Answer:
+        assert self.dialog is not None
+        grammar = self.dialog.grammar()
+        result = await run_sync(self.speech.recognize, ended.audio, grammar, self.sample_rate,
+                                self.operator)
+        return Answer(tokens=tuple(result.tokens), text=result.text,
+                      confidence=result.confidence, accepted=result.accepted, source="speech")
+
+    async def _answer(self, answer: Answer) -> None:
+        assert self.dialog is not None
+        turn: Turn = await run_sync(self.dialog.hear, answer.tokens, answer.confidence,
+                                    answer.accepted)
+        await self.send_json({"type": "heard", "text": answer.text,
+                              "confidence": round(answer.confidence, 3),
+                              "accepted": turn.accepted, "source": answer.source})
+        self._save()
+        if turn.prompt is not None:
+            await self.speak(turn.prompt)
+        if turn.ended:
+            self.snapshots.pop(self.operator, None)
+            self._closing = True
+            await self.websocket.close(1000, "signed off")
+
+    async def speak(self, prompt: Prompt) -> None:
+        """Send a prompt and start its audio; a prompt still playing is cut short."""
+        await self._barge_in()
+        self._prompt_id += 1
+        prompt_id = self._prompt_id
+        await self.send_json({"type": "prompt", "id": prompt_id, "text": prompt.text,
+                              "state": prompt.state, "display": prompt.display})
+        pcm = await run_sync(self.speech.synthesize, prompt.text, self.locale, self.sample_rate)
+        self._speaking = asyncio.create_task(self._play(prompt_id, pcm))
+
+    async def _play(self, prompt_id: int, pcm: bytes) -> None:
+        chunk = self.sample_rate * 2 * AUDIO_CHUNK_MS // 1000
+        lead = AUDIO_LEAD_MS // AUDIO_CHUNK_MS
+        interrupted = True
+        try:
+            for n, start in enumerate(range(0, len(pcm), chunk)):
+                if n >= lead:
+                    await asyncio.sleep(AUDIO_CHUNK_MS / 1000)
+                await self.send_bytes(pcm[start : start + chunk])
+            interrupted = False
+        finally:
+            end: dict[str, Any] = {"type": "prompt_end", "id": prompt_id}
+            if interrupted:
+                end["interrupted"] = True
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.send_json(end))
+
+    async def _barge_in(self) -> None:
+        speaking, self._speaking = self._speaking, None
+        if speaking is not None and not speaking.done():
+            speaking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await speaking
+
+    def _save(self) -> None:
+        if self.dialog is not None and not self._closing:
+            self.snapshots[self.operator] = {"locale": self.locale,
+                                             "dialog": self.dialog.snapshot()}
+
+    async def send_json(self, data: dict[str, Any]) -> None:
+        async with self._send_lock:
+            await self.websocket.send_json(data)
+
+    async def send_bytes(self, data: bytes) -> None:
+        async with self._send_lock:
+            await self.websocket.send_bytes(data)

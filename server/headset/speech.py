@@ -1,0 +1,45 @@
+"""Speech for headset sessions: one synthesizer and one set of loaded recognition models,
+shared by every connection (created once in the app's lifespan)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from voice.grammar import Grammar, load_vocabulary
+from voice.stt import EngineCache, open_recognizer
+from voice.stt.base import Result
+from voice.tts import Synthesizer
+
+
+@dataclass
+class SpeechServices:
+    synthesizer: Synthesizer
+    engines: EngineCache
+    engine: str = "auto"
+    profiles_dir: Path | None = None
+    min_confidence: float = 0.5
+    locales: frozenset[str] = field(default_factory=lambda: frozenset({"en-US", "zh-CN"}))
+
+    def profile(self, operator: str) -> Path | None:
+        """The operator's enrolled voice profile, when there is one."""
+        if self.profiles_dir is None:
+            return None
+        path = self.profiles_dir / operator
+        return path if path.is_dir() else None
+
+    def recognize(self, audio: np.ndarray, grammar: Grammar, sample_rate: int,
+                  operator: str) -> Result:
+        recognizer = open_recognizer(self.engine, grammar, sample_rate,
+                                     profile=self.profile(operator), cache=self.engines)
+        recognizer.accept_audio(audio)
+        return recognizer.final()
+
+    def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes:
+        return self.synthesizer.synthesize(text, locale=locale, sample_rate=sample_rate)
+
+    def parse_typed(self, text: str, locale: str) -> tuple[str, ...] | None:
+        """Tokens of a typed answer ("57", "five seven", "say again"), None if not words."""
+        return load_vocabulary(locale).parse(text)
