@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from voice.dialog.prompts import Prompts, load_prompts
+from voice.dialog.typed import tokens_from_text
 from voice.grammar import DIGITS, Grammar, build_grammar
 
 log = logging.getLogger(__name__)
@@ -214,6 +215,12 @@ class Dialog:
                 event = Event("rejected", {"reason": exc.reason, "message": str(exc)})
                 reply = Reply(say=(self.rejection(exc.reason),), events=(event,))
             return self._turn(reply, accepted=True)
+
+    def hear_text(self, text: str) -> Turn:
+        """A typed ``say`` frame: handled exactly like a recognised, confident utterance
+        (text that is no word of the locale is not understood, like speech outside the
+        grammar)."""
+        return self.hear(tokens_from_text(text, self.grammar().vocabulary), 1.0, True)
 
     def repeat(self) -> Prompt:
         """The current state's instruction again ("say again", or after a reconnect)."""
