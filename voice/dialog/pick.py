@@ -181,7 +181,7 @@ PICK_WORKFLOW = Workflow(
                 "sign_off": "ask_sign_off",
                 **_ALWAYS,
             },
-            display=("assignment", "staging"),
+            display=("staging",),
         ),
         State(
             "no_work",
