@@ -14,10 +14,13 @@ import pytest
 from voice.dialog import (
     PICK_WORKFLOW,
     AssignmentInfo,
+    Dialog,
     PickDialog,
     PickRejected,
     PickTask,
+    State,
     Turn,
+    Workflow,
     load_prompts,
 )
 from voice.dialog.prompts import chinese_cardinal
@@ -364,7 +367,11 @@ def test_wrong_check_digits_repeat_the_location_and_never_reveal_the_right_ones(
     assert dialog.state.name == "location"
 
     staying = [w for w in dialog.grammar().commands if w not in ("skip_slot", "sign_off")]
-    everything = [turn, dialog.hear(("5", "7", "0")), *(dialog.hear((w,)) for w in staying)]
+    everything = [
+        turn,
+        dialog.hear(("5", "7", "0"), 0.9, True),
+        *(dialog.hear((w,), 0.9, True) for w in staying),
+    ]
     assert {t.prompt.state for t in everything if t.prompt} == {"location"}
     shown = [
         text(t) + json.dumps(t.prompt.display if t.prompt else {}, ensure_ascii=False)
@@ -412,7 +419,8 @@ def test_two_copies_of_a_confirmation_arriving_together_are_applied_once(
     work.slow_confirm = 0.05
     turns: list[Turn] = []
     threads = [
-        threading.Thread(target=lambda: turns.append(at_quantity.hear(("3",)))) for _ in "ab"
+        threading.Thread(target=lambda: turns.append(at_quantity.hear(("3",), 0.9, True)))
+        for _ in "ab"
     ]
     for thread in threads:
         thread.start()
@@ -580,7 +588,7 @@ def test_sign_off_asks_first_and_no_goes_back(work: Warehouse, at_quantity: Pick
     assert yes.ended and event_names(yes) == ["signed_off"]
     assert work.calls == [("sign_off",)]
 
-    after = at_quantity.hear(("3",))
+    after = at_quantity.hear(("3",), 0.9, True)
     assert after == Turn(None, accepted=False, ended=True)
     assert work.inventory_calls() == []
 
@@ -654,6 +662,12 @@ def test_a_signed_off_snapshot_stays_ended(work: Warehouse, at_quantity: PickDia
     assert resumed.ended
 
 
+def test_a_table_naming_a_missing_handler_is_refused() -> None:
+    table = Workflow("broken", (State("start", prompt="start", words={"ready": "nowhere"}),))
+    with pytest.raises(TypeError, match="names no handler 'nowhere'"):
+        type("BrokenDialog", (Dialog,), {"workflow": table, "initial": "start"})
+
+
 def test_a_foreign_snapshot_is_refused(work: Warehouse) -> None:
     with pytest.raises(ValueError, match="not a pick dialog"):
         PickDialog.restore(work, {"workflow": "count", "version": 1, "state": "location"})
@@ -681,7 +695,7 @@ def test_every_prompt_renders_from_what_the_dialog_knows(locale: str) -> None:
     work = warehouse()
     dialog = PickDialog(work, locale=locale)
     dialog.start()
-    dialog.hear(("ready",))
+    dialog.hear(("ready",), 0.9, True)
     dialog.staging = "3"
     prompts = load_prompts("pick", locale)
     for key in prompts.templates:

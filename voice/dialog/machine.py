@@ -194,9 +194,9 @@ class Dialog:
             )
         return self._grammars[state.name]
 
-    def hear(self, tokens: Iterable[str], confidence: float = 1.0, accepted: bool = True) -> Turn:
-        """Handle one final utterance (canonical tokens, as the recogniser or a typed
-        ``say`` frame gives them)."""
+    def hear(self, tokens: Iterable[str], confidence: float, accepted: bool) -> Turn:
+        """Handle one final utterance: the recogniser's canonical tokens, its confidence
+        (0..1) and whether it accepted the utterance (in grammar, above its own threshold)."""
         tokens = tuple(tokens)
         with self._lock:
             if self.ended:
