@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -591,6 +591,49 @@ def test_sign_off_asks_first_and_no_goes_back(work: Warehouse, at_quantity: Pick
     after = at_quantity.hear(("3",), 0.9, True)
     assert after == Turn(None, accepted=False, ended=True)
     assert work.inventory_calls() == []
+
+
+def test_every_word_in_mandarin(work: Warehouse) -> None:
+    dialog = PickDialog(work, locale="zh-CN")
+    dialog.start()
+    said(dialog, "好了", "五七")
+    script = [
+        ("还剩多少", "还剩两个拣货，十四件。拣三件。"),
+        ("位置", "十二号通道。四号货位。拣三件。"),
+        ("描述", "Blue mug。拣三件。"),
+        ("再说一遍", "拣三件。"),
+        ("破损", "已报告破损。拣三件。"),
+        ("呼叫主管", "已呼叫主管。拣三件。"),
+        ("退出", "确定退出吗？请说是或不是。"),
+        ("不是", "拣三件。"),
+        ("缺货", "拣了几件？"),
+        ("取消", "拣三件。"),
+        ("缺货", "拣了几件？"),
+        ("两", "已记录缺货，拣了两件。十三号通道。一号货位。B层。"),
+        ("跳过", "已跳过货位。十三号通道。一号货位。B层。"),
+        ("退出", "确定退出吗？请说是或不是。"),
+        ("是", "已退出。再见。"),
+    ]
+    for words, prompt in script:
+        (turn,) = said(dialog, words)
+        assert (turn.accepted, text(turn)) == (True, prompt), words
+    assert dialog.ended
+    assert work.calls == [
+        ("report_damaged", 1),
+        ("call_supervisor", 1),
+        ("report_short", 1, 2),
+        ("skip", 2),
+        ("sign_off",),
+    ]
+
+
+def test_a_line_without_a_description_says_only_the_instruction() -> None:
+    work = Warehouse([(AssignmentInfo("5", 1, "1"), [replace(mug(), description="")])])
+    dialog = PickDialog(work)
+    dialog.start()
+    said(dialog, "ready", "five seven")
+    (turn,) = said(dialog, "description")
+    assert text(turn) == "Pick 3."
 
 
 # -- resuming after a reconnect ---------------------------------------------------------
