@@ -15,8 +15,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from anyio.to_thread import run_sync
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -44,15 +43,6 @@ IDLE_TIMEOUT_S = 15 * 60
 MAX_PENDING_ANSWERS = 8
 
 
-@dataclass(frozen=True)
-class Answer:
-    tokens: tuple[str, ...]
-    text: str
-    confidence: float
-    accepted: bool
-    source: Literal["speech", "text"]
-
-
 class HeadsetSession:
     def __init__(
         self,
@@ -72,7 +62,7 @@ class HeadsetSession:
         self.locale = "en-US"
         self.sample_rate = 16000
         self.dialog: PickDialog | None = None
-        self.answers: asyncio.Queue[Answer | SpeechEnded] = asyncio.Queue(MAX_PENDING_ANSWERS)
+        self.answers: asyncio.Queue[SpeechEnded | str] = asyncio.Queue(MAX_PENDING_ANSWERS)
         self._send_lock = asyncio.Lock()
         self._speaking: asyncio.Task[None] | None = None
         self._prompt_id = 0
@@ -156,13 +146,10 @@ class HeadsetSession:
     async def _on_say(self, frame: Say) -> None:
         if self.dialog is None:
             raise FrameError("hello_required", "send hello before say")
-        tokens = self.speech.parse_typed(frame.text, self.locale)
-        answer = Answer(tokens=tokens or (), text=frame.text, confidence=1.0,
-                        accepted=tokens is not None, source="text")
-        await self._queue(answer)
+        await self._queue(frame.text)
 
-    async def _queue(self, answer: Answer | SpeechEnded) -> None:
-        """Speech waits in the queue as audio: it is recognised when its turn comes,
+    async def _queue(self, answer: SpeechEnded | str) -> None:
+        """Answers wait in order, speech as audio: it is recognised when its turn comes,
         against the grammar of the state the dialog is in by then."""
         try:
             self.answers.put_nowait(answer)
@@ -171,29 +158,27 @@ class HeadsetSession:
 
     async def _answer_worker(self) -> None:
         while True:
-            item = await self.answers.get()
+            answer = await self.answers.get()
             try:
-                answer = item if isinstance(item, Answer) else await self._recognized(item)
                 await self._answer(answer)
             except Exception:
                 log.exception("headset %s: answer failed", self.operator)
                 await self.send_json(error("internal_error", "that answer could not be handled"))
 
-    async def _recognized(self, ended: SpeechEnded) -> Answer:
+    async def _answer(self, answer: SpeechEnded | str) -> None:
+        """Hand one answer to the dialog, tell the headset what was heard, then prompt."""
         assert self.dialog is not None
-        grammar = self.dialog.grammar()
-        result = await run_sync(self.speech.recognize, ended.audio, grammar, self.sample_rate,
-                                self.operator)
-        return Answer(tokens=tuple(result.tokens), text=result.text,
-                      confidence=result.confidence, accepted=result.accepted, source="speech")
-
-    async def _answer(self, answer: Answer) -> None:
-        assert self.dialog is not None
-        turn: Turn = await run_sync(self.dialog.hear, answer.tokens, answer.confidence,
-                                    answer.accepted)
-        await self.send_json({"type": "heard", "text": answer.text,
-                              "confidence": round(answer.confidence, 3),
-                              "accepted": turn.accepted, "source": answer.source})
+        dialog = self.dialog
+        if isinstance(answer, str):
+            turn: Turn = await run_sync(dialog.hear_text, answer)
+            heard = {"text": answer, "confidence": 1.0, "source": "text"}
+        else:
+            result = await run_sync(self.speech.recognize, answer.audio, dialog.grammar(),
+                                    self.sample_rate, self.operator)
+            turn = await run_sync(dialog.hear, result.tokens, result.confidence, result.accepted)
+            heard = {"text": result.text, "confidence": round(result.confidence, 3),
+                     "source": "speech"}
+        await self.send_json({"type": "heard", **heard, "accepted": turn.accepted})
         self._save()
         if turn.prompt is not None:
             await self.speak(turn.prompt)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voice.grammar import Grammar, load_vocabulary
+from voice.grammar import Grammar
 from voice.stt import EngineCache, open_recognizer
 from voice.stt.base import Result
 from voice.tts import Synthesizer
@@ -39,7 +39,3 @@ class SpeechServices:
 
     def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes:
         return self.synthesizer.synthesize(text, locale=locale, sample_rate=sample_rate)
-
-    def parse_typed(self, text: str, locale: str) -> tuple[str, ...] | None:
-        """Tokens of a typed answer ("57", "five seven", "say again"), None if not words."""
-        return load_vocabulary(locale).parse(text)

@@ -1,0 +1,108 @@
+"""The warehouse behind one picker's headset dialog: `PickWork` on the database services.
+
+Each call is its own short transaction (a confirmation is committed before the dialog moves
+on, so a crash afterwards loses nothing). Refusals from the domain become `PickRejected`
+with the problem's stable code, which the dialog speaks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+
+from server.db import Database
+from server.problems import Problem
+from server.services import picking
+from server.tables import Assignment, ExceptionKind
+from voice.dialog import AssignmentInfo, PickRejected, PickTask
+
+T = TypeVar("T")
+
+
+class DatabasePickWork:
+    """`voice.dialog.PickWork` for `operator`, run synchronously (the dialog is called from a
+    worker thread)."""
+
+    def __init__(self, db: Database, operator: str, warehouse: str | None = None) -> None:
+        self.db = db
+        self.operator = operator
+        self.warehouse = warehouse
+
+    def _run(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return self.db.run(work, *args, **kwargs)
+        except Problem as exc:
+            raise PickRejected(exc.code, exc.detail) from exc
+
+    def _assignment(self, session: Session) -> Assignment:
+        assignment = picking.current_assignment(session, self.operator)
+        if assignment is None:
+            raise Problem("no assignment in progress", code="no_assignment", status=409)
+        return assignment
+
+    def current_assignment(self) -> AssignmentInfo | None:
+        """The picker's assignment in progress, or the next ready one, now theirs."""
+
+        def sign_on(session: Session) -> AssignmentInfo | None:
+            assignment = picking.sign_on(session, self.operator, self.warehouse)
+            if assignment is None:
+                return None
+            brief = picking.brief(session, assignment)
+            return AssignmentInfo(number=str(brief.number), picks=brief.lines,
+                                  staging=brief.staging_location)
+
+        return self._run(sign_on)
+
+    def next_task(self) -> PickTask | None:
+        def next_task(session: Session) -> PickTask | None:
+            task = picking.next_task(session, self._assignment(session).id)
+            if task is None:
+                return None
+            return PickTask(line_id=task.line_id, location=task.location, aisle=task.aisle,
+                            slot=task.slot, level=task.level, check_digits=task.check_digits,
+                            quantity=task.quantity, sku=task.sku, description=task.description,
+                            unit=task.unit, picks_remaining=task.remaining)
+
+        return self._run(next_task)
+
+    def confirm_pick(self, line_id: int, quantity: int) -> None:
+        # One confirmation per line: a repeated answer carries the same token and replays.
+        self._run(picking.confirm_pick, line_id, quantity, self.operator,
+                  idempotency_token=f"headset:{line_id}")
+
+    def report_short(self, line_id: int, picked: int) -> None:
+        self._run(picking.report_short, line_id, picked, self.operator,
+                  idempotency_token=f"headset:{line_id}")
+
+    def skip(self, line_id: int) -> None:
+        self._run(picking.skip_line, line_id, self.operator)
+
+    def report_damaged(self, line_id: int) -> None:
+        self._run(picking.report_exception, ExceptionKind.damage, self.operator, line_id=line_id)
+
+    def call_supervisor(self, line_id: int | None) -> None:
+        def call(session: Session) -> None:
+            assignment_id = None if line_id is not None else self._assignment(session).id
+            picking.report_exception(session, ExceptionKind.help, self.operator,
+                                     line_id=line_id, assignment_id=assignment_id)
+
+        self._run(call)
+
+    def complete_assignment(self) -> str:
+        def complete(session: Session) -> str:
+            staging = picking.complete_assignment(session, self._assignment(session).id,
+                                                  self.operator)
+            return staging.code
+
+        return self._run(complete)
+
+    def sign_off(self) -> None:
+        self._run(picking.sign_off, self.operator)
+
+    def remaining(self) -> tuple[int, int]:
+        def remaining(session: Session) -> tuple[int, int]:
+            return picking.remaining_work(session, self._assignment(session).id)
+
+        return self._run(remaining)
