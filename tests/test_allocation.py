@@ -66,7 +66,7 @@ def test_nearest_ships_from_the_closest_warehouse(world: sessionmaker[Session]) 
         f.order(session, "XX-1", [("CASE", 2)], country="US", latitude=52.5, longitude=13.4)
 
     result = allocate(world, "US-1", NEAREST)
-    assert result.status is OrderStatus.allocated
+    assert result.status == OrderStatus.allocated
     assert shipped_from(world, "US-1") == {"LAX": 2}
     assert [r["warehouse"] for r in result.explanation["ranking"]] == ["LAX", "FRA", "SZX"]
     assert result.explanation["destination"]["point_from"] == "country centroid"
@@ -150,7 +150,7 @@ def test_split_allowed_takes_from_warehouses_in_rank_order(world: sessionmaker[S
         f.order(session, "US-5", [("CASE", 5)], country="US")
 
     result = allocate(world, "US-5", Policy(rules=(Rule.nearest,), split=Split.allowed))
-    assert result.status is OrderStatus.allocated
+    assert result.status == OrderStatus.allocated
     assert shipped_from(world, "US-5") == {"LAX": 3, "FRA": 2}
     assert "split across LAX, FRA" in result.explanation["decision"]
 
@@ -171,7 +171,7 @@ def test_no_split_ships_whole_from_the_best_warehouse_that_can(
 
     # nobody can ship 10 whole: the order waits and reserves nothing
     result = allocate(world, "US-7", never)
-    assert result.status is OrderStatus.backordered
+    assert result.status == OrderStatus.backordered
     assert result.allocated == 0
     with transaction(world) as session:
         assert f.reserved(session, "CASE") == (12, 5)
@@ -187,7 +187,7 @@ def test_split_only_above_a_value(world: sessionmaker[Session]) -> None:
 
     policy = Policy(rules=(Rule.nearest,), split=Split.above_value, split_min_value_cents=5_000)
     cheap = allocate(world, "CHEAP", policy)
-    assert cheap.status is OrderStatus.backordered
+    assert cheap.status == OrderStatus.backordered
     assert "below a value of 5000 cents" in cheap.explanation["decision"]
     allocate(world, "DEAR", policy)
     assert shipped_from(world, "DEAR") == {"LAX": 2}
@@ -254,7 +254,7 @@ def test_fefo_takes_the_earliest_expiry_and_never_an_expired_lot(
     ]
     # asking for the expired lot by name still does not ship it
     expired = allocate(world, "EXPIRED", NEAREST)
-    assert expired.status is OrderStatus.backordered
+    assert expired.status == OrderStatus.backordered
     with transaction(world) as session:
         old = session.scalar(select(Stock).where(Stock.lot == "OLD"))
         assert old is not None and old.reserved == 0
