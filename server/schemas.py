@@ -471,3 +471,57 @@ class WaveOut(BaseModel):
     released_at: dt.datetime
     orders: int
     assignments: list[AssignmentOut]
+
+
+Token_ = Field(
+    min_length=1,
+    max_length=128,
+    description="Identifies this answer: the same token again is a replay that changes nothing.",
+)
+
+
+class SignOn(BaseModel):
+    warehouse: str | None = Field(None, min_length=1, max_length=64)
+
+
+class PickConfirm(BaseModel):
+    quantity: int = Quantity
+    token: str = Token_
+    serials: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class PickShort(BaseModel):
+    picked: int = Field(ge=0, le=1_000_000, description="Units actually picked (fewer).")
+    token: str = Token_
+    note: str = Field("", max_length=2000)
+    serials: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class ExceptionCreate(BaseModel):
+    kind: Literal["damage", "wrong_item", "help"]
+    note: str = Field("", max_length=2000)
+
+
+class ExceptionOut(BaseModel):
+    id: int
+    kind: str
+    status: str
+    warehouse: str
+    assignment: int | None
+    pick_line: int | None
+    quantity: int | None
+    reported_by: str
+    note: str
+    created_at: dt.datetime
+
+
+class PickResultOut(BaseModel):
+    line: PickLineOut
+    replayed: bool
+    remaining: int
+    exception: ExceptionOut | None = None
+
+
+class AssignmentCompleted(BaseModel):
+    number: int
+    staging_location: str

@@ -661,3 +661,32 @@ def wave_view(session: Session, wave: Wave) -> schemas.WaveOut:
         orders=orders or 0,
         assignments=[assignment_view(session, a, show_check_digits=True) for a in wave.assignments],
     )
+
+
+def exception_view(exception: PickException, warehouse_code: str) -> schemas.ExceptionOut:
+    return schemas.ExceptionOut(
+        id=exception.id,
+        kind=exception.kind,
+        status=exception.status,
+        warehouse=warehouse_code,
+        assignment=exception.assignment_id,
+        pick_line=exception.pick_line_id,
+        quantity=exception.quantity,
+        reported_by=exception.reported_by,
+        note=exception.note,
+        created_at=exception.created_at,
+    )
+
+
+def get_wave(session: Session, number: int) -> Wave:
+    wave = session.get(Wave, number)
+    if wave is None:
+        raise NotFound(f"no wave {number}", code="wave_not_found")
+    return wave
+
+
+def get_pick_line(session: Session, line_id: int) -> PickLine:
+    line = session.get(PickLine, line_id)
+    if line is None:
+        raise NotFound(f"no pick line {line_id}", code="pick_line_not_found")
+    return line
