@@ -340,3 +340,23 @@ def test_a_hundred_concurrent_orders_never_over_reserve(world: sessionmaker[Sess
             OrderStatus.partially_allocated,
             OrderStatus.backordered,
         }
+
+
+def test_cancelling_gives_the_reserved_units_back(world: sessionmaker[Session]) -> None:
+    with transaction(world) as session:
+        f.stock(session, "LAX", "A-01-01", "CASE", 4)
+        f.order(session, "FIRST", [("CASE", 4)], country="US")
+        f.order(session, "SECOND", [("CASE", 4)], country="US")
+    allocate(world, "FIRST", NEAREST)
+    assert allocate(world, "SECOND", NEAREST).status == OrderStatus.backordered
+    with transaction(world) as session:
+        cancelled = allocation.cancel_order(session, "FIRST")
+        assert cancelled.status == OrderStatus.cancelled
+        assert f.reserved(session, "CASE") == (4, 0)
+        assert session.scalar(select(func.count(PickLine.id))) == 0
+    assert allocate(world, "SECOND", NEAREST).status == OrderStatus.allocated
+    with transaction(world) as session:
+        assert shipped_from(world, "FIRST") == {}
+        with pytest.raises(Conflict) as refused:
+            allocation.allocate_order(session, "FIRST", policy=NEAREST, today=TODAY)
+        assert refused.value.code == "order_not_allocatable"

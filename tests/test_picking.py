@@ -290,3 +290,16 @@ def test_pickers_signing_on_at_once_never_share_an_assignment(
     numbers = [n for n in got.values() if n is not None]
     assert len(numbers) == 7 and len(set(numbers)) == 7
     assert list(got.values()).count(None) == 5
+
+
+def test_an_order_on_the_floor_cannot_be_cancelled(floor: sessionmaker[Session]) -> None:
+    release(floor, carrier="UPS")
+    with transaction(floor) as session, pytest.raises(Conflict) as refused:
+        allocation.cancel_order(session, "O-2")
+    assert refused.value.code == "order_released"
+    release(floor, zone="B")  # O-3 partly released: its lamp line is on the floor
+    with transaction(floor) as session, pytest.raises(Conflict) as partly:
+        allocation.cancel_order(session, "O-3")
+    assert partly.value.code == "order_released"
+    with transaction(floor) as session:
+        assert allocation.cancel_order(session, "O-4").status == OrderStatus.cancelled

@@ -282,6 +282,56 @@ def allocate_order(
     )
 
 
+CANCELLABLE = (*ALLOCATABLE, OrderStatus.allocated)
+
+
+def cancel_order(session: Session, number: str) -> Order:
+    """Cancel an order that is not released to the floor yet, giving back its reserved
+    units. A released order is already on pickers' assignments: 409 `order_released`."""
+    order = get_order(session, number, for_update=True)
+    if order.status == OrderStatus.cancelled:
+        return order
+    if order.status not in CANCELLABLE:
+        raise Conflict(
+            f"order {number} is {order.status}; it is on the floor already",
+            code="order_released",
+        )
+    lines = session.scalars(
+        select(PickLine)
+        .join(Location, Location.id == PickLine.location_id)
+        .where(PickLine.order_id == order.id)
+        .order_by(Location.id, PickLine.sku_id, PickLine.lot)
+    ).all()
+    if any(line.wave_id is not None for line in lines):  # part released with a zone wave
+        raise Conflict(f"order {number} is partly on the floor", code="order_released")
+    for line in lines:
+        released = session.execute(
+            update(Stock)
+            .where(
+                Stock.location_id == line.location_id,
+                Stock.sku_id == line.sku_id,
+                Stock.lot == line.lot,
+                Stock.reserved >= line.quantity,
+            )
+            .values(reserved=Stock.reserved - line.quantity, updated_at=utcnow()),
+            execution_options={"synchronize_session": False},
+        )
+        if released.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict("a reservation of this order is gone", code="reservation_missing")
+        session.delete(line)
+    session.flush()
+    line_ids = [line.id for line in order.lines]
+    for allocation in session.scalars(
+        select(Allocation).where(Allocation.order_line_id.in_(line_ids))
+    ):
+        session.delete(allocation)
+    for order_line in order.lines:
+        order_line.quantity_allocated = 0
+    order.status = OrderStatus.cancelled
+    session.flush()
+    return order
+
+
 def _destination(order: Order) -> tuple[float, float] | None:
     if order.latitude is not None and order.longitude is not None:
         return (order.latitude, order.longitude)

@@ -78,6 +78,12 @@ def allocate_order(
     return orders.order_view(session, result.order)
 
 
+@router.post("/orders/{number}/cancel", response_model=schemas.OrderOut)
+def cancel_order(number: str, _: Supervisor, session: SessionDep) -> schemas.OrderOut:
+    """Cancel an order not yet released to the floor; its reserved units become available."""
+    return orders.order_view(session, allocation.cancel_order(session, number))
+
+
 @router.get("/allocation-policy", response_model=schemas.AllocationPolicyIn)
 def get_policy(_: Overseer, session: SessionDep) -> schemas.AllocationPolicyIn:
     return _policy_out(allocation.get_policy(session))
