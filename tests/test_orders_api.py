@@ -100,6 +100,7 @@ def test_import_allocate_release_and_pick_over_http(client: TestClient) -> None:
     number = signed.json()["number"]
     assert signed.json()["lines"][0]["check_digits"] is None  # never told to pickers
     assert client.post("/api/v1/assignments/sign-on", json={}, headers=pick2).status_code == 204
+    assert client.post("/api/v1/assignments/sign-off", headers=pick2).status_code == 204
     assert client.get(f"/api/v1/assignments/{number}", headers=pick2).status_code == 403
     assert client.get("/api/v1/assignments", headers=pick2).json()["total"] == 0
     assert client.get("/api/v1/assignments", headers=mgr).json()["total"] == 1

@@ -303,3 +303,39 @@ def test_an_order_on_the_floor_cannot_be_cancelled(floor: sessionmaker[Session])
     assert partly.value.code == "order_released"
     with transaction(floor) as session:
         assert allocation.cancel_order(session, "O-4").status == OrderStatus.cancelled
+
+
+def test_what_the_dialog_announces_and_signing_off(floor: sessionmaker[Session]) -> None:
+    release(floor, lines_per_assignment=3)
+    with transaction(floor) as session:
+        assignment = picking.sign_on(session, "picker1", "LAX")
+        assert assignment is not None
+        summary = picking.brief(session, assignment)
+        assert (summary.lines, summary.units, summary.remaining) == (3, 5, 3)
+        assert summary.staging_location == "STAGE-1"
+        task = picking.next_task(session, assignment.id)
+        assert task is not None
+        assert (task.location, task.aisle, task.slot, task.quantity, task.sku) == (
+            "A-01-02",
+            "01",
+            "02",
+            3,
+            "CABLE",
+        )
+        assert len(task.check_digits) in (2, 3) and task.remaining == 3
+        # nothing picked yet: signing off gives the assignment back to the pool
+        returned = picking.sign_off(session, "picker1")
+        assert returned is not None and returned.status == AssignmentStatus.ready
+        assert returned.picker is None
+    with transaction(floor) as session:
+        again = picking.sign_on(session, "picker2", "LAX")
+        assert again is not None and again.id == assignment.id
+        task = picking.next_task(session, again.id)
+        assert task is not None
+        picking.confirm_pick(session, task.line_id, task.quantity, "picker2", idempotency_token="a")
+        # started: it stays with the picker, who resumes it at the next sign-on
+        kept = picking.sign_off(session, "picker2")
+        assert kept is not None and kept.picker == "picker2"
+        resumed = picking.sign_on(session, "picker2")
+        assert resumed is not None and resumed.id == assignment.id
+        assert picking.brief(session, resumed).remaining == 2

@@ -257,6 +257,107 @@ def sign_on(session: Session, username: str, warehouse: str | None = None) -> As
     return None
 
 
+def sign_off(session: Session, username: str) -> Assignment | None:
+    """The picker stops. An assignment they have not picked from yet goes back to the
+    pool; one they started stays theirs, to resume at the next sign-on."""
+    current = current_assignment(session, username)
+    if current is None:
+        return None
+    started = session.scalar(
+        select(func.count(PickLine.id)).where(
+            PickLine.assignment_id == current.id, PickLine.status.in_(CLOSED)
+        )
+    )
+    if not started:
+        session.execute(
+            update(PickLine)
+            .where(PickLine.assignment_id == current.id, PickLine.status == PickLineStatus.skipped)
+            .values(status=PickLineStatus.open),
+            execution_options={"synchronize_session": False},
+        )
+        session.execute(
+            update(Assignment)
+            .where(Assignment.id == current.id, Assignment.picker == username)
+            .values(picker=None, status=AssignmentStatus.ready, started_at=None),
+            execution_options={"synchronize_session": False},
+        )
+        session.refresh(current)
+    return current
+
+
+@dataclass(frozen=True)
+class AssignmentBrief:
+    """What the dialog announces when an assignment starts."""
+
+    number: int
+    warehouse: str
+    lines: int
+    units: int
+    remaining: int
+    staging_location: str
+
+
+def brief(session: Session, assignment: Assignment) -> AssignmentBrief:
+    lines, units = session.execute(
+        select(func.count(PickLine.id), func.coalesce(func.sum(PickLine.quantity), 0)).where(
+            PickLine.assignment_id == assignment.id
+        )
+    ).one()
+    return AssignmentBrief(
+        number=assignment.id,
+        warehouse=assignment.warehouse.code,
+        lines=lines,
+        units=units,
+        remaining=remaining_lines(session, assignment.id),
+        staging_location=assignment.staging_location.code,
+    )
+
+
+@dataclass(frozen=True)
+class PickTask:
+    """Everything the dialog says or checks for one pick line."""
+
+    line_id: int
+    assignment: int
+    sequence: int
+    location: str
+    aisle: str
+    slot: str
+    level: str
+    check_digits: str
+    quantity: int
+    sku: str
+    description: str
+    unit: str
+    lot: str | None
+    remaining: int  # lines still to pick in the assignment, this one included
+    skipped_before: bool
+
+
+def next_task(session: Session, assignment_id: int) -> PickTask | None:
+    """`next_open_line`, described for the dialog; None when the assignment is done."""
+    line = next_open_line(session, assignment_id)
+    if line is None:
+        return None
+    return PickTask(
+        line_id=line.id,
+        assignment=assignment_id,
+        sequence=line.sequence,
+        location=line.location.code,
+        aisle=line.location.aisle,
+        slot=line.location.slot,
+        level=line.location.level,
+        check_digits=line.location.check_digits,
+        quantity=line.quantity,
+        sku=line.sku.code,
+        description=line.sku.description,
+        unit=line.sku.unit,
+        lot=line.lot or None,
+        remaining=remaining_lines(session, assignment_id),
+        skipped_before=line.status == PickLineStatus.skipped,
+    )
+
+
 def get_assignment(session: Session, number: int) -> Assignment:
     assignment = session.get(Assignment, number)
     if assignment is None:

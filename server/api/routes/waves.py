@@ -78,6 +78,20 @@ def sign_on(body: schemas.SignOn, user: FloorWorker, session: SessionDep) -> obj
     return picking.assignment_view(session, assignment, show_check_digits=_sees_all(user))
 
 
+@router.post(
+    "/assignments/sign-off",
+    response_model=schemas.AssignmentOut,
+    responses={204: {"description": "The picker had no assignment."}},
+)
+def sign_off(user: FloorWorker, session: SessionDep) -> object:
+    """Stop picking: an untouched assignment goes back to the pool, a started one stays
+    with the picker to resume."""
+    assignment = picking.sign_off(session, user.username)
+    if assignment is None:
+        return Response(status_code=204)
+    return picking.assignment_view(session, assignment, show_check_digits=_sees_all(user))
+
+
 @router.get("/assignments/{number}", response_model=schemas.AssignmentOut)
 def get_assignment(
     assignment: VisibleAssignment, user: AnyUser, session: SessionDep
