@@ -95,7 +95,9 @@ class Policy:
 
 DEFAULT_POLICY_NAME = "default"
 ALLOCATABLE = (OrderStatus.open, OrderStatus.backordered, OrderStatus.partially_allocated)
-MAX_ATTEMPTS = 20
+# A failed attempt means another transaction took units from the planned rows meanwhile,
+# so retries run out with the stock; the bound only guards against a pathological churn.
+MAX_ATTEMPTS = 100
 
 
 # --- Policy -----------------------------------------------------------

@@ -237,9 +237,7 @@ def sign_on(session: Session, username: str, warehouse: str | None = None) -> As
     )
     if warehouse is not None:
         query = query.where(Assignment.warehouse_id == catalog.get_warehouse(session, warehouse).id)
-    for assignment_id in session.scalars(
-        query.order_by(Assignment.priority, Assignment.id).limit(20)
-    ):
+    for assignment_id in session.scalars(query.order_by(Assignment.priority, Assignment.id)).all():
         claimed = session.execute(
             update(Assignment)
             .where(
