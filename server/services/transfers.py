@@ -65,7 +65,7 @@ def receive(
     """Receive every line of a transfer in one go. Units not received are written off from
     transit as a recorded discrepancy; damaged ones go to the destination's DAMAGED."""
     transfer = get(session, transfer_id, for_update=True)
-    if transfer.status is not TransferStatus.in_transit:
+    if transfer.status != TransferStatus.in_transit:  # loaded back as a plain str
         raise Conflict(f"transfer {transfer.id} was already received", code="already_received")
     if any(line.sku.serialized for line in transfer.lines):
         raise Invalid(
