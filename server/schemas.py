@@ -513,6 +513,9 @@ class ExceptionOut(BaseModel):
     reported_by: str
     note: str
     created_at: dt.datetime
+    resolved_by: str | None = None
+    resolved_at: dt.datetime | None = None
+    resolution: str | None = None
 
 
 class PickResultOut(BaseModel):
@@ -525,3 +528,7 @@ class PickResultOut(BaseModel):
 class AssignmentCompleted(BaseModel):
     number: int
     staging_location: str
+
+
+class ExceptionResolve(BaseModel):
+    resolution: str = Field(min_length=1, max_length=2000)

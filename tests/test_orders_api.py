@@ -158,3 +158,36 @@ def test_order_errors_are_problem_documents(client: TestClient) -> None:
     assert allocated.json()["allocation_explanation"]["rules"] == ["nearest"]
     again = client.post("/api/v1/orders/DUP-1/allocate", headers=sup)
     assert (again.status_code, again.json()["code"]) == (409, "order_not_allocatable")
+
+
+def test_a_short_reaches_the_exception_list_and_is_resolved(client: TestClient) -> None:
+    sup, mgr, pick1 = (login(client, u) for u in ("sup", "mgr", "pick1"))
+    body = {"number": "S-1", "country": "US", "lines": [{"sku": "CASE", "quantity": 3}]}
+    assert client.post("/api/v1/orders?allocate=true", json=body, headers=sup).status_code == 201
+    assert client.post("/api/v1/waves", json={"warehouse": "LAX"}, headers=sup).status_code == 201
+    line = client.post("/api/v1/assignments/sign-on", json={}, headers=pick1).json()["lines"][0]
+
+    short = client.post(
+        f"/api/v1/pick-lines/{line['id']}/short",
+        json={"picked": 1, "token": "hs-short", "note": "slot almost empty"},
+        headers=pick1,
+    )
+    assert short.status_code == 200, short.text
+    exception = short.json()["exception"]
+    assert (exception["kind"], exception["quantity"], exception["status"]) == ("short", 2, "open")
+    assert client.get("/api/v1/exceptions", headers=pick1).status_code == 403
+    listed = client.get("/api/v1/exceptions", params={"status": "open"}, headers=mgr).json()
+    assert [e["id"] for e in listed["items"]] == [exception["id"]]
+    resolved = client.post(
+        f"/api/v1/exceptions/{exception['id']}/resolve",
+        json={"resolution": "counted: 1 left, adjusted"},
+        headers=mgr,
+    )
+    assert resolved.json()["status"] == "resolved" and resolved.json()["resolved_by"] == "mgr"
+    twice = client.post(
+        f"/api/v1/exceptions/{exception['id']}/resolve", json={"resolution": "x"}, headers=mgr
+    )
+    assert (twice.status_code, twice.json()["code"]) == (409, "already_resolved")
+    stock = client.get("/api/v1/stock", params={"sku": "CASE", "warehouse": "LAX"}, headers=mgr)
+    by_location = {s["location"]: (s["quantity"], s["reserved"]) for s in stock.json()["items"]}
+    assert by_location == {"A-01-03": (9, 0), "STAGE-1": (1, 0)}

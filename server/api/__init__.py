@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from server.api.routes import (
     auth,
+    exceptions,
     orders,
     receipts,
     skus,
@@ -16,5 +17,16 @@ from server.api.routes import (
 from server.problems import PROBLEM_RESPONSES
 
 api_router = APIRouter(prefix="/api/v1", responses=PROBLEM_RESPONSES)
-for module in (auth, users, warehouses, skus, receipts, stock, transfers, orders, waves):
+for module in (
+    auth,
+    users,
+    warehouses,
+    skus,
+    receipts,
+    stock,
+    transfers,
+    orders,
+    waves,
+    exceptions,
+):
     api_router.include_router(module.router)

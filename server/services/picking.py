@@ -32,6 +32,7 @@ from server.tables import (
     Assignment,
     AssignmentStatus,
     ExceptionKind,
+    ExceptionStatus,
     Location,
     LocationKind,
     MovementKind,
@@ -774,7 +775,14 @@ def exception_view(exception: PickException, warehouse_code: str) -> schemas.Exc
         reported_by=exception.reported_by,
         note=exception.note,
         created_at=exception.created_at,
+        resolved_by=exception.resolved_by,
+        resolved_at=exception.resolved_at,
+        resolution=exception.resolution,
     )
+
+
+def exception_out(session: Session, exception: PickException) -> schemas.ExceptionOut:
+    return exception_view(exception, session.get_one(Warehouse, exception.warehouse_id).code)
 
 
 def get_wave(session: Session, number: int) -> Wave:
@@ -789,3 +797,47 @@ def get_pick_line(session: Session, line_id: int) -> PickLine:
     if line is None:
         raise NotFound(f"no pick line {line_id}", code="pick_line_not_found")
     return line
+
+
+def list_exceptions(
+    session: Session, *, warehouse: str | None, status: str | None, limit: int, offset: int
+) -> schemas.Page[schemas.ExceptionOut]:
+    query = select(PickException, Warehouse.code).join(
+        Warehouse, Warehouse.id == PickException.warehouse_id
+    )
+    if warehouse:
+        query = query.where(Warehouse.code == warehouse)
+    if status:
+        query = query.where(PickException.status == status)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.execute(query.order_by(PickException.id).limit(limit).offset(offset)).all()
+    return schemas.Page(
+        items=[exception_view(exception, code) for exception, code in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+def resolve_exception(
+    session: Session, exception_id: int, actor: str, resolution: str
+) -> PickException:
+    """Close an exception with what was done about it (409 `already_resolved`)."""
+    exception = session.get(PickException, exception_id)
+    if exception is None:
+        raise NotFound(f"no exception {exception_id}", code="exception_not_found")
+    resolved = session.execute(
+        update(PickException)
+        .where(PickException.id == exception_id, PickException.status == ExceptionStatus.open)
+        .values(
+            status=ExceptionStatus.resolved,
+            resolved_by=actor,
+            resolved_at=utcnow(),
+            resolution=resolution,
+        ),
+        execution_options={"synchronize_session": False},
+    )
+    if resolved.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"exception {exception_id} is already resolved", code="already_resolved")
+    session.refresh(exception)
+    return exception
