@@ -360,3 +360,21 @@ def test_cancelling_gives_the_reserved_units_back(world: sessionmaker[Session]) 
         with pytest.raises(Conflict) as refused:
             allocation.allocate_order(session, "FIRST", policy=NEAREST, today=TODAY)
         assert refused.value.code == "order_not_allocatable"
+
+
+def test_a_named_lot_is_taken_even_when_another_expires_first(
+    world: sessionmaker[Session],
+) -> None:
+    with transaction(world) as session:
+        day = dt.timedelta(days=1)
+        f.stock(session, "LAX", "A-01-01", "SERUM", 5, lot="SOON", expiry=TODAY + 5 * day)
+        f.stock(session, "LAX", "A-01-02", "SERUM", 5, lot="WANTED", expiry=TODAY + 50 * day)
+        f.order(
+            session,
+            "LOT",
+            [schemas.OrderLineIn(sku="SERUM", quantity=2, lot="WANTED")],
+            country="US",
+        )
+    result = allocate(world, "LOT", NEAREST)
+    lines = result.explanation["shipments"][0]["lines"]
+    assert [(x["lot"], x["quantity"]) for x in lines] == [("WANTED", 2)]
