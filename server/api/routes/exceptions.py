@@ -6,6 +6,7 @@ from server import schemas
 from server.api.pagination import PageParams
 from server.deps import Overseer, SessionDep
 from server.services import picking
+from server.tables import ExceptionStatus
 
 router = APIRouter(prefix="/exceptions", tags=["picking"])
 
@@ -18,7 +19,7 @@ def list_exceptions(
     session: SessionDep,
     page: PageParams,
     warehouse: Filter = None,
-    status: Filter = None,
+    status: ExceptionStatus | None = None,
 ) -> schemas.Page[schemas.ExceptionOut]:
     """Shorts, damage, wrong items and calls for help from the floor, oldest first."""
     return picking.list_exceptions(

@@ -7,6 +7,7 @@ from server.api.pagination import PageParams
 from server.deps import Overseer, SessionDep, Supervisor
 from server.problems import Invalid
 from server.services import allocation, orders, shipping
+from server.tables import OrderStatus
 
 router = APIRouter(tags=["orders"])
 
@@ -54,7 +55,7 @@ def list_orders(
     _: Overseer,
     session: SessionDep,
     page: PageParams,
-    status: Annotated[str | None, Query(max_length=32)] = None,
+    status: OrderStatus | None = None,
 ) -> schemas.Page[schemas.OrderOut]:
     return orders.list_orders(session, status=status, limit=page.limit, offset=page.offset)
 

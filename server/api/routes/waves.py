@@ -7,7 +7,7 @@ from server.api.pagination import PageParams
 from server.deps import AnyUser, FloorWorker, Overseer, SessionDep, Supervisor
 from server.problems import Forbidden
 from server.services import picking
-from server.tables import Assignment, ExceptionKind, Role, User
+from server.tables import Assignment, AssignmentStatus, ExceptionKind, Role, User
 
 router = APIRouter(tags=["picking"])
 
@@ -50,7 +50,7 @@ def list_assignments(
     session: SessionDep,
     page: PageParams,
     warehouse: Filter = None,
-    status: Filter = None,
+    status: AssignmentStatus | None = None,
     picker: Filter = None,
 ) -> schemas.Page[schemas.AssignmentOut]:
     """Assignments; a picker sees only their own, without check digits."""
