@@ -378,3 +378,22 @@ def test_a_named_lot_is_taken_even_when_another_expires_first(
     result = allocate(world, "LOT", NEAREST)
     lines = result.explanation["shipments"][0]["lines"]
     assert [(x["lot"], x["quantity"]) for x in lines] == [("WANTED", 2)]
+
+
+def test_two_lines_of_one_sku_never_count_the_same_units_twice(
+    world: sessionmaker[Session],
+) -> None:
+    with transaction(world) as session:
+        f.stock(session, "LAX", "A-01-01", "CASE", 3)
+        f.stock(session, "FRA", "A-01-01", "CASE", 5)
+        f.order(session, "TWICE", [("CASE", 2), ("CASE", 2)], country="US")
+    result = allocate(world, "TWICE", STOCK_FIRST)
+    # LAX holds 3, not the 4 the two lines need together: FRA ships it whole
+    assert shipped_from(world, "TWICE") == {"FRA": 4}
+    ranking = {r["warehouse"]: r for r in result.explanation["ranking"]}
+    assert (ranking["LAX"]["can_ship_all"], ranking["LAX"]["units_available"]) == (False, 3)
+    with transaction(world) as session:
+        f.order(session, "TWICE-2", [("CASE", 2), ("CASE", 2)], country="US")
+    split = allocate(world, "TWICE-2", NEAREST)
+    assert split.status == OrderStatus.allocated
+    assert shipped_from(world, "TWICE-2") == {"LAX": 3, "FRA": 1}

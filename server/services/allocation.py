@@ -35,6 +35,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import select, update
@@ -155,16 +156,33 @@ class Candidate:
     cost_cents: int | None = None
     rate_destination: str | None = None
 
-    def available(self, line_id: int) -> int:
-        return sum(s.available for s in self.slots.get(line_id, ()))
+    def fill(self, remaining: dict[int, int]) -> list[tuple[int, StockSlot, int]]:
+        """Greedy (line id, row, units) takes in removal order for the `remaining` units of
+        each line, which it decreases. Two lines of one SKU share the rows' units: a row's
+        units are never promised twice."""
+        used: dict[int, int] = defaultdict(int)
+        takes = []
+        for line_id in remaining:
+            for slot in self.slots.get(line_id, ()):
+                free = slot.available - used[slot.stock_id]
+                if remaining[line_id] == 0:
+                    break
+                if free <= 0:
+                    continue
+                quantity = min(free, remaining[line_id])
+                takes.append((line_id, slot, quantity))
+                used[slot.stock_id] += quantity
+                remaining[line_id] -= quantity
+        return takes
 
-    @property
+    @cached_property
     def units(self) -> int:
-        return sum(min(self.available(i), n) for i, n in self.needed.items())
+        """Units of the order this warehouse could ship."""
+        return sum(quantity for _, _, quantity in self.fill(dict(self.needed)))
 
     @property
     def ships_all(self) -> bool:
-        return all(self.available(i) >= n for i, n in self.needed.items())
+        return self.units == sum(self.needed.values())
 
     def rank_key(self, rules: Sequence[Rule]) -> tuple[Any, ...]:
         keys: list[Any] = []
@@ -454,7 +472,7 @@ def _plan(
     first_rule = policy.rules[0]
     whole = next((c for c in ranked if c.ships_all), None)
     if whole is not None and (whole is ranked[0] or not policy.allows_split(order)):
-        takes = _take_lines(whole, lines)
+        takes = _takes(whole, lines, dict(whole.needed))
         if whole is ranked[0]:
             reason = f"{whole.warehouse.code} ranks first by {first_rule} and ships it all"
         else:
@@ -476,13 +494,7 @@ def _plan(
     takes = []
     remaining = {line.id: line.quantity - line.quantity_allocated for line in lines}
     for candidate in ranked:
-        for line in lines:
-            for slot in candidate.slots.get(line.id, ()):
-                if remaining[line.id] == 0:
-                    break
-                quantity = min(slot.available, remaining[line.id])
-                takes.append(_Take(line, candidate.warehouse, slot, quantity))
-                remaining[line.id] -= quantity
+        takes += _takes(candidate, lines, remaining)
     used = list(dict.fromkeys(t.warehouse.code for t in takes))
     short = sum(remaining.values())
     if not takes:
@@ -497,17 +509,14 @@ def _plan(
     return takes, text
 
 
-def _take_lines(candidate: Candidate, lines: Sequence[OrderLine]) -> list[_Take]:
-    takes = []
-    for line in lines:
-        need = line.quantity - line.quantity_allocated
-        for slot in candidate.slots.get(line.id, ()):
-            if need == 0:
-                break
-            quantity = min(slot.available, need)
-            takes.append(_Take(line, candidate.warehouse, slot, quantity))
-            need -= quantity
-    return takes
+def _takes(
+    candidate: Candidate, lines: Sequence[OrderLine], remaining: dict[int, int]
+) -> list[_Take]:
+    by_id = {line.id: line for line in lines}
+    return [
+        _Take(by_id[line_id], candidate.warehouse, slot, quantity)
+        for line_id, slot, quantity in candidate.fill(remaining)
+    ]
 
 
 def _reserve(session: Session, takes: Sequence[_Take]) -> bool:
