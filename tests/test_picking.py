@@ -339,3 +339,30 @@ def test_what_the_dialog_announces_and_signing_off(floor: sessionmaker[Session])
         resumed = picking.sign_on(session, "picker2")
         assert resumed is not None and resumed.id == assignment.id
         assert picking.brief(session, resumed).remaining == 2
+
+
+def test_two_waves_released_at_once_never_share_a_line(floor: sessionmaker[Session]) -> None:
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def release_all() -> None:
+        barrier.wait()
+        try:
+            with transaction(floor) as session:
+                wave = picking.release_wave(session, "LAX", WaveCriteria(), actor="sup")
+                outcomes.append(wave.id)
+        except Conflict as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=release_all) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    # the first takes every line; the second finds none left (even if it read them before)
+    assert len(outcomes) == 2 and outcomes.count("nothing_to_release") == 1
+    with transaction(floor) as session:
+        lines = session.scalars(select(PickLine)).all()
+        assert len(lines) == 7
+        assert all(line.assignment_id is not None for line in lines)
+        assert len({line.wave_id for line in lines}) == 1
