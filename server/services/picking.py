@@ -6,9 +6,19 @@ lines, each in walking order (the locations' pick sequence) and delivered to a s
 location. Pickers sign on and get the most urgent ready assignment; a picker who signs on
 again gets back the assignment they were working on.
 
-The dialog then loops over `next_open_line` and answers with `confirm_pick`,
-`report_short`, `skip_line` or `report_exception`, and ends with `complete_assignment`,
-which says where to deliver. Every close of a pick line is a compare-and-set on its
+The headset dialog calls, each inside one transaction:
+
+    sign_on(session, username, warehouse=None) -> Assignment | None
+    brief(session, assignment) -> AssignmentBrief       "Assignment 412. Twelve picks."
+    next_task(session, assignment_id) -> PickTask | None  location, check digits, quantity
+    confirm_pick(session, line_id, quantity, actor, idempotency_token=...) -> PickResult
+    report_short(session, line_id, picked, actor, idempotency_token=..., note=...)
+    skip_line(session, line_id, actor) -> PickLine
+    report_exception(session, kind, actor, line_id=... | assignment_id=..., note=...)
+    complete_assignment(session, assignment_id, actor) -> Location   (the staging area)
+    sign_off(session, username) -> Assignment | None
+
+Every close of a pick line is a compare-and-set on its
 status that also stores the answer's token: the same answer arriving twice (a retry, a
 reconnect) is recognised and moves stock once. Picked units move in the ledger from the
 slot to the assignment's staging location, consuming the units reserved for the line.
