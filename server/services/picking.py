@@ -18,9 +18,9 @@ The headset dialog calls, each inside one transaction:
     complete_assignment(session, assignment_id, actor) -> Location   (the staging area)
     sign_off(session, username) -> Assignment | None
 
-Every close of a pick line is a compare-and-set on its
-status that also stores the answer's token: the same answer arriving twice (a retry, a
-reconnect) is recognised and moves stock once. Picked units move in the ledger from the
+Every close of a pick line is a compare-and-set on its status that also stores the
+answer's token: the same answer arriving twice (a retry, a reconnect) is recognised and
+moves stock once. Picked units move in the ledger from the
 slot to the assignment's staging location, consuming the units reserved for the line.
 """
 
