@@ -1,7 +1,9 @@
 """Demo data for `wavepick serve --demo`: three warehouses (Shenzhen, Los Angeles,
 Frankfurt) with zones, locations and check digits, a catalog of SKUs (some with lots and
-expiry, some serialised), stock booked through receipts so the ledger explains it, and
-one user per role. Seeded once; later starts leave the data as it is."""
+expiry, some serialised), stock booked through receipts so the ledger explains it, one
+user per role, shipping rates, open orders to China, the US, Germany and the rest of the
+EU, allocated by the default rules, and one released wave per warehouse so pickers who
+sign on get assignments. Seeded once; later starts leave the data as it is."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server import schemas
-from server.services import catalog, inventory, users
-from server.tables import LocationKind, Role, Sku, Warehouse
+from server.problems import Conflict
+from server.services import allocation, catalog, inventory, orders, picking, shipping, users
+from server.tables import Location, LocationKind, Role, Sku, Stock, Warehouse
 
 WAREHOUSES = (
     ("SZX", "Shenzhen Home", "CN", "Asia/Shanghai", "Bao'an, Shenzhen", 22.5431, 114.0579),
@@ -44,6 +47,37 @@ PRODUCTS = (
     ("Sticker pack", "pack", False, False),
 )
 SKU_COUNT = 300
+ORDER_COUNT = 90
+# (country, region, postcode, latitude, longitude, carrier)
+DESTINATIONS = (
+    ("CN", "Shanghai", "200000", 31.2304, 121.4737, "SF"),
+    ("CN", "Beijing", "100000", 39.9042, 116.4074, "SF"),
+    ("US", "CA", "90001", 33.9731, -118.2479, "UPS"),
+    ("US", "NY", "10001", 40.7506, -73.9972, "UPS"),
+    ("US", "TX", "73301", 30.2672, -97.7431, "USPS"),
+    ("DE", "BE", "10115", 52.5323, 13.3846, "DHL"),
+    ("DE", "BY", "80331", 48.1374, 11.5755, "DHL"),
+    ("FR", "IDF", "75001", 48.8606, 2.3376, "DPD"),
+    ("NL", "NH", "1012", 52.3731, 4.8922, "DPD"),
+    ("IT", "MI", "20121", 45.4685, 9.1824, "GLS"),
+)
+HOME_WAREHOUSE = {"CN": "SZX", "US": "LAX"}  # everyone else is served from FRA
+# (warehouse, destination, up to grams, cost in cents)
+RATES = (
+    ("SZX", "CN", 5_000, 300),
+    ("SZX", "CN", 30_000, 900),
+    ("SZX", "*", 2_000, 1_500),
+    ("SZX", "*", 30_000, 6_000),
+    ("LAX", "US", 5_000, 800),
+    ("LAX", "US", 30_000, 2_000),
+    ("LAX", "*", 30_000, 7_500),
+    ("FRA", "DE", 5_000, 500),
+    ("FRA", "DE", 30_000, 1_200),
+    ("FRA", "EU", 5_000, 900),
+    ("FRA", "EU", 30_000, 2_500),
+    ("FRA", "*", 30_000, 8_000),
+)
+LINES_PER_ASSIGNMENT = 8
 
 
 @dataclass(frozen=True)
@@ -74,6 +108,7 @@ def seed(session: Session, *, password: str, rng: random.Random | None = None) -
         )
         locations = _seed_locations(session, warehouse, rng)
         _seed_stock(session, warehouse.code, locations, skus, rng)
+    _seed_orders(session, rng)
     return DemoSummary(seeded=True, users=names)
 
 
@@ -173,3 +208,72 @@ def _seed_stock(
         ),
         actor="demo",
     )
+
+
+def _seed_orders(session: Session, rng: random.Random) -> None:
+    """Open orders for SKUs on the shelves of the destination's home warehouse, allocated
+    by the default rules, then one wave per warehouse."""
+    for warehouse, destination, max_weight_g, cost in RATES:
+        shipping.set_shipping_rate(
+            session,
+            schemas.ShippingRateIn(
+                warehouse=warehouse,
+                destination=destination,
+                max_weight_g=max_weight_g,
+                cost_cents=cost,
+            ),
+        )
+    on_shelf: dict[str, list[str]] = {}
+    for code, _, _, _, _, _, _ in WAREHOUSES:
+        on_shelf[code] = sorted(
+            set(
+                session.scalars(
+                    select(Sku.code)
+                    .join(Stock, Stock.sku_id == Sku.id)
+                    .join(Location, Location.id == Stock.location_id)
+                    .join(Warehouse, Warehouse.id == Location.warehouse_id)
+                    .where(
+                        Warehouse.code == code,
+                        Location.kind == LocationKind.storage,
+                        Sku.serialized.is_(False),  # picking those needs serials spoken
+                    )
+                )
+            )
+        )
+    today = dt.datetime.now(dt.UTC).replace(hour=17, minute=0, second=0, microsecond=0)
+    for n in range(1, ORDER_COUNT + 1):
+        country, region, postcode, lat, lon, carrier = DESTINATIONS[n % len(DESTINATIONS)]
+        shelf = on_shelf[HOME_WAREHOUSE.get(country, "FRA")]
+        lines = [
+            schemas.OrderLineIn(sku=code, quantity=rng.randint(1, 3))
+            for code in rng.sample(shelf, rng.randint(1, 4))
+        ]
+        order = orders.create_order(
+            session,
+            schemas.OrderCreate(
+                number=f"DEMO-{n:04d}",
+                channel=rng.choice(("shopify", "amazon", "tmall", "ebay")),
+                country=country,
+                region=region,
+                postcode=postcode,
+                latitude=lat,
+                longitude=lon,
+                priority=rng.randint(1, 9),
+                ship_by=today + dt.timedelta(days=rng.randint(0, 2)),
+                carrier=carrier,
+                value_cents=rng.randint(500, 50_000),
+                lines=lines,
+            ),
+            actor="demo",
+        )
+        allocation.allocate_order(session, order.number)
+    for code, _, _, _, _, _, _ in WAREHOUSES:
+        try:
+            picking.release_wave(
+                session,
+                code,
+                picking.WaveCriteria(lines_per_assignment=LINES_PER_ASSIGNMENT),
+                actor="demo",
+            )
+        except Conflict:  # nothing allocated there
+            continue

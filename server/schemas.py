@@ -291,3 +291,244 @@ class TransferOut(BaseModel):
     received_by: str | None
     received_at: dt.datetime | None
     lines: list[TransferLineOut]
+
+
+# --- Orders, allocation, waves, assignments ----------------------------------------------
+
+Country = Field(min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$")
+AllocationRule = Literal["nearest", "stock_first", "cost_first"]
+SplitPolicy = Literal["allowed", "never", "above_value"]
+
+
+class OrderLineIn(BaseModel):
+    sku: str = Code
+    quantity: int = Quantity
+    lot: str | None = Field(None, min_length=1, max_length=64, description="Only this lot.")
+    min_expiry: dt.date | None = Field(
+        None, description="Refuse lots expiring before this date (expired lots never ship)."
+    )
+
+
+class OrderCreate(BaseModel):
+    number: str = Code
+    channel: str = Field("", max_length=64)
+    country: str = Country
+    region: str = Field("", max_length=64)
+    postcode: str = Field("", max_length=32)
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+    priority: int = Field(5, ge=1, le=9, description="1 is the most urgent.")
+    ship_by: dt.datetime | None = Field(None, description="UTC, with an offset.")
+    carrier: str = Field("", max_length=64)
+    value_cents: int = Field(0, ge=0, le=10**12)
+    currency: str = Field("USD", min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=1000)
+
+    @field_validator("ship_by")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("ship_by needs a UTC offset, e.g. 2026-11-27T18:00:00Z")
+        return value
+
+
+class AllocationOut(BaseModel):
+    line: int
+    sku: str
+    warehouse: str
+    quantity: int
+
+
+class OrderLineOut(BaseModel):
+    line: int
+    sku: str
+    quantity: int
+    quantity_allocated: int
+    lot: str | None
+    min_expiry: dt.date | None
+
+
+class OrderOut(BaseModel):
+    number: str
+    channel: str
+    country: str
+    region: str
+    postcode: str
+    latitude: float | None
+    longitude: float | None
+    priority: int
+    ship_by: dt.datetime | None
+    carrier: str
+    value_cents: int
+    currency: str
+    status: str
+    created_by: str
+    created_at: dt.datetime
+    allocated_at: dt.datetime | None
+    lines: list[OrderLineOut]
+    allocations: list[AllocationOut]
+    allocation_explanation: dict[str, object] | None
+
+
+class OrderImportOut(BaseModel):
+    imported: int
+    orders: list[str]
+
+
+class AllocationPolicyIn(BaseModel):
+    rules: list[AllocationRule] = Field(min_length=1, max_length=3)
+    split: SplitPolicy = "allowed"
+    split_min_value_cents: int = Field(0, ge=0, le=10**12)
+
+    @field_validator("rules")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each rule at most once")
+        return value
+
+
+class AllocateRequest(BaseModel):
+    policy: AllocationPolicyIn | None = Field(
+        None, description="Rules for this order only; the configured policy otherwise."
+    )
+
+
+class ShippingRateIn(BaseModel):
+    warehouse: str = Code
+    destination: str = Field(
+        min_length=1,
+        max_length=8,
+        pattern=r"^([A-Z]{2}|[A-Z]{2,8}|\*)$",
+        description='Country code, zone ("EU") or "*".',
+    )
+    max_weight_g: int = Field(gt=0, le=10_000_000)
+    cost_cents: int = Field(ge=0, le=10**9)
+    currency: str = Field("USD", min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")
+
+
+class ShippingRateOut(ShippingRateIn):
+    pass
+
+
+class WaveCreate(BaseModel):
+    warehouse: str = Code
+    cutoff: dt.datetime | None = Field(
+        None, description="Only orders to ship by this time (the carrier cut-off)."
+    )
+    carrier: str | None = Field(None, max_length=64)
+    zone: str | None = Field(None, max_length=32, description="Only pick lines in this zone.")
+    max_priority: int | None = Field(
+        None, ge=1, le=9, description="Only orders at least this urgent (1 = most urgent)."
+    )
+    max_orders: int | None = Field(None, ge=1, le=10_000)
+    lines_per_assignment: int = Field(20, ge=1, le=500)
+
+    @field_validator("cutoff")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("cutoff needs a UTC offset")
+        return value
+
+
+class PickLineOut(BaseModel):
+    id: int
+    sequence: int
+    order: str
+    location: str
+    aisle: str
+    slot: str
+    check_digits: str | None = Field(None, description="Shown to supervisors only.")
+    sku: str
+    description: str
+    lot: str | None
+    quantity: int
+    quantity_picked: int
+    status: str
+
+
+class AssignmentOut(BaseModel):
+    number: int
+    wave: int
+    warehouse: str
+    status: str
+    priority: int
+    picker: str | None
+    staging_location: str
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None
+    lines: list[PickLineOut]
+
+
+class WaveOut(BaseModel):
+    number: int
+    warehouse: str
+    status: str
+    criteria: dict[str, object]
+    released_by: str
+    released_at: dt.datetime
+    orders: int
+    assignments: list[AssignmentOut]
+
+
+Token_ = Field(
+    min_length=1,
+    max_length=128,
+    description="Identifies this answer: the same token again is a replay that changes nothing.",
+)
+
+
+class SignOn(BaseModel):
+    warehouse: str | None = Field(None, min_length=1, max_length=64)
+
+
+class PickConfirm(BaseModel):
+    quantity: int = Quantity
+    token: str = Token_
+    serials: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class PickShort(BaseModel):
+    picked: int = Field(ge=0, le=1_000_000, description="Units actually picked (fewer).")
+    token: str = Token_
+    note: str = Field("", max_length=2000)
+    serials: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class ExceptionCreate(BaseModel):
+    kind: Literal["damage", "wrong_item", "help"]
+    note: str = Field("", max_length=2000)
+
+
+class ExceptionOut(BaseModel):
+    id: int
+    kind: str
+    status: str
+    warehouse: str
+    assignment: int | None
+    pick_line: int | None
+    quantity: int | None
+    reported_by: str
+    note: str
+    created_at: dt.datetime
+    resolved_by: str | None = None
+    resolved_at: dt.datetime | None = None
+    resolution: str | None = None
+
+
+class PickResultOut(BaseModel):
+    line: PickLineOut
+    replayed: bool
+    remaining: int
+    exception: ExceptionOut | None = None
+
+
+class AssignmentCompleted(BaseModel):
+    number: int
+    staging_location: str
+
+
+class ExceptionResolve(BaseModel):
+    resolution: str = Field(min_length=1, max_length=2000)

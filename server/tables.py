@@ -324,3 +324,260 @@ class IdempotencyRecord(Base):
     response_headers: Mapped[dict[str, str] | None] = mapped_column(JSON)
     response_body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- Orders, allocation, waves and assignments -------------------------------------------
+
+
+class OrderStatus(StrEnum):
+    open = "open"
+    allocated = "allocated"
+    partially_allocated = "partially_allocated"
+    backordered = "backordered"
+    released = "released"
+    picking = "picking"
+    picked = "picked"
+    shipped = "shipped"
+    cancelled = "cancelled"
+
+
+class Order(Base):
+    """A customer order to ship. `priority` 1 is the most urgent; `value_cents` is in
+    `currency` minor units and drives the "split only above a value" policy."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    channel: Mapped[str] = mapped_column(String(64), default="")
+    country: Mapped[str] = mapped_column(String(2))
+    region: Mapped[str] = mapped_column(String(64), default="")
+    postcode: Mapped[str] = mapped_column(String(32), default="")
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    ship_by: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
+    carrier: Mapped[str] = mapped_column(String(64), default="")
+    value_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    status: Mapped[OrderStatus] = mapped_column(String(32), default=OrderStatus.open, index=True)
+    allocation_explanation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    allocated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", order_by="OrderLine.line_no"
+    )
+
+
+class OrderLine(Base):
+    """One ordered SKU. `lot` asks for that lot only; `min_expiry` refuses lots that expire
+    before that date (expired lots are never allocated either way)."""
+
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        UniqueConstraint("order_id", "line_no"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint(
+            "quantity_allocated >= 0 AND quantity_allocated <= quantity",
+            name="allocated_within_quantity",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    line_no: Mapped[int] = mapped_column(Integer)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    lot: Mapped[str | None] = mapped_column(String(64))
+    min_expiry: Mapped[dt.date | None] = mapped_column(Date)
+    quantity_allocated: Mapped[int] = mapped_column(Integer, default=0)
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+    sku: Mapped[Sku] = relationship()
+
+
+class Allocation(Base):
+    """Units of an order line reserved in one warehouse (the reservations themselves are
+    the pick lines, one per stock row)."""
+
+    __tablename__ = "allocations"
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_lines.id"), index=True)
+    warehouse_id: Mapped[int] = mapped_column(ForeignKey("warehouses.id"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    rule: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    order_line: Mapped[OrderLine] = relationship()
+    warehouse: Mapped[Warehouse] = relationship()
+
+
+class WaveStatus(StrEnum):
+    released = "released"
+    completed = "completed"
+
+
+class Wave(Base):
+    """Orders released to the floor together; `criteria` records how they were chosen."""
+
+    __tablename__ = "waves"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    warehouse_id: Mapped[int] = mapped_column(ForeignKey("warehouses.id"), index=True)
+    status: Mapped[WaveStatus] = mapped_column(String(16), default=WaveStatus.released)
+    criteria: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    released_by: Mapped[str] = mapped_column(String(64))
+    released_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    warehouse: Mapped[Warehouse] = relationship()
+    assignments: Mapped[list[Assignment]] = relationship(
+        back_populates="wave", order_by="Assignment.id"
+    )
+
+
+class AssignmentStatus(StrEnum):
+    ready = "ready"
+    in_progress = "in_progress"
+    completed = "completed"
+
+
+class Assignment(Base):
+    """A picker's batch of pick lines in walking order, delivered to a staging location.
+    Its `id` is the number spoken to the picker."""
+
+    __tablename__ = "assignments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    wave_id: Mapped[int] = mapped_column(ForeignKey("waves.id"), index=True)
+    warehouse_id: Mapped[int] = mapped_column(ForeignKey("warehouses.id"), index=True)
+    status: Mapped[AssignmentStatus] = mapped_column(
+        String(16), default=AssignmentStatus.ready, index=True
+    )
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    picker: Mapped[str | None] = mapped_column(String(64), index=True)
+    staging_location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    wave: Mapped[Wave] = relationship(back_populates="assignments")
+    warehouse: Mapped[Warehouse] = relationship()
+    staging_location: Mapped[Location] = relationship()
+    lines: Mapped[list[PickLine]] = relationship(
+        back_populates="assignment", order_by="PickLine.sequence"
+    )
+
+
+class PickLineStatus(StrEnum):
+    open = "open"
+    skipped = "skipped"  # passed over for now; offered again after the open lines
+    picked = "picked"
+    short = "short"
+
+
+class PickLine(Base):
+    """Units reserved on one stock row for an allocation, to be picked from its location.
+    `confirmation` is the token of the answer that closed the line, so the same answer
+    arriving twice is recognised and moves stock only once."""
+
+    __tablename__ = "pick_lines"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint(
+            "quantity_picked >= 0 AND quantity_picked <= quantity", name="picked_within_quantity"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    allocation_id: Mapped[int] = mapped_column(ForeignKey("allocations.id"), index=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    warehouse_id: Mapped[int] = mapped_column(ForeignKey("warehouses.id"), index=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"))
+    lot: Mapped[str] = mapped_column(String(64), default="")
+    quantity: Mapped[int] = mapped_column(Integer)
+    quantity_picked: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[PickLineStatus] = mapped_column(String(16), default=PickLineStatus.open)
+    wave_id: Mapped[int | None] = mapped_column(ForeignKey("waves.id"), index=True)
+    assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id"), index=True)
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    confirmation: Mapped[str | None] = mapped_column(String(128))
+    picked_by: Mapped[str | None] = mapped_column(String(64))
+    picked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    order: Mapped[Order] = relationship()
+    location: Mapped[Location] = relationship()
+    sku: Mapped[Sku] = relationship()
+    assignment: Mapped[Assignment | None] = relationship(back_populates="lines")
+
+
+class ExceptionKind(StrEnum):
+    short = "short"
+    damage = "damage"
+    wrong_item = "wrong_item"
+    help = "help"
+
+
+class ExceptionStatus(StrEnum):
+    open = "open"
+    resolved = "resolved"
+
+
+class PickException(Base):
+    """Something on the floor that needs a manager: a short, damage, a wrong item, a call
+    for help. Later work opens a video room for each."""
+
+    __tablename__ = "exceptions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[ExceptionKind] = mapped_column(String(16))
+    status: Mapped[ExceptionStatus] = mapped_column(
+        String(16), default=ExceptionStatus.open, index=True
+    )
+    warehouse_id: Mapped[int] = mapped_column(ForeignKey("warehouses.id"), index=True)
+    assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id"), index=True)
+    pick_line_id: Mapped[int | None] = mapped_column(ForeignKey("pick_lines.id"), index=True)
+    quantity: Mapped[int | None] = mapped_column(Integer)
+    reported_by: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    resolution: Mapped[str | None] = mapped_column(Text)
+
+
+class ShippingRate(Base):
+    """What shipping a parcel of up to `max_weight_g` from a warehouse to a destination
+    costs. `destination` is a country code, a zone of countries ("EU") or "*" (anywhere);
+    the most specific match wins."""
+
+    __tablename__ = "shipping_rates"
+    __table_args__ = (UniqueConstraint("warehouse_id", "destination", "max_weight_g"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    warehouse_id: Mapped[int] = mapped_column(ForeignKey("warehouses.id"), index=True)
+    destination: Mapped[str] = mapped_column(String(8))
+    max_weight_g: Mapped[int] = mapped_column(Integer)
+    cost_cents: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+
+    warehouse: Mapped[Warehouse] = relationship()
+
+
+class AllocationPolicy(Base):
+    """The configured allocation rules, in the order they rank warehouses, and the split
+    policy ("allowed", "never", "above_value" with `split_min_value_cents`)."""
+
+    __tablename__ = "allocation_policies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    rules: Mapped[list[str]] = mapped_column(JSON)
+    split: Mapped[str] = mapped_column(String(16), default="allowed")
+    split_min_value_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_by: Mapped[str] = mapped_column(String(64), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

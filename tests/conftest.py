@@ -20,9 +20,11 @@ import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
 
 from server.app import create_app
 from server.config import Settings
+from server.db import make_engine, make_session_factory
 from server.migrate import upgrade
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -180,3 +182,11 @@ def server_process(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]
     server = ServerProcess(database_url, tmp_path)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on the SQLite and PostgreSQL databases of `database_url`."""
+    engine = make_engine(database_url, pool_size=10)
+    yield make_session_factory(engine)
+    engine.dispose()

@@ -1,18 +1,23 @@
-"""Test data builders: users per role, tokens, and a small warehouse with stock."""
+"""Test data builders: users per role and tokens (over HTTP), warehouses with stock and
+orders (through the services, like a user would)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import random
 from functools import cache
 from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from server import schemas
 from server.db import transaction
 from server.security import hash_password
-from server.services import users
-from server.tables import Role, User
+from server.services import catalog, inventory, orders, users
+from server.tables import LocationKind, Order, Role, Sku, Stock, User, Warehouse
 
 PASSWORD = "correct-horse-battery"
 ROLES = tuple(Role)
@@ -119,3 +124,107 @@ def stock_at(client: TestClient | httpx.Client, warehouse: str, sku: str, locati
     )
     assert response.status_code == 200, response.text
     return sum(item["quantity"] for item in response.json()["items"])
+
+
+# Real coordinates: what the `nearest` rule measures.
+SHENZHEN = (22.5431, 114.0579)
+LOS_ANGELES = (34.0633, -117.6509)
+FRANKFURT = (50.1109, 8.6821)
+
+
+def warehouse(
+    session: Session,
+    code: str,
+    *,
+    country: str,
+    at: tuple[float, float],
+    slots: int = 6,
+    timezone: str = "UTC",
+) -> Warehouse:
+    """A warehouse with `slots` storage locations A-01-01... in walking order (pick
+    sequence 10, 20, ...) and one staging location STAGE-1."""
+    created = catalog.create_warehouse(
+        session,
+        code=code,
+        name=code,
+        country=country,
+        timezone=timezone,
+        latitude=at[0],
+        longitude=at[1],
+    )
+    rng = random.Random(code)
+    for n in range(1, slots + 1):
+        catalog.create_location(
+            session,
+            created,
+            catalog.LocationSpec(
+                code=f"A-01-{n:02d}", aisle="01", slot=f"{n:02d}", pick_sequence=n * 10
+            ),
+            rng=rng,
+        )
+    catalog.create_location(
+        session,
+        created,
+        catalog.LocationSpec(code="STAGE-1", zone="STAGE", kind=LocationKind.staging),
+        rng=rng,
+    )
+    return created
+
+
+def sku(session: Session, code: str, *, lots: bool = False, weight_g: int = 500) -> Sku:
+    return catalog.create_sku(
+        session, code=code, description=f"{code} item", lot_controlled=lots, weight_g=weight_g
+    )
+
+
+def stock(
+    session: Session,
+    warehouse_code: str,
+    location: str,
+    sku_code: str,
+    quantity: int,
+    *,
+    lot: str | None = None,
+    expiry: dt.date | None = None,
+) -> None:
+    inventory.receive(
+        session,
+        schemas.ReceiptCreate(
+            warehouse=warehouse_code,
+            lines=[
+                schemas.ReceiptLineIn(
+                    sku=sku_code, location=location, quantity=quantity, lot=lot, expiry=expiry
+                )
+            ],
+        ),
+        actor="test",
+    )
+
+
+def order(
+    session: Session,
+    number: str,
+    lines: list[tuple[str, int]] | list[schemas.OrderLineIn],
+    *,
+    country: str = "US",
+    **fields: Any,
+) -> Order:
+    items = [
+        line
+        if isinstance(line, schemas.OrderLineIn)
+        else schemas.OrderLineIn(sku=line[0], quantity=line[1])
+        for line in lines
+    ]
+    return orders.create_order(
+        session,
+        schemas.OrderCreate(number=number, country=country, lines=items, **fields),
+        actor="test",
+    )
+
+
+def reserved(session: Session, sku_code: str) -> tuple[int, int]:
+    """(on hand, reserved) of a SKU across every location."""
+    rows = session.execute(
+        select(Stock.quantity, Stock.reserved).join(Sku).where(Sku.code == sku_code)
+    ).all()
+    return sum(r[0] for r in rows), sum(r[1] for r in rows)

@@ -2,9 +2,31 @@
 
 from fastapi import APIRouter
 
-from server.api.routes import auth, receipts, skus, stock, transfers, users, warehouses
+from server.api.routes import (
+    auth,
+    exceptions,
+    orders,
+    receipts,
+    skus,
+    stock,
+    transfers,
+    users,
+    warehouses,
+    waves,
+)
 from server.problems import PROBLEM_RESPONSES
 
 api_router = APIRouter(prefix="/api/v1", responses=PROBLEM_RESPONSES)
-for module in (auth, users, warehouses, skus, receipts, stock, transfers):
+for module in (
+    auth,
+    users,
+    warehouses,
+    skus,
+    receipts,
+    stock,
+    transfers,
+    orders,
+    waves,
+    exceptions,
+):
     api_router.include_router(module.router)

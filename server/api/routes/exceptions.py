@@ -1,0 +1,35 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from server import schemas
+from server.api.pagination import PageParams
+from server.deps import Overseer, SessionDep
+from server.services import picking
+from server.tables import ExceptionStatus
+
+router = APIRouter(prefix="/exceptions", tags=["picking"])
+
+Filter = Annotated[str | None, Query(max_length=64)]
+
+
+@router.get("", response_model=schemas.Page[schemas.ExceptionOut])
+def list_exceptions(
+    _: Overseer,
+    session: SessionDep,
+    page: PageParams,
+    warehouse: Filter = None,
+    status: ExceptionStatus | None = None,
+) -> schemas.Page[schemas.ExceptionOut]:
+    """Shorts, damage, wrong items and calls for help from the floor, oldest first."""
+    return picking.list_exceptions(
+        session, warehouse=warehouse, status=status, limit=page.limit, offset=page.offset
+    )
+
+
+@router.post("/{exception_id}/resolve", response_model=schemas.ExceptionOut)
+def resolve_exception(
+    exception_id: int, body: schemas.ExceptionResolve, user: Overseer, session: SessionDep
+) -> schemas.ExceptionOut:
+    exception = picking.resolve_exception(session, exception_id, user.username, body.resolution)
+    return picking.exception_out(session, exception)

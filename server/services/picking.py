@@ -1,0 +1,853 @@
+"""Waves, assignments and picking: what the headset dialog calls.
+
+A wave releases allocated orders of one warehouse (chosen by carrier cut-off, carrier,
+zone and priority) and batches their pick lines into assignments of a bounded number of
+lines, each in walking order (the locations' pick sequence) and delivered to a staging
+location. Pickers sign on and get the most urgent ready assignment; a picker who signs on
+again gets back the assignment they were working on.
+
+The headset dialog calls, each inside one transaction:
+
+    sign_on(session, username, warehouse=None) -> Assignment | None
+    brief(session, assignment) -> AssignmentBrief       "Assignment 412. Twelve picks."
+    next_task(session, assignment_id) -> PickTask | None  location, check digits, quantity
+    confirm_pick(session, line_id, quantity, actor, idempotency_token=...) -> PickResult
+    report_short(session, line_id, picked, actor, idempotency_token=..., note=...)
+    skip_line(session, line_id, actor) -> PickLine
+    report_exception(session, kind, actor, line_id=... | assignment_id=..., note=...)
+    complete_assignment(session, assignment_id, actor) -> Location   (the staging area)
+    sign_off(session, username) -> Assignment | None
+
+Every close of a pick line is a compare-and-set on its status that also stores the
+answer's token: the same answer arriving twice (a retry, a reconnect) is recognised and
+moves stock once. Picked units move in the ledger from the
+slot to the assignment's staging location, consuming the units reserved for the line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from server import schemas
+from server.problems import Conflict, Forbidden, Invalid, NotFound
+from server.services import catalog, ledger
+from server.services.ledger import Change
+from server.tables import (
+    Assignment,
+    AssignmentStatus,
+    ExceptionKind,
+    ExceptionStatus,
+    Location,
+    LocationKind,
+    MovementKind,
+    Order,
+    OrderStatus,
+    PickException,
+    PickLine,
+    PickLineStatus,
+    Sku,
+    Stock,
+    Warehouse,
+    Wave,
+    WaveStatus,
+    Zone,
+    utcnow,
+)
+
+RELEASABLE = (
+    OrderStatus.allocated,
+    OrderStatus.partially_allocated,
+    OrderStatus.released,
+    OrderStatus.picking,
+)
+PENDING = (PickLineStatus.open, PickLineStatus.skipped)
+CLOSED = (PickLineStatus.picked, PickLineStatus.short)
+
+
+@dataclass(frozen=True)
+class WaveCriteria:
+    """Which allocated orders a wave releases, and how big its assignments are."""
+
+    cutoff: dt.datetime | None = None  # orders that must ship by then (carrier cut-off)
+    carrier: str | None = None
+    zone: str | None = None  # only pick lines in this zone
+    max_priority: int | None = None  # only orders at least this urgent (1 = most urgent)
+    max_orders: int | None = None
+    lines_per_assignment: int = 20
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "cutoff": self.cutoff.isoformat() if self.cutoff else None,
+            "carrier": self.carrier,
+            "zone": self.zone,
+            "max_priority": self.max_priority,
+            "max_orders": self.max_orders,
+            "lines_per_assignment": self.lines_per_assignment,
+        }
+
+
+def release_wave(
+    session: Session, warehouse_code: str, criteria: WaveCriteria, *, actor: str
+) -> Wave:
+    """Release the matching orders' unreleased pick lines as one wave of assignments.
+    409 `nothing_to_release` when no line matches."""
+    if criteria.lines_per_assignment < 1:
+        raise Invalid("an assignment holds at least one line", code="invalid_assignment_size")
+    warehouse = catalog.get_warehouse(session, warehouse_code)
+    staging = session.scalars(
+        select(Location)
+        .where(
+            Location.warehouse_id == warehouse.id,
+            Location.kind == LocationKind.staging,
+            Location.active.is_(True),
+        )
+        .order_by(Location.pick_sequence, Location.code)
+    ).all()
+    if not staging:
+        raise Conflict(
+            f"warehouse {warehouse.code} has no staging location to deliver to",
+            code="no_staging_location",
+        )
+    query = (
+        select(PickLine.id, PickLine.order_id)
+        .join(Order, Order.id == PickLine.order_id)
+        .join(Location, Location.id == PickLine.location_id)
+        .join(Zone, Zone.id == Location.zone_id)
+        .where(
+            PickLine.warehouse_id == warehouse.id,
+            PickLine.wave_id.is_(None),
+            PickLine.status == PickLineStatus.open,
+            Order.status.in_(RELEASABLE),
+        )
+        .order_by(Order.priority, Order.ship_by.is_(None), Order.ship_by, Order.id, PickLine.id)
+    )
+    if criteria.cutoff is not None:
+        query = query.where(Order.ship_by <= criteria.cutoff)
+    if criteria.carrier is not None:
+        query = query.where(Order.carrier == criteria.carrier)
+    if criteria.zone is not None:
+        query = query.where(Zone.code == criteria.zone)
+    if criteria.max_priority is not None:
+        query = query.where(Order.priority <= criteria.max_priority)
+    candidates: dict[int, list[int]] = {}  # order id -> pick line ids, urgent orders first
+    for line_id, order_id in session.execute(query):
+        full = criteria.max_orders is not None and len(candidates) >= criteria.max_orders
+        if full and order_id not in candidates:
+            continue
+        candidates.setdefault(order_id, []).append(line_id)
+    if not candidates:
+        raise Conflict("no allocated pick lines match this wave", code="nothing_to_release")
+
+    wave = Wave(
+        warehouse_id=warehouse.id,
+        status=WaveStatus.released,
+        criteria=criteria.as_json(),
+        released_by=actor,
+        released_at=utcnow(),
+    )
+    session.add(wave)
+    session.flush()
+    # claim the lines: one released concurrently by another wave stays with that wave
+    wanted = [line_id for ids in candidates.values() for line_id in ids]
+    session.execute(
+        update(PickLine)
+        .where(PickLine.id.in_(wanted), PickLine.wave_id.is_(None))
+        .values(wave_id=wave.id),
+        execution_options={"synchronize_session": False},
+    )
+    lines = session.scalars(
+        select(PickLine)
+        .where(PickLine.wave_id == wave.id)
+        .execution_options(populate_existing=True)
+    ).all()
+    if not lines:
+        raise Conflict("another wave released these lines first", code="nothing_to_release")
+    by_order: dict[int, list[PickLine]] = defaultdict(list)
+    for line in lines:
+        by_order[line.order_id].append(line)
+    orders = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(by_order)))}
+    batches = _batch(
+        [by_order[order_id] for order_id in candidates if order_id in by_order],
+        criteria.lines_per_assignment,
+    )
+    for number, batch in enumerate(batches):
+        assignment = Assignment(
+            wave_id=wave.id,
+            warehouse_id=warehouse.id,
+            status=AssignmentStatus.ready,
+            priority=min(orders[line.order_id].priority for line in batch),
+            staging_location_id=staging[number % len(staging)].id,
+            created_at=utcnow(),
+        )
+        session.add(assignment)
+        session.flush()
+        walk = sorted(batch, key=lambda x: (x.location.pick_sequence, x.location.code, x.id))
+        for sequence, line in enumerate(walk, start=1):
+            line.assignment_id = assignment.id
+            line.sequence = sequence
+    for order in orders.values():
+        unreleased = session.scalar(
+            select(func.count(PickLine.id)).where(
+                PickLine.order_id == order.id, PickLine.wave_id.is_(None)
+            )
+        )
+        if order.status == OrderStatus.allocated and not unreleased:
+            order.status = OrderStatus.released
+    session.flush()
+    session.refresh(wave)
+    return wave
+
+
+def _batch(orders: Sequence[Sequence[PickLine]], size: int) -> list[list[PickLine]]:
+    """Fill assignments order by order (urgent first) up to `size` lines, keeping each
+    order's lines together unless the order alone is bigger than an assignment."""
+    batches: list[list[PickLine]] = []
+    current: list[PickLine] = []
+    for lines in orders:
+        if current and len(current) + len(lines) > size:
+            batches.append(current)
+            current = []
+        for line in lines:
+            if len(current) == size:
+                batches.append(current)
+                current = []
+            current.append(line)
+    if current:
+        batches.append(current)
+    return batches
+
+
+# --- The picker's side -------------------------------------------------------------------
+
+
+def current_assignment(session: Session, username: str) -> Assignment | None:
+    """The assignment this picker is working on, if any."""
+    return session.scalar(
+        select(Assignment)
+        .where(Assignment.picker == username, Assignment.status == AssignmentStatus.in_progress)
+        .order_by(Assignment.id)
+        .limit(1)
+    )
+
+
+def sign_on(session: Session, username: str, warehouse: str | None = None) -> Assignment | None:
+    """The picker's current assignment, or the most urgent ready one (in `warehouse` when
+    given), now theirs; None when there is no work. Two pickers signing on at once never
+    get the same assignment."""
+    current = current_assignment(session, username)
+    if current is not None:
+        return current
+    query = select(Assignment.id).where(
+        Assignment.status == AssignmentStatus.ready, Assignment.picker.is_(None)
+    )
+    if warehouse is not None:
+        query = query.where(Assignment.warehouse_id == catalog.get_warehouse(session, warehouse).id)
+    for assignment_id in session.scalars(query.order_by(Assignment.priority, Assignment.id)).all():
+        claimed = session.execute(
+            update(Assignment)
+            .where(
+                Assignment.id == assignment_id,
+                Assignment.status == AssignmentStatus.ready,
+                Assignment.picker.is_(None),
+            )
+            .values(picker=username, status=AssignmentStatus.in_progress, started_at=utcnow()),
+            execution_options={"synchronize_session": False},
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            assignment = session.get_one(Assignment, assignment_id)
+            session.refresh(assignment)
+            return assignment
+    return None
+
+
+def sign_off(session: Session, username: str) -> Assignment | None:
+    """The picker stops. An assignment they have not picked from yet goes back to the
+    pool; one they started stays theirs, to resume at the next sign-on."""
+    current = current_assignment(session, username)
+    if current is None:
+        return None
+    started = session.scalar(
+        select(func.count(PickLine.id)).where(
+            PickLine.assignment_id == current.id, PickLine.status.in_(CLOSED)
+        )
+    )
+    if not started:
+        session.execute(
+            update(PickLine)
+            .where(PickLine.assignment_id == current.id, PickLine.status == PickLineStatus.skipped)
+            .values(status=PickLineStatus.open),
+            execution_options={"synchronize_session": False},
+        )
+        session.execute(
+            update(Assignment)
+            .where(Assignment.id == current.id, Assignment.picker == username)
+            .values(picker=None, status=AssignmentStatus.ready, started_at=None),
+            execution_options={"synchronize_session": False},
+        )
+        session.refresh(current)
+    return current
+
+
+@dataclass(frozen=True)
+class AssignmentBrief:
+    """What the dialog announces when an assignment starts."""
+
+    number: int
+    warehouse: str
+    lines: int
+    units: int
+    remaining: int
+    staging_location: str
+
+
+def brief(session: Session, assignment: Assignment) -> AssignmentBrief:
+    lines, units = session.execute(
+        select(func.count(PickLine.id), func.coalesce(func.sum(PickLine.quantity), 0)).where(
+            PickLine.assignment_id == assignment.id
+        )
+    ).one()
+    return AssignmentBrief(
+        number=assignment.id,
+        warehouse=assignment.warehouse.code,
+        lines=lines,
+        units=units,
+        remaining=remaining_lines(session, assignment.id),
+        staging_location=assignment.staging_location.code,
+    )
+
+
+@dataclass(frozen=True)
+class PickTask:
+    """Everything the dialog says or checks for one pick line."""
+
+    line_id: int
+    assignment: int
+    sequence: int
+    location: str
+    aisle: str
+    slot: str
+    level: str
+    check_digits: str
+    quantity: int
+    sku: str
+    description: str
+    unit: str
+    lot: str | None
+    remaining: int  # lines still to pick in the assignment, this one included
+    skipped_before: bool
+
+
+def next_task(session: Session, assignment_id: int) -> PickTask | None:
+    """`next_open_line`, described for the dialog; None when the assignment is done."""
+    line = next_open_line(session, assignment_id)
+    if line is None:
+        return None
+    return PickTask(
+        line_id=line.id,
+        assignment=assignment_id,
+        sequence=line.sequence,
+        location=line.location.code,
+        aisle=line.location.aisle,
+        slot=line.location.slot,
+        level=line.location.level,
+        check_digits=line.location.check_digits,
+        quantity=line.quantity,
+        sku=line.sku.code,
+        description=line.sku.description,
+        unit=line.sku.unit,
+        lot=line.lot or None,
+        remaining=remaining_lines(session, assignment_id),
+        skipped_before=line.status == PickLineStatus.skipped,
+    )
+
+
+def get_assignment(session: Session, number: int) -> Assignment:
+    assignment = session.get(Assignment, number)
+    if assignment is None:
+        raise NotFound(f"no assignment {number}", code="assignment_not_found")
+    return assignment
+
+
+def next_open_line(session: Session, assignment_id: int) -> PickLine | None:
+    """The next line to pick in walking order; skipped lines come back after the open
+    ones. None when every line is closed (time to `complete_assignment`)."""
+    for status in PENDING:
+        line = session.scalar(
+            select(PickLine)
+            .where(PickLine.assignment_id == assignment_id, PickLine.status == status)
+            .order_by(PickLine.sequence)
+            .limit(1)
+        )
+        if line is not None:
+            return line
+    return None
+
+
+def remaining_lines(session: Session, assignment_id: int) -> int:
+    return (
+        session.scalar(
+            select(func.count(PickLine.id)).where(
+                PickLine.assignment_id == assignment_id, PickLine.status.in_(PENDING)
+            )
+        )
+        or 0
+    )
+
+
+@dataclass(frozen=True)
+class PickResult:
+    line: PickLine
+    replayed: bool  # this answer had already been applied: nothing changed now
+    remaining: int  # lines of the assignment still to pick
+    exception: PickException | None = None
+
+
+def confirm_pick(
+    session: Session,
+    line_id: int,
+    quantity: int,
+    actor: str,
+    *,
+    idempotency_token: str,
+    serials: Sequence[str] = (),
+) -> PickResult:
+    """The picker confirmed `quantity` (which must be the quantity asked for; fewer is a
+    `report_short`). Moves the units from the slot to staging in the ledger, once: the
+    same token again is a replay, another answer for a closed line is a 409."""
+    line, assignment = _line_for(session, line_id, actor)
+    replay = _replay(session, line, idempotency_token)
+    if replay is not None:
+        return replay
+    if quantity != line.quantity:
+        raise Invalid(
+            f"this line asks for {line.quantity}; report a short to pick fewer",
+            code="quantity_mismatch",
+        )
+    if not _close(session, line, PickLineStatus.picked, quantity, actor, idempotency_token):
+        return _replay_or_conflict(session, line, idempotency_token)
+    _move_to_staging(session, line, assignment, quantity, actor, serials)
+    return PickResult(line=line, replayed=False, remaining=remaining_lines(session, assignment.id))
+
+
+def report_short(
+    session: Session,
+    line_id: int,
+    picked: int,
+    actor: str,
+    *,
+    idempotency_token: str,
+    note: str = "",
+    serials: Sequence[str] = (),
+) -> PickResult:
+    """The slot held fewer units than asked: `picked` (maybe 0) go to staging, the rest's
+    reservation is released and a `short` exception is opened for a manager."""
+    line, assignment = _line_for(session, line_id, actor)
+    replay = _replay(session, line, idempotency_token)
+    if replay is not None:
+        return replay
+    if not 0 <= picked < line.quantity:
+        raise Invalid(
+            f"a short picks fewer than {line.quantity} units (0 or more)",
+            code="invalid_short_quantity",
+        )
+    if not _close(session, line, PickLineStatus.short, picked, actor, idempotency_token):
+        return _replay_or_conflict(session, line, idempotency_token)
+    if picked:
+        _move_to_staging(session, line, assignment, picked, actor, serials)
+    missing = line.quantity - picked
+    released = session.execute(
+        update(Stock)
+        .where(
+            Stock.location_id == line.location_id,
+            Stock.sku_id == line.sku_id,
+            Stock.lot == line.lot,
+            Stock.reserved >= missing,
+        )
+        .values(reserved=Stock.reserved - missing, updated_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
+    if released.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("the reservation of this line is gone", code="reservation_missing")
+    exception = _open_exception(
+        session, ExceptionKind.short, actor, line=line, quantity=missing, note=note
+    )
+    return PickResult(
+        line=line,
+        replayed=False,
+        remaining=remaining_lines(session, assignment.id),
+        exception=exception,
+    )
+
+
+def skip_line(session: Session, line_id: int, actor: str) -> PickLine:
+    """Pass the slot for now; the line is offered again after the open ones."""
+    line, _assignment = _line_for(session, line_id, actor)
+    if line.status in CLOSED:
+        raise Conflict(f"pick line {line.id} is already {line.status}", code="line_closed")
+    session.execute(
+        update(PickLine)
+        .where(PickLine.id == line.id, PickLine.status == PickLineStatus.open)
+        .values(status=PickLineStatus.skipped),
+        execution_options={"synchronize_session": False},
+    )
+    session.refresh(line)
+    return line
+
+
+def report_exception(
+    session: Session,
+    kind: ExceptionKind,
+    actor: str,
+    *,
+    line_id: int | None = None,
+    assignment_id: int | None = None,
+    note: str = "",
+) -> PickException:
+    """Damage, a wrong item or a call for help at a line (or for the whole assignment).
+    Stock is not changed; a manager resolves it. Shorts go through `report_short`."""
+    if kind is ExceptionKind.short:
+        raise Invalid("report a short with report_short", code="use_report_short")
+    if line_id is not None:
+        line, _assignment = _line_for(session, line_id, actor)
+        return _open_exception(session, kind, actor, line=line, note=note)
+    if assignment_id is None:
+        raise Invalid("an exception names a pick line or an assignment", code="exception_target")
+    assignment = get_assignment(session, assignment_id)
+    _check_picker(assignment, actor)
+    return _open_exception(session, kind, actor, assignment=assignment, note=note)
+
+
+def complete_assignment(session: Session, assignment_id: int, actor: str) -> Location:
+    """Close the assignment once every line is picked or short; returns the staging
+    location to deliver to. Completing twice returns the same location."""
+    assignment = get_assignment(session, assignment_id)
+    _check_picker(assignment, actor)
+    if assignment.status == AssignmentStatus.completed:
+        return assignment.staging_location
+    remaining = remaining_lines(session, assignment.id)
+    if remaining:
+        raise Conflict(f"{remaining} lines are still to pick", code="lines_remaining")
+    session.execute(
+        update(Assignment)
+        .where(Assignment.id == assignment.id, Assignment.status == AssignmentStatus.in_progress)
+        .values(status=AssignmentStatus.completed, completed_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
+    session.refresh(assignment)
+    order_ids = {line.order_id for line in assignment.lines}
+    for order in session.scalars(select(Order).where(Order.id.in_(order_ids))):
+        pending = session.scalar(
+            select(func.count(PickLine.id)).where(
+                PickLine.order_id == order.id, PickLine.status.in_(PENDING)
+            )
+        )
+        if not pending and order.status in (OrderStatus.released, OrderStatus.picking):
+            order.status = OrderStatus.picked
+    wave_pending = session.scalar(
+        select(func.count(Assignment.id)).where(
+            Assignment.wave_id == assignment.wave_id,
+            Assignment.status != AssignmentStatus.completed,
+        )
+    )
+    if not wave_pending:
+        assignment.wave.status = WaveStatus.completed
+    session.flush()
+    return assignment.staging_location
+
+
+def _line_for(session: Session, line_id: int, actor: str) -> tuple[PickLine, Assignment]:
+    line = session.get(PickLine, line_id)
+    if line is None:
+        raise NotFound(f"no pick line {line_id}", code="pick_line_not_found")
+    assignment = line.assignment
+    if assignment is None:
+        raise Conflict(f"pick line {line_id} is not in an assignment", code="line_not_assigned")
+    _check_picker(assignment, actor)
+    return line, assignment
+
+
+def _check_picker(assignment: Assignment, actor: str) -> None:
+    if assignment.picker != actor:
+        raise Forbidden(f"assignment {assignment.id} is not yours", code="not_your_assignment")
+    if assignment.status == AssignmentStatus.ready:
+        raise Conflict(f"assignment {assignment.id} is not started", code="assignment_not_started")
+
+
+def _replay(session: Session, line: PickLine, token: str) -> PickResult | None:
+    if line.status not in CLOSED:
+        return None
+    return _replay_or_conflict(session, line, token)
+
+
+def _replay_or_conflict(session: Session, line: PickLine, token: str) -> PickResult:
+    session.refresh(line)
+    if line.confirmation == token:
+        assert line.assignment_id is not None
+        return PickResult(
+            line=line, replayed=True, remaining=remaining_lines(session, line.assignment_id)
+        )
+    raise Conflict(
+        f"pick line {line.id} was already closed ({line.status}) by another answer",
+        code="line_closed",
+    )
+
+
+def _close(
+    session: Session,
+    line: PickLine,
+    status: PickLineStatus,
+    quantity: int,
+    actor: str,
+    token: str,
+) -> bool:
+    """Compare-and-set: close the line only if it is still pending."""
+    result = session.execute(
+        update(PickLine)
+        .where(PickLine.id == line.id, PickLine.status.in_(PENDING))
+        .values(
+            status=status,
+            quantity_picked=quantity,
+            confirmation=token,
+            picked_by=actor,
+            picked_at=utcnow(),
+        ),
+        execution_options={"synchronize_session": False},
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    session.refresh(line)
+    return True
+
+
+def _move_to_staging(
+    session: Session,
+    line: PickLine,
+    assignment: Assignment,
+    quantity: int,
+    actor: str,
+    serials: Sequence[str],
+) -> None:
+    order = line.order
+    ledger.record(
+        session,
+        Change(
+            sku=line.sku,
+            quantity=quantity,
+            from_location=line.location,
+            to_location=assignment.staging_location,
+            kind=MovementKind.pick,
+            reason="picked",
+            lot=line.lot,
+            serials=serials,
+            reference=f"order:{order.number}/assignment:{assignment.id}",
+            from_reserved=True,
+        ),
+        actor=actor,
+    )
+    if order.status in (OrderStatus.released, OrderStatus.allocated):
+        order.status = OrderStatus.picking
+
+
+def _open_exception(
+    session: Session,
+    kind: ExceptionKind,
+    actor: str,
+    *,
+    line: PickLine | None = None,
+    assignment: Assignment | None = None,
+    quantity: int | None = None,
+    note: str = "",
+) -> PickException:
+    if line is not None:
+        assignment = line.assignment
+    assert assignment is not None
+    exception = PickException(
+        kind=kind,
+        warehouse_id=assignment.warehouse_id,
+        assignment_id=assignment.id,
+        pick_line_id=line.id if line else None,
+        quantity=quantity,
+        reported_by=actor,
+        note=note,
+        created_at=utcnow(),
+    )
+    session.add(exception)
+    session.flush()
+    return exception
+
+
+# --- Views -------------------------------------------------------------------------------
+
+
+def assignment_view(
+    session: Session, assignment: Assignment, *, show_check_digits: bool
+) -> schemas.AssignmentOut:
+    rows = session.execute(
+        select(PickLine, Order.number, Location, Sku)
+        .join(Order, Order.id == PickLine.order_id)
+        .join(Location, Location.id == PickLine.location_id)
+        .join(Sku, Sku.id == PickLine.sku_id)
+        .where(PickLine.assignment_id == assignment.id)
+        .order_by(PickLine.sequence)
+    ).all()
+    return schemas.AssignmentOut(
+        number=assignment.id,
+        wave=assignment.wave_id,
+        warehouse=assignment.warehouse.code,
+        status=assignment.status,
+        priority=assignment.priority,
+        picker=assignment.picker,
+        staging_location=assignment.staging_location.code,
+        created_at=assignment.created_at,
+        started_at=assignment.started_at,
+        completed_at=assignment.completed_at,
+        lines=[
+            schemas.PickLineOut(
+                id=line.id,
+                sequence=line.sequence,
+                order=number,
+                location=location.code,
+                aisle=location.aisle,
+                slot=location.slot,
+                check_digits=location.check_digits if show_check_digits else None,
+                sku=sku.code,
+                description=sku.description,
+                lot=line.lot or None,
+                quantity=line.quantity,
+                quantity_picked=line.quantity_picked,
+                status=line.status,
+            )
+            for line, number, location, sku in rows
+        ],
+    )
+
+
+def list_assignments(
+    session: Session,
+    *,
+    warehouse: str | None,
+    status: str | None,
+    picker: str | None,
+    show_check_digits: bool,
+    limit: int,
+    offset: int,
+) -> schemas.Page[schemas.AssignmentOut]:
+    query = select(Assignment)
+    if warehouse:
+        query = query.join(Warehouse, Warehouse.id == Assignment.warehouse_id).where(
+            Warehouse.code == warehouse
+        )
+    if status:
+        query = query.where(Assignment.status == status)
+    if picker:
+        query = query.where(Assignment.picker == picker)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    items = session.scalars(query.order_by(Assignment.id).limit(limit).offset(offset)).all()
+    return schemas.Page(
+        items=[assignment_view(session, a, show_check_digits=show_check_digits) for a in items],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+def wave_view(session: Session, wave: Wave) -> schemas.WaveOut:
+    orders = session.scalar(
+        select(func.count(func.distinct(PickLine.order_id))).where(PickLine.wave_id == wave.id)
+    )
+    return schemas.WaveOut(
+        number=wave.id,
+        warehouse=wave.warehouse.code,
+        status=wave.status,
+        criteria=wave.criteria,
+        released_by=wave.released_by,
+        released_at=wave.released_at,
+        orders=orders or 0,
+        assignments=[assignment_view(session, a, show_check_digits=True) for a in wave.assignments],
+    )
+
+
+def exception_view(exception: PickException, warehouse_code: str) -> schemas.ExceptionOut:
+    return schemas.ExceptionOut(
+        id=exception.id,
+        kind=exception.kind,
+        status=exception.status,
+        warehouse=warehouse_code,
+        assignment=exception.assignment_id,
+        pick_line=exception.pick_line_id,
+        quantity=exception.quantity,
+        reported_by=exception.reported_by,
+        note=exception.note,
+        created_at=exception.created_at,
+        resolved_by=exception.resolved_by,
+        resolved_at=exception.resolved_at,
+        resolution=exception.resolution,
+    )
+
+
+def exception_out(session: Session, exception: PickException) -> schemas.ExceptionOut:
+    return exception_view(exception, session.get_one(Warehouse, exception.warehouse_id).code)
+
+
+def get_wave(session: Session, number: int) -> Wave:
+    wave = session.get(Wave, number)
+    if wave is None:
+        raise NotFound(f"no wave {number}", code="wave_not_found")
+    return wave
+
+
+def get_pick_line(session: Session, line_id: int) -> PickLine:
+    line = session.get(PickLine, line_id)
+    if line is None:
+        raise NotFound(f"no pick line {line_id}", code="pick_line_not_found")
+    return line
+
+
+def list_exceptions(
+    session: Session, *, warehouse: str | None, status: str | None, limit: int, offset: int
+) -> schemas.Page[schemas.ExceptionOut]:
+    query = select(PickException, Warehouse.code).join(
+        Warehouse, Warehouse.id == PickException.warehouse_id
+    )
+    if warehouse:
+        query = query.where(Warehouse.code == warehouse)
+    if status:
+        query = query.where(PickException.status == status)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.execute(query.order_by(PickException.id).limit(limit).offset(offset)).all()
+    return schemas.Page(
+        items=[exception_view(exception, code) for exception, code in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+def resolve_exception(
+    session: Session, exception_id: int, actor: str, resolution: str
+) -> PickException:
+    """Close an exception with what was done about it (409 `already_resolved`)."""
+    exception = session.get(PickException, exception_id)
+    if exception is None:
+        raise NotFound(f"no exception {exception_id}", code="exception_not_found")
+    resolved = session.execute(
+        update(PickException)
+        .where(PickException.id == exception_id, PickException.status == ExceptionStatus.open)
+        .values(
+            status=ExceptionStatus.resolved,
+            resolved_by=actor,
+            resolved_at=utcnow(),
+            resolution=resolution,
+        ),
+        execution_options={"synchronize_session": False},
+    )
+    if resolved.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"exception {exception_id} is already resolved", code="already_resolved")
+    session.refresh(exception)
+    return exception
