@@ -93,6 +93,15 @@ class ModelStore:
             raise ModelMissing(spec, self.root)
         return location
 
+    def installed_for(self, engine: str) -> dict[str, Path]:
+        """Language → directory of each installed model of `engine` fetched into the store
+        (models that pip installs are found by the engine itself)."""
+        return {
+            spec.language: self.path(spec.name)
+            for spec in self.manifest.values()
+            if spec.engine == engine and not spec.packaged and self.is_installed(spec.name)
+        }
+
     def is_installed(self, name: str) -> bool:
         spec = self.spec(name)
         location = self._location(spec)

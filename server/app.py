@@ -12,6 +12,8 @@ from fastapi.staticfiles import StaticFiles
 from server.api import api_router
 from server.config import Settings
 from server.db import Database, make_engine, make_session_factory
+from server.headset.endpoint import router as headset_router
+from server.headset.speech import make_speech_services
 from server.idempotency import IdempotencyMiddleware
 from server.problems import install_problem_handlers
 from server.requestlog import RequestLogMiddleware
@@ -39,8 +41,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.db = Database(sessions)
+    app.state.speech = make_speech_services(settings)
+    app.state.headset_snapshots = {}
     install_problem_handlers(app)
     app.include_router(api_router)
+    app.include_router(headset_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     model_dir: Path | None = None
     log_level: str = "INFO"
     db_pool_size: int = Field(20, ge=1)
+    stt_engine: str = Field("auto", description="auto, fusion, templates, pocketsphinx, vosk")
+    min_confidence: float = Field(0.5, ge=0, le=1)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

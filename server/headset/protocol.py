@@ -73,11 +73,15 @@ def parse_text_frame(text: str) -> Hello | Say | Bye:
         raise FrameError("invalid_frame", f"{where}: {first['msg']}") from exc
     if isinstance(frame, Hello):
         if frame.protocol != PROTOCOL_VERSION:
-            raise FrameError("unsupported_protocol",
-                             f"this server speaks protocol {PROTOCOL_VERSION}", fatal=True)
+            raise FrameError(
+                "unsupported_protocol",
+                f"this server speaks protocol {PROTOCOL_VERSION}",
+                fatal=True,
+            )
         if frame.audio.sample_rate not in SAMPLE_RATES:
-            raise FrameError("unsupported_sample_rate",
-                             f"sample_rate must be one of {SAMPLE_RATES}", fatal=True)
+            raise FrameError(
+                "unsupported_sample_rate", f"sample_rate must be one of {SAMPLE_RATES}", fatal=True
+            )
     return frame
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from anyio.to_thread import run_sync
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from voice.endpoint import Endpointer, SpeechEnded, SpeechStarted
 
 from server.headset.protocol import (
     PROTOCOL_ERROR,
@@ -33,7 +34,6 @@ from server.headset.protocol import (
 from server.headset.speech import SpeechServices
 from voice.dialog import PickDialog, Prompt, Turn
 from voice.dialog.pick import PickWork
-from voice.endpoint import Endpointer, SpeechEnded, SpeechStarted
 
 log = logging.getLogger(__name__)
 
@@ -110,27 +110,38 @@ class HeadsetSession:
         if self.dialog is not None:
             raise FrameError("already_started", "hello was already received")
         if hello.locale not in self.speech.locales:
-            raise FrameError("unsupported_locale",
-                             f"locale must be one of {sorted(self.speech.locales)}", fatal=True)
+            raise FrameError(
+                "unsupported_locale",
+                f"locale must be one of {sorted(self.speech.locales)}",
+                fatal=True,
+            )
         self.locale = hello.locale
         self.sample_rate = hello.audio.sample_rate
         self._endpointer = Endpointer(self.sample_rate)
-        await self.send_json({"type": "welcome", "session": self.id, "operator": self.operator,
-                              "sample_rate": self.sample_rate})
+        await self.send_json(
+            {
+                "type": "welcome",
+                "session": self.id,
+                "operator": self.operator,
+                "sample_rate": self.sample_rate,
+            }
+        )
         snapshot = self.snapshots.get(self.operator)
         work = self.open_work(self.operator)
         if snapshot and snapshot.get("locale") == self.locale:
             self.dialog, prompt = await run_sync(self._restore, work, snapshot)
         else:
-            self.dialog = PickDialog(work, locale=self.locale,
-                                     min_confidence=self.speech.min_confidence)
+            self.dialog = PickDialog(
+                work, locale=self.locale, min_confidence=self.speech.min_confidence
+            )
             prompt = await run_sync(self.dialog.start)
         self._save()
         await self.speak(prompt)
 
     def _restore(self, work: PickWork, snapshot: dict[str, Any]) -> tuple[PickDialog, Prompt]:
-        dialog = PickDialog.restore(work, snapshot["dialog"], locale=self.locale,
-                                    min_confidence=self.speech.min_confidence)
+        dialog = PickDialog.restore(
+            work, snapshot["dialog"], locale=self.locale, min_confidence=self.speech.min_confidence
+        )
         return dialog, dialog.repeat()
 
     async def _on_audio(self, data: bytes) -> None:
@@ -173,11 +184,19 @@ class HeadsetSession:
             turn: Turn = await run_sync(dialog.hear_text, answer)
             heard = {"text": answer, "confidence": 1.0, "source": "text"}
         else:
-            result = await run_sync(self.speech.recognize, answer.audio, dialog.grammar(),
-                                    self.sample_rate, self.operator)
+            result = await run_sync(
+                self.speech.recognize,
+                answer.audio,
+                dialog.grammar(),
+                self.sample_rate,
+                self.operator,
+            )
             turn = await run_sync(dialog.hear, result.tokens, result.confidence, result.accepted)
-            heard = {"text": result.text, "confidence": round(result.confidence, 3),
-                     "source": "speech"}
+            heard = {
+                "text": result.text,
+                "confidence": round(result.confidence, 3),
+                "source": "speech",
+            }
         await self.send_json({"type": "heard", **heard, "accepted": turn.accepted})
         self._save()
         if turn.prompt is not None:
@@ -192,8 +211,15 @@ class HeadsetSession:
         await self._barge_in()
         self._prompt_id += 1
         prompt_id = self._prompt_id
-        await self.send_json({"type": "prompt", "id": prompt_id, "text": prompt.text,
-                              "state": prompt.state, "display": prompt.display})
+        await self.send_json(
+            {
+                "type": "prompt",
+                "id": prompt_id,
+                "text": prompt.text,
+                "state": prompt.state,
+                "display": prompt.display,
+            }
+        )
         pcm = await run_sync(self.speech.synthesize, prompt.text, self.locale, self.sample_rate)
         self._speaking = asyncio.create_task(self._play(prompt_id, pcm))
 
@@ -223,8 +249,10 @@ class HeadsetSession:
 
     def _save(self) -> None:
         if self.dialog is not None and not self._closing:
-            self.snapshots[self.operator] = {"locale": self.locale,
-                                             "dialog": self.dialog.snapshot()}
+            self.snapshots[self.operator] = {
+                "locale": self.locale,
+                "dialog": self.dialog.snapshot(),
+            }
 
     async def send_json(self, data: dict[str, Any]) -> None:
         async with self._send_lock:

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from voice.grammar import Grammar
 from voice.stt import EngineCache, open_recognizer
 from voice.stt.base import Result
+
+from models.registry import ModelStore
+from server.config import Settings
+from voice.grammar import Grammar
 from voice.tts import Synthesizer
 
 
@@ -30,12 +32,28 @@ class SpeechServices:
         path = self.profiles_dir / operator
         return path if path.is_dir() else None
 
-    def recognize(self, audio: np.ndarray, grammar: Grammar, sample_rate: int,
-                  operator: str) -> Result:
-        recognizer = open_recognizer(self.engine, grammar, sample_rate,
-                                     profile=self.profile(operator), cache=self.engines)
+    def recognize(
+        self, audio: np.ndarray, grammar: Grammar, sample_rate: int, operator: str
+    ) -> Result:
+        recognizer = open_recognizer(
+            self.engine, grammar, sample_rate, profile=self.profile(operator), cache=self.engines
+        )
         recognizer.accept_audio(audio)
         return recognizer.final()
 
     def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes:
         return self.synthesizer.synthesize(text, locale=locale, sample_rate=sample_rate)
+
+
+def make_speech_services(settings: Settings) -> SpeechServices:
+    """Speech for the app: prompts cached on disk in the data dir, Vosk models from the
+    model store when installed, operator voice profiles under the data dir."""
+    return SpeechServices(
+        synthesizer=Synthesizer(cache_dir=settings.data_dir / "tts-cache"),
+        engines=EngineCache(
+            vosk_models=dict(ModelStore(settings.models_path).installed_for("vosk"))
+        ),
+        engine=settings.stt_engine,
+        profiles_dir=settings.data_dir / "profiles",
+        min_confidence=settings.min_confidence,
+    )

@@ -50,8 +50,9 @@ class DatabasePickWork:
             if assignment is None:
                 return None
             brief = picking.brief(session, assignment)
-            return AssignmentInfo(number=str(brief.number), picks=brief.lines,
-                                  staging=brief.staging_location)
+            return AssignmentInfo(
+                number=str(brief.number), picks=brief.lines, staging=brief.staging_location
+            )
 
         return self._run(sign_on)
 
@@ -60,21 +61,40 @@ class DatabasePickWork:
             task = picking.next_task(session, self._assignment(session).id)
             if task is None:
                 return None
-            return PickTask(line_id=task.line_id, location=task.location, aisle=task.aisle,
-                            slot=task.slot, level=task.level, check_digits=task.check_digits,
-                            quantity=task.quantity, sku=task.sku, description=task.description,
-                            unit=task.unit, picks_remaining=task.remaining)
+            return PickTask(
+                line_id=task.line_id,
+                location=task.location,
+                aisle=task.aisle,
+                slot=task.slot,
+                level=task.level,
+                check_digits=task.check_digits,
+                quantity=task.quantity,
+                sku=task.sku,
+                description=task.description,
+                unit=task.unit,
+                picks_remaining=task.remaining,
+            )
 
         return self._run(next_task)
 
     def confirm_pick(self, line_id: int, quantity: int) -> None:
         # One confirmation per line: a repeated answer carries the same token and replays.
-        self._run(picking.confirm_pick, line_id, quantity, self.operator,
-                  idempotency_token=f"headset:{line_id}")
+        self._run(
+            picking.confirm_pick,
+            line_id,
+            quantity,
+            self.operator,
+            idempotency_token=f"headset:{line_id}",
+        )
 
     def report_short(self, line_id: int, picked: int) -> None:
-        self._run(picking.report_short, line_id, picked, self.operator,
-                  idempotency_token=f"headset:{line_id}")
+        self._run(
+            picking.report_short,
+            line_id,
+            picked,
+            self.operator,
+            idempotency_token=f"headset:{line_id}",
+        )
 
     def skip(self, line_id: int) -> None:
         self._run(picking.skip_line, line_id, self.operator)
@@ -85,15 +105,21 @@ class DatabasePickWork:
     def call_supervisor(self, line_id: int | None) -> None:
         def call(session: Session) -> None:
             assignment_id = None if line_id is not None else self._assignment(session).id
-            picking.report_exception(session, ExceptionKind.help, self.operator,
-                                     line_id=line_id, assignment_id=assignment_id)
+            picking.report_exception(
+                session,
+                ExceptionKind.help,
+                self.operator,
+                line_id=line_id,
+                assignment_id=assignment_id,
+            )
 
         self._run(call)
 
     def complete_assignment(self) -> str:
         def complete(session: Session) -> str:
-            staging = picking.complete_assignment(session, self._assignment(session).id,
-                                                  self.operator)
+            staging = picking.complete_assignment(
+                session, self._assignment(session).id, self.operator
+            )
             return staging.code
 
         return self._run(complete)

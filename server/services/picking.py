@@ -400,6 +400,16 @@ def remaining_lines(session: Session, assignment_id: int) -> int:
     )
 
 
+def remaining_work(session: Session, assignment_id: int) -> tuple[int, int]:
+    """(lines, units) of the assignment still to pick ("how much more")."""
+    lines, units = session.execute(
+        select(func.count(PickLine.id), func.coalesce(func.sum(PickLine.quantity), 0)).where(
+            PickLine.assignment_id == assignment_id, PickLine.status.in_(PENDING)
+        )
+    ).one()
+    return int(lines), int(units)
+
+
 @dataclass(frozen=True)
 class PickResult:
     line: PickLine

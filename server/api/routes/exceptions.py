@@ -1,10 +1,11 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
 
 from server import schemas
 from server.api.pagination import PageParams
-from server.deps import Overseer, SessionDep
+from server.deps import DatabaseDep, Overseer
 from server.services import picking
 from server.tables import ExceptionStatus
 
@@ -14,22 +15,29 @@ Filter = Annotated[str | None, Query(max_length=64)]
 
 
 @router.get("", response_model=schemas.Page[schemas.ExceptionOut])
-def list_exceptions(
+async def list_exceptions(
     _: Overseer,
-    session: SessionDep,
+    db: DatabaseDep,
     page: PageParams,
     warehouse: Filter = None,
     status: ExceptionStatus | None = None,
 ) -> schemas.Page[schemas.ExceptionOut]:
     """Shorts, damage, wrong items and calls for help from the floor, oldest first."""
-    return picking.list_exceptions(
-        session, warehouse=warehouse, status=status, limit=page.limit, offset=page.offset
-    )
+
+    def work(session: Session) -> schemas.Page[schemas.ExceptionOut]:
+        return picking.list_exceptions(
+            session, warehouse=warehouse, status=status, limit=page.limit, offset=page.offset
+        )
+
+    return await db.read(work)
 
 
 @router.post("/{exception_id}/resolve", response_model=schemas.ExceptionOut)
-def resolve_exception(
-    exception_id: int, body: schemas.ExceptionResolve, user: Overseer, session: SessionDep
+async def resolve_exception(
+    exception_id: int, body: schemas.ExceptionResolve, user: Overseer, db: DatabaseDep
 ) -> schemas.ExceptionOut:
-    exception = picking.resolve_exception(session, exception_id, user.username, body.resolution)
-    return picking.exception_out(session, exception)
+    def work(session: Session) -> schemas.ExceptionOut:
+        exception = picking.resolve_exception(session, exception_id, user.username, body.resolution)
+        return picking.exception_out(session, exception)
+
+    return await db.write(work)

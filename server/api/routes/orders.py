@@ -1,10 +1,11 @@
 from typing import Annotated
 
 from fastapi import APIRouter, File, Query, UploadFile
+from sqlalchemy.orm import Session
 
 from server import schemas
 from server.api.pagination import PageParams
-from server.deps import Overseer, SessionDep, Supervisor
+from server.deps import DatabaseDep, Overseer, Supervisor
 from server.problems import Invalid
 from server.services import allocation, orders, shipping
 from server.tables import OrderStatus
@@ -16,87 +17,116 @@ AllocateNow = Annotated[bool, Query(description="Allocate right away with the co
 
 
 @router.post("/orders", response_model=schemas.OrderOut, status_code=201)
-def create_order(
-    body: schemas.OrderCreate, user: Supervisor, session: SessionDep, allocate: AllocateNow = False
+async def create_order(
+    body: schemas.OrderCreate, user: Supervisor, db: DatabaseDep, allocate: AllocateNow = False
 ) -> schemas.OrderOut:
     """Import one order (409 `duplicate_order` when the number exists)."""
-    order = orders.create_order(session, body, actor=user.username)
-    if allocate:
-        allocation.allocate_order(session, order.number)
-    return orders.order_view(session, order)
+
+    def work(session: Session) -> schemas.OrderOut:
+        order = orders.create_order(session, body, actor=user.username)
+        if allocate:
+            allocation.allocate_order(session, order.number)
+        return orders.order_view(session, order)
+
+    return await db.write(work)
 
 
 @router.post("/orders/import", response_model=schemas.OrderImportOut, status_code=201)
-def import_orders(
+async def import_orders(
     file: Annotated[UploadFile, File(description="CSV, one row per order line.")],
     user: Supervisor,
-    session: SessionDep,
+    db: DatabaseDep,
     allocate: AllocateNow = False,
 ) -> schemas.OrderImportOut:
     """Import orders from CSV, all or none. Columns: order, sku, quantity, country
     (required); channel, region, postcode, latitude, longitude, priority, ship_by, carrier,
     value_cents, currency, lot, min_expiry. Rows of one order share its number."""
-    data = file.file.read(MAX_CSV + 1)
-    if len(data) > MAX_CSV:
-        raise Invalid(f"CSV larger than {MAX_CSV} bytes", code="payload_too_large")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Invalid("CSV must be UTF-8", code="invalid_csv") from exc
-    created = orders.import_orders(session, orders.parse_csv(text), actor=user.username)
-    if allocate:
-        for order in created:
-            allocation.allocate_order(session, order.number)
-    return schemas.OrderImportOut(imported=len(created), orders=[o.number for o in created])
+
+    def work(session: Session) -> schemas.OrderImportOut:
+        data = file.file.read(MAX_CSV + 1)
+        if len(data) > MAX_CSV:
+            raise Invalid(f"CSV larger than {MAX_CSV} bytes", code="payload_too_large")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Invalid("CSV must be UTF-8", code="invalid_csv") from exc
+        created = orders.import_orders(session, orders.parse_csv(text), actor=user.username)
+        if allocate:
+            for order in created:
+                allocation.allocate_order(session, order.number)
+        return schemas.OrderImportOut(imported=len(created), orders=[o.number for o in created])
+
+    return await db.write(work)
 
 
 @router.get("/orders", response_model=schemas.Page[schemas.OrderOut])
-def list_orders(
+async def list_orders(
     _: Overseer,
-    session: SessionDep,
+    db: DatabaseDep,
     page: PageParams,
     status: OrderStatus | None = None,
 ) -> schemas.Page[schemas.OrderOut]:
-    return orders.list_orders(session, status=status, limit=page.limit, offset=page.offset)
+    def work(session: Session) -> schemas.Page[schemas.OrderOut]:
+        return orders.list_orders(session, status=status, limit=page.limit, offset=page.offset)
+
+    return await db.read(work)
 
 
 @router.get("/orders/{number}", response_model=schemas.OrderOut)
-def get_order(number: str, _: Overseer, session: SessionDep) -> schemas.OrderOut:
-    return orders.order_view(session, orders.get_order(session, number))
+async def get_order(number: str, _: Overseer, db: DatabaseDep) -> schemas.OrderOut:
+    def work(session: Session) -> schemas.OrderOut:
+        return orders.order_view(session, orders.get_order(session, number))
+
+    return await db.read(work)
 
 
 @router.post("/orders/{number}/allocate", response_model=schemas.OrderOut)
-def allocate_order(
+async def allocate_order(
     number: str,
     _: Supervisor,
-    session: SessionDep,
+    db: DatabaseDep,
     body: schemas.AllocateRequest | None = None,
 ) -> schemas.OrderOut:
     """Reserve stock for what the order still needs, by the configured rules (or the ones
     given), and explain the choice in `allocation_explanation`."""
-    policy = allocation.Policy.from_schema(body.policy) if body and body.policy else None
-    result = allocation.allocate_order(session, number, policy=policy)
-    return orders.order_view(session, result.order)
+
+    def work(session: Session) -> schemas.OrderOut:
+        policy = allocation.Policy.from_schema(body.policy) if body and body.policy else None
+        result = allocation.allocate_order(session, number, policy=policy)
+        return orders.order_view(session, result.order)
+
+    return await db.write(work)
 
 
 @router.post("/orders/{number}/cancel", response_model=schemas.OrderOut)
-def cancel_order(number: str, _: Supervisor, session: SessionDep) -> schemas.OrderOut:
+async def cancel_order(number: str, _: Supervisor, db: DatabaseDep) -> schemas.OrderOut:
     """Cancel an order not yet released to the floor; its reserved units become available."""
-    return orders.order_view(session, allocation.cancel_order(session, number))
+
+    def work(session: Session) -> schemas.OrderOut:
+        return orders.order_view(session, allocation.cancel_order(session, number))
+
+    return await db.write(work)
 
 
 @router.get("/allocation-policy", response_model=schemas.AllocationPolicyIn)
-def get_policy(_: Overseer, session: SessionDep) -> schemas.AllocationPolicyIn:
-    return _policy_out(allocation.get_policy(session))
+async def get_policy(_: Overseer, db: DatabaseDep) -> schemas.AllocationPolicyIn:
+    def work(session: Session) -> schemas.AllocationPolicyIn:
+        return _policy_out(allocation.get_policy(session))
+
+    return await db.read(work)
 
 
 @router.put("/allocation-policy", response_model=schemas.AllocationPolicyIn)
-def set_policy(
-    body: schemas.AllocationPolicyIn, user: Supervisor, session: SessionDep
+async def set_policy(
+    body: schemas.AllocationPolicyIn, user: Supervisor, db: DatabaseDep
 ) -> schemas.AllocationPolicyIn:
     """Rules in the order they rank warehouses, and the split policy."""
-    policy = allocation.Policy.from_schema(body)
-    return _policy_out(allocation.set_policy(session, policy, actor=user.username))
+
+    def work(session: Session) -> schemas.AllocationPolicyIn:
+        policy = allocation.Policy.from_schema(body)
+        return _policy_out(allocation.set_policy(session, policy, actor=user.username))
+
+    return await db.write(work)
 
 
 def _policy_out(policy: allocation.Policy) -> schemas.AllocationPolicyIn:
@@ -110,15 +140,22 @@ def _policy_out(policy: allocation.Policy) -> schemas.AllocationPolicyIn:
 
 
 @router.get("/shipping-rates", response_model=list[schemas.ShippingRateOut])
-def list_rates(_: Overseer, session: SessionDep) -> list[schemas.ShippingRateOut]:
-    return shipping.list_shipping_rates(session)
+async def list_rates(_: Overseer, db: DatabaseDep) -> list[schemas.ShippingRateOut]:
+    def work(session: Session) -> list[schemas.ShippingRateOut]:
+        return shipping.list_shipping_rates(session)
+
+    return await db.read(work)
 
 
 @router.put("/shipping-rates", response_model=schemas.ShippingRateOut)
-def set_rate(
-    body: schemas.ShippingRateIn, _: Supervisor, session: SessionDep
+async def set_rate(
+    body: schemas.ShippingRateIn, _: Supervisor, db: DatabaseDep
 ) -> schemas.ShippingRateOut:
     """Add a rate or change the cost of the one with the same warehouse, destination and
     weight limit."""
-    shipping.set_shipping_rate(session, body)
-    return schemas.ShippingRateOut(**body.model_dump())
+
+    def work(session: Session) -> schemas.ShippingRateOut:
+        shipping.set_shipping_rate(session, body)
+        return schemas.ShippingRateOut(**body.model_dump())
+
+    return await db.write(work)
