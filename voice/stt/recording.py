@@ -1,0 +1,40 @@
+"""Recognising a whole recording (a file, a test clip): endpoint it as if it were streamed,
+reject it when it holds no speech, and decode just the spoken part."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from voice.endpoint import EndpointSettings, utterances
+from voice.stt.base import Recognizer, Result
+
+PAD_MS = 300  # silence put around trimmed clips so the endpointer sees an onset
+
+
+def speech_span(
+    samples: np.ndarray, sample_rate: int, settings: EndpointSettings | None = None
+) -> np.ndarray | None:
+    """The part of a recording from the first utterance's start to the last one's end (with
+    the endpointer's lead-in and a short tail), or None when it holds no speech."""
+    pad = np.zeros(sample_rate * PAD_MS // 1000, np.int16)
+    padded = np.concatenate([pad, samples.astype(np.int16), pad])
+    found = utterances(padded, sample_rate, settings)
+    if not found:
+        return None
+    tail = sample_rate // 10
+    start = int(found[0].start * sample_rate)
+    end = min(len(padded), int(found[-1].end * sample_rate) + tail)
+    return padded[start:end]
+
+
+def recognize_recording(
+    recognizer: Recognizer,
+    samples: np.ndarray,
+    sample_rate: int,
+    settings: EndpointSettings | None = None,
+) -> Result:
+    """Recognise one recording at `sample_rate` (the recogniser's rate)."""
+    span = speech_span(samples, sample_rate, settings)
+    if span is None:
+        return Result.rejected(recognizer.name, "no speech")
+    return recognizer.recognize(span)
