@@ -36,7 +36,7 @@ class EndpointSettings:
     min_speech_ms: int = 100  # shorter bursts are dropped (clicks, bumps)
     max_utterance_ms: int = 8000
     floor_margin_db: float = 6.0  # speech must be this far above the noise floor
-    max_tonality: float = 0.5  # share of a frame's energy in its strongest bin
+    max_tonality: float = 0.97  # share of a frame's energy in its strongest 3 bins
 
 
 @dataclass(frozen=True)
