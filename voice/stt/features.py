@@ -60,10 +60,12 @@ def log_mel_energies(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.log(power @ _mel_filterbank().T + 1e-8)
 
 
-def trim_silence(logmel: np.ndarray, floor_db: float = 30.0) -> np.ndarray:
-    """Drop leading and trailing frames much quieter than the loudest part."""
+def trim_silence(logmel: np.ndarray, range_db: float = 30.0, floor_db: float = 8.0) -> np.ndarray:
+    """Drop leading and trailing frames that are much quieter than the loudest part, or
+    close to the noise floor (the quietest tenth of the frames)."""
     energy = np.log10(np.exp(logmel).sum(axis=1) + 1e-12) * 10.0
-    loud = np.flatnonzero(energy > energy.max() - floor_db)
+    threshold = max(energy.max() - range_db, np.percentile(energy, 10) + floor_db)
+    loud = np.flatnonzero(energy > threshold)
     if len(loud) == 0:
         return logmel
     return logmel[max(0, loud[0] - 2) : loud[-1] + 3]

@@ -28,7 +28,7 @@ class TemplateSettings:
     temperature: float = 0.05  # softmax over mean per-frame DTW costs
     min_confidence: float = 0.5
     max_cost: float = 5.2  # mean per-frame distance above which nothing matches
-    word_penalty: float = 2.0  # cost of starting one more word in a digit string
+    word_penalty: float = 8.0  # cost of starting one more word in a digit string
     max_takes_per_word: int = 6
 
 
