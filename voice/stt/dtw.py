@@ -17,6 +17,7 @@ import numpy as np
 class Hypothesis:
     tokens: tuple[str, ...]
     cost: float  # mean local distance per utterance frame (lower is better)
+    covered: float = 1.0  # share of the utterance's frames matched by words, not skipped
 
 
 @dataclass
@@ -57,10 +58,14 @@ def match(
     command_mask: np.ndarray,
     max_digits: int,
     word_penalty: float = 0.0,
+    skip_cost: float = np.inf,
 ) -> tuple[list[Hypothesis], dict[str, float]]:
     """Best hypotheses for `query`: the best command (each one), and the best digit string
     of each length 1..max_digits. Also returns each word's best single-word cost (the
     per-token scores a caller turns into alternatives).
+
+    Leading and trailing frames may be left unmatched at `skip_cost` per frame (a garbage
+    model for noise before and after the words: beeps, bumps, breath).
     """
     n = len(query)
     cost = local_costs(query, templates)
@@ -76,7 +81,16 @@ def match(
     end_tmpl = np.zeros((levels, n), np.int64)
     end_start = np.zeros((levels, n), np.int64)
     entry_allowed = digit_mask | command_mask
+    # best finish of each template at level 0 (single words), trailing skip included
+    word_finish = np.full(kk, np.inf)
+    word_finish_frame = np.zeros(kk, np.int64)
+    word_finish_start = np.zeros(kk, np.int64)
+    level_finish = np.full(levels, np.inf)
+    level_finish_frame = np.zeros(levels, np.int64)
     for i in range(n):
+        trailing = (
+            skip_cost * (n - 1 - i) if np.isfinite(skip_cost) else (0.0 if i == n - 1 else np.inf)
+        )
         c = cost[i]
         new = np.full_like(score, np.inf)
         new_start = np.zeros_like(start)
@@ -94,7 +108,7 @@ def match(
                 cand_start = np.where(better, sh_start, cand_start)
             # entering a template's first frame
             if lv == 0:
-                enter = 0.0 if i == 0 else np.inf
+                enter = skip_cost * i if np.isfinite(skip_cost) else (0.0 if i == 0 else np.inf)
             else:
                 enter = end_cost[lv - 1, i - 1] if i > 0 else np.inf
             enter_cost = enter + word_penalty
@@ -110,28 +124,40 @@ def match(
             end_cost[lv, i] = finals[best]
             end_tmpl[lv, i] = best
             end_start[lv, i] = new_start[lv, best, ends[best]]
+            if end_cost[lv, i] + trailing < level_finish[lv]:
+                level_finish[lv] = end_cost[lv, i] + trailing
+                level_finish_frame[lv] = i
+            if lv == 0:
+                finish = new[0, rows, ends] + trailing
+                better = finish < word_finish
+                word_finish = np.where(better, finish, word_finish)
+                word_finish_frame = np.where(better, i, word_finish_frame)
+                word_finish_start = np.where(better, new_start[0, rows, ends], word_finish_start)
         score, start = new, new_start
 
     hyps: list[Hypothesis] = []
-    last = score[0, rows, ends]
     word_costs: dict[str, float] = {}
+    word_cover: dict[str, float] = {}
     for k, token in enumerate(templates.tokens):
-        value = float(last[k]) / n
+        value = float(word_finish[k]) / n
         if value < word_costs.get(token, np.inf):
             word_costs[token] = value
+            word_cover[token] = (word_finish_frame[k] + 1 - word_finish_start[k]) / n
     for token, value in word_costs.items():
-        if command_mask[templates.tokens.index(token)]:
-            hyps.append(Hypothesis((token,), value))
+        if command_mask[templates.tokens.index(token)] and np.isfinite(value):
+            hyps.append(Hypothesis((token,), value, float(word_cover[token])))
     for lv in range(min(levels, max_digits)):
-        total = end_cost[lv, n - 1]
+        total = level_finish[lv]
         if not np.isfinite(total):
             continue
         words: list[str] = []
-        frame, level = n - 1, lv
+        last = frame = int(level_finish_frame[lv])
+        level = lv
         while level >= 0 and frame >= 0:
             words.append(templates.tokens[int(end_tmpl[level, frame])])
-            frame = int(end_start[level, frame]) - 1
+            first = int(end_start[level, frame])
+            frame = first - 1
             level -= 1
-        hyps.append(Hypothesis(tuple(reversed(words)), float(total) / n))
+        hyps.append(Hypothesis(tuple(reversed(words)), float(total) / n, (last + 1 - first) / n))
     hyps.sort(key=lambda h: h.cost)
     return hyps, word_costs

@@ -19,6 +19,8 @@ HOP = 80  # 10 ms
 NFFT = 256
 N_MELS = 24
 N_CEPS = 13
+NOISE_SUBTRACTION = 2.0
+DYNAMIC_RANGE_DB = 35.0
 
 
 @cache
@@ -57,7 +59,20 @@ def log_mel_energies(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     idx = np.arange(FRAME)[None, :] + HOP * np.arange(count)[:, None]
     frames = x[idx] * np.hamming(FRAME)
     power = np.abs(np.fft.rfft(frames, NFFT)) ** 2
-    return np.log(power @ _mel_filterbank().T + 1e-8)
+    return np.log(_denoise(power @ _mel_filterbank().T) + 1e-10)
+
+
+def _denoise(mel: np.ndarray) -> np.ndarray:
+    """Spectral subtraction of the stationary noise (estimated from the quietest tenth of the
+    frames), then a floor DYNAMIC_RANGE_DB below the loudest band energy, so that clean
+    takes and noisy utterances share the same "silence" level."""
+    if NOISE_SUBTRACTION <= 0:
+        return mel
+    energy = mel.sum(axis=1)
+    quiet = energy <= np.percentile(energy, 10)
+    noise = mel[quiet].mean(axis=0)
+    cleaned = np.maximum(mel - NOISE_SUBTRACTION * noise, 0.0)
+    return cleaned + mel.max() * 10 ** (-DYNAMIC_RANGE_DB / 10)
 
 
 def trim_silence(logmel: np.ndarray, range_db: float = 30.0, floor_db: float = 8.0) -> np.ndarray:

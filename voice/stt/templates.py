@@ -13,7 +13,7 @@ import numpy as np
 from voice.enroll import Profile
 from voice.grammar import Grammar
 from voice.stt.base import Alternative, BufferedRecognizer, Result, softmax_confidences
-from voice.stt.dtw import TemplateSet, match
+from voice.stt.dtw import Hypothesis, TemplateSet, match
 from voice.stt.features import mfcc
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,8 @@ class TemplateSettings:
     min_confidence: float = 0.5
     max_cost: float = 5.2  # mean per-frame distance above which nothing matches
     word_penalty: float = 8.0  # cost of starting one more word in a digit string
+    skip_cost: float = 5.0  # per-frame cost of leaving noise before/after the words unmatched
+    min_covered: float = 0.5  # share of the utterance the words must match
     max_takes_per_word: int = 6
 
 
@@ -94,6 +96,7 @@ class TemplateRecognizer(BufferedRecognizer):
             self._command_mask,
             self.grammar.max_digits,
             self.settings.word_penalty,
+            self.settings.skip_cost,
         )
         hyps = [h for h in hyps if self.grammar.accepts(h.tokens)]
         if not hyps:
@@ -102,7 +105,7 @@ class TemplateRecognizer(BufferedRecognizer):
         seen = {h.tokens for h in hyps}
         for token, cost in word_costs.items():
             if (token,) not in seen and self.grammar.accepts((token,)):
-                hyps.append(type(hyps[0])((token,), cost))
+                hyps.append(Hypothesis((token,), cost))
         hyps.sort(key=lambda h: h.cost)
         probs = softmax_confidences([h.cost for h in hyps], self.settings.temperature)
         best = hyps[0]
@@ -121,5 +124,5 @@ class TemplateRecognizer(BufferedRecognizer):
             engine=self.name,
             accepted=accepted,
             alternatives=alternatives,
-            details={"cost": round(best.cost, 4)},
+            details={"cost": round(best.cost, 4), "covered": round(best.covered, 3)},
         )
