@@ -3,10 +3,13 @@ inside the `pocketsphinx` package, so it works on a bare machine with nothing do
 
 Each grammar becomes a JSGF search. Narrow-band input (8 kHz telephone/headset audio) is
 brought to the model's 16 kHz with its upper band filled by spectral folding, which matches
-the wide-band model far better than an empty 4–8 kHz band (fsdd-dev: 68% → 80%). Confidence
-comes from comparing the grammar's acoustic score with an unconstrained phone loop over the
-same frames: speech that fits the grammar scores close to the phone loop, anything else
-(other words, noise) falls far below it.
+the wide-band model far better than an empty 4–8 kHz band (fsdd-dev: 68% → 80%).
+
+Confidence: PocketSphinx scores each frame relative to its best-scoring senone, so the
+grammar path's score per frame says how far the answer is from what the acoustics alone
+would pick (free to compute). Optionally (`phone_loop_confidence`) the grammar's score is
+compared with an unconstrained phone loop over the same frames, which separates wrong
+words a little better but costs a second decode (about 30 ms).
 """
 
 from __future__ import annotations
@@ -32,10 +35,13 @@ LOG_BASE = math.log(1.0001)  # PocketSphinx's logmath base
 @dataclass(frozen=True)
 class PocketSphinxSettings:
     fold_gain: float = 0.3  # level of the folded upper band for narrow-band input
-    phone_loop_confidence: bool = True
-    # confidence = sigmoid(slope * (per-frame score gap to the phone loop - midpoint))
-    confidence_midpoint: float = 0.0
-    confidence_slope: float = 0.3
+    phone_loop_confidence: bool = False
+    # confidence = sigmoid(slope * (per-frame score - midpoint)); the score is relative to
+    # the phone loop when phone_loop_confidence is set
+    confidence_midpoint: float = -31.0
+    confidence_slope: float = 0.25
+    loop_midpoint: float = 0.0
+    loop_slope: float = 0.3
     min_confidence: float = 0.5
 
 
@@ -59,7 +65,8 @@ class PocketSphinxModel:
         from pocketsphinx import Decoder
 
         decoder = Decoder(samprate=MODEL_RATE, lm=None, bestpath=False, loglevel="FATAL")
-        decoder.add_allphone_file("_phones", os.path.join(model_dir(), "en-us-phone.lm.bin"))
+        if self.settings.phone_loop_confidence:
+            decoder.add_allphone_file("_phones", os.path.join(model_dir(), "en-us-phone.lm.bin"))
         return decoder
 
     def borrow(self) -> object:
@@ -157,7 +164,7 @@ class PocketSphinxRecognizer(BufferedRecognizer):
         try:
             search = self.model.ensure_search(decoder, self.grammar)
             text, score, frames = self._decode_with(decoder, search, wide)
-            gap = 0.0
+            gap = score / max(frames, 1)
             if text and self.settings.phone_loop_confidence:
                 _, loop_score, _ = self._decode_with(decoder, "_phones", wide)
                 if math.isfinite(loop_score):
@@ -170,17 +177,17 @@ class PocketSphinxRecognizer(BufferedRecognizer):
         if tokens is None or not self.grammar.accepts(tokens):
             return Result.rejected(self.name, f"out of grammar: {text!r}")
         s = self.settings
+        slope, midpoint = s.confidence_slope, s.confidence_midpoint
         if s.phone_loop_confidence:
-            confidence = 1.0 / (1.0 + math.exp(-s.confidence_slope * (gap - s.confidence_midpoint)))
-        else:
-            confidence = 1.0
+            slope, midpoint = s.loop_slope, s.loop_midpoint
+        confidence = 1.0 / (1.0 + math.exp(-slope * (gap - midpoint)))
         return Result(
             text=self.grammar.text(tokens),
             tokens=tokens,
             confidence=confidence,
             engine=self.name,
             accepted=confidence >= s.min_confidence,
-            details={"gap": round(gap, 2)},
+            details={"score_per_frame": round(gap, 2)},
         )
 
     def _tokens(self, text: str) -> tuple[str, ...] | None:
