@@ -2,7 +2,7 @@
 
 Both decode the same utterance. Each hypothesis gets the template engine's probability plus
 `general_weight` times the general engine's confidence if the general engine chose it; the
-highest total wins. When both agree the answer is accepted with the larger confidence;
+highest total wins. When both agree, the confidence is 1 - (1 - p1)(1 - p2);
 when they disagree, the operator's own templates usually win (they know this voice), but a
 confident general model overrules an unsure template match. The fused result is rejected
 when neither engine accepts its own reading.
@@ -85,9 +85,9 @@ def fuse(
     total = sum(scores.values()) or 1.0
     best, score = ranked[0]
     confidence = score / total
-    agree = template.tokens == general.tokens
-    if agree:
-        confidence = max(template.confidence, general.confidence, confidence)
+    if template.tokens == general.tokens:
+        # two independent engines agreeing: either one being right is enough
+        confidence = 1.0 - (1.0 - template.confidence) * (1.0 - general.confidence)
     accepted = confidence >= min_confidence and (
         (best == template.tokens and template.accepted)
         or (best == general.tokens and general.accepted)

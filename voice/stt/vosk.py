@@ -1,7 +1,7 @@
 """Vosk (Kaldi) engine, used when a Vosk model is installed for the locale.
 
 The grammar is passed to `KaldiRecognizer` as a phrase list plus "[unk]", so the decoder
-can only return the grammar's words or "unknown" (which is rejected). A `VoskModel` is
+can only return the grammar's words or "[unk]" where the model has it (rejected). A `VoskModel` is
 loaded once and shared read-only; each stream gets its own `KaldiRecognizer`, fed as audio
 arrives, so the final result is ready as soon as the endpointer says the utterance is over.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from voice.audio import pcm_bytes, resample
-from voice.grammar import DIGITS, Grammar
-from voice.stt.base import Alternative, Result
+from voice.grammar import Grammar
+from voice.stt.base import Result
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +81,11 @@ class VoskRecognizer:
         self._phrases = phrases(grammar, model)
         if not self._phrases:
             raise ValueError(f"Vosk model {model.path} knows no word of grammar {grammar.name}")
+        unknown = ["[unk]"] if model.knows("[unk]") else []
         self._kaldi = vosk.KaldiRecognizer(
             model.model,
             float(MODEL_RATE),
-            json.dumps([*self._phrases, "[unk]"], ensure_ascii=False),
+            json.dumps([*self._phrases, *unknown], ensure_ascii=False),
         )
         self._kaldi.SetWords(True)
 
@@ -137,14 +138,10 @@ class VoskRecognizer:
             return Result.rejected(self.name, f"out of grammar: {text!r}")
         confs = [float(w["conf"]) for w in raw.get("result", []) if isinstance(w, dict)]  # type: ignore[attr-defined]
         confidence = min(confs) if confs else 0.0
-        alternatives: tuple[Alternative, ...] = ()
-        if len(tokens) == 1 and tokens[0] in DIGITS:
-            alternatives = ()
         return Result(
             text=self.grammar.text(tokens),
             tokens=tokens,
             confidence=confidence,
             engine=self.name,
             accepted=confidence >= self.min_confidence,
-            alternatives=alternatives,
         )
