@@ -1,0 +1,207 @@
+"""Recognition benchmark on fsdd-dev (human digits, 8 kHz): prints one JSON document.
+
+    python bench/recognition.py [--limit N | --quick] [--snr 10] [--grammar digit]
+
+Per speaker and overall: accuracy without enrollment (PocketSphinx), with enrollment of
+takes 0-2 of each digit (templates alone, and fused with PocketSphinx), the same with
+warehouse noise at the given SNR; false accepts on non-speech clips; CPU time per
+utterance (p50/p95); and the latency from the end of speech to the final result when the
+audio is streamed in 20 ms chunks through the endpointer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from voice.audio import add_noise, read_wav, warehouse_noise
+from voice.endpoint import Endpointer, SpeechEnded
+from voice.enroll import Profile
+from voice.grammar import named_grammar
+from voice.stt.base import Result
+from voice.stt.combined import fuse
+from voice.stt.factory import EngineCache, open_recognizer
+from voice.stt.recording import recognize_recording, speech_span
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "speech" / "fsdd-dev"
+RATE = 8000
+SPEAKERS = ("george", "jackson", "lucas")
+ENROLLED_TAKES = (0, 1, 2)
+
+
+def load_corpus(data: Path, limit: int | None) -> dict[tuple[str, str, int], np.ndarray]:
+    corpus = {}
+    for path in sorted(data.glob("*.wav")):
+        digit, speaker, take = path.stem.split("_")
+        if limit is not None and int(take) not in ENROLLED_TAKES and int(take) >= 3 + limit:
+            continue
+        samples, rate = read_wav(path)
+        assert rate == RATE, path
+        corpus[(digit, speaker, int(take))] = samples
+    return corpus
+
+
+def noisy(samples: np.ndarray, snr: float, seed: int) -> np.ndarray:
+    noise = warehouse_noise(2.0, RATE, "mixed", seed=seed % 17)
+    return add_noise(samples, noise, snr, np.random.default_rng(seed))
+
+
+def timed(fn):  # type: ignore[no-untyped-def]
+    start = time.thread_time()
+    value = fn()
+    return value, (time.thread_time() - start) * 1000.0
+
+
+def summary(rows: list[tuple[str, Result]]) -> dict[str, float]:
+    n = len(rows) or 1
+    correct = sum(1 for truth, r in rows if r.tokens == (truth,))
+    accepted = [(t, r) for t, r in rows if r.accepted]
+    acc_ok = sum(1 for truth, r in accepted if r.tokens == (truth,))
+    return {
+        "n": len(rows),
+        "accuracy": round(correct / n, 4),
+        "accepted": round(len(accepted) / n, 4),
+        "accepted_correct": round(acc_ok / n, 4),
+        "accepted_wrong": round((len(accepted) - acc_ok) / n, 4),
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 2) if values else 0.0
+
+
+def build_profile(root: Path, corpus: dict, speaker: str) -> Profile:  # type: ignore[type-arg]
+    profile = Profile.open(root / speaker, create=True)
+    for (digit, spk, take), samples in sorted(corpus.items()):
+        if spk == speaker and take in ENROLLED_TAKES:
+            span = speech_span(samples, RATE)
+            profile.add_take(digit, span if span is not None else samples, RATE)
+    return profile
+
+
+def streaming_latency(recognizer, samples: np.ndarray) -> float | None:  # type: ignore[no-untyped-def]
+    """ms from the end of speech to the final result, streaming 20 ms chunks."""
+    pad = np.zeros(RATE * 3 // 10, np.int16)
+    stream = np.concatenate([pad, samples, np.zeros(RATE, np.int16)])
+    speech_end = (len(pad) + len(samples)) / RATE
+    endpointer = Endpointer(RATE)
+    chunk = RATE // 50
+    for i in range(0, len(stream), chunk):
+        t0 = time.perf_counter()
+        for event in endpointer.feed(stream[i : i + chunk]):
+            if isinstance(event, SpeechEnded) and len(event.audio):
+                recognizer.recognize(event.audio)
+                compute = time.perf_counter() - t0
+                fed = (i + chunk) / RATE
+                return (fed - speech_end + compute) * 1000.0
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--limit", type=int, default=None, help="test takes per digit/speaker")
+    parser.add_argument("--quick", action="store_true", help="same as --limit 5")
+    parser.add_argument("--snr", type=float, default=10.0)
+    parser.add_argument("--grammar", default="digit")
+    args = parser.parse_args()
+    limit = 5 if args.quick and args.limit is None else args.limit
+
+    corpus = load_corpus(args.data, limit)
+    grammar = named_grammar(args.grammar)
+    cache = EngineCache()
+    general = open_recognizer("pocketsphinx", grammar, RATE, cache=cache)
+    rows: dict[str, dict[str, list[tuple[str, Result]]]] = defaultdict(lambda: defaultdict(list))
+    cpu: dict[str, list[float]] = defaultdict(list)
+    latencies: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for speaker in SPEAKERS:
+            profile = build_profile(Path(tmp), corpus, speaker)
+            templates = open_recognizer("templates", grammar, RATE, profile, cache)
+            tests = [
+                (k, v)
+                for k, v in sorted(corpus.items())
+                if k[1] == speaker and k[2] not in ENROLLED_TAKES
+            ]
+            for (digit, _, take), clean in tests:
+                seed = hash((digit, speaker, take)) % 100000
+                for cond, audio in (
+                    ("clean", clean),
+                    (f"snr{args.snr:g}", noisy(clean, args.snr, seed)),
+                ):
+                    g, g_ms = timed(lambda a=audio: recognize_recording(general, a, RATE))
+                    t, t_ms = timed(lambda a=audio: recognize_recording(templates, a, RATE))
+                    f = fuse(t, g, 0.6, 0.5, "fusion")
+                    for name, result in (("pocketsphinx", g), ("templates", t), ("fusion", f)):
+                        rows[f"{cond}/{name}"][speaker].append((digit, result))
+                    if cond == "clean":
+                        cpu["pocketsphinx"].append(g_ms)
+                        cpu["templates"].append(t_ms)
+                        cpu["fusion"].append(g_ms + t_ms)
+                if take % 4 == 0 or (limit is not None and take < 3 + limit):
+                    from voice.stt.combined import FusionRecognizer
+
+                    latency = streaming_latency(FusionRecognizer(templates, general), clean)
+                    if latency is not None:
+                        latencies.append(latency)
+        false_accepts = non_speech(general, cache, Path(tmp), grammar)
+
+    report: dict[str, object] = {
+        "data": str(args.data),
+        "grammar": args.grammar,
+        "test_takes_per_digit_and_speaker": limit or 47,
+        "enrolled_takes_per_digit": len(ENROLLED_TAKES),
+    }
+    for key, per_speaker in rows.items():
+        everything = [r for rs in per_speaker.values() for r in rs]
+        report[key] = {"overall": summary(everything)} | {
+            s: summary(rs) for s, rs in per_speaker.items()
+        }
+    report["false_accepts_non_speech"] = false_accepts
+    report["cpu_ms_per_utterance"] = {
+        k: {"p50": percentile(v, 50), "p95": percentile(v, 95)} for k, v in cpu.items()
+    }
+    report["end_of_speech_to_result_ms"] = {
+        "engine": "fusion",
+        "chunk_ms": 20,
+        "n": len(latencies),
+        "p50": percentile(latencies, 50),
+        "p95": percentile(latencies, 95),
+    }
+    print(json.dumps(report, indent=1))
+
+
+def non_speech(general, cache: EngineCache, tmp: Path, grammar) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    clips = []
+    for seed in range(8):
+        for kind in ("hum", "beeps", "air", "mixed"):
+            clips.append((kind, warehouse_noise(1.5, RATE, kind, seed=seed)))
+        rng = np.random.default_rng(seed)
+        clips.append(("white", (rng.standard_normal(RATE) * 2000).astype(np.int16)))
+        clicks = np.zeros(RATE, np.int16)
+        clicks[rng.integers(0, RATE, 5)] = 20000
+        clips.append(("clicks", clicks))
+    templates = open_recognizer("templates", grammar, RATE, tmp / "george", cache)
+    out: dict[str, object] = {"clips": len(clips)}
+    for name in ("pocketsphinx", "templates", "fusion"):
+        accepted = 0
+        for _, clip in clips:
+            g = recognize_recording(general, clip, RATE)
+            t = recognize_recording(templates, clip, RATE)
+            result = {"pocketsphinx": g, "templates": t}.get(name) or fuse(t, g, 0.6, 0.5, "f")
+            accepted += result.accepted
+        out[name] = round(accepted / len(clips), 4)
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Fixtures for the speech tests: real audio synthesised with espeak-ng into a temporary
+directory at test time, and the human recordings of ../shared/speech/fsdd-dev."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voice.audio import load
+from voice.stt.factory import EngineCache
+
+SPEECH = Path(__file__).parents[1].parent.parent / "shared" / "speech"
+FSDD = SPEECH / "fsdd-dev"
+
+Speak = Callable[..., np.ndarray]
+
+
+@pytest.fixture(scope="session")
+def speak(tmp_path_factory: pytest.TempPathFactory) -> Speak:
+    """speak("seven", voice="en-us", rate=16000, speed=160, pitch=50) -> int16 samples."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    folder = tmp_path_factory.mktemp("espeak")
+    count = 0
+
+    def _speak(
+        text: str, voice: str = "en-us", rate: int = 16000, speed: int = 160, pitch: int = 50
+    ) -> np.ndarray:
+        nonlocal count
+        count += 1
+        out = folder / f"{count}.wav"
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(out), text],
+            check=True,
+            capture_output=True,
+        )
+        return load(out, rate)
+
+    return _speak
+
+
+@pytest.fixture(scope="session")
+def engines() -> EngineCache:
+    """Models loaded once for the whole test session, as the server does."""
+    return EngineCache()
+
+
+@pytest.fixture(scope="session")
+def fsdd() -> Path:
+    if not FSDD.is_dir():
+        pytest.skip(f"human recordings not found at {FSDD}")
+    return FSDD

@@ -1,0 +1,63 @@
+"""Choosing engines, and the fusion of enrolled templates with PocketSphinx."""
+
+from pathlib import Path
+
+import pytest
+
+from voice.audio import add_noise, load, warehouse_noise
+from voice.enroll import Profile
+from voice.grammar import named_grammar
+from voice.stt.base import Alternative, Result
+from voice.stt.combined import FusionRecognizer, fuse
+from voice.stt.factory import EngineCache, EngineUnavailable, open_recognizer
+from voice.stt.recording import recognize_recording
+
+
+def result(tokens: tuple[str, ...], confidence: float, accepted: bool = True, **kw) -> Result:  # type: ignore[no-untyped-def]
+    return Result(" ".join(tokens), tokens, confidence, kw.pop("engine", "t"), accepted, **kw)
+
+
+def test_agreeing_engines_are_more_confident_than_either() -> None:
+    fused = fuse(result(("5",), 0.7), result(("5",), 0.9, engine="g"), 0.6, 0.5, "fusion")
+    assert fused.tokens == ("5",) and fused.accepted
+    assert fused.confidence > 0.9
+
+
+def test_a_confident_general_model_overrules_an_unsure_template_match() -> None:
+    template = result(("1",), 0.45, alternatives=(Alternative(("7",), "7", 0.4),))
+    fused = fuse(template, result(("7",), 0.95, engine="g"), 0.6, 0.5, "fusion")
+    assert fused.tokens == ("7",)
+    assert fused.alternatives[0].tokens == ("1",)
+
+
+def test_nothing_heard_is_rejected() -> None:
+    fused = fuse(
+        Result.rejected("t", "no speech"), Result.rejected("g", "no speech"), 0.6, 0.5, "f"
+    )
+    assert not fused.accepted and fused.tokens == ()
+
+
+def test_auto_uses_pocketsphinx_without_a_profile_and_fusion_with_one(
+    fsdd: Path, tmp_path: Path, engines: EngineCache
+) -> None:
+    grammar = named_grammar("digit")
+    assert open_recognizer("auto", grammar, 8000, cache=engines).name == "pocketsphinx"
+    profile = Profile.open(tmp_path / "george", create=True)
+    for digit in range(10):
+        for take in range(3):
+            profile.add_file(str(digit), fsdd / f"{digit}_george_{take}.wav")
+    recognizer = open_recognizer("auto", grammar, 8000, profile, engines)
+    assert isinstance(recognizer, FusionRecognizer)
+    tests = [(d, t) for d in range(10) for t in (12, 24, 36)]
+    right = 0
+    for d, t in tests:
+        clean = load(fsdd / f"{d}_george_{t}.wav", 8000)
+        noisy = add_noise(clean, warehouse_noise(2.0, 8000, "mixed", seed=t), 15.0)
+        heard = recognize_recording(recognizer, noisy, 8000)
+        right += heard.tokens == (str(d),)
+    assert right >= 0.85 * len(tests)
+
+
+def test_mandarin_without_profile_or_model_is_unavailable(engines: EngineCache) -> None:
+    with pytest.raises(EngineUnavailable):
+        open_recognizer("auto", named_grammar("digits", "zh-CN"), 16000, cache=engines)

@@ -1,0 +1,92 @@
+"""The enrolled-template engine on synthesised voices (en-US and zh-CN) and human digits."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.voice.conftest import Speak
+from voice.audio import add_noise, load, warehouse_noise
+from voice.enroll import Profile
+from voice.grammar import build_grammar, load_vocabulary, named_grammar
+from voice.stt.factory import EngineCache, open_recognizer
+from voice.stt.recording import recognize_recording
+
+RATE = 16000
+ENROLL_VOICES = [("+m3", 150, 45), ("+m3", 170, 55), ("+m3", 190, 50)]
+TEST_VOICE = ("+m3", 175, 48)
+
+
+def enroll_locale(speak: Speak, root: Path, locale: str, tokens: list[str]) -> Profile:
+    vocabulary = load_vocabulary(locale)
+    profile = Profile.open(root / locale, create=True)
+    for token in tokens:
+        for variant, speed, pitch in ENROLL_VOICES:
+            voice = vocabulary.espeak_voice + variant
+            profile.add_take(
+                token, speak(vocabulary.spoken(token), voice, RATE, speed, pitch), RATE
+            )
+    return profile
+
+
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+def test_enrolled_digits_and_commands_are_recognised_in_noise(
+    speak: Speak, tmp_path: Path, engines: EngineCache, locale: str
+) -> None:
+    grammar = named_grammar("all", locale)
+    tokens = list(grammar.tokens)
+    profile = enroll_locale(speak, tmp_path, locale, tokens)
+    recognizer = open_recognizer("templates", grammar, RATE, profile, engines)
+    vocabulary = grammar.vocabulary
+    variant, speed, pitch = TEST_VOICE
+    right = 0
+    for i, token in enumerate(tokens):
+        clean = speak(
+            vocabulary.spoken(token), vocabulary.espeak_voice + variant, RATE, speed, pitch
+        )
+        noise = warehouse_noise(2.0, RATE, "mixed", seed=i)
+        result = recognize_recording(recognizer, add_noise(clean, noise, 15.0), RATE)
+        right += result.tokens == (token,) and result.accepted
+    assert right >= 0.9 * len(tokens)
+
+
+def test_a_spoken_digit_string_is_split_into_digits(
+    speak: Speak, tmp_path: Path, engines: EngineCache
+) -> None:
+    grammar = build_grammar("check_digits", digits=(2, 3))
+    profile = enroll_locale(speak, tmp_path, "en-US", list(grammar.tokens))
+    recognizer = open_recognizer("templates", grammar, RATE, profile, engines)
+    variant, speed, pitch = TEST_VOICE
+    audio = speak("five seven", "en-us" + variant, RATE, speed, pitch)
+    result = recognizer.recognize(audio)
+    assert result.tokens == ("5", "7")
+    assert result.text == "five seven"
+
+
+def test_noise_is_rejected_not_guessed(speak: Speak, tmp_path: Path, engines: EngineCache) -> None:
+    grammar = named_grammar("digit")
+    profile = enroll_locale(speak, tmp_path, "en-US", list(grammar.tokens))
+    recognizer = open_recognizer("templates", grammar, RATE, profile, engines)
+    rng = np.random.default_rng(0)
+    for kind in ("hum", "beeps", "air", "mixed"):
+        result = recognize_recording(recognizer, warehouse_noise(1.5, RATE, kind, seed=1), RATE)
+        assert not result.accepted, kind
+    white = (rng.standard_normal(RATE) * 3000).astype(np.int16)
+    assert not recognize_recording(recognizer, white, RATE).accepted
+
+
+def test_human_digits_with_three_enrolled_takes(
+    fsdd: Path, tmp_path: Path, engines: EngineCache
+) -> None:
+    profile = Profile.open(tmp_path / "lucas", create=True)
+    for digit in range(10):
+        for take in range(3):
+            profile.add_file(str(digit), fsdd / f"{digit}_lucas_{take}.wav")
+    recognizer = open_recognizer("templates", named_grammar("digit"), 8000, profile, engines)
+    tests = [(digit, take) for digit in range(10) for take in (10, 20, 30, 40)]
+    right = sum(
+        recognize_recording(recognizer, load(fsdd / f"{d}_lucas_{t}.wav", 8000), 8000).tokens
+        == (str(d),)
+        for d, t in tests
+    )
+    assert right >= 0.9 * len(tests)

@@ -1,0 +1,179 @@
+"""Streaming endpointing: find where an utterance starts and ends in a live audio stream.
+
+Feed PCM chunks of any size to an `Endpointer`; it returns events:
+- `SpeechStarted` as soon as speech is detected (the server stops a playing prompt on it:
+  barge-in),
+- `SpeechEnded` with the utterance's audio (with a short lead-in) once the speaker has been
+  quiet for `end_silence_ms`; that pause is most of what the picker waits for an answer.
+
+A frame counts as speech when webrtcvad says so, its energy stands clear of the tracked
+noise floor (steady conveyor hum, fans) and it is not a pure tone (reversing beepers).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from voice.audio import resample
+
+log = logging.getLogger(__name__)
+
+VAD_RATES = (8000, 16000, 32000, 48000)
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    aggressiveness: int = 2  # webrtcvad 0..3
+    frame_ms: int = 20
+    start_frames: int = 3  # voiced frames within the last `start_window` to start
+    start_window: int = 5
+    end_silence_ms: int = 160  # trailing silence that ends an utterance
+    lead_in_ms: int = 200  # audio kept before the detected start
+    min_speech_ms: int = 100  # shorter bursts are dropped (clicks, bumps)
+    max_utterance_ms: int = 8000
+    floor_margin_db: float = 6.0  # speech must be this far above the noise floor
+    max_tonality: float = 0.97  # share of a frame's energy in its strongest 3 bins
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    at: float  # seconds of stream audio since the endpointer started
+
+
+@dataclass(frozen=True)
+class SpeechEnded:
+    start: float
+    end: float
+    audio: np.ndarray  # int16 at the stream's sample rate, lead-in included
+
+
+Event = SpeechStarted | SpeechEnded
+
+
+class Endpointer:
+    """One stream's voice activity endpointer (not thread-safe; one per stream)."""
+
+    def __init__(self, sample_rate: int, settings: EndpointSettings | None = None) -> None:
+        import webrtcvad
+
+        self.sample_rate = sample_rate
+        self.settings = settings or EndpointSettings()
+        self.vad_rate = sample_rate if sample_rate in VAD_RATES else 16000
+        self._vad = webrtcvad.Vad(self.settings.aggressiveness)
+        self._frame = sample_rate * self.settings.frame_ms // 1000
+        self._pending = np.zeros(0, np.int16)
+        self._frames_seen = 0
+        self._recent: deque[bool] = deque(maxlen=self.settings.start_window)
+        lead = max(1, self.settings.lead_in_ms // self.settings.frame_ms)
+        self._lead: deque[np.ndarray] = deque(maxlen=lead)
+        self._utterance: list[np.ndarray] = []
+        self._in_speech = False
+        self._start_frame = 0
+        self._silent_run = 0
+        self._voiced_total = 0
+        self._floor_db: float | None = None
+
+    @property
+    def in_speech(self) -> bool:
+        return self._in_speech
+
+    def feed(self, pcm: bytes | np.ndarray) -> list[Event]:
+        """Add audio; return the events it completes (usually none)."""
+        samples = np.frombuffer(pcm, dtype="<i2") if isinstance(pcm, bytes) else pcm
+        self._pending = np.concatenate([self._pending, np.asarray(samples, np.int16)])
+        events: list[Event] = []
+        while len(self._pending) >= self._frame:
+            frame, self._pending = self._pending[: self._frame], self._pending[self._frame :]
+            event = self._step(frame)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def flush(self) -> list[Event]:
+        """End of stream: close an utterance in progress."""
+        if self._in_speech:
+            return [self._finish()]
+        return []
+
+    def _seconds(self, frames: int) -> float:
+        return frames * self.settings.frame_ms / 1000.0
+
+    def _is_speech(self, frame: np.ndarray) -> bool:
+        x = frame.astype(np.float64)
+        energy_db = 10.0 * np.log10(np.mean(x * x) + 1.0)
+        if self._floor_db is None:
+            self._floor_db = energy_db
+        # the floor follows quiet frames quickly and loud ones very slowly
+        rate = 0.2 if energy_db < self._floor_db else 0.005
+        self._floor_db += rate * (energy_db - self._floor_db)
+        if energy_db < self._floor_db + self.settings.floor_margin_db or energy_db < 20.0:
+            return False
+        spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+        peak = np.max(np.convolve(spectrum, np.ones(3), mode="same"))
+        if peak / (spectrum.sum() + 1e-9) > self.settings.max_tonality:
+            return False
+        vad_frame = resample(frame, self.sample_rate, self.vad_rate)
+        return bool(self._vad.is_speech(vad_frame.astype("<i2").tobytes(), self.vad_rate))
+
+    def _step(self, frame: np.ndarray) -> Event | None:
+        s = self.settings
+        voiced = self._is_speech(frame)
+        self._frames_seen += 1
+        self._recent.append(voiced)
+        if not self._in_speech:
+            self._lead.append(frame)
+            if sum(self._recent) >= s.start_frames:
+                self._in_speech = True
+                self._start_frame = self._frames_seen - len(self._lead)
+                self._utterance = list(self._lead)
+                self._lead.clear()
+                self._silent_run = 0
+                self._voiced_total = sum(self._recent)
+                return SpeechStarted(at=self._seconds(self._frames_seen - s.start_window))
+            return None
+        self._utterance.append(frame)
+        if voiced:
+            self._silent_run = 0
+            self._voiced_total += 1
+        else:
+            self._silent_run += 1
+        too_long = len(self._utterance) * s.frame_ms >= s.max_utterance_ms
+        if self._silent_run * s.frame_ms >= s.end_silence_ms or too_long:
+            return self._finish()
+        return None
+
+    def _finish(self) -> SpeechEnded:
+        s = self.settings
+        audio = np.concatenate(self._utterance) if self._utterance else np.zeros(0, np.int16)
+        start = self._seconds(self._start_frame)
+        end = self._seconds(self._frames_seen - self._silent_run)
+        voiced_ms = self._voiced_total * s.frame_ms
+        self._in_speech = False
+        self._utterance = []
+        self._recent.clear()
+        self._silent_run = 0
+        if voiced_ms < s.min_speech_ms:
+            log.debug("dropped a %d ms burst", voiced_ms)
+            return SpeechEnded(start, end, np.zeros(0, np.int16))
+        return SpeechEnded(start, end, audio)
+
+
+def utterances(
+    samples: np.ndarray,
+    sample_rate: int,
+    settings: EndpointSettings | None = None,
+    chunk_ms: int = 20,
+) -> list[SpeechEnded]:
+    """Run a whole recording through an endpointer (as if streamed) and return its
+    utterances; bursts too short to be speech are left out."""
+    endpointer = Endpointer(sample_rate, settings)
+    step = sample_rate * chunk_ms // 1000
+    events: list[Event] = []
+    for i in range(0, len(samples), step):
+        events.extend(endpointer.feed(samples[i : i + step]))
+    events.extend(endpointer.flush())
+    return [e for e in events if isinstance(e, SpeechEnded) and len(e.audio)]

@@ -1,0 +1,13 @@
+"""Speech recognition (STT) for short, grammar-constrained answers.
+
+One `Recognizer` interface (stream PCM in, partial and final `Result` out) over several
+engines: enrolled per-operator voice templates (`templates`), PocketSphinx (`pocketsphinx`,
+the embedded default) and Vosk (`vosk`, when a model is installed), plus their fusion
+(`combined`). `open_recognizer` builds one recogniser per audio stream; heavy models are
+loaded once in an `EngineCache` and shared read-only.
+"""
+
+from voice.stt.base import Alternative, Recognizer, Result
+from voice.stt.factory import ENGINES, EngineCache, open_recognizer
+
+__all__ = ["ENGINES", "Alternative", "EngineCache", "Recognizer", "Result", "open_recognizer"]

@@ -1,0 +1,123 @@
+"""The recogniser interface every engine implements, and the `Result` it returns."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from voice.grammar import Grammar
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """Another reading of the same utterance, with its confidence (0..1)."""
+
+    tokens: tuple[str, ...]
+    text: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a recogniser heard.
+
+    `tokens` are canonical grammar tokens (["5", "7"], ["say_again"]); `text` is their
+    spoken form in the grammar's locale. `accepted` is False when the utterance is not in
+    the grammar, is non-speech, or the confidence is below the engine's threshold: the
+    dialog then re-prompts and never changes inventory. `final` is False for partials.
+    """
+
+    text: str
+    tokens: tuple[str, ...]
+    confidence: float
+    engine: str
+    accepted: bool
+    alternatives: tuple[Alternative, ...] = ()
+    final: bool = True
+    details: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def rejected(cls, engine: str, reason: str, final: bool = True) -> Result:
+        return cls("", (), 0.0, engine, False, final=final, details={"reason": reason})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "tokens": list(self.tokens),
+            "confidence": round(self.confidence, 4),
+            "accepted": self.accepted,
+            "engine": self.engine,
+            "alternatives": [
+                {"text": a.text, "tokens": list(a.tokens), "confidence": round(a.confidence, 4)}
+                for a in self.alternatives
+            ],
+        }
+
+
+class Recognizer(Protocol):
+    """One audio stream's recogniser, constrained to one grammar.
+
+    Feed mono PCM s16le (bytes) or int16 samples at `sample_rate` with `accept_audio`, in
+    chunks of any size; it returns a partial `Result` when it has one. `final()` ends the
+    utterance and returns the final `Result`; the recogniser is then ready for the next
+    utterance. `recognize()` is the one-shot form for a whole utterance. Blocking calls:
+    run them off the event loop.
+    """
+
+    name: str
+    grammar: Grammar
+    sample_rate: int
+
+    def accept_audio(self, pcm: bytes | np.ndarray) -> Result | None: ...
+
+    def final(self) -> Result: ...
+
+    def reset(self) -> None: ...
+
+    def recognize(self, pcm: bytes | np.ndarray) -> Result: ...
+
+
+class BufferedRecognizer:
+    """Base for engines that decode a whole utterance at once: buffers the stream."""
+
+    name = "buffered"
+
+    def __init__(self, grammar: Grammar, sample_rate: int) -> None:
+        self.grammar = grammar
+        self.sample_rate = sample_rate
+        self._chunks: list[np.ndarray] = []
+
+    def accept_audio(self, pcm: bytes | np.ndarray) -> Result | None:
+        samples = np.frombuffer(pcm, dtype="<i2") if isinstance(pcm, bytes) else pcm
+        self._chunks.append(np.asarray(samples, dtype=np.int16).copy())
+        return None
+
+    def final(self) -> Result:
+        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        self.reset()
+        return self.decode(audio)
+
+    def reset(self) -> None:
+        self._chunks = []
+
+    def recognize(self, pcm: bytes | np.ndarray) -> Result:
+        self.reset()
+        self.accept_audio(pcm)
+        return self.final()
+
+    def decode(self, audio: np.ndarray) -> Result:
+        raise NotImplementedError
+
+
+def softmax_confidences(scores: Sequence[float], temperature: float) -> list[float]:
+    """Turn costs (lower is better) into probabilities that sum to 1."""
+    if not scores:
+        return []
+    best = min(scores)
+    weights = [math.exp(-(s - best) / temperature) for s in scores]
+    total = sum(weights)
+    return [w / total for w in weights]

