@@ -355,8 +355,8 @@ def test_cancelling_gives_the_reserved_units_back(world: sessionmaker[Session]) 
         assert f.reserved(session, "CASE") == (4, 0)
         assert session.scalar(select(func.count(PickLine.id))) == 0
     assert allocate(world, "SECOND", NEAREST).status == OrderStatus.allocated
+    assert shipped_from(world, "FIRST") == {}
     with transaction(world) as session:
-        assert shipped_from(world, "FIRST") == {}
         with pytest.raises(Conflict) as refused:
             allocation.allocate_order(session, "FIRST", policy=NEAREST, today=TODAY)
         assert refused.value.code == "order_not_allocatable"
