@@ -24,7 +24,8 @@
       this.step = this.inRate / outRate;
       this.phase = 0;
       this.prev = 0;
-      this.chunk = new Int16Array(Math.round((outRate * this.chunkMs) / 1000));
+      this.chunkSamples = Math.round((outRate * this.chunkMs) / 1000);
+      this.chunk = new Int16Array(this.chunkSamples);
       this.fill = 0;
       this.sumSquares = 0;
       this.filters = this.step > 1
@@ -74,11 +75,11 @@
       const s = sample > 1 ? 1 : sample < -1 ? -1 : sample;
       this.sumSquares += s * s;
       this.chunk[this.fill++] = s < 0 ? s * 0x8000 : s * 0x7fff;
-      if (this.fill === this.chunk.length) {
+      if (this.fill === this.chunkSamples) {
         const rms = Math.sqrt(this.sumSquares / this.fill);
         const db = rms > 0 ? 20 * Math.log10(rms) : -120;
-        this.onChunk(this.chunk.buffer, db);
-        this.chunk = new Int16Array(this.chunk.length);
+        this.onChunk(this.chunk.buffer, db); // the worklet transfers (detaches) this buffer
+        this.chunk = new Int16Array(this.chunkSamples);
         this.fill = 0;
         this.sumSquares = 0;
       }
