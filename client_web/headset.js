@@ -4,7 +4,8 @@
  *
  * window.wavepick is a small read-only view of the page for tests:
  *   {state, connected, lastPrompt, lastHeard, lastError, session, operator, sampleRate,
- *    mode, talking, micBytesSent, promptAudio: {frames, bytes, seconds}}
+ *    mode, talking, micBytesSent, micChunksDropped, bargeIns,
+ *    promptAudio: {frames, bytes, seconds}}
  */
 "use strict";
 
@@ -112,7 +113,7 @@
   const hook = {
     state: "signed_out", connected: false, lastPrompt: null, lastHeard: null,
     lastError: null, session: null, operator: null, sampleRate: REQUESTED_RATE,
-    mode: "ptt", talking: false, micBytesSent: 0, micChunksDropped: 0,
+    mode: "ptt", talking: false, micBytesSent: 0, micChunksDropped: 0, bargeIns: 0,
     promptAudio: {frames: 0, bytes: 0, seconds: 0},
   };
   window.wavepick = hook;
@@ -546,6 +547,7 @@
   }
 
   function bargeIn() {
+    if (player && player.playing) hook.bargeIns += 1;
     if (player) player.stop();
     mutedPromptId = currentPromptId;
     el.promptText.dataset.speaking = "false";
