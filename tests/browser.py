@@ -22,7 +22,6 @@ import pytest
 
 CHROMIUM = Path(os.environ.get("WAVEPICK_CHROMIUM", "/usr/bin/chromium"))
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-VIEWPORT = {"width": 360, "height": 640}
 
 # Records every WebSocket the page opens, so a check can drop the connection like a network
 # would and watch the page reconnect. The page itself knows nothing about this.
@@ -134,7 +133,8 @@ def _wait(page: Any, condition: Callable[[], Any], timeout: float) -> Any:
 
 
 def _hook(page: Any) -> dict[str, Any]:
-    return page.evaluate("() => JSON.parse(JSON.stringify(window.wavepick))")  # type: ignore[no-any-return]
+    hook: dict[str, Any] = page.evaluate("() => JSON.parse(JSON.stringify(window.wavepick))")
+    return hook
 
 
 def run_headset_page_check(
@@ -148,24 +148,28 @@ def run_headset_page_check(
 ) -> dict[str, Any]:
     """Sign in on `base_url`/headset.html and go through the page's inputs against the real
     dialog. Every step records what came back; nothing here asserts."""
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
     result: dict[str, Any] = {"page_errors": [], "console_errors": []}
     frames = _Frames()
+    page = None
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=chromium_args(wav_path), headless=True
         )
         try:
-            context = browser.new_context(viewport=VIEWPORT, has_touch=True)
+            context = browser.new_context(viewport={"width": 360, "height": 640}, has_touch=True)
             context.grant_permissions(["microphone"], origin=base_url)
             context.add_init_script(_RECORD_SOCKETS)
             page = context.new_page()
             page.on("pageerror", lambda exc: result["page_errors"].append(str(exc)))
-            page.on(
-                "console",
-                lambda msg: msg.type == "error" and result["console_errors"].append(msg.text),
-            )
+
+            def on_console(message: Any) -> None:
+                if message.type == "error":
+                    result["console_errors"].append(message.text)
+
+            page.on("console", on_console)
             page.on("websocket", frames.attach)
             ms = timeout * 1000
 
@@ -229,6 +233,7 @@ def run_headset_page_check(
             result["ptt_idle_bytes"] = frames.sent_audio_bytes - before
             mark = len(frames.received)
             box = page.locator("#talk-button").bounding_box()
+            assert box is not None, "the talk button is not on screen"
             page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
             before = frames.sent_audio_bytes
             page.mouse.down()
@@ -281,6 +286,14 @@ def run_headset_page_check(
             page.wait_for_selector("#signin-view:not([hidden])", timeout=ms)
             result["bye_sent"] = any(f.get("type") == "bye" for f in frames.sent)
             result["signed_out_state"] = _hook(page)["state"]
+        except PlaywrightError as exc:
+            # Say where the page got stuck: the last frames and the page's own view.
+            try:
+                result["hook"] = _hook(page) if page is not None else None
+            except PlaywrightError:
+                result["hook"] = None
+            result["last_frames"] = frames.received[-6:]
+            raise AssertionError(f"headset page check stopped: {exc}\nso far: {result}") from exc
         finally:
             browser.close()
     result["error_frames"] = frames.received_of("error")

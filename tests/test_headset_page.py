@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.headset.protocol import MAX_AUDIO_FRAME, SAMPLE_RATES
@@ -47,7 +48,7 @@ def headset_server(
     yield server_process
 
 
-def test_static_pages_are_served(client) -> None:  # type: ignore[no-untyped-def]
+def test_static_pages_are_served(client: TestClient) -> None:
     for page in ("/", "/headset.html", "/headset.js", "/headset-audio.js", "/headset.css"):
         response = client.get(page)
         assert response.status_code == 200, page
