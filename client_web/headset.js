@@ -224,7 +224,9 @@
     applyLocale();
     requestWakeLock();
     connect();
-    if (hook.mode === "handsfree" && !micPaused) startMic();
+    // The mic runs in both modes (push-to-talk needs it warm for its pre-roll); what is sent
+    // depends on the mode.
+    startMic();
   }
 
   function signOut(message) {
@@ -475,24 +477,35 @@
     el.soundButton.hidden = !audioContext || audioContext.state === "running";
   }
 
-  async function startMic() {
+  let micStarting = null;
+
+  function startMic() {
     unlockAudio();
-    if (mic && mic.running) return;
+    if (mic && mic.running) return Promise.resolve();
+    if (!micStarting) micStarting = openMic().finally(() => { micStarting = null; });
+    return micStarting;
+  }
+
+  async function openMic() {
     if (!MicCapture.supported()) {
       showMicMessage(t("micInsecure"));
       return;
     }
     showMicMessage(t("micStarting"));
-    mic = new MicCapture(audioContext, {
+    const capture = new MicCapture(audioContext, {
       outRate: hook.sampleRate, chunkMs: CHUNK_MS, onChunk: onMicChunk,
     });
     try {
-      await mic.start();
+      await capture.start();
+      if (el.headsetView.hidden) { // signed out while the permission prompt was up
+        capture.stop();
+        return;
+      }
+      mic = capture;
       showMicMessage("");
     } catch (err) {
       console.warn("wavepick: microphone failed", err);
-      mic.stop();
-      mic = null;
+      capture.stop();
       showMicMessage(t("micFailed", {reason: err.name || String(err)}));
     }
     renderTalk();
@@ -556,9 +569,7 @@
   function pressTalk() {
     if (hook.mode !== "ptt" || hook.talking) return;
     unlockAudio();
-    if (!mic || !mic.running) {
-      startMic();
-    }
+    if (!mic || !mic.running) startMic();
     bargeIn();
     hook.talking = true;
     hangover = 0;
@@ -582,7 +593,7 @@
     }
     hook.talking = false;
     hangover = 0;
-    if (hook.mode === "handsfree" && !micPaused && !el.headsetView.hidden) startMic();
+    if (!el.headsetView.hidden) startMic();
     renderTalk();
   }
 
