@@ -278,10 +278,28 @@
     return id;
   }
 
+  /* A server may refuse the upgrade of an expired token before accepting it (the browser
+   * then sees 1006, not 4401), so an expired JWT is caught here too. */
+  function tokenExpired(token) {
+    const parts = token.split(".");
+    if (parts.length !== 3) return false;
+    try {
+      const payload = JSON.parse(atob(parts[1].replace(/-/g, "+").replace(/_/g, "/")));
+      return typeof payload.exp === "number" && payload.exp * 1000 <= Date.now();
+    } catch (err) {
+      console.warn("wavepick: unreadable token payload", err);
+      return false;
+    }
+  }
+
   function connect() {
     const token = sessionStorage.getItem(TOKEN_KEY);
     if (!token) {
       showSignIn();
+      return;
+    }
+    if (tokenExpired(token)) {
+      signOut(t("sessionExpired"));
       return;
     }
     clearTimeout(reconnectTimer);
@@ -663,7 +681,8 @@
   /* ---------- wiring ---------- */
 
   function isTyping(target) {
-    return target && (target.matches("input, select, textarea") || target.isContentEditable);
+    return !!target && (target.isContentEditable
+      || target.matches('select, textarea, input:not([type="radio"]):not([type="checkbox"])'));
   }
 
   function wire() {
