@@ -70,6 +70,7 @@ SKU = "BENCH-1"
 UNITS_PER_LOCATION = 1_000_000
 WARMUP_SECONDS = 2.0
 REQUEST_TIMEOUT = 30.0
+CONTENDED_PERCENT = 25.0  # machine busy before the bench: figures are a lower bound
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -389,6 +390,7 @@ async def run_level(
             "p95": percentile(tally.latencies_ms, 0.95),
         },
         "answers": dict(tally.statuses),
+        "server_cpu_ms_per_move": round(1000 * server_cpu / confirmed, 2) if confirmed else None,
         "cpu_seconds": {
             "client": round(client_cpu, 1),
             "server": round(server_cpu, 1),
@@ -537,6 +539,7 @@ def main() -> None:
         "machine": {
             "cores": os.cpu_count(),
             "busy_percent_before_bench": background,
+            "contended": background > CONTENDED_PERCENT,
             "python": platform.python_version(),
             "postgresql": postgres_version(args.pg_url),
         },
