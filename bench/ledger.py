@@ -24,7 +24,10 @@ At the end the ledger must reconcile (`GET /api/v1/reconcile`: stock equals the 
 the ledger) and the number of move movements in the database must equal the 201s the
 clients saw. Both databases are dropped, even on error. All traffic goes to 127.0.0.1.
 Prints one JSON object. The clients share the machine's cores with the server and
-PostgreSQL, so per-level CPU seconds of each are reported too.
+PostgreSQL, so each level also reports the CPU seconds of the clients, the server and the
+rest of the machine, and the server's CPU milliseconds per confirmed move; `machine`
+says how busy the machine already was before the bench (`contended` above 25 %: anything
+else running here lowers every figure, the ratio less so than the absolute rates).
 """
 
 from __future__ import annotations
