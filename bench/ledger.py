@@ -1,0 +1,554 @@
+"""Stock-ledger throughput on PostgreSQL, next to what the same PostgreSQL does under pgbench.
+
+Run from the repository root:
+
+    python bench/ledger.py [--duration 20] [--levels 1,8,32] [--workers 1]
+                           [--pg-url postgresql://postgres@127.0.0.1:5432/postgres]
+
+What it measures, in one run against one PostgreSQL server:
+
+1. Confirmed movements per second. A throwaway database is created and migrated, users
+   and one warehouse are seeded, and a real server (`uvicorn server.app:create_app
+   --factory`, as production runs it) is started on loopback. For each concurrency level N,
+   N asyncio clients, each with its own HTTP connection, send `POST /api/v1/movements`
+   back to back for `--duration` seconds after a short warm-up. Client i owns two
+   locations stocked with plenty of units and moves one unit between them, back and forth,
+   so moves never run short and never touch another client's stock rows: what limits the
+   rate is the server and the database, not lock contention. Only 201 answers count;
+   latency p50/p95 is over every answer finished in the measured window.
+2. `pgbench -i -s 10` into a second throwaway database, then `pgbench -c 8 -j 2 -T 20`
+   (TPC-B-like, 5 statements per transaction): the database's own write capacity on this
+   machine, for the ratio `movements/s at 8 clients ÷ pgbench TPS at 8 clients`.
+
+At the end the ledger must reconcile (`GET /api/v1/reconcile`: stock equals the sum of
+the ledger) and the number of move movements in the database must equal the 201s the
+clients saw. Both databases are dropped, even on error. All traffic goes to 127.0.0.1.
+Prints one JSON object. The clients share the machine's cores with the server and
+PostgreSQL, so each level also reports the CPU seconds of the clients, the server and the
+rest of the machine, and the server's CPU milliseconds per confirmed move; `machine`
+says how busy the machine already was before the bench (`contended` above 25 %: anything
+else running here lowers every figure, the ratio less so than the absolute rates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script: import this checkout's `server`
+    sys.path.insert(0, str(REPO))
+
+from sqlalchemy import func, select  # noqa: E402
+
+from server.db import make_engine, make_session_factory, transaction  # noqa: E402
+from server.migrate import upgrade  # noqa: E402
+from server.security import hash_password  # noqa: E402
+from server.tables import Movement, MovementKind, Role, User  # noqa: E402
+
+SECRET = "bench-secret-key-for-signing-tokens-0123456789"
+PASSWORD = "bench-password-0123"
+WAREHOUSE = "BENCH"
+SKU = "BENCH-1"
+UNITS_PER_LOCATION = 1_000_000
+WARMUP_SECONDS = 2.0
+REQUEST_TIMEOUT = 30.0
+CONTENDED_PERCENT = 25.0  # machine busy before the bench: figures are a lower bound
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+# --- throwaway databases -------------------------------------------------------------------
+
+
+@contextmanager
+def throwaway_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A fresh database on the admin URL's server, dropped on exit; yields its name."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def sqlalchemy_url(admin_url: str, database: str) -> str:
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{base}/{database}"
+
+
+def seed_users(database_url: str) -> None:
+    """One active user per role, all with the bench password."""
+    engine = make_engine(database_url, pool_size=1)
+    password_hash = hash_password(PASSWORD)
+    with transaction(make_session_factory(engine)) as session:
+        for role in Role:
+            session.add(
+                User(
+                    username=role.value,
+                    password_hash=password_hash,
+                    role=role,
+                    full_name=role.value.title(),
+                    active=True,
+                )
+            )
+    engine.dispose()
+
+
+def count_moves(database_url: str) -> int:
+    engine = make_engine(database_url, pool_size=1)
+    with transaction(make_session_factory(engine), write=False) as session:
+        moves = session.scalar(
+            select(func.count()).select_from(Movement).where(Movement.kind == MovementKind.move)
+        )
+    engine.dispose()
+    return int(moves or 0)
+
+
+# --- CPU accounting from /proc -------------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree_cpu_seconds(pid: int) -> float:
+    """User+system CPU of a process and its live descendants (uvicorn workers)."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, over all cores."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    total = sum(values[:8])  # guest time is already inside user
+    return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
+
+
+@contextmanager
+def machine_load() -> Iterator[dict[str, float]]:
+    """Fills in how busy the whole machine was, in percent of all cores, over the block."""
+    busy_before, total_before = machine_cpu_seconds()
+    reading: dict[str, float] = {}
+    yield reading
+    busy_after, total_after = machine_cpu_seconds()
+    elapsed = total_after - total_before
+    reading["busy_percent"] = round(100 * (busy_after - busy_before) / elapsed, 1) if elapsed else 0
+
+
+def background_busy_percent(seconds: float = 3.0) -> float:
+    """How busy the machine is before the bench starts: load from anything else running here
+    competes with the server and PostgreSQL and lowers every figure."""
+    with machine_load() as reading:
+        time.sleep(seconds)
+    return reading["busy_percent"]
+
+
+# --- the server ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LedgerServer:
+    """`uvicorn server.app:create_app --factory` on loopback, in its own process."""
+
+    def __init__(self, database_url: str, data_dir: Path, *, workers: int) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "WAVEPICK_DATABASE_URL": database_url,
+            "WAVEPICK_SECRET_KEY": SECRET,
+            "WAVEPICK_DATA_DIR": str(data_dir),
+            "WAVEPICK_LOG_LEVEL": "WARNING",
+        }
+        self.log_path = data_dir / "server.log"
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "server.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env=env,
+            cwd=REPO,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {self.process.returncode}: {self.log_path.read_text()}"
+                )
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"server did not answer /healthz within {timeout:.0f} s")
+
+    def cpu_seconds(self) -> float:
+        return process_tree_cpu_seconds(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        self._log.close()
+
+
+def bearer(client: httpx.Client, username: str) -> dict[str, str]:
+    response = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def location_pair(client_number: int) -> tuple[str, str]:
+    return f"C{client_number:03d}-A", f"C{client_number:03d}-B"
+
+
+def stage_warehouse(base_url: str, clients: int) -> None:
+    """One warehouse and SKU; two stocked locations per client, created through the API."""
+    with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT) as client:
+        admin = bearer(client, "admin")
+        supervisor = bearer(client, "supervisor")
+        client.post(
+            "/api/v1/warehouses",
+            json={"code": WAREHOUSE, "name": "Bench", "country": "US", "timezone": "UTC"},
+            headers=admin,
+        ).raise_for_status()
+        client.post(
+            "/api/v1/skus", json={"sku": SKU, "description": "Bench item"}, headers=admin
+        ).raise_for_status()
+        codes = [code for n in range(clients) for code in location_pair(n)]
+        for code in codes:
+            client.post(
+                f"/api/v1/warehouses/{WAREHOUSE}/locations", json={"code": code}, headers=admin
+            ).raise_for_status()
+        lines = [{"sku": SKU, "location": code, "quantity": UNITS_PER_LOCATION} for code in codes]
+        client.post(
+            "/api/v1/receipts", json={"warehouse": WAREHOUSE, "lines": lines}, headers=supervisor
+        ).raise_for_status()
+
+
+def reconcile(base_url: str) -> dict[str, Any]:
+    with httpx.Client(base_url=base_url, timeout=120) as client:
+        response = client.get(
+            "/api/v1/reconcile",
+            params={"warehouse": WAREHOUSE},
+            headers=bearer(client, "supervisor"),
+        )
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+
+# --- the load ------------------------------------------------------------------------------
+
+
+@dataclass
+class LevelTally:
+    """What the clients of one concurrency level saw inside the measured window."""
+
+    window_start: float
+    window_end: float
+    confirmed_per_second: Counter[int] = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+    statuses: Counter[str] = field(default_factory=Counter)
+    confirmed_total: int = 0  # every 201, warm-up and tail included, for the DB cross-check
+
+    def record(self, started: float, finished: float, status: str) -> None:
+        if status == "201":
+            self.confirmed_total += 1
+        if not self.window_start <= finished < self.window_end:
+            return
+        self.statuses[status] += 1
+        self.latencies_ms.append((finished - started) * 1000)
+        if status == "201":
+            self.confirmed_per_second[int(finished - self.window_start)] += 1
+
+
+async def move_back_and_forth(
+    base_url: str, headers: dict[str, str], client_number: int, tally: LevelTally
+) -> None:
+    """One floor worker: sequential moves of one unit between its own two locations."""
+    here, there = location_pair(client_number)
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=headers, limits=limits, timeout=REQUEST_TIMEOUT
+    ) as client:
+        while time.perf_counter() < tally.window_end:
+            body = {
+                "warehouse": WAREHOUSE,
+                "sku": SKU,
+                "from_location": here,
+                "to_location": there,
+                "quantity": 1,
+                "reason": "bench",
+            }
+            started = time.perf_counter()
+            try:
+                response = await client.post("/api/v1/movements", json=body)
+                status = str(response.status_code)
+            except httpx.HTTPError as exc:
+                status = type(exc).__name__
+            tally.record(started, time.perf_counter(), status)
+            here, there = there, here
+
+
+async def cpu_during_window(server: LedgerServer, tally: LevelTally) -> list[float]:
+    """CPU seconds of (this client process, the server, the machine busy, the machine total)
+    between the start and the end of the measured window."""
+
+    def sample() -> list[float]:
+        return [time.process_time(), server.cpu_seconds(), *machine_cpu_seconds()]
+
+    await asyncio.sleep(max(0.0, tally.window_start - time.perf_counter()))
+    before = sample()
+    await asyncio.sleep(max(0.0, tally.window_end - time.perf_counter()))
+    return [b - a for a, b in zip(before, sample(), strict=True)]
+
+
+def percentile(samples: list[float], fraction: float) -> float | None:
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 2)
+
+
+async def run_level(
+    server: LedgerServer, headers: dict[str, str], clients: int, duration: float
+) -> tuple[dict[str, Any], int]:
+    """Drive `clients` concurrent floor workers; the level's figures and its 201 count."""
+    now = time.perf_counter()
+    tally = LevelTally(
+        window_start=now + WARMUP_SECONDS, window_end=now + WARMUP_SECONDS + duration
+    )
+    workers = [move_back_and_forth(server.url, headers, n, tally) for n in range(clients)]
+    usage = asyncio.create_task(cpu_during_window(server, tally))
+    await asyncio.wait_for(asyncio.gather(*workers), timeout=WARMUP_SECONDS + duration + 60)
+    client_cpu, server_cpu, busy, total = await usage
+    per_second = [tally.confirmed_per_second.get(s, 0) for s in range(int(duration))]
+    confirmed = sum(tally.confirmed_per_second.values())
+    figures = {
+        "clients": clients,
+        "movements_per_second": round(confirmed / duration, 1),
+        "per_second_min": min(per_second, default=0),
+        "per_second_max": max(per_second, default=0),
+        "latency_ms": {
+            "p50": percentile(tally.latencies_ms, 0.50),
+            "p95": percentile(tally.latencies_ms, 0.95),
+        },
+        "answers": dict(tally.statuses),
+        "server_cpu_ms_per_move": round(1000 * server_cpu / confirmed, 2) if confirmed else None,
+        "cpu_seconds": {
+            "client": round(client_cpu, 1),
+            "server": round(server_cpu, 1),
+            "rest_of_machine": round(busy - client_cpu - server_cpu, 1),
+            "machine_busy_percent": round(100 * busy / total, 1) if total else None,
+        },
+    }
+    return figures, tally.confirmed_total
+
+
+# --- pgbench -------------------------------------------------------------------------------
+
+
+def run_pgbench(admin_url: str, database: str, options: list[str], *, timeout: float) -> str:
+    """pgbench's stdout, run against `database` on the admin URL's server."""
+    target = psycopg.conninfo.conninfo_to_dict(admin_url)
+    connection = [
+        *("-h", str(target.get("host", "127.0.0.1"))),
+        *("-p", str(target.get("port", 5432))),
+        *("-U", str(target.get("user", "postgres"))),
+    ]
+    pgbench = shutil.which("pgbench") or "/usr/bin/pgbench"
+    done = subprocess.run(
+        [pgbench, *options, *connection, database],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return done.stdout
+
+
+def pgbench_figures(output: str) -> dict[str, float]:
+    """`tps = …` and `latency average = … ms` from a pgbench report."""
+    tps = re.search(r"^tps = ([0-9.]+)", output, re.MULTILINE)
+    latency = re.search(r"^latency average = ([0-9.]+) ms", output, re.MULTILINE)
+    if tps is None or latency is None:
+        raise RuntimeError(f"no 'tps = …' or 'latency average' in pgbench output:\n{output}")
+    return {"tps": float(tps.group(1)), "latency_ms": float(latency.group(1))}
+
+
+def measure_pgbench(
+    admin_url: str, *, clients: int, threads: int, seconds: int
+) -> dict[str, float]:
+    """TPC-B-like `pgbench -c clients -j threads -T seconds` at scale 10, in a throwaway
+    database, with how busy the machine was while it ran."""
+    with throwaway_database(admin_url, "wavepick_pgbench") as name:
+        run_pgbench(admin_url, name, ["-i", "-s", "10", "-q"], timeout=300)
+        load = ["-c", str(clients), "-j", str(threads), "-T", str(seconds)]
+        with machine_load() as reading:
+            output = run_pgbench(admin_url, name, load, timeout=seconds + 120)
+    return {**pgbench_figures(output), "machine_busy_percent": reading["busy_percent"]}
+
+
+# --- the whole run -------------------------------------------------------------------------
+
+
+def measure_ledger(
+    admin_url: str, levels: list[int], duration: float, workers: int
+) -> dict[str, Any]:
+    with (
+        throwaway_database(admin_url, "wavepick_bench") as name,
+        tempfile.TemporaryDirectory(prefix="wavepick-bench-") as data_dir,
+    ):
+        database_url = sqlalchemy_url(admin_url, name)
+        upgrade(database_url)
+        seed_users(database_url)
+        server = LedgerServer(database_url, Path(data_dir), workers=workers)
+        try:
+            server.wait_ready()
+            stage_warehouse(server.url, max(levels))
+            with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT) as client:
+                picker = bearer(client, "picker")
+            results: dict[str, Any] = {}
+            confirmed = 0
+            for clients in levels:
+                figures, seen = asyncio.run(run_level(server, picker, clients, duration))
+                results[str(clients)] = figures
+                confirmed += seen
+            reconciliation = reconcile(server.url)
+        finally:
+            server.stop()
+        moves_in_ledger = count_moves(database_url)
+    return {
+        "levels": results,
+        "ledger_check": {
+            "consistent": reconciliation["consistent"],
+            "rows_checked": reconciliation["rows_checked"],
+            "discrepancies": len(reconciliation["discrepancies"]),
+            "confirmed_by_clients": confirmed,
+            "moves_in_ledger": moves_in_ledger,
+            "every_201_is_in_the_ledger": confirmed == moves_in_ledger,
+        },
+    }
+
+
+def postgres_version(admin_url: str) -> str:
+    with psycopg.connect(admin_url, connect_timeout=5) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]) if row else "unknown"
+
+
+def parse_levels(text: str) -> list[int]:
+    levels = [int(part) for part in text.split(",") if part.strip()]
+    if not levels or min(levels) < 1:
+        raise argparse.ArgumentTypeError("give positive client counts, e.g. 1,8,32")
+    return levels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per level")
+    parser.add_argument("--levels", type=parse_levels, default=[1, 8, 32], help="e.g. 1,8,32")
+    parser.add_argument(
+        "--pg-url",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="admin URL of the PostgreSQL server (throwaway databases are made there)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--pgbench-seconds", type=int, default=20)
+    args = parser.parse_args()
+    if psycopg.conninfo.conninfo_to_dict(args.pg_url).get("host") not in LOOPBACK:
+        parser.error("--pg-url must point at 127.0.0.1: this bench only talks to loopback")
+
+    background = background_busy_percent()
+    ledger = measure_ledger(args.pg_url, args.levels, args.duration, args.workers)
+    pgbench = measure_pgbench(args.pg_url, clients=8, threads=2, seconds=args.pgbench_seconds)
+    tps = pgbench["tps"]
+
+    levels = ledger["levels"]
+    at_8 = levels.get("8", {}).get("movements_per_second")
+    report = {
+        "movements_per_second": {n: level["movements_per_second"] for n, level in levels.items()},
+        "latency_ms": {n: level["latency_ms"] for n, level in levels.items()},
+        "pgbench_tps_c8": round(tps, 1),
+        "ratio_movements_c8_to_pgbench_c8": round(at_8 / tps, 3) if at_8 and tps else None,
+        "pgbench_c8": pgbench,
+        "reconcile": ledger["ledger_check"],
+        "levels": levels,
+        "settings": {
+            "duration_s": args.duration,
+            "warmup_s": WARMUP_SECONDS,
+            "uvicorn_workers": args.workers,
+            "pgbench": f"-i -s 10; -c 8 -j 2 -T {args.pgbench_seconds}",
+        },
+        "machine": {
+            "cores": os.cpu_count(),
+            "busy_percent_before_bench": background,
+            "contended": background > CONTENDED_PERCENT,
+            "python": platform.python_version(),
+            "postgresql": postgres_version(args.pg_url),
+        },
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
