@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -228,3 +229,67 @@ def reserved(session: Session, sku_code: str) -> tuple[int, int]:
         select(Stock.quantity, Stock.reserved).join(Sku).where(Sku.code == sku_code)
     ).all()
     return sum(r[0] for r in rows), sum(r[1] for r in rows)
+
+
+@dataclass(frozen=True)
+class FloorLine:
+    location: str
+    check_digits: str
+    quantity: int
+    sku: str
+
+
+def pick_floor(database_url: str, picker: str = "picker") -> list[FloorLine]:
+    """LAX with one released assignment of three lines for `picker` to pick by headset, in
+    walking order; check digits are fixed (57, 31, 84) so a speaking client knows them."""
+    from server.db import make_engine, make_session_factory
+    from server.services import allocation, picking
+
+    engine = make_engine(database_url)
+    sessions = make_session_factory(engine)
+    seed_users(sessions)
+    plan = [
+        ("A-01-01", "57", "CASE", 3),
+        ("A-01-02", "31", "CABLE", 2),
+        ("A-01-03", "84", "LAMP", 4),
+    ]
+    with transaction(sessions) as session:
+        lax = catalog.create_warehouse(
+            session,
+            code="LAX",
+            name="Los Angeles",
+            country="US",
+            timezone="America/Los_Angeles",
+            latitude=LOS_ANGELES[0],
+            longitude=LOS_ANGELES[1],
+        )
+        for n, (location, digits, code, _quantity) in enumerate(plan, start=1):
+            catalog.create_location(
+                session,
+                lax,
+                catalog.LocationSpec(
+                    code=location,
+                    aisle="01",
+                    slot=f"{n:02d}",
+                    pick_sequence=n * 10,
+                    check_digits=digits,
+                ),
+            )
+            sku(session, code)
+            stock(session, "LAX", location, code, 10)
+        catalog.create_location(
+            session,
+            lax,
+            catalog.LocationSpec(
+                code="STAGE-1", zone="STAGE", kind=LocationKind.staging, check_digits="11"
+            ),
+        )
+        order(session, "HS-1", [(code, quantity) for _l, _d, code, quantity in plan])
+    with transaction(sessions) as session:
+        allocation.allocate_order(session, "HS-1")
+    with transaction(sessions) as session:
+        picking.release_wave(session, "LAX", picking.WaveCriteria(), actor="supervisor")
+    engine.dispose()
+    return [
+        FloorLine(location, digits, quantity, code) for location, digits, code, quantity in plan
+    ]

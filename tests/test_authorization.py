@@ -33,6 +33,29 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/transfers"): {"supervisor", "admin"},
     ("GET", "/api/v1/transfers/{transfer_id}"): {"supervisor", "manager", "admin"},
     ("POST", "/api/v1/transfers/{transfer_id}/receive"): {"supervisor", "admin"},
+    ("POST", "/api/v1/orders"): {"supervisor", "admin"},
+    ("GET", "/api/v1/orders"): {"supervisor", "manager", "admin"},
+    ("POST", "/api/v1/orders/import"): {"supervisor", "admin"},
+    ("GET", "/api/v1/orders/{number}"): {"supervisor", "manager", "admin"},
+    ("POST", "/api/v1/orders/{number}/allocate"): {"supervisor", "admin"},
+    ("POST", "/api/v1/orders/{number}/cancel"): {"supervisor", "admin"},
+    ("GET", "/api/v1/allocation-policy"): {"supervisor", "manager", "admin"},
+    ("PUT", "/api/v1/allocation-policy"): {"supervisor", "admin"},
+    ("GET", "/api/v1/shipping-rates"): {"supervisor", "manager", "admin"},
+    ("PUT", "/api/v1/shipping-rates"): {"supervisor", "admin"},
+    ("POST", "/api/v1/waves"): {"supervisor", "admin"},
+    ("GET", "/api/v1/waves/{number}"): {"supervisor", "manager", "admin"},
+    ("GET", "/api/v1/assignments"): ALL,
+    ("POST", "/api/v1/assignments/sign-on"): {"picker", "supervisor", "admin"},
+    ("POST", "/api/v1/assignments/sign-off"): {"picker", "supervisor", "admin"},
+    ("GET", "/api/v1/assignments/{number}"): ALL,
+    ("POST", "/api/v1/assignments/{number}/complete"): {"picker", "supervisor", "admin"},
+    ("POST", "/api/v1/pick-lines/{line_id}/confirm"): {"picker", "supervisor", "admin"},
+    ("POST", "/api/v1/pick-lines/{line_id}/short"): {"picker", "supervisor", "admin"},
+    ("POST", "/api/v1/pick-lines/{line_id}/skip"): {"picker", "supervisor", "admin"},
+    ("POST", "/api/v1/pick-lines/{line_id}/exceptions"): {"picker", "supervisor", "admin"},
+    ("GET", "/api/v1/exceptions"): {"supervisor", "manager", "admin"},
+    ("POST", "/api/v1/exceptions/{exception_id}/resolve"): {"supervisor", "manager", "admin"},
 }
 PUBLIC = {("POST", "/api/v1/auth/token")}
 SAMPLE_PATH_VALUES = {
@@ -40,6 +63,9 @@ SAMPLE_PATH_VALUES = {
     "{code}": "LAX",
     "{sku}": "SKU-1",
     "{transfer_id}": "1",
+    "{number}": "1",
+    "{line_id}": "1",
+    "{exception_id}": "1",
 }
 
 

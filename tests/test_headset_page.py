@@ -10,24 +10,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from server.app import create_app
 from server.headset.protocol import MAX_AUDIO_FRAME, SAMPLE_RATES
 from tests.browser import require_chromium, run_headset_page_check, speak_to_wav
-from tests.conftest import ServerProcess, make_settings
+from tests.conftest import ServerProcess
 from tests.factories import PASSWORD
-
-
-@pytest.fixture(scope="module")
-def headset_socket(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Skip until the server has its /ws/headset handler (wired in after integration)."""
-    data_dir = tmp_path_factory.mktemp("route-check")
-    app = create_app(make_settings(f"sqlite:///{data_dir / 'check.db'}", data_dir))
-    paths = {getattr(route, "path", None) for route in app.routes}
-    if "/ws/headset" not in paths:
-        pytest.skip(
-            "the server has no /ws/headset route yet: the headset socket is wired in "
-            "after integration"
-        )
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +27,7 @@ def ready_wav(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def headset_server(
-    headset_socket: None, chromium: Path, server_process: ServerProcess
-) -> Iterator[ServerProcess]:
+def headset_server(chromium: Path, server_process: ServerProcess) -> Iterator[ServerProcess]:
     """A real server with one user per role (`picker` signs in with the test password)."""
     yield server_process
 
