@@ -227,8 +227,10 @@ def test_the_turns_carry_events_and_the_screen_shows_where_and_what(work: Wareho
 
     ready, digits, three = said(dialog, "ready", "five seven", "three")
     assert event_names(ready) == ["assignment_started"]
-    assert ready.prompt is not None and ready.prompt.display == {"aisle": "12", "slot": "4"}
+    assert ready.prompt is not None
+    assert ready.prompt.display == {"location": "A-12-04", "aisle": "12", "slot": "4"}
     assert digits.prompt is not None and digits.prompt.display == {
+        "location": "A-12-04",
         "aisle": "12",
         "slot": "4",
         "quantity": 3,

@@ -123,7 +123,7 @@ _AT_LINE = {
     "call_supervisor": "call_supervisor",
     "sign_off": "ask_sign_off",
 }
-_WHERE = ("aisle", "slot", "level")
+_WHERE = ("location", "aisle", "slot", "level")
 _WHAT = ("quantity", "unit", "sku", "description")
 
 PICK_WORKFLOW = Workflow(

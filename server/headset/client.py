@@ -1,0 +1,147 @@
+"""A headset over protocol v1, as a program: for simulated pickers (`wavepick simulate`) and
+end-to-end tests. It speaks typed `say` frames or real audio, and times each turn from the
+answer sent to the first byte of the next prompt's audio."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+CHUNK_MS = 20
+
+
+@dataclass
+class Turn:
+    """What the server answered to one thing the headset said."""
+
+    heard: dict[str, Any] | None = None
+    prompt: dict[str, Any] | None = None
+    audio_bytes: int = 0
+    latency_s: float | None = None  # answer sent -> first audio byte of the new prompt
+    closed: bool = False
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+class HeadsetClient:
+    def __init__(self, url: str, token: str, *, locale: str = "en-US",
+                 sample_rate: int = 16000, device: str = "sim") -> None:
+        self.url = url
+        self.token = token
+        self.locale = locale
+        self.sample_rate = sample_rate
+        self.device = device
+        self.ws: ClientConnection | None = None
+        self.welcome: dict[str, Any] | None = None
+        self.prompt: dict[str, Any] | None = None
+        self.close_code: int | None = None
+
+    async def connect(self, timeout: float = 30) -> Turn:
+        """Open the socket, say hello, and wait for the first prompt's audio."""
+        self.ws = await websockets.connect(
+            self.url, additional_headers={"Authorization": f"Bearer {self.token}"},
+            max_size=2**20, open_timeout=timeout,
+        )
+        await self.send_json({"type": "hello", "protocol": 1, "device": self.device,
+                              "locale": self.locale,
+                              "audio": {"encoding": "pcm_s16le",
+                                        "sample_rate": self.sample_rate}})
+        started = time.perf_counter()
+        self.welcome = await self._next_json("welcome", timeout)
+        return await self._turn(started, expect=None, timeout=timeout)
+
+    async def say(self, text: str, timeout: float = 30) -> Turn:
+        """A typed answer (keypad, scanner): handled by the server like speech."""
+        await self.send_json({"type": "say", "text": text})
+        return await self._turn(time.perf_counter(), expect=("text", text), timeout=timeout)
+
+    async def speak(self, pcm: np.ndarray, *, realtime: bool = False, timeout: float = 60
+                    ) -> Turn:
+        """Send an utterance (int16 at the session rate) as microphone audio in 20 ms
+        chunks, followed by silence so the server hears it end; the turn is timed from
+        the end of the speech."""
+        chunk = self.sample_rate * CHUNK_MS // 1000
+        silence = np.zeros(self.sample_rate * 600 // 1000, np.int16)
+        samples = np.concatenate([pcm.astype(np.int16), silence])
+        speech_end = len(pcm)
+        started = time.perf_counter()
+        for offset in range(0, len(samples), chunk):
+            if offset >= speech_end and offset - chunk < speech_end:
+                started = time.perf_counter()
+            assert self.ws is not None
+            await self.ws.send(samples[offset : offset + chunk].tobytes())
+            if realtime:
+                await asyncio.sleep(CHUNK_MS / 1000)
+        return await self._turn(started, expect=("speech", None), timeout=timeout)
+
+    async def send_json(self, frame: dict[str, Any]) -> None:
+        assert self.ws is not None
+        await self.ws.send(json.dumps(frame))
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            try:
+                await self.send_json({"type": "bye"})
+            except websockets.ConnectionClosed:
+                pass
+            await self.ws.close()
+
+    async def drop(self) -> None:
+        """Lose the connection without a goodbye, as a headset walking out of Wi-Fi would."""
+        if self.ws is not None:
+            await self.ws.close()
+
+    async def _next_json(self, kind: str, timeout: float) -> dict[str, Any]:
+        assert self.ws is not None
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.ws.recv()
+                if isinstance(message, str):
+                    frame: dict[str, Any] = json.loads(message)
+                    if frame["type"] == kind:
+                        return frame
+
+    async def _turn(
+        self, started: float, *, expect: tuple[str, str | None] | None, timeout: float
+    ) -> Turn:
+        """Frames up to the first audio of the prompt that answers what was said (or the
+        close). `expect` is the (source, text) of the answer's `heard` frame: turns of
+        other answers still in flight (a stray noise, an earlier utterance) are passed."""
+        assert self.ws is not None
+        turn = Turn()
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    message = await self.ws.recv()
+                    if isinstance(message, bytes):
+                        if turn.prompt is not None:
+                            turn.audio_bytes += len(message)
+                            turn.latency_s = time.perf_counter() - started
+                            return turn
+                        continue  # the rest of an earlier prompt
+                    frame = json.loads(message)
+                    if frame["type"] == "heard" and expect and _answers(frame, expect):
+                        turn.heard, turn.prompt = frame, None
+                    elif frame["type"] == "prompt":
+                        self.prompt = frame
+                        if turn.heard or not expect:
+                            turn.prompt = frame
+                    elif frame["type"] == "error":
+                        turn.errors.append(frame)
+                        if not expect or turn.heard is None:
+                            return turn
+        except websockets.ConnectionClosed as closed:
+            turn.closed = True
+            self.close_code = closed.rcvd.code if closed.rcvd else None
+        return turn
+
+
+def _answers(heard: dict[str, Any], expect: tuple[str, str | None]) -> bool:
+    source, text = expect
+    return bool(heard.get("source") == source and (text is None or heard.get("text") == text))
