@@ -253,10 +253,14 @@ class HeadsetPage:
         mark = len(self.frames.received)
         before = self.frames.sent_audio_bytes
         self.mode("handsfree")
-        turn = self.next_turn(
-            mark, lambda f: f.get("source") == "speech" and f.get("accepted") is True, timeout
+        found = self.wait(
+            lambda: self.frames.find(
+                "heard", mark, lambda f: f.get("source") == "speech" and f.get("accepted") is True
+            ),
+            timeout,
         )
         self.mode("ptt")
+        turn = self.next_turn(found[0], lambda f: True) if found else _turn(None, None)
         turn["audio_bytes"] = self.frames.sent_audio_bytes - before
         turn["speech_heard"] = [
             f for f in self.frames.received_of("heard", mark) if f.get("source") == "speech"
@@ -421,7 +425,6 @@ def run_voice_pick(
     `listen_timeout` seconds)."""
     result: dict[str, Any] = {}
     with headset_page(base_url, wav_path, result, timeout=timeout) as headset:
-        headset.mode("ptt")
         result["first_prompt"] = headset.sign_in(base_url, username, password)
         headset.mode("ptt")
         before = headset.frames.sent_audio_bytes

@@ -70,8 +70,11 @@ async def say_until(client: HeadsetClient, takes: list[np.ndarray], state: str) 
 
 def spoken(text: str, tmp: Path) -> list[np.ndarray]:
     """Takes of a command word by several synthetic voices and speeds."""
-    return [espeak(text, tmp, voice, speed) for voice in ("en-us", "en", "en-us+m3", "en-us+f2")
-            for speed in (150, 125)]
+    return [
+        espeak(text, tmp, voice, speed)
+        for voice in ("en-us", "en", "en-us+m3", "en-us+f2")
+        for speed in (150, 125)
+    ]
 
 
 @pytest.fixture
@@ -93,9 +96,7 @@ def test_a_whole_assignment_by_voice(
         _check_the_books(http, floor)
 
 
-async def _pick_the_assignment(
-    url: str, token: str, floor: list[FloorLine], tmp: Path
-) -> None:
+async def _pick_the_assignment(url: str, token: str, floor: list[FloorLine], tmp: Path) -> None:
     first, second, third = floor
     headset = HeadsetClient(url, token)
     start = await headset.connect()
@@ -156,8 +157,9 @@ def _check_the_books(http: httpx.Client, floor: list[FloorLine]) -> None:
         assert stock_at(http, "LAX", line.sku, line.location) == 10 - picked[line.sku]
         assert stock_at(http, "LAX", line.sku, "STAGE-1") == picked[line.sku]
     supervisor = auth(http, "supervisor")
-    ledger = http.get("/api/v1/movements", params={"warehouse": "LAX", "limit": 100},
-                      headers=supervisor).json()["items"]
+    ledger = http.get(
+        "/api/v1/movements", params={"warehouse": "LAX", "limit": 100}, headers=supervisor
+    ).json()["items"]
     assert sorted((m["sku"], m["quantity"]) for m in ledger if m["kind"] == "pick") == sorted(
         picked.items()
     )

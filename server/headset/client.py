@@ -5,6 +5,7 @@ answer sent to the first byte of the next prompt's audio."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -30,39 +31,54 @@ class Turn:
 
 
 class HeadsetClient:
-    def __init__(self, url: str, token: str, *, locale: str = "en-US",
-                 sample_rate: int = 16000, device: str = "sim") -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        locale: str = "en-US",
+        sample_rate: int = 16000,
+        device: str = "sim",
+        turn_timeout: float = 60,
+    ) -> None:
         self.url = url
         self.token = token
         self.locale = locale
         self.sample_rate = sample_rate
         self.device = device
+        self.turn_timeout = turn_timeout  # seconds a turn may take before it fails
         self.ws: ClientConnection | None = None
         self.welcome: dict[str, Any] | None = None
         self.prompt: dict[str, Any] | None = None
         self.close_code: int | None = None
 
-    async def connect(self, timeout: float = 30) -> Turn:
+    async def connect(self) -> Turn:
         """Open the socket, say hello, and wait for the first prompt's audio."""
         self.ws = await websockets.connect(
-            self.url, additional_headers={"Authorization": f"Bearer {self.token}"},
-            max_size=2**20, open_timeout=timeout,
+            self.url,
+            additional_headers={"Authorization": f"Bearer {self.token}"},
+            max_size=2**20,
+            open_timeout=self.turn_timeout,
         )
-        await self.send_json({"type": "hello", "protocol": 1, "device": self.device,
-                              "locale": self.locale,
-                              "audio": {"encoding": "pcm_s16le",
-                                        "sample_rate": self.sample_rate}})
+        await self.send_json(
+            {
+                "type": "hello",
+                "protocol": 1,
+                "device": self.device,
+                "locale": self.locale,
+                "audio": {"encoding": "pcm_s16le", "sample_rate": self.sample_rate},
+            }
+        )
         started = time.perf_counter()
-        self.welcome = await self._next_json("welcome", timeout)
-        return await self._turn(started, expect=None, timeout=timeout)
+        self.welcome = await self._next_json("welcome")
+        return await self._turn(started, expect=None)
 
-    async def say(self, text: str, timeout: float = 30) -> Turn:
+    async def say(self, text: str) -> Turn:
         """A typed answer (keypad, scanner): handled by the server like speech."""
         await self.send_json({"type": "say", "text": text})
-        return await self._turn(time.perf_counter(), expect=("text", text), timeout=timeout)
+        return await self._turn(time.perf_counter(), expect=("text", text))
 
-    async def speak(self, pcm: np.ndarray, *, realtime: bool = False, timeout: float = 60
-                    ) -> Turn:
+    async def speak(self, pcm: np.ndarray, *, realtime: bool = False) -> Turn:
         """Send an utterance (int16 at the session rate) as microphone audio in 20 ms
         chunks, followed by silence so the server hears it end; the turn is timed from
         the end of the speech."""
@@ -78,7 +94,7 @@ class HeadsetClient:
             await self.ws.send(samples[offset : offset + chunk].tobytes())
             if realtime:
                 await asyncio.sleep(CHUNK_MS / 1000)
-        return await self._turn(started, expect=("speech", None), timeout=timeout)
+        return await self._turn(started, expect=("speech", None))
 
     async def send_json(self, frame: dict[str, Any]) -> None:
         assert self.ws is not None
@@ -86,10 +102,8 @@ class HeadsetClient:
 
     async def close(self) -> None:
         if self.ws is not None:
-            try:
+            with contextlib.suppress(websockets.ConnectionClosed):
                 await self.send_json({"type": "bye"})
-            except websockets.ConnectionClosed:
-                pass
             await self.ws.close()
 
     async def drop(self) -> None:
@@ -97,9 +111,9 @@ class HeadsetClient:
         if self.ws is not None:
             await self.ws.close()
 
-    async def _next_json(self, kind: str, timeout: float) -> dict[str, Any]:
+    async def _next_json(self, kind: str) -> dict[str, Any]:
         assert self.ws is not None
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(self.turn_timeout):
             while True:
                 message = await self.ws.recv()
                 if isinstance(message, str):
@@ -107,16 +121,14 @@ class HeadsetClient:
                     if frame["type"] == kind:
                         return frame
 
-    async def _turn(
-        self, started: float, *, expect: tuple[str, str | None] | None, timeout: float
-    ) -> Turn:
+    async def _turn(self, started: float, *, expect: tuple[str, str | None] | None) -> Turn:
         """Frames up to the first audio of the prompt that answers what was said (or the
         close). `expect` is the (source, text) of the answer's `heard` frame: turns of
         other answers still in flight (a stray noise, an earlier utterance) are passed."""
         assert self.ws is not None
         turn = Turn()
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(self.turn_timeout):
                 while True:
                     message = await self.ws.recv()
                     if isinstance(message, bytes):
