@@ -133,5 +133,54 @@ def users_add(
     err.print(f"user {username} created with role {role}")
 
 
+simulate_app = typer.Typer(
+    help="Load: simulated pickers on a running server.", no_args_is_help=True
+)
+app.add_typer(simulate_app, name="simulate")
+
+
+@simulate_app.command("pickers")
+def simulate_pickers(
+    count: Annotated[int, typer.Option(min=1, max=2000, help="Simulated pickers.")] = 10,
+    duration: Annotated[float, typer.Option(min=1, help="Seconds of work.")] = 60,
+    audio: Annotated[bool, typer.Option(help="Speak answers instead of typing them.")] = False,
+    think: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Mean seconds a picker takes before answering (0: as fast as possible)."
+        ),
+    ] = 1.0,
+    url: Annotated[str, typer.Option(help="The server.")] = "http://127.0.0.1:8000",
+    admin: Annotated[str, typer.Option(help="Admin user that sets up the work.")] = "admin",
+    admin_password: Annotated[
+        str | None, typer.Option(help="Defaults to WAVEPICK_DEMO_PASSWORD.")
+    ] = None,
+) -> None:
+    """Drive COUNT pickers through real assignments over the headset protocol and print
+    JSON: picks/s, turn latency p50/p95/p99, errors, and stock/ledger consistency."""
+    import asyncio
+
+    import httpx
+
+    from server.simulate import simulate
+
+    password = admin_password or _settings().demo_password
+    try:
+        result = asyncio.run(
+            simulate(
+                url,
+                count=count,
+                duration=duration,
+                audio=audio,
+                admin=(admin, password),
+                progress=lambda text: err.print(f"[dim]{text}[/dim]"),
+            )
+        )
+    except httpx.HTTPError as exc:
+        err.print(f"[red]cannot drive {url}:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    print(json.dumps(result, indent=2))
+
+
 def main() -> None:
     sys.exit(app())

@@ -1,0 +1,268 @@
+"""`wavepick simulate pickers`: N simulated pickers working a running server over real
+WebSockets, to measure pick throughput and turn latency (answer sent → first audio byte of
+the next prompt) and to check that stock and ledger still agree afterwards.
+
+The simulation sets up its own work through the HTTP API, as a supervisor would: picker
+users `sim-NNN`, one order per picker from stock on hand, and waves of assignments. Each
+picker answers what its prompt asks — "ready", the check digits of the slot (from the
+supervisor's location list, as printed on the labels), the quantity — typed (`say`) or,
+with `audio`, spoken by the server's own speech synthesizer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+
+from server.headset.client import HeadsetClient, Turn
+
+SIM_PASSWORD = "simulated-picker-pw"
+
+
+@dataclass
+class Tally:
+    picks: int = 0
+    turns: int = 0
+    not_understood: int = 0
+    errors: list[str] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Floor:
+    """What the simulated pickers know: their tokens and every slot's check digits."""
+
+    tokens: list[str]
+    check_digits: dict[tuple[str, str], str]
+
+
+async def prepare(
+    base_url: str, admin: tuple[str, str], count: int, progress: Callable[[str], None] = print
+) -> Floor:
+    async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
+        headers = await _login(http, *admin)
+        warehouses = [
+            w["code"]
+            for w in (await http.get("/api/v1/warehouses", headers=headers))
+            .raise_for_status()
+            .json()["items"]
+        ]
+        digits: dict[tuple[str, str], str] = {}
+        available: dict[str, list[dict[str, Any]]] = {}
+        for code in warehouses:
+            for page in range(0, 10_000, 500):
+                locations = (
+                    await http.get(
+                        f"/api/v1/warehouses/{code}/locations",
+                        params={"limit": 500, "offset": page},
+                        headers=headers,
+                    )
+                ).json()
+                digits.update(
+                    {(code, loc["code"]): loc["check_digits"] for loc in locations["items"]}
+                )
+                if page + 500 >= locations["total"]:
+                    break
+            stock = (
+                await http.get(
+                    "/api/v1/stock", params={"warehouse": code, "limit": 500}, headers=headers
+                )
+            ).json()["items"]
+            available[code] = [s for s in stock if s["available"] > 0 and not s["lot"]]
+        names = [f"sim-{n:03d}" for n in range(1, count + 1)]
+        progress(f"creating {count} picker users")
+        for name in names:
+            response = await http.post(
+                "/api/v1/users",
+                headers=headers,
+                json={"username": name, "password": SIM_PASSWORD, "role": "picker"},
+            )
+            if response.status_code not in (201, 409):
+                response.raise_for_status()
+        progress("creating orders and releasing waves")
+        rng = random.Random(count)
+        stamp = int(time.time())
+        for n in range(count):
+            code = warehouses[n % len(warehouses)]
+            lines = rng.sample(available[code], min(6, len(available[code])))
+            await http.post(
+                "/api/v1/orders",
+                params={"allocate": "true"},
+                headers=headers,
+                json={
+                    "number": f"SIM-{stamp}-{n:04d}",
+                    "country": _country(code),
+                    "lines": [{"sku": s["sku"], "quantity": 1} for s in lines],
+                },
+            )
+        for code in warehouses:
+            await http.post(
+                "/api/v1/waves",
+                headers=headers,
+                json={"warehouse": code, "lines_per_assignment": 6},
+            )
+        progress("signing the pickers in")
+        tokens = [
+            (await _login(http, name, SIM_PASSWORD))["Authorization"].split()[1] for name in names
+        ]
+        return Floor(tokens=tokens, check_digits=digits)
+
+
+def _country(warehouse: str) -> str:
+    return {"SZX": "CN", "LAX": "US", "FRA": "DE"}.get(warehouse, "US")
+
+
+async def _login(http: httpx.AsyncClient, username: str, password: str) -> dict[str, str]:
+    response = await http.post(
+        "/api/v1/auth/token", data={"username": username, "password": password}
+    )
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+class Voice:
+    """Spoken answers, synthesized once per text (a picker says the same words all day)."""
+
+    def __init__(self, sample_rate: int) -> None:
+        from voice.grammar import load_vocabulary
+        from voice.tts import Synthesizer
+
+        self.sample_rate = sample_rate
+        self.vocabulary = load_vocabulary("en-US")
+        self.synthesizer = Synthesizer()
+
+    def words(self, answer: str) -> np.ndarray:
+        spoken = " ".join(self.vocabulary.spoken(c) for c in answer) if answer.isdigit() else answer
+        pcm = self.synthesizer.synthesize(spoken, locale="en-US", sample_rate=self.sample_rate)
+        return np.frombuffer(pcm, dtype="<i2")
+
+
+async def run_picker(
+    base_url: str,
+    token: str,
+    floor: Floor,
+    deadline: float,
+    tally: Tally,
+    voice: Voice | None,
+    think: float,
+) -> None:
+    url = base_url.replace("http", "ws", 1) + "/ws/headset"
+    client = HeadsetClient(url, token, turn_timeout=60)
+    warehouse = ""
+    try:
+        turn = await client.connect()
+        while time.monotonic() < deadline and not turn.closed:
+            prompt = client.prompt or {}
+            if prompt.get("state") == "location" and not warehouse:
+                warehouse = await _my_warehouse(base_url, token)
+            elif prompt.get("state") in ("assignment", "deliver"):
+                warehouse = ""  # the next assignment may be in another warehouse
+            answer = _answer(prompt, floor, warehouse)
+            if think:  # walking to the slot, reading the label, reaching for the item
+                await asyncio.sleep(random.uniform(0.5, 1.5) * think)
+            if voice is not None:
+                audio = await asyncio.to_thread(voice.words, answer)
+                turn = await client.speak(audio, realtime=True)
+            else:
+                turn = await client.say(answer)
+            _count(tally, prompt, turn)
+            if prompt.get("state") == "no_work" and answer == "sign off":
+                turn = await client.say("yes")
+                break
+    except Exception as exc:  # a failed picker is a figure in the report, not a crash
+        tally.errors.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        await client.close()
+
+
+async def _my_warehouse(base_url: str, token: str) -> str:
+    """The warehouse of the picker's assignment in progress (what the picker can see)."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+        response = await http.get(
+            "/api/v1/assignments",
+            params={"status": "in_progress"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        items = response.raise_for_status().json()["items"]
+    return str(items[0]["warehouse"]) if items else ""
+
+
+def _answer(prompt: dict[str, Any], floor: Floor, warehouse: str) -> str:
+    state, display = prompt.get("state"), prompt.get("display", {})
+    if state == "location":
+        return floor.check_digits.get((warehouse, display.get("location", "")), "00")
+    if state == "quantity":
+        return str(display.get("quantity", 1))
+    return {"no_work": "sign off", "short": "cancel", "sign_off": "no"}.get(str(state), "ready")
+
+
+def _count(tally: Tally, prompt: dict[str, Any], turn: Turn) -> None:
+    tally.turns += 1
+    tally.errors.extend(f"{e['code']}: {e['message']}" for e in turn.errors)
+    if turn.latency_s is not None:
+        tally.latencies.append(turn.latency_s)
+    if turn.heard is not None and not turn.heard.get("accepted"):
+        tally.not_understood += 1
+    elif prompt.get("state") == "quantity" and turn.heard is not None:
+        tally.picks += 1
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return round(float(np.percentile(values, q)) * 1000, 1)
+
+
+async def simulate(
+    base_url: str,
+    *,
+    count: int,
+    duration: float,
+    audio: bool,
+    think: float = 0.0,
+    admin: tuple[str, str],
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    floor = await prepare(base_url, admin, count, progress)
+    voice = Voice(16000) if audio else None
+    tally = Tally()
+    progress(f"{count} pickers working for {duration:g} s")
+    started = time.monotonic()
+    await asyncio.gather(
+        *(
+            run_picker(base_url, token, floor, started + duration, tally, voice)
+            for token in floor.tokens
+        )
+    )
+    elapsed = time.monotonic() - started
+    async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
+        headers = await _login(http, *admin)
+        reconcile = (await http.get("/api/v1/reconcile", headers=headers)).json()
+    return {
+        "pickers": count,
+        "mode": "audio" if audio else "text",
+        "think_s": think,
+        "duration_s": round(elapsed, 1),
+        "picks": tally.picks,
+        "picks_per_s": round(tally.picks / elapsed, 2),
+        "turns": tally.turns,
+        "not_understood": tally.not_understood,
+        "turn_latency_ms": {
+            "p50": _percentile(tally.latencies, 50),
+            "p95": _percentile(tally.latencies, 95),
+            "p99": _percentile(tally.latencies, 99),
+            "mean": round(statistics.fmean(tally.latencies) * 1000, 1) if tally.latencies else None,
+        },
+        "errors": len(tally.errors),
+        "error_samples": sorted(set(tally.errors))[:10],
+        "stock_consistent": reconcile.get("consistent"),
+        "ledger_rows_checked": reconcile.get("rows_checked"),
+    }
