@@ -238,7 +238,7 @@ async def simulate(
     started = time.monotonic()
     await asyncio.gather(
         *(
-            run_picker(base_url, token, floor, started + duration, tally, voice)
+            run_picker(base_url, token, floor, started + duration, tally, voice, think)
             for token in floor.tokens
         )
     )
