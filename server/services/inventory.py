@@ -164,10 +164,11 @@ def receipt_view(receipt: Receipt) -> schemas.ReceiptOut:
     )
 
 
-FromLocation = aliased(Location)
-ToLocation = aliased(Location)
-FromWarehouse = aliased(Warehouse)
-ToWarehouse = aliased(Warehouse)
+# Named, not anonymous, aliases: the statement renders the same in every thread.
+FromLocation = aliased(Location, name="from_location")
+ToLocation = aliased(Location, name="to_location")
+FromWarehouse = aliased(Warehouse, name="from_warehouse")
+ToWarehouse = aliased(Warehouse, name="to_warehouse")
 
 
 def _movement_query() -> Select[Movement, str, str | None, str | None, str | None, str | None]:
