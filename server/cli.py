@@ -172,6 +172,7 @@ def simulate_pickers(
                 count=count,
                 duration=duration,
                 audio=audio,
+                think=think,
                 admin=(admin, password),
                 progress=lambda text: err.print(f"[dim]{text}[/dim]"),
             )
