@@ -30,9 +30,9 @@ class DatabasePickWork:
         self.operator = operator
         self.warehouse = warehouse
 
-    def _run(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def _run(self, work: Callable[..., T], *args: Any, write: bool = True, **kwargs: Any) -> T:
         try:
-            return self.db.run(work, *args, **kwargs)
+            return self.db.run(work, *args, write=write, **kwargs)
         except Problem as exc:
             raise PickRejected(exc.code, exc.detail) from exc
 
@@ -75,7 +75,7 @@ class DatabasePickWork:
                 picks_remaining=task.remaining,
             )
 
-        return self._run(next_task)
+        return self._run(next_task, write=False)
 
     def confirm_pick(self, line_id: int, quantity: int) -> None:
         # One confirmation per line: a repeated answer carries the same token and replays.
@@ -131,4 +131,4 @@ class DatabasePickWork:
         def remaining(session: Session) -> tuple[int, int]:
             return picking.remaining_work(session, self._assignment(session).id)
 
-        return self._run(remaining)
+        return self._run(remaining, write=False)
