@@ -9,6 +9,7 @@ from voice.endpoint import EndpointSettings, utterances
 from voice.stt.base import Recognizer, Result
 
 PAD_MS = 300  # room tone put around trimmed clips so the endpointer sees an onset
+ROOM_TONE_GAIN = 0.25  # the quietest frame of a trimmed clip still holds some of the word
 
 
 def speech_span(
@@ -28,15 +29,17 @@ def speech_span(
 
 
 def room_tone(samples: np.ndarray, sample_rate: int, length: int) -> np.ndarray:
-    """`length` samples of the recording's quietest 20 ms, repeated: padding that sounds like
-    the place it was recorded in (silence for a clean clip, the hum for a noisy one)."""
+    """`length` samples of noise as loud as the recording's quietest 20 ms: padding that is
+    as loud as the place it was recorded in (silence for a clean clip, the hum level for a
+    noisy one). Random, not a repeated frame, which would add a buzz."""
     frame = sample_rate // 50
     count = len(samples) // frame
     if count == 0:
         return np.zeros(length, np.int16)
-    frames = samples[: count * frame].astype(np.int16).reshape(count, frame)
-    quietest = frames[int(np.argmin((frames.astype(np.float64) ** 2).sum(axis=1)))]
-    return np.tile(quietest, length // frame + 1)[:length]
+    frames = samples[: count * frame].astype(np.float64).reshape(count, frame)
+    level = float(np.sqrt(np.min(np.mean(frames**2, axis=1))))
+    noise = np.random.default_rng(count).standard_normal(length) * level * ROOM_TONE_GAIN
+    return np.clip(np.round(noise), -32768, 32767).astype(np.int16)
 
 
 def recognize_recording(
