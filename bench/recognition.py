@@ -1,12 +1,17 @@
 """Recognition benchmark on fsdd-dev (human digits, 8 kHz): prints one JSON document.
 
     python bench/recognition.py [--limit N | --quick] [--snr 10] [--grammar digit]
+                                [--no-whisper]
 
-Per speaker and overall: accuracy without enrollment (PocketSphinx), with enrollment of
-takes 0-2 of each digit (templates alone, and fused with PocketSphinx), the same with
-warehouse noise at the given SNR; false accepts on non-speech clips; CPU time per
-utterance (p50/p95); and the latency from the end of speech to the final result when the
-audio is streamed in 20 ms chunks through the endpointer.
+Keys "<condition>/<engine>", per speaker and overall. Without enrollment: "pocketsphinx",
+"whisper", "cascade" (PocketSphinx, Whisper when PocketSphinx is unsure: what `auto` does
+without a profile). With enrollment of takes 0-2 of each digit (the rest are tested):
+"templates", "fusion" (templates + PocketSphinx: what `auto` does with a profile),
+"fusion+cascade". Conditions: clean, and warehouse noise (hum, beeps, air) at --snr dB.
+Then false accepts on non-speech clips, CPU per utterance (process CPU, all threads,
+endpointing included; p50/p95/mean) and the latency from the end of speech to the final
+result when the audio is streamed in 20 ms chunks through the endpointer. Run it with
+OMP_WAIT_POLICY=PASSIVE so idle CTranslate2 threads do not spin into other engines' CPU.
 """
 
 from __future__ import annotations

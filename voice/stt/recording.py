@@ -9,7 +9,7 @@ from voice.endpoint import EndpointSettings, utterances
 from voice.stt.base import Recognizer, Result
 
 PAD_MS = 300  # room tone put around trimmed clips so the endpointer sees an onset
-ROOM_TONE_GAIN = 0.25  # the quietest frame of a trimmed clip still holds some of the word
+ROOM_TONE_GAIN = 1.0  # as loud as the quietest frame: quieter padding makes noise look like speech
 
 
 def speech_span(
