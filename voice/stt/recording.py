@@ -8,8 +8,7 @@ import numpy as np
 from voice.endpoint import EndpointSettings, utterances
 from voice.stt.base import Recognizer, Result
 
-PAD_MS = 300  # room tone put around trimmed clips so the endpointer sees an onset
-ROOM_TONE_GAIN = 1.0  # as loud as the quietest frame: quieter padding makes noise look like speech
+PAD_MS = 300  # silence put around trimmed clips so the endpointer sees an onset
 
 
 def speech_span(
@@ -17,9 +16,10 @@ def speech_span(
 ) -> np.ndarray | None:
     """The part of a recording from the first utterance's start to the last one's end (with
     the endpointer's lead-in and a short tail), or None when it holds no speech."""
-    pad = room_tone(samples, sample_rate, sample_rate * PAD_MS // 1000)
+    pad = np.zeros(sample_rate * PAD_MS // 1000, np.int16)
     padded = np.concatenate([pad, samples.astype(np.int16), pad])
-    found = utterances(padded, sample_rate, settings)
+    floor = quietest_frame_db(samples, sample_rate)
+    found = utterances(padded, sample_rate, settings, noise_floor_db=floor)
     if not found:
         return None
     tail = sample_rate // 10
@@ -28,18 +28,17 @@ def speech_span(
     return padded[start:end]
 
 
-def room_tone(samples: np.ndarray, sample_rate: int, length: int) -> np.ndarray:
-    """`length` samples of noise as loud as the recording's quietest 20 ms: padding that is
-    as loud as the place it was recorded in (silence for a clean clip, the hum level for a
-    noisy one). Random, not a repeated frame, which would add a buzz."""
+def quietest_frame_db(samples: np.ndarray, sample_rate: int) -> float | None:
+    """Energy (dB) of the recording's quietest 20 ms that is not digital silence: the
+    noise floor of the place it was recorded in."""
     frame = sample_rate // 50
     count = len(samples) // frame
     if count == 0:
-        return np.zeros(length, np.int16)
+        return None
     frames = samples[: count * frame].astype(np.float64).reshape(count, frame)
-    level = float(np.sqrt(np.min(np.mean(frames**2, axis=1))))
-    noise = np.random.default_rng(count).standard_normal(length) * level * ROOM_TONE_GAIN
-    return np.clip(np.round(noise), -32768, 32767).astype(np.int16)
+    energies = 10.0 * np.log10(np.mean(frames**2, axis=1) + 1.0)
+    audible = energies[energies >= 20.0]
+    return float(audible.min()) if len(audible) else None
 
 
 def recognize_recording(
