@@ -51,18 +51,15 @@ def enroll(
     word: str = typer.Option(..., help='token or spoken word: "7", "seven", "say again", "七"'),
 ) -> None:
     """Add takes of one word to an operator's voice profile."""
-    from voice.enroll import Profile, UnknownWord
-    from voice.stt.recording import speech_span
+    from voice.enroll import NoSpeech, Profile, UnknownWord
 
     store = Profile.open(profile, create=True)
     for file in files:
-        samples, rate = read_wav(file)
-        span = speech_span(samples, rate)
-        if span is None:
-            typer.echo(f"{file}: no speech found, skipped", err=True)
-            continue
         try:
-            take = store.add_take(word, span, rate)
+            take = store.add_file(word, file)
+        except NoSpeech as exc:
+            typer.echo(f"{exc}, skipped", err=True)
+            continue
         except UnknownWord as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from exc

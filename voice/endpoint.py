@@ -57,7 +57,14 @@ Event = SpeechStarted | SpeechEnded
 class Endpointer:
     """One stream's voice activity endpointer (not thread-safe; one per stream)."""
 
-    def __init__(self, sample_rate: int, settings: EndpointSettings | None = None) -> None:
+    def __init__(
+        self,
+        sample_rate: int,
+        settings: EndpointSettings | None = None,
+        noise_floor_db: float | None = None,
+    ) -> None:
+        """`noise_floor_db` primes the noise-floor tracker (e.g. from a recording's quietest
+        frame); otherwise the first frames that are not digital silence set it."""
         import webrtcvad
 
         self.sample_rate = sample_rate
@@ -75,7 +82,7 @@ class Endpointer:
         self._start_frame = 0
         self._silent_run = 0
         self._voiced_total = 0
-        self._floor_db: float | None = None
+        self._floor_db: float | None = noise_floor_db
 
     @property
     def in_speech(self) -> bool:
@@ -105,12 +112,14 @@ class Endpointer:
     def _is_speech(self, frame: np.ndarray) -> bool:
         x = frame.astype(np.float64)
         energy_db = 10.0 * np.log10(np.mean(x * x) + 1.0)
+        if energy_db < 20.0:  # digital silence (muted mic, padding): says nothing of the noise
+            return False
         if self._floor_db is None:
             self._floor_db = energy_db
         # the floor follows quiet frames quickly and loud ones very slowly
         rate = 0.2 if energy_db < self._floor_db else 0.005
         self._floor_db += rate * (energy_db - self._floor_db)
-        if energy_db < self._floor_db + self.settings.floor_margin_db or energy_db < 20.0:
+        if energy_db < self._floor_db + self.settings.floor_margin_db:
             return False
         spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
         peak = np.max(np.convolve(spectrum, np.ones(3), mode="same"))
@@ -167,10 +176,11 @@ def utterances(
     sample_rate: int,
     settings: EndpointSettings | None = None,
     chunk_ms: int = 20,
+    noise_floor_db: float | None = None,
 ) -> list[SpeechEnded]:
     """Run a whole recording through an endpointer (as if streamed) and return its
     utterances; bursts too short to be speech are left out."""
-    endpointer = Endpointer(sample_rate, settings)
+    endpointer = Endpointer(sample_rate, settings, noise_floor_db)
     step = sample_rate * chunk_ms // 1000
     events: list[Event] = []
     for i in range(0, len(samples), step):

@@ -31,6 +31,10 @@ class UnknownWord(ValueError):
     """An enrollment names a word no locale's vocabulary knows."""
 
 
+class NoSpeech(ValueError):
+    """An enrollment take holds no speech."""
+
+
 def resolve_token(word: str) -> str:
     """The canonical token for a token name or a spoken form in any known locale."""
     candidate = word.strip().lower().replace("-", " ")
@@ -94,8 +98,17 @@ class Profile:
         log.info("enrolled %s take %s into %s", token, rel, self.path)
         return take
 
-    def add_file(self, word: str, wav: str | Path) -> Take:
+    def add_file(self, word: str, wav: str | Path, trim: bool = True) -> Take:
+        """Enroll a WAV take; with `trim`, only its spoken part (as the endpointer hears it,
+        so takes and live utterances are cut the same way)."""
         samples, rate = read_wav(wav)
+        if trim:
+            from voice.stt.recording import speech_span
+
+            span = speech_span(samples, rate)
+            if span is None:
+                raise NoSpeech(f"{wav}: no speech found")
+            samples = span
         return self.add_take(word, samples, rate)
 
     def save(self) -> None:

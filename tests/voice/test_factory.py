@@ -37,11 +37,12 @@ def test_nothing_heard_is_rejected() -> None:
     assert not fused.accepted and fused.tokens == ()
 
 
-def test_auto_uses_pocketsphinx_without_a_profile_and_fusion_with_one(
+def test_auto_uses_general_models_without_a_profile_and_fusion_with_one(
     fsdd: Path, tmp_path: Path, engines: EngineCache
 ) -> None:
     grammar = named_grammar("digit")
-    assert open_recognizer("auto", grammar, 8000, cache=engines).name == "pocketsphinx"
+    # PocketSphinx, backed by Whisper for unsure answers when its weights are installed
+    assert open_recognizer("auto", grammar, 8000, cache=engines).name in ("pocketsphinx", "cascade")
     profile = Profile.open(tmp_path / "george", create=True)
     for digit in range(10):
         for take in range(3):

@@ -89,4 +89,4 @@ def test_human_digits_with_three_enrolled_takes(
         == (str(d),)
         for d, t in tests
     )
-    assert right >= 0.9 * len(tests)
+    assert right >= 0.85 * len(tests)

@@ -101,3 +101,69 @@ def fuse(
         alternatives=tuple(Alternative(t, texts[t], s / total) for t, s in ranked[1:5]),
         details={"template": template.to_json(), "general": general.to_json()},
     )
+
+
+class CascadeRecognizer:
+    """A fast engine first; a slower, better one only when the fast one is unsure.
+
+    PocketSphinx answers most clear utterances in ~15 ms; what it is unsure of (confidence
+    below `trust`) goes to grammar-constrained Whisper (~0.2 s). Agreement between the two
+    raises the confidence (noisy-OR), disagreement goes with the second engine.
+    """
+
+    name = "cascade"
+
+    def __init__(self, fast: Recognizer, careful: Recognizer, trust: float = 0.8) -> None:
+        self.fast = fast
+        self.careful = careful
+        self.grammar: Grammar = fast.grammar
+        self.sample_rate = fast.sample_rate
+        self.trust = trust
+        self._chunks: list[np.ndarray] = []
+
+    def accept_audio(self, pcm: bytes | np.ndarray) -> Result | None:
+        samples = np.frombuffer(pcm, dtype="<i2") if isinstance(pcm, bytes) else pcm
+        self._chunks.append(np.asarray(samples, np.int16).copy())
+        return None
+
+    def final(self) -> Result:
+        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        self._chunks = []
+        first = self.fast.recognize(audio)
+        if first.accepted and first.confidence >= self.trust:
+            return first
+        return settle(first, self.careful.recognize(audio))
+
+    def reset(self) -> None:
+        self._chunks = []
+
+    def recognize(self, pcm: bytes | np.ndarray) -> Result:
+        self.reset()
+        self.accept_audio(pcm)
+        return self.final()
+
+
+def settle(first: Result, second: Result) -> Result:
+    """The cascade's answer once the careful engine has been asked too."""
+    if second.tokens and second.tokens == first.tokens:
+        confidence = 1.0 - (1.0 - first.confidence) * (1.0 - second.confidence)
+        return Result(
+            text=second.text,
+            tokens=second.tokens,
+            confidence=confidence,
+            engine=f"{first.engine}+{second.engine}",
+            accepted=first.accepted or second.accepted or confidence >= 0.5,
+            details={"fast": first.to_json(), "careful": second.to_json()},
+        )
+    if not second.tokens:
+        return first
+    extra = (Alternative(first.tokens, first.text, first.confidence),) if first.tokens else ()
+    return Result(
+        text=second.text,
+        tokens=second.tokens,
+        confidence=second.confidence,
+        engine=second.engine,
+        accepted=second.accepted,
+        alternatives=second.alternatives + extra,
+        details={"fast": first.to_json(), "careful": second.to_json()},
+    )

@@ -8,7 +8,7 @@ import numpy as np
 from voice.endpoint import EndpointSettings, utterances
 from voice.stt.base import Recognizer, Result
 
-PAD_MS = 300  # room tone put around trimmed clips so the endpointer sees an onset
+PAD_MS = 300  # silence put around trimmed clips so the endpointer sees an onset
 
 
 def speech_span(
@@ -16,9 +16,10 @@ def speech_span(
 ) -> np.ndarray | None:
     """The part of a recording from the first utterance's start to the last one's end (with
     the endpointer's lead-in and a short tail), or None when it holds no speech."""
-    pad = room_tone(samples, sample_rate, sample_rate * PAD_MS // 1000)
+    pad = np.zeros(sample_rate * PAD_MS // 1000, np.int16)
     padded = np.concatenate([pad, samples.astype(np.int16), pad])
-    found = utterances(padded, sample_rate, settings)
+    floor = quietest_frame_db(samples, sample_rate)
+    found = utterances(padded, sample_rate, settings, noise_floor_db=floor)
     if not found:
         return None
     tail = sample_rate // 10
@@ -27,16 +28,17 @@ def speech_span(
     return padded[start:end]
 
 
-def room_tone(samples: np.ndarray, sample_rate: int, length: int) -> np.ndarray:
-    """`length` samples of the recording's quietest 20 ms, repeated: padding that sounds like
-    the place it was recorded in (silence for a clean clip, the hum for a noisy one)."""
+def quietest_frame_db(samples: np.ndarray, sample_rate: int) -> float | None:
+    """Energy (dB) of the recording's quietest 20 ms that is not digital silence: the
+    noise floor of the place it was recorded in."""
     frame = sample_rate // 50
     count = len(samples) // frame
     if count == 0:
-        return np.zeros(length, np.int16)
-    frames = samples[: count * frame].astype(np.int16).reshape(count, frame)
-    quietest = frames[int(np.argmin((frames.astype(np.float64) ** 2).sum(axis=1)))]
-    return np.tile(quietest, length // frame + 1)[:length]
+        return None
+    frames = samples[: count * frame].astype(np.float64).reshape(count, frame)
+    energies = 10.0 * np.log10(np.mean(frames**2, axis=1) + 1.0)
+    audible = energies[energies >= 20.0]
+    return float(audible.min()) if len(audible) else None
 
 
 def recognize_recording(
