@@ -14,6 +14,7 @@ from rich.console import Console
 from models import cli as models_cli
 from server.config import Settings
 from server.db import make_engine, make_session_factory, transaction
+from voice import cli as voice_cli
 
 app = typer.Typer(
     help="WavePick: voice-directed picking for cross-border warehouses.", no_args_is_help=True
@@ -23,6 +24,7 @@ users_app = typer.Typer(help="Users and roles.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(models_cli.app, name="models")
+app.add_typer(voice_cli.app, name="voice")
 err = Console(stderr=True, soft_wrap=True)
 
 

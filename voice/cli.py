@@ -28,11 +28,19 @@ def recognize(
     from voice.stt.factory import EngineCache, EngineUnavailable, open_recognizer
     from voice.stt.recording import recognize_recording
 
-    spec = named_grammar(grammar, locale)
+    try:
+        spec = named_grammar(grammar, locale)
+    except LookupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     cache = EngineCache()
     recognizers = {}
     for file in files:
-        samples, rate = read_wav(file)
+        try:
+            samples, rate = read_wav(file)
+        except (RuntimeError, ValueError) as exc:  # soundfile: not a readable audio file
+            typer.echo(json.dumps({"file": str(file), "error": f"not a WAV file: {exc}"}), err=True)
+            raise typer.Exit(2) from exc
         try:
             if rate not in recognizers:
                 recognizers[rate] = open_recognizer(engine, spec, rate, profile, cache)
@@ -74,9 +82,13 @@ def say(
     sample_rate: int = typer.Option(16000, help="output sample rate"),
 ) -> None:
     """Synthesise TEXT into a WAV file."""
-    from voice.tts import Synthesizer  # written separately; imported only when used
+    from voice.tts import Synthesizer, UnsupportedLocale
 
-    pcm: bytes = Synthesizer().synthesize(text, locale=locale, sample_rate=sample_rate)
+    try:
+        pcm: bytes = Synthesizer().synthesize(text, locale=locale, sample_rate=sample_rate)
+    except (UnsupportedLocale, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     write_wav(output, pcm, sample_rate)
     typer.echo(str(output))
 
