@@ -1,9 +1,9 @@
-"""Query parameters shared by every list."""
+"""Parameters shared by routes: list pages and numeric ids in paths."""
 
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Depends, Path, Query
 
 
 @dataclass(frozen=True)
@@ -20,3 +20,7 @@ def _pagination(
 
 
 PageParams = Annotated[Pagination, Depends(_pagination)]
+
+
+# Ids are 32-bit in the database: larger numbers are a 422, not an overflow.
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]

@@ -83,7 +83,13 @@ def parse_csv(text: str) -> list[schemas.OrderCreate]:
     order whose header fields come from its first row. Columns: order, sku, quantity and
     country are required; channel, region, postcode, latitude, longitude, priority,
     ship_by, carrier, value_cents, currency, lot and min_expiry are optional."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        return _orders_from_rows(csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline="")))
+    except csv.Error as exc:
+        raise Invalid(f"not a readable CSV file: {exc}", code="invalid_csv") from exc
+
+
+def _orders_from_rows(reader: csv.DictReader[str]) -> list[schemas.OrderCreate]:
     missing = {"order", "sku", "quantity", "country"} - set(reader.fieldnames or ())
     if missing:
         raise Invalid(f"CSV lacks columns: {', '.join(sorted(missing))}", code="invalid_csv")

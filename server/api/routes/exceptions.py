@@ -4,7 +4,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from server import schemas
-from server.api.pagination import PageParams
+from server.api.pagination import PageParams, RowId
 from server.deps import DatabaseDep, Overseer
 from server.services import picking
 from server.tables import ExceptionStatus
@@ -34,7 +34,7 @@ async def list_exceptions(
 
 @router.post("/{exception_id}/resolve", response_model=schemas.ExceptionOut)
 async def resolve_exception(
-    exception_id: int, body: schemas.ExceptionResolve, user: Overseer, db: DatabaseDep
+    exception_id: RowId, body: schemas.ExceptionResolve, user: Overseer, db: DatabaseDep
 ) -> schemas.ExceptionOut:
     def work(session: Session) -> schemas.ExceptionOut:
         exception = picking.resolve_exception(session, exception_id, user.username, body.resolution)

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
 from server import schemas
-from server.api.pagination import PageParams
+from server.api.pagination import PageParams, RowId
 from server.deps import AnyUser, DatabaseDep, FloorWorker, Overseer, Supervisor
 from server.problems import Forbidden
 from server.services import picking
@@ -19,7 +19,7 @@ def _sees_all(user: User) -> bool:
     return user.role != Role.picker
 
 
-def visible_assignment(session: Session, number: int, user: User) -> Assignment:
+def visible_assignment(session: Session, number: RowId, user: User) -> Assignment:
     """The assignment, if this user may see it: pickers only see their own."""
     assignment = picking.get_assignment(session, number)
     if not _sees_all(user) and assignment.picker != user.username:
@@ -42,7 +42,7 @@ async def release_wave(
 
 
 @router.get("/waves/{number}", response_model=schemas.WaveOut)
-async def get_wave(number: int, _: Overseer, db: DatabaseDep) -> schemas.WaveOut:
+async def get_wave(number: RowId, _: Overseer, db: DatabaseDep) -> schemas.WaveOut:
     def work(session: Session) -> schemas.WaveOut:
         return picking.wave_view(session, picking.get_wave(session, number))
 
@@ -110,7 +110,7 @@ async def sign_off(user: FloorWorker, db: DatabaseDep) -> object:
 
 
 @router.get("/assignments/{number}", response_model=schemas.AssignmentOut)
-async def get_assignment(number: int, user: AnyUser, db: DatabaseDep) -> schemas.AssignmentOut:
+async def get_assignment(number: RowId, user: AnyUser, db: DatabaseDep) -> schemas.AssignmentOut:
     def work(session: Session) -> schemas.AssignmentOut:
         assignment = visible_assignment(session, number, user)
         return picking.assignment_view(session, assignment, show_check_digits=_sees_all(user))
@@ -120,7 +120,7 @@ async def get_assignment(number: int, user: AnyUser, db: DatabaseDep) -> schemas
 
 @router.post("/assignments/{number}/complete", response_model=schemas.AssignmentCompleted)
 async def complete_assignment(
-    number: int, user: FloorWorker, db: DatabaseDep
+    number: RowId, user: FloorWorker, db: DatabaseDep
 ) -> schemas.AssignmentCompleted:
     """Close the assignment once every line is picked or short: where to deliver."""
 
@@ -147,7 +147,7 @@ def _result(session: Session, result: picking.PickResult, user: User) -> schemas
 
 @router.post("/pick-lines/{line_id}/confirm", response_model=schemas.PickResultOut)
 async def confirm_pick(
-    line_id: int, body: schemas.PickConfirm, user: FloorWorker, db: DatabaseDep
+    line_id: RowId, body: schemas.PickConfirm, user: FloorWorker, db: DatabaseDep
 ) -> schemas.PickResultOut:
     """Confirm the quantity asked for; the same `token` again replays without a change."""
 
@@ -167,7 +167,7 @@ async def confirm_pick(
 
 @router.post("/pick-lines/{line_id}/short", response_model=schemas.PickResultOut)
 async def report_short(
-    line_id: int, body: schemas.PickShort, user: FloorWorker, db: DatabaseDep
+    line_id: RowId, body: schemas.PickShort, user: FloorWorker, db: DatabaseDep
 ) -> schemas.PickResultOut:
     """Fewer units than asked: picks those, releases the rest, opens a `short` exception."""
 
@@ -187,7 +187,7 @@ async def report_short(
 
 
 @router.post("/pick-lines/{line_id}/skip", response_model=schemas.PickLineOut)
-async def skip_line(line_id: int, user: FloorWorker, db: DatabaseDep) -> schemas.PickLineOut:
+async def skip_line(line_id: RowId, user: FloorWorker, db: DatabaseDep) -> schemas.PickLineOut:
     """Pass the slot for now; it is offered again after the open lines."""
 
     def work(session: Session) -> schemas.PickLineOut:
@@ -203,7 +203,7 @@ async def skip_line(line_id: int, user: FloorWorker, db: DatabaseDep) -> schemas
     "/pick-lines/{line_id}/exceptions", response_model=schemas.ExceptionOut, status_code=201
 )
 async def report_exception(
-    line_id: int, body: schemas.ExceptionCreate, user: FloorWorker, db: DatabaseDep
+    line_id: RowId, body: schemas.ExceptionCreate, user: FloorWorker, db: DatabaseDep
 ) -> schemas.ExceptionOut:
     """Damage, a wrong item or a call for help at this line, for a manager to resolve."""
 
