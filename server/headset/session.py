@@ -19,7 +19,6 @@ from typing import Any
 
 from anyio.to_thread import run_sync
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from voice.endpoint import Endpointer, SpeechEnded, SpeechStarted
 
 from server.headset.protocol import (
     PROTOCOL_ERROR,
@@ -34,6 +33,7 @@ from server.headset.protocol import (
 from server.headset.speech import SpeechServices
 from voice.dialog import PickDialog, Prompt, Turn
 from voice.dialog.pick import PickWork
+from voice.endpoint import Endpointer, SpeechEnded, SpeechStarted
 
 log = logging.getLogger(__name__)
 

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from voice.stt import EngineCache, open_recognizer
-from voice.stt.base import Result
 
 from models.registry import ModelStore
 from server.config import Settings
 from voice.grammar import Grammar
+from voice.stt import EngineCache, open_recognizer
+from voice.stt.base import Result
 from voice.tts import Synthesizer
 
 
