@@ -59,6 +59,9 @@ class HeadsetClient:
             additional_headers={"Authorization": f"Bearer {self.token}"},
             max_size=2**20,
             open_timeout=self.turn_timeout,
+            # keep reading while the picker "thinks": a full queue would stop the reads that
+            # answer keepalive pings, and the connection would be dropped
+            max_queue=None,
         )
         await self.send_json(
             {
