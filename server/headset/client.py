@@ -26,6 +26,7 @@ class Turn:
     prompt: dict[str, Any] | None = None
     audio_bytes: int = 0
     latency_s: float | None = None  # answer sent -> first audio byte of the new prompt
+    first_audio_at: float | None = None
     closed: bool = False
     errors: list[dict[str, Any]] = field(default_factory=list)
 
@@ -83,21 +84,28 @@ class HeadsetClient:
 
     async def speak(self, pcm: np.ndarray, *, realtime: bool = False) -> Turn:
         """Send an utterance (int16 at the session rate) as microphone audio in 20 ms
-        chunks, followed by silence so the server hears it end; the turn is timed from
-        the end of the speech."""
+        chunks, followed by silence so the server hears it end, while listening for the
+        answer; the turn is timed from the end of the speech."""
         chunk = self.sample_rate * CHUNK_MS // 1000
         silence = np.zeros(self.sample_rate * 600 // 1000, np.int16)
         samples = np.concatenate([pcm.astype(np.int16), silence])
-        speech_end = len(pcm)
-        started = time.perf_counter()
-        for offset in range(0, len(samples), chunk):
-            if offset >= speech_end and offset - chunk < speech_end:
-                started = time.perf_counter()
+        speech_ended = asyncio.get_running_loop().create_future()
+
+        async def microphone() -> None:
             assert self.ws is not None
-            await self.ws.send(samples[offset : offset + chunk].tobytes())
-            if realtime:
-                await asyncio.sleep(CHUNK_MS / 1000)
-        return await self._turn(started, expect=("speech", None))
+            for offset in range(0, len(samples), chunk):
+                if offset >= len(pcm) and not speech_ended.done():
+                    speech_ended.set_result(time.perf_counter())
+                await self.ws.send(samples[offset : offset + chunk].tobytes())
+                if realtime:
+                    await asyncio.sleep(CHUNK_MS / 1000)
+
+        sending = asyncio.create_task(microphone())
+        turn = await self._turn(time.perf_counter(), expect=("speech", None))
+        await sending
+        if turn.latency_s is not None and turn.first_audio_at is not None:
+            turn.latency_s = turn.first_audio_at - speech_ended.result()
+        return turn
 
     async def send_json(self, frame: dict[str, Any]) -> None:
         assert self.ws is not None
@@ -137,7 +145,8 @@ class HeadsetClient:
                     if isinstance(message, bytes):
                         if turn.prompt is not None:
                             turn.audio_bytes += len(message)
-                            turn.latency_s = time.perf_counter() - started
+                            turn.first_audio_at = time.perf_counter()
+                            turn.latency_s = turn.first_audio_at - started
                             return turn
                         continue  # the rest of an earlier prompt
                     frame = json.loads(message)
