@@ -55,6 +55,16 @@ async def prepare(
             .raise_for_status()
             .json()["items"]
         ]
+        serialised = set()  # their serials are scanned, not spoken: no voice picks for them
+        for page in range(0, 100_000, 500):
+            skus = (
+                await http.get(
+                    "/api/v1/skus", params={"limit": 500, "offset": page}, headers=headers
+                )
+            ).json()
+            serialised |= {s["sku"] for s in skus["items"] if s["serialized"]}
+            if page + 500 >= skus["total"]:
+                break
         digits: dict[tuple[str, str], str] = {}
         available: dict[str, list[dict[str, Any]]] = {}
         for code in warehouses:
@@ -76,7 +86,11 @@ async def prepare(
                     "/api/v1/stock", params={"warehouse": code, "limit": 500}, headers=headers
                 )
             ).json()["items"]
-            available[code] = [s for s in stock if s["available"] > 0 and not s["lot"]]
+            available[code] = [
+                s
+                for s in stock
+                if s["available"] > 0 and not s["lot"] and s["sku"] not in serialised
+            ]
         names = [f"sim-{n:03d}" for n in range(1, count + 1)]
         progress(f"creating {count} picker users")
         for name in names:
@@ -211,8 +225,8 @@ def _count(tally: Tally, prompt: dict[str, Any], turn: Turn) -> None:
         tally.latencies.append(turn.latency_s)
     if turn.heard is not None and not turn.heard.get("accepted"):
         tally.not_understood += 1
-    elif prompt.get("state") == "quantity" and turn.heard is not None:
-        tally.picks += 1
+    elif prompt.get("state") == "quantity" and turn.prompt and turn.prompt["state"] != "quantity":
+        tally.picks += 1  # confirmed: the dialog moved on
 
 
 def _percentile(values: list[float], q: float) -> float | None:

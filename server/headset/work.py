@@ -7,6 +7,7 @@ with the problem's stable code, which the dialog speaks.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,6 +20,7 @@ from server.tables import Assignment, ExceptionKind
 from voice.dialog import AssignmentInfo, PickRejected, PickTask
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class DatabasePickWork:
@@ -34,6 +36,7 @@ class DatabasePickWork:
         try:
             return self.db.run(work, *args, write=write, **kwargs)
         except Problem as exc:
+            log.info("%s: %s refused: %s (%s)", self.operator, work.__name__, exc.detail, exc.code)
             raise PickRejected(exc.code, exc.detail) from exc
 
     def _assignment(self, session: Session) -> Assignment:
