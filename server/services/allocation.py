@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from server import schemas
 from server.problems import Conflict
-from server.services import shipping
+from server.services import ledger, shipping
 from server.services.orders import get_order
 from server.tables import (
     Allocation,
@@ -325,18 +325,9 @@ def cancel_order(session: Session, number: str) -> Order:
     if any(line.wave_id is not None for line in lines):  # part released with a zone wave
         raise Conflict(f"order {number} is partly on the floor", code="order_released")
     for line in lines:
-        released = session.execute(
-            update(Stock)
-            .where(
-                Stock.location_id == line.location_id,
-                Stock.sku_id == line.sku_id,
-                Stock.lot == line.lot,
-                Stock.reserved >= line.quantity,
-            )
-            .values(reserved=Stock.reserved - line.quantity, updated_at=utcnow()),
-            execution_options={"synchronize_session": False},
-        )
-        if released.rowcount != 1:  # type: ignore[attr-defined]
+        if not ledger.release_reserved(
+            session, line.location_id, line.sku_id, line.lot, line.quantity
+        ):
             raise Conflict("a reservation of this order is gone", code="reservation_missing")
         session.delete(line)
     session.flush()

@@ -134,6 +134,25 @@ def _take(
         )
 
 
+def release_reserved(
+    session: Session, location_id: int, sku_id: int, lot: str, quantity: int
+) -> bool:
+    """Give `quantity` reserved units back to available stock; False when fewer are
+    reserved (the reservation is gone)."""
+    result = session.execute(
+        update(Stock)
+        .where(
+            Stock.location_id == location_id,
+            Stock.sku_id == sku_id,
+            Stock.lot == lot,
+            Stock.reserved >= quantity,
+        )
+        .values(reserved=Stock.reserved - quantity, updated_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
 def _put(session: Session, location_id: int, sku_id: int, lot: str, quantity: int) -> None:
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert

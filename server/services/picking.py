@@ -52,7 +52,6 @@ from server.tables import (
     PickLine,
     PickLineStatus,
     Sku,
-    Stock,
     Warehouse,
     Wave,
     WaveStatus,
@@ -471,18 +470,7 @@ def report_short(
     if picked:
         _move_to_staging(session, line, assignment, picked, actor, serials)
     missing = line.quantity - picked
-    released = session.execute(
-        update(Stock)
-        .where(
-            Stock.location_id == line.location_id,
-            Stock.sku_id == line.sku_id,
-            Stock.lot == line.lot,
-            Stock.reserved >= missing,
-        )
-        .values(reserved=Stock.reserved - missing, updated_at=utcnow()),
-        execution_options={"synchronize_session": False},
-    )
-    if released.rowcount != 1:  # type: ignore[attr-defined]
+    if not ledger.release_reserved(session, line.location_id, line.sku_id, line.lot, missing):
         raise Conflict("the reservation of this line is gone", code="reservation_missing")
     exception = _open_exception(
         session, ExceptionKind.short, actor, line=line, quantity=missing, note=note
