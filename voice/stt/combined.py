@@ -15,7 +15,7 @@ import logging
 import numpy as np
 
 from voice.grammar import Grammar
-from voice.stt.base import Alternative, Recognizer, Result
+from voice.stt.base import Alternative, BufferedRecognizer, Recognizer, Result
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def fuse(
     )
 
 
-class CascadeRecognizer:
+class CascadeRecognizer(BufferedRecognizer):
     """A fast engine first; a slower, better one only when the fast one is unsure.
 
     PocketSphinx answers most clear utterances in ~15 ms; what it is unsure of (confidence
@@ -114,33 +114,16 @@ class CascadeRecognizer:
     name = "cascade"
 
     def __init__(self, fast: Recognizer, careful: Recognizer, trust: float = 0.8) -> None:
+        super().__init__(fast.grammar, fast.sample_rate)
         self.fast = fast
         self.careful = careful
-        self.grammar: Grammar = fast.grammar
-        self.sample_rate = fast.sample_rate
         self.trust = trust
-        self._chunks: list[np.ndarray] = []
 
-    def accept_audio(self, pcm: bytes | np.ndarray) -> Result | None:
-        samples = np.frombuffer(pcm, dtype="<i2") if isinstance(pcm, bytes) else pcm
-        self._chunks.append(np.asarray(samples, np.int16).copy())
-        return None
-
-    def final(self) -> Result:
-        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
-        self._chunks = []
+    def decode(self, audio: np.ndarray) -> Result:
         first = self.fast.recognize(audio)
         if first.accepted and first.confidence >= self.trust:
             return first
         return settle(first, self.careful.recognize(audio))
-
-    def reset(self) -> None:
-        self._chunks = []
-
-    def recognize(self, pcm: bytes | np.ndarray) -> Result:
-        self.reset()
-        self.accept_audio(pcm)
-        return self.final()
 
 
 def settle(first: Result, second: Result) -> Result:
