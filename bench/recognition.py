@@ -4,14 +4,14 @@
                                 [--no-whisper]
 
 Keys "<condition>/<engine>", per speaker and overall. Without enrollment: "pocketsphinx",
-"whisper", "cascade" (PocketSphinx, Whisper when PocketSphinx is unsure: what `auto` does
-without a profile). With enrollment of takes 0-2 of each digit (the rest are tested):
-"templates", "fusion" (templates + PocketSphinx: what `auto` does with a profile),
-"fusion+cascade". Conditions: clean, and warehouse noise (hum, beeps, air) at --snr dB.
-Then false accepts on non-speech clips, CPU per utterance (process CPU, all threads,
-endpointing included; p50/p95/mean) and the latency from the end of speech to the final
-result when the audio is streamed in 20 ms chunks through the endpointer. Run it with
-OMP_WAIT_POLICY=PASSIVE so idle CTranslate2 threads do not spin into other engines' CPU.
+"whisper" (what `auto` uses without a profile when Whisper is installed). With enrollment of
+takes 0-2 of each digit (the rest are tested): "templates", "templates+whisper" (what
+`auto` uses with a profile) and "templates+pocketsphinx" (the same without Whisper).
+Conditions: clean, and warehouse noise (hum, beeps, air) at --snr dB. Then, per engine,
+confidence thresholds chosen leaving one speaker out (how a threshold read off some voices
+serves another voice), false accepts on non-speech clips, CPU per utterance (process CPU,
+all threads, endpointing included; p50/p95/mean) and the latency from the end of speech to
+the final result when the audio is streamed in 20 ms chunks through the endpointer.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from voice.endpoint import Endpointer, SpeechEnded
 from voice.enroll import Profile
 from voice.grammar import named_grammar
 from voice.stt.base import Result
-from voice.stt.combined import fuse, settle
+from voice.stt.combined import fuse
 from voice.stt.factory import EngineCache, open_recognizer
 from voice.stt.recording import recognize_recording, speech_span
 
@@ -112,19 +112,48 @@ def streaming_latency(recognizer, samples: np.ndarray) -> float | None:  # type:
     return None
 
 
-def combine(r: dict[str, tuple[Result, float]], trust: float) -> dict[str, tuple[Result, float]]:
-    """Add the combined engines, computed from the single engines' results and CPU times."""
-    g, g_ms = r["pocketsphinx"]
+def combine(r: dict[str, tuple[Result, float]]) -> dict[str, tuple[Result, float]]:
+    """Add the fused engines, computed from the single engines' results and CPU times."""
     t, t_ms = r["templates"]
     out = dict(r)
-    out["fusion"] = (fuse(t, g, 0.6, 0.5, "fusion"), g_ms + t_ms)
-    if "whisper" in r:
-        w, w_ms = r["whisper"]
-        sure = g.accepted and g.confidence >= trust
-        c = (g, g_ms) if sure else (settle(g, w), g_ms + w_ms)
-        out["cascade"] = c
-        out["fusion+cascade"] = (fuse(t, c[0], 0.6, 0.5, "fusion"), t_ms + c[1])
+    for general in ("pocketsphinx", "whisper"):
+        if general in r:
+            g, g_ms = r[general]
+            out[f"templates+{general}"] = (fuse(t, g, 1.0, 0.5, "fusion"), t_ms + g_ms)
     return out
+
+
+def held_out_thresholds(per_speaker: dict[str, list[tuple[str, Result]]]) -> dict[str, object]:
+    """Leave one speaker out: the confidence threshold that serves the other speakers best
+    (most right answers accepted, a wrong one costing ten), applied to the held-out one."""
+
+    def outcome(rows: list[tuple[str, Result]], threshold: float) -> tuple[int, int]:
+        acted = [(truth, r) for truth, r in rows if r.tokens and r.confidence >= threshold]
+        right = sum(1 for truth, r in acted if r.tokens == (truth,))
+        return right, len(acted) - right
+
+    grid = [round(x, 2) for x in np.arange(0.3, 0.96, 0.05)]
+    report: dict[str, object] = {}
+    right_total = wrong_total = n_total = 0
+    for held_out, rows in per_speaker.items():
+        others = [row for s, rs in per_speaker.items() if s != held_out for row in rs]
+        best = max(grid, key=lambda th: (lambda rw: rw[0] - 10 * rw[1])(outcome(others, th)))
+        right, wrong = outcome(rows, best)
+        right_total, wrong_total, n_total = (
+            right_total + right,
+            wrong_total + wrong,
+            n_total + len(rows),
+        )
+        report[held_out] = {
+            "threshold": best,
+            "accepted_correct": round(right / len(rows), 4),
+            "accepted_wrong": round(wrong / len(rows), 4),
+        }
+    report["overall"] = {
+        "accepted_correct": round(right_total / n_total, 4),
+        "accepted_wrong": round(wrong_total / n_total, 4),
+    }
+    return report
 
 
 def main() -> None:
@@ -144,10 +173,10 @@ def main() -> None:
     singles = {"pocketsphinx": open_recognizer("pocketsphinx", grammar, RATE, cache=cache)}
     if cache.whisper_available(grammar.locale):
         singles["whisper"] = open_recognizer("whisper", grammar, RATE, cache=cache)
-    trust = 0.8
     rows: dict[str, dict[str, list[tuple[str, Result]]]] = defaultdict(lambda: defaultdict(list))
     cpu: dict[str, list[float]] = defaultdict(list)
     latencies: dict[str, list[float]] = defaultdict(list)
+    auto_engines: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for speaker in SPEAKERS:
             profile = build_profile(Path(tmp), corpus, speaker)
@@ -166,7 +195,7 @@ def main() -> None:
                         name: timed(lambda e=engine, a=audio: recognize_recording(e, a, RATE))
                         for name, engine in engines.items()
                     }
-                    for name, (result, ms) in combine(results, trust).items():
+                    for name, (result, ms) in combine(results).items():
                         rows[f"{cond}/{name}"][speaker].append((digit, result))
                         if cond == "clean":
                             cpu[name].append(ms)
@@ -179,10 +208,11 @@ def main() -> None:
                             profile if label == "enrolled" else None,
                             cache,
                         )
+                        auto_engines[label] = recognizer.name
                         latency = streaming_latency(recognizer, clean)
                         if latency is not None:
                             latencies[label].append(latency)
-        false_accepts = non_speech(singles, cache, Path(tmp), grammar, trust)
+        false_accepts = non_speech(singles, cache, Path(tmp), grammar)
 
     report: dict[str, object] = {
         "data": str(args.data),
@@ -197,6 +227,11 @@ def main() -> None:
         report[key] = {"overall": summary(everything)} | {
             s: summary(rs) for s, rs in per_speaker.items()
         }
+    report["held_out_thresholds"] = {
+        key: held_out_thresholds(per_speaker)
+        for key, per_speaker in sorted(rows.items())
+        if key.split("/")[1] in ("whisper", "templates+whisper", "templates+pocketsphinx")
+    }
     report["false_accepts_non_speech"] = false_accepts
     report["cpu_ms_per_utterance"] = {
         k: {"p50": percentile(v, 50), "p95": percentile(v, 95), "mean": round(float(np.mean(v)), 2)}
@@ -204,7 +239,7 @@ def main() -> None:
     }
     report["end_of_speech_to_result_ms"] = {
         label: {
-            "engine": "auto",
+            "engine": auto_engines[label],
             "chunk_ms": 20,
             "n": len(v),
             "p50": percentile(v, 50),
@@ -215,7 +250,7 @@ def main() -> None:
     print(json.dumps(report, indent=1))
 
 
-def non_speech(singles, cache: EngineCache, tmp: Path, grammar, trust: float) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def non_speech(singles, cache: EngineCache, tmp: Path, grammar) -> dict[str, object]:  # type: ignore[no-untyped-def]
     clips = []
     for seed in range(8):
         for kind in ("hum", "beeps", "air", "mixed"):
@@ -233,7 +268,7 @@ def non_speech(singles, cache: EngineCache, tmp: Path, grammar, trust: float) ->
             n: timed(lambda e=e, c=clip: recognize_recording(e, c, RATE))
             for n, e in engines.items()
         }
-        for name, (result, _) in combine(results, trust).items():
+        for name, (result, _) in combine(results).items():
             accepted[name] += result.accepted
     return {"clips": len(clips)} | {k: round(v / len(clips), 4) for k, v in accepted.items()}
 

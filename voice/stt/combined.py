@@ -1,10 +1,11 @@
-"""Fusion of the enrolled-template engine with a general model (PocketSphinx or Vosk).
+"""Fusion of the enrolled-template engine with a general model (Whisper, Vosk or PocketSphinx).
 
 Both decode the same utterance. Each hypothesis gets the template engine's probability plus
 `general_weight` times the general engine's confidence if the general engine chose it; the
-highest total wins. When both agree, the confidence is 1 - (1 - p1)(1 - p2);
-when they disagree, the operator's own templates usually win (they know this voice), but a
-confident general model overrules an unsure template match. The fused result is rejected
+highest total wins. When both agree, the confidence is 1 - (1 - p1)(1 - p2); when they
+disagree, the more confident engine wins. Equal weights did best on fsdd-dev with Whisper
+as the general engine (99.3% right against 97.3% at 0.6 and 99.3% at 1.5, with the
+fewest wrong answers accepted). The fused result is rejected
 when neither engine accepts its own reading.
 """
 
@@ -15,7 +16,7 @@ import logging
 import numpy as np
 
 from voice.grammar import Grammar
-from voice.stt.base import Alternative, BufferedRecognizer, Recognizer, Result
+from voice.stt.base import Alternative, Recognizer, Result
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ class FusionRecognizer:
         self,
         templates: Recognizer,
         general: Recognizer,
-        general_weight: float = 0.6,
+        general_weight: float = 1.0,
         min_confidence: float = 0.5,
     ) -> None:
         self.templates = templates
@@ -100,53 +101,4 @@ def fuse(
         accepted=accepted,
         alternatives=tuple(Alternative(t, texts[t], s / total) for t, s in ranked[1:5]),
         details={"template": template.to_json(), "general": general.to_json()},
-    )
-
-
-class CascadeRecognizer(BufferedRecognizer):
-    """A fast engine first; a slower, better one only when the fast one is unsure.
-
-    PocketSphinx answers most clear utterances in ~15 ms; what it is unsure of (confidence
-    below `trust`) goes to grammar-constrained Whisper (~0.2 s). Agreement between the two
-    raises the confidence (noisy-OR), disagreement goes with the second engine.
-    """
-
-    name = "cascade"
-
-    def __init__(self, fast: Recognizer, careful: Recognizer, trust: float = 0.8) -> None:
-        super().__init__(fast.grammar, fast.sample_rate)
-        self.fast = fast
-        self.careful = careful
-        self.trust = trust
-
-    def decode(self, audio: np.ndarray) -> Result:
-        first = self.fast.recognize(audio)
-        if first.accepted and first.confidence >= self.trust:
-            return first
-        return settle(first, self.careful.recognize(audio))
-
-
-def settle(first: Result, second: Result) -> Result:
-    """The cascade's answer once the careful engine has been asked too."""
-    if second.tokens and second.tokens == first.tokens:
-        confidence = 1.0 - (1.0 - first.confidence) * (1.0 - second.confidence)
-        return Result(
-            text=second.text,
-            tokens=second.tokens,
-            confidence=confidence,
-            engine=f"{first.engine}+{second.engine}",
-            accepted=first.accepted or second.accepted or confidence >= 0.5,
-            details={"fast": first.to_json(), "careful": second.to_json()},
-        )
-    if not second.tokens:
-        return first
-    extra = (Alternative(first.tokens, first.text, first.confidence),) if first.tokens else ()
-    return Result(
-        text=second.text,
-        tokens=second.tokens,
-        confidence=second.confidence,
-        engine=second.engine,
-        accepted=second.accepted,
-        alternatives=second.alternatives + extra,
-        details={"fast": first.to_json(), "careful": second.to_json()},
     )
