@@ -172,9 +172,16 @@ def warehouse(
     return created
 
 
-def sku(session: Session, code: str, *, lots: bool = False, weight_g: int = 500) -> Sku:
+def sku(
+    session: Session, code: str, *, lots: bool = False, serials: bool = False, weight_g: int = 500
+) -> Sku:
     return catalog.create_sku(
-        session, code=code, description=f"{code} item", lot_controlled=lots, weight_g=weight_g
+        session,
+        code=code,
+        description=f"{code} item",
+        lot_controlled=lots,
+        serialized=serials,
+        weight_g=weight_g,
     )
 
 
@@ -187,14 +194,21 @@ def stock(
     *,
     lot: str | None = None,
     expiry: dt.date | None = None,
+    serials: tuple[str, ...] = (),
 ) -> None:
+    """Receive `quantity` units (with one serial each for a serialised SKU)."""
     inventory.receive(
         session,
         schemas.ReceiptCreate(
             warehouse=warehouse_code,
             lines=[
                 schemas.ReceiptLineIn(
-                    sku=sku_code, location=location, quantity=quantity, lot=lot, expiry=expiry
+                    sku=sku_code,
+                    location=location,
+                    quantity=quantity,
+                    lot=lot,
+                    expiry=expiry,
+                    serials=list(serials),
                 )
             ],
         ),
