@@ -66,7 +66,8 @@
       f_quantity: "Qty", f_description: "Item", f_sku: "SKU", f_unit: "Unit",
       f_lot: "Lot", f_location: "Location", f_warehouse: "Warehouse",
       f_assignment: "Assignment", f_picks: "Picks", f_remaining: "Left",
-      f_staging: "Staging", f_serial: "Serial",
+      f_staging: "Staging", f_serial: "Serial", f_serials: "Of",
+      f_serial_digits: "Last digits",
     },
     "zh-CN": {
       title: "WavePick 耳机", signInTitle: "登录", username: "用户名", password: "密码",
@@ -91,7 +92,8 @@
       f_aisle: "巷道", f_slot: "货位", f_level: "层", f_zone: "区", f_quantity: "数量",
       f_description: "商品", f_sku: "SKU", f_unit: "单位", f_lot: "批次",
       f_location: "位置", f_warehouse: "仓库", f_assignment: "任务", f_picks: "拣货数",
-      f_remaining: "剩余", f_staging: "集货区", f_serial: "序列号",
+      f_remaining: "剩余", f_staging: "集货区", f_serial: "序列号", f_serials: "共",
+      f_serial_digits: "最后几位",
     },
   };
 

@@ -232,11 +232,7 @@ def _seed_orders(session: Session, rng: random.Random) -> None:
                     .join(Stock, Stock.sku_id == Sku.id)
                     .join(Location, Location.id == Stock.location_id)
                     .join(Warehouse, Warehouse.id == Location.warehouse_id)
-                    .where(
-                        Warehouse.code == code,
-                        Location.kind == LocationKind.storage,
-                        Sku.serialized.is_(False),  # picking those needs serials spoken
-                    )
+                    .where(Warehouse.code == code, Location.kind == LocationKind.storage)
                 )
             )
         )

@@ -227,6 +227,16 @@ class StockOut(BaseModel):
     available: int
 
 
+class SerialOut(BaseModel):
+    """A serialised unit on the books and where it is."""
+
+    serial: str
+    sku: str
+    lot: str | None
+    warehouse: str
+    location: str
+
+
 class Discrepancy(BaseModel):
     warehouse: str
     location: str

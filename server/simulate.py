@@ -5,8 +5,10 @@ the next prompt) and to check that stock and ledger still agree afterwards.
 The simulation sets up its own work through the HTTP API, as a supervisor would: picker
 users `sim-NNN`, one order per picker from stock on hand, and waves of assignments. Each
 picker answers what its prompt asks — "ready", the check digits of the slot (from the
-supervisor's location list, as printed on the labels), the quantity — typed (`say`) or,
-with `audio`, spoken by the server's own speech synthesizer.
+supervisor's location list, as printed on the labels), the quantity, and for a serialised
+SKU the last digits of each unit's serial (from the supervisor's serial list for the slot,
+as a picker reads them off the units) — typed (`say`) or, with `audio`, spoken by the
+server's own speech synthesizer.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import httpx
 import numpy as np
 
 from server.headset.client import HeadsetClient, Turn
+from server.services.serials import digits_of
 
 SIM_PASSWORD = "simulated-picker-pw"
 
@@ -38,10 +41,21 @@ class Tally:
 
 @dataclass(frozen=True)
 class Floor:
-    """What the simulated pickers know: their tokens and every slot's check digits."""
+    """What the simulated pickers know: their tokens, every slot's check digits, and the
+    admin's headers, which read the serials at a slot (what the units' labels say)."""
 
     tokens: list[str]
     check_digits: dict[tuple[str, str], str]
+    admin_headers: dict[str, str]
+
+
+@dataclass
+class Hands:
+    """A simulated picker's line in hand: the serials read off its units so far (taken or
+    refused, each is read once), and how many units it had when it said "short"."""
+
+    read: list[str] = field(default_factory=list)
+    short_of: int | None = None
 
 
 async def prepare(
@@ -55,16 +69,6 @@ async def prepare(
             .raise_for_status()
             .json()["items"]
         ]
-        serialised = set()  # their serials are scanned, not spoken: no voice picks for them
-        for page in range(0, 100_000, 500):
-            skus = (
-                await http.get(
-                    "/api/v1/skus", params={"limit": 500, "offset": page}, headers=headers
-                )
-            ).json()
-            serialised |= {s["sku"] for s in skus["items"] if s["serialized"]}
-            if page + 500 >= skus["total"]:
-                break
         digits: dict[tuple[str, str], str] = {}
         available: dict[str, list[dict[str, Any]]] = {}
         for code in warehouses:
@@ -86,11 +90,7 @@ async def prepare(
                     "/api/v1/stock", params={"warehouse": code, "limit": 500}, headers=headers
                 )
             ).json()["items"]
-            available[code] = [
-                s
-                for s in stock
-                if s["available"] > 0 and not s["lot"] and s["sku"] not in serialised
-            ]
+            available[code] = [s for s in stock if s["available"] > 0 and not s["lot"]]
         names = [f"sim-{n:03d}" for n in range(1, count + 1)]
         progress(f"creating {count} picker users")
         for name in names:
@@ -127,7 +127,7 @@ async def prepare(
         tokens = [
             (await _login(http, name, SIM_PASSWORD))["Authorization"].split()[1] for name in names
         ]
-        return Floor(tokens=tokens, check_digits=digits)
+        return Floor(tokens=tokens, check_digits=digits, admin_headers=headers)
 
 
 def _country(warehouse: str) -> str:
@@ -171,15 +171,20 @@ async def run_picker(
     url = base_url.replace("http", "ws", 1) + "/ws/headset"
     client = HeadsetClient(url, token, turn_timeout=60)
     warehouse = ""
+    hands = Hands()
     try:
         turn = await client.connect()
         while time.monotonic() < deadline and not turn.closed:
             prompt = client.prompt or {}
-            if prompt.get("state") == "location" and not warehouse:
-                warehouse = await _my_warehouse(base_url, token)
+            if prompt.get("state") == "location":
+                hands = Hands()  # a new line
+                warehouse = warehouse or await _my_warehouse(base_url, token)
             elif prompt.get("state") in ("assignment", "deliver"):
                 warehouse = ""  # the next assignment may be in another warehouse
-            answer = _answer(prompt, floor, warehouse)
+            if prompt.get("state") == "serial":
+                answer = await _read_serial(base_url, floor, warehouse, prompt, hands)
+            else:
+                answer = _answer(prompt, floor, warehouse, hands)
             if think:  # walking to the slot, reading the label, reaching for the item
                 await asyncio.sleep(random.uniform(0.5, 1.5) * think)
             if voice is not None:
@@ -209,12 +214,36 @@ async def _my_warehouse(base_url: str, token: str) -> str:
     return str(items[0]["warehouse"]) if items else ""
 
 
-def _answer(prompt: dict[str, Any], floor: Floor, warehouse: str) -> str:
+async def _read_serial(
+    base_url: str, floor: Floor, warehouse: str, prompt: dict[str, Any], hands: Hands
+) -> str:
+    """The last digits the prompt asks for of a unit at the slot not read yet; "short"
+    when every unit there has been read (other pickers took the rest)."""
+    display = prompt.get("display", {})
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+        response = await http.get(
+            "/api/v1/serials",
+            params={"warehouse": warehouse, "location": display["location"], "sku": display["sku"]},
+            headers=floor.admin_headers,
+        )
+        here = [item["serial"] for item in response.raise_for_status().json()["items"]]
+    unread = [serial for serial in here if serial not in hands.read]
+    if not unread:
+        hands.short_of = int(display["serial"]) - 1
+        return "short"
+    serial = random.choice(unread)  # not the first: pickers at one slot would all take it
+    hands.read.append(serial)
+    return digits_of(serial)[-int(display["serial_digits"]) :]
+
+
+def _answer(prompt: dict[str, Any], floor: Floor, warehouse: str, hands: Hands) -> str:
     state, display = prompt.get("state"), prompt.get("display", {})
     if state == "location":
         return floor.check_digits.get((warehouse, display.get("location", "")), "00")
     if state == "quantity":
         return str(display.get("quantity", 1))
+    if state == "short" and hands.short_of is not None:
+        return str(hands.short_of)
     return {"no_work": "sign off", "short": "cancel", "sign_off": "no"}.get(str(state), "ready")
 
 
@@ -225,8 +254,15 @@ def _count(tally: Tally, prompt: dict[str, Any], turn: Turn) -> None:
         tally.latencies.append(turn.latency_s)
     if turn.heard is not None and not turn.heard.get("accepted"):
         tally.not_understood += 1
-    elif prompt.get("state") == "quantity" and turn.prompt and turn.prompt["state"] != "quantity":
-        tally.picks += 1  # confirmed: the dialog moved on
+    elif _line_confirmed(prompt, turn):
+        tally.picks += 1
+
+
+def _line_confirmed(prompt: dict[str, Any], turn: Turn) -> bool:
+    """The answer to a quantity (or a line's last serial) moved the dialog on to the next
+    line or to staging."""
+    moved_to = turn.prompt["state"] if turn.prompt else None
+    return prompt.get("state") in ("quantity", "serial") and moved_to in ("location", "deliver")
 
 
 def _percentile(values: list[float], q: float) -> float | None:

@@ -172,9 +172,16 @@ def warehouse(
     return created
 
 
-def sku(session: Session, code: str, *, lots: bool = False, weight_g: int = 500) -> Sku:
+def sku(
+    session: Session, code: str, *, lots: bool = False, serials: bool = False, weight_g: int = 500
+) -> Sku:
     return catalog.create_sku(
-        session, code=code, description=f"{code} item", lot_controlled=lots, weight_g=weight_g
+        session,
+        code=code,
+        description=f"{code} item",
+        lot_controlled=lots,
+        serialized=serials,
+        weight_g=weight_g,
     )
 
 
@@ -187,14 +194,21 @@ def stock(
     *,
     lot: str | None = None,
     expiry: dt.date | None = None,
+    serials: tuple[str, ...] = (),
 ) -> None:
+    """Receive `quantity` units (with one serial each for a serialised SKU)."""
     inventory.receive(
         session,
         schemas.ReceiptCreate(
             warehouse=warehouse_code,
             lines=[
                 schemas.ReceiptLineIn(
-                    sku=sku_code, location=location, quantity=quantity, lot=lot, expiry=expiry
+                    sku=sku_code,
+                    location=location,
+                    quantity=quantity,
+                    lot=lot,
+                    expiry=expiry,
+                    serials=list(serials),
                 )
             ],
         ),
@@ -239,20 +253,29 @@ class FloorLine:
     sku: str
 
 
-def pick_floor(database_url: str, picker: str = "picker") -> list[FloorLine]:
-    """LAX with one released assignment of three lines for `picker` to pick by headset, in
-    walking order; check digits are fixed (57, 31, 84) so a speaking client knows them."""
+PICK_PLAN = (
+    ("A-01-01", "57", "CASE", 3),
+    ("A-01-02", "31", "CABLE", 2),
+    ("A-01-03", "84", "LAMP", 4),
+)
+
+
+def pick_floor(
+    database_url: str,
+    plan: tuple[tuple[str, str, str, int], ...] = PICK_PLAN,
+    serials: dict[str, tuple[str, ...]] | None = None,
+) -> list[FloorLine]:
+    """LAX with one released assignment for a picker to pick by headset: one line per
+    (location, check digits, SKU, quantity) of `plan`, in walking order; check digits are
+    fixed so a speaking client knows them. Each slot holds 10 units, except that SKUs in
+    `serials` are serialised and hold the units of those serials."""
     from server.db import make_engine, make_session_factory
     from server.services import allocation, picking
 
+    serials = serials or {}
     engine = make_engine(database_url)
     sessions = make_session_factory(engine)
     seed_users(sessions)
-    plan = [
-        ("A-01-01", "57", "CASE", 3),
-        ("A-01-02", "31", "CABLE", 2),
-        ("A-01-03", "84", "LAMP", 4),
-    ]
     with transaction(sessions) as session:
         lax = catalog.create_warehouse(
             session,
@@ -275,8 +298,9 @@ def pick_floor(database_url: str, picker: str = "picker") -> list[FloorLine]:
                     check_digits=digits,
                 ),
             )
-            sku(session, code)
-            stock(session, "LAX", location, code, 10)
+            units = serials.get(code, ())
+            sku(session, code, serials=bool(units))
+            stock(session, "LAX", location, code, len(units) or 10, serials=units)
         catalog.create_location(
             session,
             lax,

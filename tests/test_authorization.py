@@ -26,6 +26,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/skus/{sku}"): ALL,
     ("POST", "/api/v1/receipts"): {"supervisor", "admin"},
     ("GET", "/api/v1/stock"): ALL,
+    ("GET", "/api/v1/serials"): {"supervisor", "manager", "admin"},
     ("POST", "/api/v1/movements"): {"picker", "supervisor", "admin"},
     ("GET", "/api/v1/movements"): {"supervisor", "manager", "admin"},
     ("POST", "/api/v1/adjustments"): {"supervisor", "admin"},

@@ -150,6 +150,21 @@ def test_serialised_units_move_by_serial(client: TestClient) -> None:
     again = client.post("/api/v1/movements", json={**move, "serials": ["S2"]}, headers=admin)
     assert again.status_code == 409 and again.json()["code"] == "serial_elsewhere"
 
+    listed = client.get(
+        "/api/v1/serials",
+        params={"warehouse": "LAX", "location": "A-01"},
+        headers=auth(client, "supervisor"),
+    ).json()
+    assert listed["total"] == 1
+    assert listed["items"] == [
+        {"serial": "S1", "sku": "WATCH", "lot": None, "warehouse": "LAX", "location": "A-01"}
+    ]
+    everywhere = client.get("/api/v1/serials", params={"sku": "WATCH"}, headers=admin).json()
+    assert [(i["serial"], i["location"]) for i in everywhere["items"]] == [
+        ("S1", "A-01"),
+        ("S2", "A-02"),
+    ]
+
 
 def test_adjustments_need_a_reason_and_never_go_negative(client: TestClient) -> None:
     make_warehouse(client)

@@ -10,13 +10,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.db import transaction
-from server.problems import Conflict, Forbidden, Invalid
+from server.problems import Conflict, Forbidden, Invalid, Problem
 from server.services import allocation, catalog, ledger, picking
 from server.services.allocation import Policy, Rule
 from server.services.picking import WaveCriteria
 from server.tables import (
     AssignmentStatus,
     ExceptionKind,
+    Location,
     Movement,
     MovementKind,
     Order,
@@ -24,6 +25,7 @@ from server.tables import (
     PickException,
     PickLine,
     PickLineStatus,
+    Serial,
     Stock,
     WaveStatus,
 )
@@ -366,3 +368,82 @@ def test_two_waves_released_at_once_never_share_a_line(floor: sessionmaker[Sessi
         assert len(lines) == 7
         assert all(line.assignment_id is not None for line in lines)
         assert len({line.wave_id for line in lines}) == 1
+
+
+PHONES = ("SN-0001-0012", "SN-0002-0012", "SN-0003-0013")
+
+
+@pytest.fixture
+def phone_floor(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """LAX with three serialised phones at A-01-03 (two end in 0012), one more at A-01-04,
+    and an assignment for picker1: 2 phones from A-01-03, then 1 case."""
+    with transaction(sessions) as session:
+        f.warehouse(session, "LAX", country="US", at=LOS_ANGELES)
+        f.sku(session, "PHONE", serials=True)
+        f.sku(session, "CASE")
+        f.stock(session, "LAX", "A-01-03", "PHONE", 3, serials=PHONES)
+        f.stock(session, "LAX", "A-01-04", "PHONE", 1, serials=("SN-0004-0014",))
+        f.stock(session, "LAX", "A-01-05", "CASE", 5)
+        f.order(session, "P-1", [("PHONE", 2), ("CASE", 1)])
+    with transaction(sessions) as session:
+        allocation.allocate_order(session, "P-1")
+    release(sessions)
+    with transaction(sessions) as session:
+        assert picking.sign_on(session, "picker1", "LAX") is not None
+    return sessions
+
+
+def test_a_serial_is_named_by_the_last_digits_of_one_at_the_lines_slot(
+    phone_floor: sessionmaker[Session],
+) -> None:
+    with transaction(phone_floor) as session:
+        assignment = picking.current_assignment(session, "picker1")
+        assert assignment is not None
+        task = picking.next_task(session, assignment.id)
+        assert task is not None and task.serialized and task.location == "A-01-03"
+        line = task.line_id
+        assert picking.match_serial(session, line, "0013", "picker1") == "SN-0003-0013"
+        assert picking.match_serial(session, line, "00020012", "picker1") == "SN-0002-0012"
+        for digits, code in [
+            ("0014", "serial_unknown"),  # a phone, but at another slot
+            ("9999", "serial_unknown"),
+            ("0012", "serial_ambiguous"),
+        ]:
+            with pytest.raises(Problem) as refused:
+                picking.match_serial(session, line, digits, "picker1")
+            assert refused.value.code == code
+            assert "SN-" not in refused.value.detail  # the refusal names no serial
+        with pytest.raises(Forbidden):
+            picking.match_serial(session, line, "0013", "picker2")
+
+        serials = ["SN-0003-0013", "SN-0002-0012"]
+        token = "headset:phones"
+        picking.confirm_pick(session, line, 2, "picker1", idempotency_token=token, serials=serials)
+        replay = picking.confirm_pick(
+            session, line, 2, "picker1", idempotency_token=token, serials=serials
+        )
+        assert replay.replayed
+    with transaction(phone_floor) as session:
+        where = dict(
+            session.execute(
+                select(Serial.serial, Location.code).join(
+                    Location, Location.id == Serial.location_id
+                )
+            ).all()
+        )
+        assert where == {
+            "SN-0001-0012": "A-01-03",
+            "SN-0002-0012": "STAGE-1",
+            "SN-0003-0013": "STAGE-1",
+            "SN-0004-0014": "A-01-04",
+        }
+        picks = session.scalars(select(Movement).where(Movement.kind == MovementKind.pick)).all()
+        assert [(m.quantity, m.serials) for m in picks] == [(2, serials)]
+        with pytest.raises(Conflict) as closed:
+            picking.match_serial(session, line, "0012", "picker1")
+        assert closed.value.code == "line_closed"
+        case = picking.next_task(session, assignment.id)
+        assert case is not None and not case.serialized
+        with pytest.raises(Invalid) as plain:
+            picking.match_serial(session, case.line_id, "0012", "picker1")
+        assert plain.value.code == "serials_not_allowed"

@@ -19,7 +19,9 @@ app = typer.Typer(help="Speech: recognise answers, enroll operator voices, synth
 @app.command()
 def recognize(
     files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="WAV files"),
-    grammar: str = typer.Option("digits", help="digits, digit, check_digits, commands, all"),
+    grammar: str = typer.Option(
+        "digits", help="digits, digit, check_digits, serial_suffix, commands, all"
+    ),
     locale: str = typer.Option("en-US", help="en-US, zh-CN, ko-KR"),
     profile: Path | None = typer.Option(None, help="operator voice profile directory"),
     engine: str = typer.Option("auto", help="auto, fusion, templates, pocketsphinx, vosk"),

@@ -32,6 +32,9 @@ COMMANDS: tuple[str, ...] = (
     "cancel",
     "sign_off",
 )
+# A serial number is told by the last digits on its label: four, or more when four do not
+# tell the units at a slot apart (Vocollect-style serial capture).
+SERIAL_SUFFIX_DIGITS = (4, 8)
 
 
 class UnknownToken(ValueError):
@@ -152,15 +155,20 @@ def build_grammar(
 
 def named_grammar(name: str, locale: str = "en-US") -> Grammar:
     """The built-in grammars: "digits" (1–4 digits), "digit" (one digit), "check_digits"
-    (2–3), "commands" (every command word), "all" (commands and 1–4 digits)."""
+    (2–3), "serial_suffix" (the last 4–8 digits of a serial), "commands" (every command
+    word), "all" (commands and 1–4 digits)."""
     if name == "digits":
         return build_grammar(name, digits=(1, 4), locale=locale)
     if name == "digit":
         return build_grammar(name, digits=(1, 1), locale=locale)
     if name == "check_digits":
         return build_grammar(name, digits=(2, 3), locale=locale)
+    if name == "serial_suffix":
+        return build_grammar(name, digits=SERIAL_SUFFIX_DIGITS, locale=locale)
     if name == "commands":
         return build_grammar(name, COMMANDS, locale=locale)
     if name == "all":
         return build_grammar(name, COMMANDS, digits=(1, 4), locale=locale)
-    raise LookupError(f"unknown grammar {name!r}: digits, digit, check_digits, commands, all")
+    raise LookupError(
+        f"unknown grammar {name!r}: digits, digit, check_digits, serial_suffix, commands, all"
+    )

@@ -8,7 +8,7 @@ with the problem's stable code, which the dialog speaks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
@@ -76,11 +76,15 @@ class DatabasePickWork:
                 description=task.description,
                 unit=task.unit,
                 picks_remaining=task.remaining,
+                serialized=task.serialized,
             )
 
         return self._run(next_task, write=False)
 
-    def confirm_pick(self, line_id: int, quantity: int) -> None:
+    def match_serial(self, line_id: int, digits: str) -> str:
+        return self._run(picking.match_serial, line_id, digits, self.operator, write=False)
+
+    def confirm_pick(self, line_id: int, quantity: int, serials: Sequence[str] = ()) -> None:
         # One confirmation per line: a repeated answer carries the same token and replays.
         self._run(
             picking.confirm_pick,
@@ -88,15 +92,17 @@ class DatabasePickWork:
             quantity,
             self.operator,
             idempotency_token=f"headset:{line_id}",
+            serials=serials,
         )
 
-    def report_short(self, line_id: int, picked: int) -> None:
+    def report_short(self, line_id: int, picked: int, serials: Sequence[str] = ()) -> None:
         self._run(
             picking.report_short,
             line_id,
             picked,
             self.operator,
             idempotency_token=f"headset:{line_id}",
+            serials=serials,
         )
 
     def skip(self, line_id: int) -> None:

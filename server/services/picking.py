@@ -11,6 +11,7 @@ The headset dialog calls, each inside one transaction:
     sign_on(session, username, warehouse=None) -> Assignment | None
     brief(session, assignment) -> AssignmentBrief       "Assignment 412. Twelve picks."
     next_task(session, assignment_id) -> PickTask | None  location, check digits, quantity
+    match_serial(session, line_id, digits, actor) -> str  the serial whose digits end so
     confirm_pick(session, line_id, quantity, actor, idempotency_token=...) -> PickResult
     report_short(session, line_id, picked, actor, idempotency_token=..., note=...)
     skip_line(session, line_id, actor) -> PickLine
@@ -36,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from server import schemas
 from server.problems import Conflict, Forbidden, Invalid, NotFound
-from server.services import catalog, ledger
+from server.services import catalog, ledger, serials
 from server.services.ledger import Change
 from server.tables import (
     Assignment,
@@ -340,6 +341,7 @@ class PickTask:
     lot: str | None
     remaining: int  # lines still to pick in the assignment, this one included
     skipped_before: bool
+    serialized: bool  # confirmed with one serial per unit
 
 
 def next_task(session: Session, assignment_id: int) -> PickTask | None:
@@ -363,6 +365,7 @@ def next_task(session: Session, assignment_id: int) -> PickTask | None:
         lot=line.lot or None,
         remaining=remaining_lines(session, assignment_id),
         skipped_before=line.status == PickLineStatus.skipped,
+        serialized=line.sku.serialized,
     )
 
 
@@ -407,6 +410,19 @@ def remaining_work(session: Session, assignment_id: int) -> tuple[int, int]:
         )
     ).one()
     return int(lines), int(units)
+
+
+def match_serial(session: Session, line_id: int, digits: str, actor: str) -> str:
+    """The serial of the line's SKU and lot at the line's slot whose digits end in `digits`
+    (what the picker read off a unit's label); `serials.match_suffix` says when there is
+    none or more than one."""
+    line, _assignment = _line_for(session, line_id, actor)
+    if line.status in CLOSED:
+        raise Conflict(f"pick line {line.id} is already {line.status}", code="line_closed")
+    if not line.sku.serialized:
+        raise Invalid(f"SKU {line.sku.code} is not serialised", code="serials_not_allowed")
+    here = serials.at_location(session, line.sku_id, line.location_id, line.lot)
+    return serials.match_suffix(here, digits)
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ warehouse (the unit under test is the dialog; the server's PickWork has its own 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -60,18 +62,43 @@ def cup(line_id: int = 2) -> PickTask:
     )
 
 
+def phone(line_id: int = 5, quantity: int = 3) -> PickTask:
+    """A serialised SKU: its serials are at the slot in `Warehouse.serials_at`."""
+    return PickTask(
+        line_id=line_id,
+        location="B-02-07",
+        aisle="2",
+        slot="7",
+        level="",
+        check_digits="46",
+        quantity=quantity,
+        sku="PHONE-X",
+        description="Phone",
+        unit="each",
+        picks_remaining=1,
+        serialized=True,
+    )
+
+
+PHONES = ("SN-80010012", "SN-80010013", "SN-80010014", "SN-80010015")
+
+
 @dataclass
 class Warehouse:
     """Assignments of pick lines for one picker, and a log of every call the dialog made.
 
     Like the real service, a confirmed or shorted line is closed, a skipped line goes to
     the end, and a damaged line stays open (the picker may still pick or short it).
+    Serialised lines find serials in `serials_at` (line id -> serials at its slot) and
+    record the serials they were closed with in `closed_with`.
     """
 
     assignments: list[tuple[AssignmentInfo, list[PickTask]]]
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     refuse: dict[str, str] = field(default_factory=dict)  # method -> PickRejected reason
     slow_confirm: float = 0.0
+    serials_at: dict[int, list[str]] = field(default_factory=dict)
+    closed_with: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     def _check(self, method: str) -> None:
         if method in self.refuse:
@@ -80,9 +107,11 @@ class Warehouse:
     def _lines(self) -> list[PickTask]:
         return self.assignments[0][1] if self.assignments else []
 
-    def _close(self, line_id: int) -> None:
+    def _close(self, line_id: int, serials: Sequence[str]) -> None:
         lines = self._lines()
         lines[:] = [t for t in lines if t.line_id != line_id]
+        if serials:
+            self.closed_with[line_id] = tuple(serials)
 
     def current_assignment(self) -> AssignmentInfo | None:
         return self.assignments[0][0] if self.assignments else None
@@ -91,16 +120,24 @@ class Warehouse:
         lines = self._lines()
         return lines[0] if lines else None
 
-    def confirm_pick(self, line_id: int, quantity: int) -> None:
+    def match_serial(self, line_id: int, digits: str) -> str:
+        matches = [
+            s for s in self.serials_at.get(line_id, []) if re.sub(r"\D", "", s).endswith(digits)
+        ]
+        if len(matches) != 1:
+            raise PickRejected("serial_ambiguous" if matches else "serial_unknown")
+        return matches[0]
+
+    def confirm_pick(self, line_id: int, quantity: int, serials: Sequence[str] = ()) -> None:
         self._check("confirm_pick")
         time.sleep(self.slow_confirm)
         self.calls.append(("confirm_pick", line_id, quantity))
-        self._close(line_id)
+        self._close(line_id, serials)
 
-    def report_short(self, line_id: int, picked: int) -> None:
+    def report_short(self, line_id: int, picked: int, serials: Sequence[str] = ()) -> None:
         self._check("report_short")
         self.calls.append(("report_short", line_id, picked))
-        self._close(line_id)
+        self._close(line_id, serials)
 
     def skip(self, line_id: int) -> None:
         self.calls.append(("skip", line_id))
@@ -636,6 +673,246 @@ def test_a_line_without_a_description_says_only_the_instruction() -> None:
     said(dialog, "ready", "five seven")
     (turn,) = said(dialog, "description")
     assert text(turn) == "Pick 3."
+
+
+# -- serialised SKUs: each unit's serial by its last digits -----------------------------
+
+
+def phones(*serials: str, quantity: int = 3) -> Warehouse:
+    """One assignment of one serialised line (Pick 3 phones at B-02-07)."""
+    work = Warehouse([(AssignmentInfo("77", 1, "2"), [phone(quantity=quantity)])])
+    work.serials_at[5] = list(serials or PHONES)
+    return work
+
+
+def at_serials(work: Warehouse, locale: str = "en-US") -> PickDialog:
+    """A dialog that has confirmed the quantity and asks for the first serial."""
+    dialog = PickDialog(work, locale=locale)
+    dialog.start()
+    task = work.next_task()
+    assert task is not None
+    said(dialog, "ready", "46", str(task.quantity))
+    assert dialog.state.name == "serial"
+    return dialog
+
+
+def test_a_serialised_line_asks_each_serial_and_confirms_once_with_all() -> None:
+    work = phones()
+    dialog = PickDialog(work)
+    dialog.start()
+    said(dialog, "ready", "four six")
+    script = [
+        ("three", "Serial 1 of 3. Say the last 4 digits."),
+        ("zero zero one four", "Serial 2 of 3. Say the last 4 digits."),
+        ("0012", "Serial 3 of 3. Say the last 4 digits."),  # keypad digits
+        ("0 0 1 5", "Assignment complete. Deliver to staging 2. Say ready."),
+    ]
+    turns = []
+    for words, prompt in script:
+        (turn,) = said(dialog, words)
+        assert (turn.accepted, text(turn)) == (True, prompt), words
+        turns.append(turn)
+
+    assert work.calls == [("confirm_pick", 5, 3), ("complete_assignment", "77")]
+    assert work.closed_with == {5: ("SN-80010014", "SN-80010012", "SN-80010015")}
+    assert event_names(turns[1]) == ["serial_taken"]
+    assert event_names(turns[3])[0] == "pick_confirmed"
+    assert turns[1].prompt is not None and turns[1].prompt.display == {
+        "location": "B-02-07",
+        "aisle": "2",
+        "slot": "7",
+        "quantity": 3,
+        "unit": "each",
+        "sku": "PHONE-X",
+        "description": "Phone",
+        "serial": 2,
+        "serials": 3,
+        "serial_digits": 4,
+    }
+
+
+def test_serials_in_mandarin() -> None:
+    work = phones()
+    dialog = PickDialog(work, locale="zh-CN")
+    dialog.start()
+    said(dialog, "好了", "四六")
+    script = [
+        ("三", "第一个序列号，共三个。请说最后四位数字。"),
+        ("零零幺二", "第二个序列号，共三个。请说最后四位数字。"),
+        ("零零幺二", "这个序列号已经说过了。第二个序列号，共三个。请说最后四位数字。"),
+        ("九九九九", "这里没有以这些数字结尾的序列号。第二个序列号，共三个。请说最后四位数字。"),
+        ("缺货", "拣了几件？"),
+        ("一", "已记录缺货，拣了一件。任务完成。请送到集货区二。请说好了。"),
+    ]
+    for words, prompt in script:
+        (turn,) = said(dialog, words)
+        assert (turn.accepted, text(turn)) == (True, prompt), words
+    assert work.calls[0] == ("report_short", 5, 1)
+    assert work.closed_with == {5: ("SN-80010012",)}
+
+
+def test_the_serial_state_listens_for_four_to_eight_digits() -> None:
+    dialog = at_serials(phones())
+    grammar = dialog.grammar()
+    assert (grammar.min_digits, grammar.max_digits) == (4, 8)
+    assert {"short", "cancel", "call_supervisor", "say_again"} <= set(grammar.commands)
+    assert "ready" not in grammar.commands
+
+    (turn,) = said(dialog, "012")  # three digits are no answer here
+    assert not turn.accepted and text(turn) == "Say again. Serial 1 of 3. Say the last 4 digits."
+
+
+def test_an_unknown_or_repeated_suffix_is_refused_and_never_reveals_a_serial() -> None:
+    work = phones()
+    dialog = at_serials(work)
+    unknown, taken, repeated = said(dialog, "1234", "0013", "0013")
+    assert text(unknown) == (
+        "No serial here ends in those digits. Serial 1 of 3. Say the last 4 digits."
+    )
+    assert unknown.events[0].data["reason"] == "serial_unknown"
+    assert text(taken) == "Serial 2 of 3. Say the last 4 digits."
+    assert text(repeated) == "That serial was already given. Serial 2 of 3. Say the last 4 digits."
+    assert dialog.state.name == "serial"
+
+    everything = [unknown, taken, repeated, *said(dialog, "help", "location", "description")]
+    shown = [
+        text(t) + json.dumps(t.prompt.display if t.prompt else {}, ensure_ascii=False)
+        for t in everything
+    ]
+    for serial in PHONES:
+        for form in (serial, serial[-6:], "8001"):
+            assert not any(form in s for s in shown), (form, shown)
+    assert work.inventory_calls() == []
+
+
+def test_an_ambiguous_suffix_asks_for_eight_digits() -> None:
+    work = phones("SN-80010012", "SN-90010012", "SN-80010013", quantity=2)
+    dialog = PickDialog(work)
+    dialog.start()
+    said(dialog, "ready", "46", "2")
+
+    ambiguous, longer, next_one, last = said(dialog, "0012", "90010012", "0012", "80010012")
+    assert text(ambiguous) == (
+        "More than one serial here ends in those digits. Serial 1 of 2. Say the last 8 digits."
+    )
+    assert ambiguous.prompt is not None and ambiguous.prompt.display["serial_digits"] == 8
+    assert text(longer) == "Serial 2 of 2. Say the last 4 digits."
+    assert text(next_one).startswith("More than one serial here ends in those digits.")
+    assert event_names(last)[0] == "pick_confirmed"
+    assert work.closed_with == {5: ("SN-90010012", "SN-80010012")}
+
+
+def test_serials_no_digits_tell_apart_go_to_a_supervisor() -> None:
+    work = phones("A-12345678", "B-12345678", quantity=1)
+    dialog = PickDialog(work)
+    dialog.start()
+    said(dialog, "ready", "46", "1", "5678")
+    (turn,) = said(dialog, "12345678")
+    assert text(turn) == (
+        "Those digits do not tell the serials here apart. Say call supervisor. "
+        "Serial 1 of 1. Say the last 8 digits."
+    )
+    assert turn.events[0].data["reason"] == "serials_indistinct"
+    (called,) = said(dialog, "call supervisor")
+    assert text(called) == "Supervisor called. Serial 1 of 1. Say the last 8 digits."
+    assert work.calls == [("call_supervisor", 5)]
+
+
+def test_short_while_giving_serials_closes_with_the_serials_given() -> None:
+    work = phones()
+    dialog = at_serials(work)
+    _, asked, below, more, last = said(dialog, "0012", "short", "zero", "two", "0015")
+    assert text(asked) == "How many?"
+    assert text(below) == "You said 0, but gave 1 serial. How many?"
+    assert text(more) == "Serial 2 of 2. Say the last 4 digits."
+    assert text(last).startswith("Short, 2 picked.")
+    assert event_names(last)[:2] == ["short_reported", "exception_opened"]
+    assert work.inventory_calls() == [("report_short", 5, 2)]
+    assert work.closed_with == {5: ("SN-80010012", "SN-80010015")}
+
+
+def test_short_at_the_quantity_of_a_serialised_line_asks_the_picked_serials() -> None:
+    work = phones()
+    dialog = PickDialog(work)
+    dialog.start()
+    _, _, _, picked = said(dialog, "ready", "46", "short", "1")
+    assert text(picked) == "Serial 1 of 1. Say the last 4 digits."
+    said(dialog, "0014")
+    assert work.inventory_calls() == [("report_short", 5, 1)]
+    assert work.closed_with == {5: ("SN-80010014",)}
+
+    work = phones()
+    dialog = PickDialog(work)
+    dialog.start()
+    said(dialog, "ready", "46", "short", "0")  # nothing picked: no serials to give
+    assert work.inventory_calls() == [("report_short", 5, 0)]
+    assert work.closed_with == {}
+
+
+def test_cancel_drops_the_serials_and_cancelling_a_short_goes_back_to_them() -> None:
+    work = phones()
+    dialog = at_serials(work)
+    _, _, back, dropped = said(dialog, "0012", "short", "cancel", "cancel")
+    assert text(back) == "Serial 2 of 3. Say the last 4 digits."
+    assert text(dropped) == "Serials dropped. Pick 3."
+    said(dialog, "3", "0013", "0012", "0014")
+    assert work.closed_with == {5: ("SN-80010013", "SN-80010012", "SN-80010014")}
+
+
+def test_a_serial_that_left_the_slot_starts_the_serials_again() -> None:
+    work = phones(quantity=2)
+    work.refuse["confirm_pick"] = "serial_elsewhere"
+    dialog = at_serials(work)
+    _, refused = said(dialog, "0012", "0013")
+    assert text(refused) == (
+        "A serial you gave has left this slot. Give the serials again. "
+        "Serial 1 of 2. Say the last 4 digits."
+    )
+    assert work.inventory_calls() == []
+    del work.refuse["confirm_pick"]
+    said(dialog, "0014", "0015")
+    assert work.closed_with == {5: ("SN-80010014", "SN-80010015")}
+
+
+def test_another_refusal_at_the_last_serial_keeps_the_serials() -> None:
+    work = phones(quantity=2)
+    work.refuse["confirm_pick"] = "insufficient_stock"
+    dialog = at_serials(work)
+    _, refused = said(dialog, "0012", "0013")
+    assert text(refused).endswith("Serial 2 of 2. Say the last 4 digits.")
+    del work.refuse["confirm_pick"]
+    said(dialog, "0013")
+    assert work.closed_with == {5: ("SN-80010012", "SN-80010013")}
+
+
+def test_a_reconnect_while_giving_serials_resumes_with_the_serials_given() -> None:
+    work = phones()
+    dialog = at_serials(work)
+    said(dialog, "0012", "0013")
+    saved = json.loads(json.dumps(dialog.snapshot()))
+
+    resumed = PickDialog.restore(work, saved)
+    assert resumed.repeat().text == "Serial 3 of 3. Say the last 4 digits."
+    (repeated,) = said(resumed, "0013")
+    assert text(repeated).startswith("That serial was already given.")
+    said(resumed, "0015")
+    assert work.calls == [("confirm_pick", 5, 3), ("complete_assignment", "77")]
+    assert work.closed_with == {5: ("SN-80010012", "SN-80010013", "SN-80010015")}
+
+
+def test_the_last_serial_replayed_after_a_reconnect_is_applied_once() -> None:
+    work = phones(quantity=2)
+    work.assignments[0][1].append(mug(6))
+    dialog = at_serials(work)
+    said(dialog, "0012")
+    saved = dialog.snapshot()
+    said(dialog, "0013")  # applied, then the connection dropped before the prompt
+
+    resumed = PickDialog.restore(work, saved)
+    assert resumed.repeat().text == "Aisle 12. Slot 4."
+    (replayed,) = said(resumed, "0013")
+    assert not replayed.accepted
+    assert work.inventory_calls() == [("confirm_pick", 5, 2)]
 
 
 # -- resuming after a reconnect ---------------------------------------------------------

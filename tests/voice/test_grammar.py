@@ -30,6 +30,13 @@ def test_check_digits_accept_two_or_three_digits_only() -> None:
     assert not check.accepts(["ready"])
 
 
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+def test_a_serial_suffix_is_four_to_eight_digits(locale: str) -> None:
+    suffix = named_grammar("serial_suffix", locale)
+    assert suffix.accepts(list("0012")) and suffix.accepts(list("80010012"))
+    assert not suffix.accepts(list("012")) and not suffix.accepts(list("180010012"))
+
+
 def test_a_state_can_accept_a_quantity_or_a_command() -> None:
     quantity = build_grammar("quantity", ["short", "say_again"], digits=(1, 4))
     assert quantity.accepts(["3"])

@@ -211,9 +211,7 @@ class Dialog:
             try:
                 reply = handler(tokens)
             except WorkRejected as exc:
-                log.info("rejected in %s: %s", self.state.name, exc.reason)
-                event = Event("rejected", {"reason": exc.reason, "message": str(exc)})
-                reply = Reply(say=(self.rejection(exc.reason),), events=(event,))
+                reply = self.refused(exc)
             return self._turn(reply, accepted=True)
 
     def hear_text(self, text: str) -> Turn:
@@ -236,6 +234,13 @@ class Dialog:
     def say(self, key: str, **extra: Any) -> str:
         """Render prompt `key` now, with the dialog's params and `extra`."""
         return self.prompts.render(key, {**self.params(), **extra})
+
+    def refused(self, exc: WorkRejected) -> Reply:
+        """What a refusal from the warehouse says: its reason, and a "rejected" event. The
+        engine answers with it; a handler that recovers from a refusal may too."""
+        log.info("rejected in %s: %s", self.state.name, exc.reason)
+        event = Event("rejected", {"reason": exc.reason, "message": str(exc)})
+        return Reply(say=(self.rejection(exc.reason),), events=(event,))
 
     def rejection(self, reason: str) -> str:
         template = self.prompts.reasons.get(reason)

@@ -9,6 +9,25 @@ S: "Pick 3."                                              P: "three"       (conf
 S: "Assignment complete. Deliver to staging 3. Say ready."
 ```
 
+Serialised SKUs: once the quantity is confirmed, the picker gives each unit's serial by
+the last digits on its label, as commercial voice picking does:
+
+```
+S: "Pick 2."                                              P: "two"
+S: "Serial 1 of 2. Say the last 4 digits."                P: "zero zero one two"
+S: "Serial 2 of 2. Say the last 4 digits."                P: "zero zero one five"
+S: "Aisle 14. Slot 2."                       (the line closes once, with both serials)
+```
+
+Quantity first, serials after: the rhythm of every line stays the same, a wrong quantity
+is caught before the picker starts reading labels, and the dialog knows how many serials
+to ask for. `PickWork.match_serial` finds the serial of the line's SKU at its slot (and
+lot) that ends in the digits; a suffix that matches none or one already given is refused,
+and one that matches several asks for 8 digits (several serials still matching route the
+picker to a supervisor). Nothing is said about serials that were not given, so no prompt
+reveals one. The line is confirmed once, with all serials, after the last one; "short"
+while giving serials asks "How many?" and closes the line with the serials given.
+
 The server implements `PickWork` with its database services for one signed-on picker;
 the dialog holds only where the picker is in the conversation (`snapshot`), so a
 reconnecting headset resumes with `PickDialog.restore`. `PickWork` methods block; run the
@@ -16,19 +35,21 @@ dialog off the event loop.
 
 Events a `Turn` may carry, besides the engine's "not_understood" and "rejected":
 "assignment_started" {assignment}, "wrong_check_digits" {line_id},
-"pick_confirmed" {line_id, quantity}, "short_reported" {line_id, picked, quantity},
-"damage_reported" {line_id}, "supervisor_called" {line_id}, "slot_skipped" {line_id},
+"pick_confirmed" {line_id, quantity}, "serial_taken" {line_id, count},
+"short_reported" {line_id, picked, quantity}, "damage_reported" {line_id},
+"supervisor_called" {line_id}, "slot_skipped" {line_id},
 "exception_opened" {kind: "short" | "damaged" | "supervisor", line_id},
 "assignment_completed" {assignment, staging}, "signed_off" {}.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 from voice.dialog.machine import Dialog, Event, Prompt, Reply, State, Workflow, WorkRejected
+from voice.grammar import SERIAL_SUFFIX_DIGITS
 
 SNAPSHOT_VERSION = 1
 
@@ -58,6 +79,7 @@ class PickTask:
     description: str = ""
     unit: str = ""
     picks_remaining: int = 0
+    serialized: bool = False  # each unit's serial is given before the line closes
 
 
 class PickRejected(WorkRejected):
@@ -82,12 +104,20 @@ class PickWork(Protocol):
         """The first open line of the current assignment, or None when all are done."""
         ...
 
-    def confirm_pick(self, line_id: int, quantity: int) -> None:
-        """The picker took `quantity` (the full quantity of the line)."""
+    def match_serial(self, line_id: int, digits: str) -> str:
+        """The serial of the line's SKU at its slot (and lot) whose digits end in `digits`.
+        Raises `PickRejected` "serial_unknown" when none does, "serial_ambiguous" when
+        several do."""
         ...
 
-    def report_short(self, line_id: int, picked: int) -> None:
-        """The picker found only `picked` (< the line's quantity); opens an exception."""
+    def confirm_pick(self, line_id: int, quantity: int, serials: Sequence[str] = ()) -> None:
+        """The picker took `quantity` (the full quantity of the line), with one serial per
+        unit for a serialised SKU."""
+        ...
+
+    def report_short(self, line_id: int, picked: int, serials: Sequence[str] = ()) -> None:
+        """The picker found only `picked` (< the line's quantity), with one serial per
+        picked unit for a serialised SKU; opens an exception."""
         ...
 
     def skip(self, line_id: int) -> None:
@@ -125,6 +155,7 @@ _AT_LINE = {
 }
 _WHERE = ("location", "aisle", "slot", "level")
 _WHAT = ("quantity", "unit", "sku", "description")
+SHORT_SUFFIX, LONG_SUFFIX = SERIAL_SUFFIX_DIGITS
 
 PICK_WORKFLOW = Workflow(
     name="pick",
@@ -164,6 +195,21 @@ PICK_WORKFLOW = Workflow(
             display=_WHERE + _WHAT,
         ),
         State(
+            "serial",
+            prompt="serial",
+            words={
+                "short": "ask_short",
+                "cancel": "drop_serials",
+                "damaged": "report_damaged",
+                "location": "say_location",
+                **_AT_LINE,
+                **_ALWAYS,
+            },
+            digits=SERIAL_SUFFIX_DIGITS,
+            on_digits="take_serial",
+            display=_WHERE + _WHAT + ("serial", "serials", "serial_digits"),
+        ),
+        State(
             "short",
             prompt="short",
             words={"cancel": "cancel_short", "call_supervisor": "call_supervisor", **_ALWAYS},
@@ -197,7 +243,30 @@ PICK_WORKFLOW = Workflow(
     ),
 )
 
-_AT_LINE_STATES = ("location", "quantity", "short")
+_AT_LINE_STATES = ("location", "quantity", "serial", "short")
+
+
+@dataclass(frozen=True)
+class SerialCapture:
+    """The serials being given for the current line: how many units they are for, whether
+    they close the line as a short, the serials matched so far, and how many digits to ask
+    for next."""
+
+    wanted: int = 0
+    short: bool = False
+    said: tuple[str, ...] = ()
+    digits: int = SHORT_SUFFIX
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> SerialCapture:
+        if not data:
+            return cls()
+        return cls(
+            wanted=int(data["wanted"]),
+            short=bool(data["short"]),
+            said=tuple(str(s) for s in data["said"]),
+            digits=int(data["digits"]),
+        )
 
 
 class PickDialog(Dialog):
@@ -218,6 +287,7 @@ class PickDialog(Dialog):
         self.task: PickTask | None = None
         self.staging = ""
         self.resume_state = "assignment"
+        self.capture = SerialCapture()
         self._closed_line: int | None = None
 
     def start(self) -> Prompt:
@@ -239,6 +309,7 @@ class PickDialog(Dialog):
                 "line_id": self.task.line_id if self.task else None,
                 "resume_state": self.resume_state,
                 "staging": self.staging,
+                "serials": asdict(self.capture),
             }
 
     @classmethod
@@ -270,6 +341,7 @@ class PickDialog(Dialog):
             task = work.next_task() if dialog.assignment else None
             if task is not None and task.line_id == snapshot.get("line_id"):
                 dialog.task = task
+                dialog.capture = SerialCapture.from_json(snapshot.get("serials"))
                 dialog.go(state)
             elif task is not None:
                 dialog.task = task
@@ -302,6 +374,10 @@ class PickDialog(Dialog):
                 sku=task.sku,
                 description=task.description,
                 picks_remaining=task.picks_remaining,
+                serial=len(self.capture.said) + 1,
+                serials=self.capture.wanted,
+                serials_given=len(self.capture.said),
+                serial_digits=self.capture.digits,
             )
         return values
 
@@ -323,25 +399,65 @@ class PickDialog(Dialog):
         said = int("".join(tokens))
         if said != task.quantity:  # never pick a different quantity: over never, under by "short"
             return Reply(say=(self.say("quantity_mismatch", said=said),))
-        if self._closed_line != task.line_id:
-            self.work.confirm_pick(task.line_id, said)
-            self._closed_line = task.line_id
-        event = Event("pick_confirmed", {"line_id": task.line_id, "quantity": said})
-        return self._advance(events=(event,))
+        if task.serialized:
+            self.capture = SerialCapture(wanted=said)
+            return Reply("serial")
+        return self._close_picked(task)
+
+    def take_serial(self, tokens: tuple[str, ...]) -> Reply:
+        task = self._task()
+        serial = self._match_serial(task, "".join(tokens))
+        if serial in self.capture.said:
+            return Reply(say=(self.say("serial_repeated"),))
+        capture = replace(self.capture, said=(*self.capture.said, serial), digits=SHORT_SUFFIX)
+        if len(capture.said) < capture.wanted:
+            self.capture = capture
+            event = Event("serial_taken", {"line_id": task.line_id, "count": len(capture.said)})
+            return Reply(events=(event,))
+        try:
+            if capture.short:
+                return self._close_short(task, len(capture.said), capture.said)
+            return self._close_picked(task, capture.said)
+        except PickRejected as exc:
+            if exc.reason != "serial_elsewhere":
+                raise
+            # a serial given earlier left the slot meanwhile: the list is stale, start over
+            self.capture = replace(capture, said=())
+            return self.refused(exc)
+
+    def drop_serials(self, tokens: tuple[str, ...]) -> Reply:
+        self.capture = SerialCapture()
+        return Reply("quantity", say=(self.say("serials_dropped"),))
 
     def ask_short(self, tokens: tuple[str, ...]) -> Reply:
         return Reply("short")
 
     def cancel_short(self, tokens: tuple[str, ...]) -> Reply:
-        return Reply("quantity")
+        return Reply("serial" if self.capture.wanted else "quantity")
 
     def report_short(self, tokens: tuple[str, ...]) -> Reply:
         task = self._task()
         picked = int("".join(tokens))
+        given = len(self.capture.said)
         if picked >= task.quantity:
             return Reply(say=(self.say("short_not_less", said=picked),))
+        if picked < given:  # the serials given are the units picked: which one is not?
+            return Reply(say=(self.say("short_below_serials", said=picked),))
+        if task.serialized and picked > given:
+            self.capture = replace(self.capture, wanted=picked, short=True)
+            return Reply("serial")
+        return self._close_short(task, picked, self.capture.said)
+
+    def _close_picked(self, task: PickTask, serials: tuple[str, ...] = ()) -> Reply:
         if self._closed_line != task.line_id:
-            self.work.report_short(task.line_id, picked)
+            self.work.confirm_pick(task.line_id, task.quantity, serials)
+            self._closed_line = task.line_id
+        event = Event("pick_confirmed", {"line_id": task.line_id, "quantity": task.quantity})
+        return self._advance(events=(event,))
+
+    def _close_short(self, task: PickTask, picked: int, serials: tuple[str, ...]) -> Reply:
+        if self._closed_line != task.line_id:
+            self.work.report_short(task.line_id, picked, serials)
             self._closed_line = task.line_id
         data = {"line_id": task.line_id, "picked": picked, "quantity": task.quantity}
         events = (
@@ -408,6 +524,19 @@ class PickDialog(Dialog):
             raise RuntimeError(f"state {self.state.name!r} needs a pick line and has none")
         return self.task
 
+    def _match_serial(self, task: PickTask, digits: str) -> str:
+        """The serial `digits` name; when they name several, ask for the long suffix next,
+        and when even that does not tell them apart, refuse with "serials_indistinct"."""
+        try:
+            return self.work.match_serial(task.line_id, digits)
+        except PickRejected as exc:
+            if exc.reason != "serial_ambiguous":
+                raise
+            if len(digits) >= LONG_SUFFIX:
+                raise PickRejected("serials_indistinct", str(exc)) from exc
+            self.capture = replace(self.capture, digits=LONG_SUFFIX)
+            raise
+
     def _advance(
         self, say: tuple[str, ...] = (), events: tuple[Event, ...] = (), same_line: str = "location"
     ) -> Reply:
@@ -416,12 +545,12 @@ class PickDialog(Dialog):
         task = self.work.next_task()
         if task is None:
             staging = self.work.complete_assignment()
-            self.task, self.staging = None, staging
+            self.task, self.staging, self.capture = None, staging, SerialCapture()
             number = self.assignment.number if self.assignment else None
             done = Event("assignment_completed", {"assignment": number, "staging": staging})
             return Reply(
                 "deliver", say=(*say, self.say("assignment_complete")), events=(*events, done)
             )
         same = self.task is not None and task.line_id == self.task.line_id
-        self.task = task
+        self.task, self.capture = task, SerialCapture()
         return Reply(same_line if same else "location", say=say, events=events)

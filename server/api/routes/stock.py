@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query
 from server import schemas
 from server.api.pagination import PageParams
 from server.deps import AnyUser, DatabaseDep, FloorWorker, Overseer, Supervisor
-from server.services import inventory
+from server.services import inventory, serials
 
 router = APIRouter(tags=["inventory"])
 
@@ -28,6 +28,27 @@ async def list_stock(
         sku=sku,
         location=location,
         include_empty=include_empty,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/serials", response_model=schemas.Page[schemas.SerialOut])
+async def list_serials(
+    _: Overseer,
+    db: DatabaseDep,
+    page: PageParams,
+    warehouse: Filter = None,
+    location: Filter = None,
+    sku: Filter = None,
+) -> schemas.Page[schemas.SerialOut]:
+    """Serialised units on the books and their locations (what the labels at a slot say;
+    pickers give them by voice, so they do not get this list)."""
+    return await db.read(
+        serials.list_serials,
+        warehouse=warehouse,
+        location=location,
+        sku=sku,
         limit=page.limit,
         offset=page.offset,
     )
