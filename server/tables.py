@@ -337,6 +337,7 @@ class OrderStatus(StrEnum):
     released = "released"
     picking = "picking"
     picked = "picked"
+    short = "short"  # picking is done but units were missing: some lines are short
     shipped = "shipped"
     cancelled = "cancelled"
 
@@ -373,7 +374,9 @@ class Order(Base):
 
 class OrderLine(Base):
     """One ordered SKU. `lot` asks for that lot only; `min_expiry` refuses lots that expire
-    before that date (expired lots are never allocated either way)."""
+    before that date (expired lots are never allocated either way). `quantity_short` are
+    units a picker did not find and no other slot of the warehouse could give: they are no
+    longer allocated, and a manager decides whether the order ships without them."""
 
     __tablename__ = "order_lines"
     __table_args__ = (
@@ -382,6 +385,10 @@ class OrderLine(Base):
         CheckConstraint(
             "quantity_allocated >= 0 AND quantity_allocated <= quantity",
             name="allocated_within_quantity",
+        ),
+        CheckConstraint(
+            "quantity_short >= 0 AND quantity_allocated + quantity_short <= quantity",
+            name="short_within_quantity",
         ),
     )
 
@@ -393,17 +400,24 @@ class OrderLine(Base):
     lot: Mapped[str | None] = mapped_column(String(64))
     min_expiry: Mapped[dt.date | None] = mapped_column(Date)
     quantity_allocated: Mapped[int] = mapped_column(Integer, default=0)
+    quantity_short: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     order: Mapped[Order] = relationship(back_populates="lines")
     sku: Mapped[Sku] = relationship()
 
+    @property
+    def unallocated(self) -> int:
+        """Units still to allocate: neither reserved nor given up as short."""
+        return self.quantity - self.quantity_allocated - self.quantity_short
+
 
 class Allocation(Base):
     """Units of an order line reserved in one warehouse (the reservations themselves are
-    the pick lines, one per stock row)."""
+    the pick lines, one per stock row). A short that nothing else in the warehouse makes
+    up lowers it, down to 0 when none of its units were found."""
 
     __tablename__ = "allocations"
-    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+    __table_args__ = (CheckConstraint("quantity >= 0", name="quantity_not_negative"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     order_line_id: Mapped[int] = mapped_column(ForeignKey("order_lines.id"), index=True)

@@ -1,5 +1,8 @@
 """Alembic environment: migrates the database named by the caller's settings."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from alembic import context
 from sqlalchemy import Connection
 
@@ -37,8 +40,37 @@ def _run(connection: Connection) -> None:
         render_as_batch=True,
         compare_type=True,
     )
-    with context.begin_transaction():
+    with _sqlite_foreign_keys_off(connection), context.begin_transaction():
         context.run_migrations()
+        _check_foreign_keys(connection)
+
+
+@contextmanager
+def _sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """SQLite alters a table by rebuilding it (batch mode) and dropping the old copy, which
+    enforced foreign keys refuse while rows of other tables point at it. They are off while
+    migrating; the pragma only works outside a transaction, hence on the driver's
+    connection before the migration's transaction begins."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.dbapi_connection
+    assert driver is not None
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        driver.execute("PRAGMA foreign_keys=ON")
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    """With SQLite's foreign keys off, a migration must not leave a dangling reference:
+    refuse (and roll back) rather than commit one."""
+    if connection.dialect.name != "sqlite":
+        return
+    dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if dangling:
+        raise RuntimeError(f"the migration left dangling foreign keys: {dangling[:5]}")
 
 
 if context.is_offline_mode():
