@@ -354,6 +354,9 @@ class OrderLineOut(BaseModel):
     sku: str
     quantity: int
     quantity_allocated: int
+    quantity_short: int = Field(
+        description="Units a picker did not find and no other slot had; no longer allocated."
+    )
     lot: str | None
     min_expiry: dt.date | None
 
@@ -533,6 +536,11 @@ class PickResultOut(BaseModel):
     replayed: bool
     remaining: int
     exception: ExceptionOut | None = None
+    substitutes: list[PickLineOut] = Field(
+        default_factory=list,
+        description="After a short: new lines of the assignment for the missing units, "
+        "at other slots.",
+    )
 
 
 class AssignmentCompleted(BaseModel):

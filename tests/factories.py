@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from fastapi.testclient import TestClient
@@ -20,6 +22,7 @@ from server.security import hash_password
 from server.services import catalog, inventory, orders, users
 from server.tables import LocationKind, Order, Role, Sku, Stock, User, Warehouse
 
+T = TypeVar("T")
 PASSWORD = "correct-horse-battery"
 ROLES = tuple(Role)
 
@@ -317,3 +320,26 @@ def pick_floor(
     return [
         FloorLine(location, digits, quantity, code) for location, digits, code, quantity in plan
     ]
+
+
+def at_once(*calls: Callable[[], T]) -> tuple[list[T], list[BaseException]]:
+    """Run each call in its own thread, all let go together by a barrier so that they
+    really race; what they returned, and what they raised."""
+    barrier = threading.Barrier(len(calls))
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def run(call: Callable[[], T]) -> None:
+        try:
+            barrier.wait()
+            results.append(call())
+        except BaseException as exc:  # handed to the test, which says what it expects
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not any(thread.is_alive() for thread in threads), "a racing call did not finish"
+    return results, errors

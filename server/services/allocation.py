@@ -25,6 +25,11 @@ Reservation never reads-then-writes: each stock row is reserved by one condition
 concurrent allocations and picks cannot deadlock. If a row was taken meanwhile the whole
 attempt is rolled back to a savepoint and planned again from fresh numbers, so two orders
 can never reserve the same unit and an order never keeps half of a failed plan.
+
+A short at a slot (`picking.report_short`) looks for the missing units again within the
+line's warehouse, by the same rules and with the same reservation, never at the slot that
+came up short. What no slot has is taken off the allocation and counted short on the order
+line, so allocations always equal the units picked plus the units still reserved.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -55,6 +60,7 @@ from server.tables import (
     OrderLine,
     OrderStatus,
     PickLine,
+    PickLineStatus,
     ShippingRate,
     Stock,
     Warehouse,
@@ -244,26 +250,20 @@ def allocate_order(
         )
     policy = policy or get_policy(session)
     today = today or utcnow().date()
-    lines = [line for line in order.lines if line.quantity_allocated < line.quantity]
-    requested = sum(line.quantity - line.quantity_allocated for line in lines)
+    lines = [line for line in order.lines if line.unallocated]
+    requested = sum(line.unallocated for line in lines)
     weight = _weight(lines)
-    for _attempt in range(MAX_ATTEMPTS):
+
+    def plan() -> _Plan:
         candidates = _candidates(session, order, lines, today)
         ranked = sorted(candidates, key=lambda c: c.rank_key(policy.rules))
-        takes, decision = _plan(order, lines, ranked, policy)
-        savepoint = session.begin_nested()
-        if _reserve(session, takes):
-            savepoint.commit()
-            break
-        savepoint.rollback()  # someone reserved these units first: plan again
-    else:
-        raise Conflict(
-            f"stock for order {number} kept changing while allocating; try again",
-            code="allocation_contention",
-        )
+        return _Plan(*_plan(order, lines, ranked, policy), ranked=ranked)
+
+    planned = _reserve_planned(session, plan, what=f"order {number}")
+    takes, ranked, decision = planned.takes, planned.ranked, planned.decision
     _record(session, order, takes, rule=policy.rules[0])
     allocated = sum(t.quantity for t in takes)
-    if all(line.quantity_allocated == line.quantity for line in order.lines):
+    if all(not line.unallocated for line in order.lines):
         order.status = OrderStatus.allocated
     elif any(line.quantity_allocated for line in order.lines):
         order.status = OrderStatus.partially_allocated
@@ -343,6 +343,82 @@ def cancel_order(session: Session, number: str) -> Order:
     return order
 
 
+# --- Shorts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShortOutcome:
+    """What became of the units a picker did not find at a slot."""
+
+    substitutes: list[PickLine]  # new open lines reserving them at other slots
+    unfound: int  # units no other slot of the warehouse had: the order line is short
+
+
+def reallocate_short(
+    session: Session, shorted: PickLine, missing: int, *, today: dt.date | None = None
+) -> ShortOutcome:
+    """Find the `missing` units of a shorted pick line at other slots of its warehouse, by
+    the order line's own rules (its lot, its minimum expiry, never an expired lot; FEFO or
+    FIFO). Never at a slot that came up short for this allocation (this one, or an
+    earlier short's): its count is in doubt. The units are reserved as any allocation is
+    and become open pick lines of the same wave and assignment; the caller places them in
+    the walk. Units found nowhere are taken off the allocation and counted as the order
+    line's `quantity_short`."""
+    allocation = session.get_one(Allocation, shorted.allocation_id)
+    order_line = allocation.order_line
+    today = today or utcnow().date()
+    doubtful = set(
+        session.scalars(
+            select(PickLine.location_id).where(
+                PickLine.allocation_id == allocation.id, PickLine.status == PickLineStatus.short
+            )
+        )
+    )
+
+    def plan() -> _Plan:
+        slots = [
+            slot
+            for warehouse_id, slot in _eligible_stock(session, order_line, today)
+            if warehouse_id == allocation.warehouse_id and slot.location_id not in doubtful
+        ]
+        needed = {order_line.id: missing}
+        candidate = Candidate(allocation.warehouse, {order_line.id: slots}, dict(needed))
+        return _Plan(_takes(candidate, [order_line], needed))
+
+    planned = _reserve_planned(session, plan, what=f"order {shorted.order.number}")
+    substitutes = [_pick_line(take, allocation, shorted.order_id) for take in planned.takes]
+    for line in substitutes:
+        line.wave_id, line.assignment_id = shorted.wave_id, shorted.assignment_id
+        session.add(line)
+    unfound = missing - sum(take.quantity for take in planned.takes)
+    if unfound:
+        _count_short(session, allocation, order_line, unfound)
+    session.flush()
+    return ShortOutcome(substitutes=substitutes, unfound=unfound)
+
+
+def _count_short(session: Session, allocation: Allocation, line: OrderLine, units: int) -> None:
+    """Move `units` from allocated to short, in single UPDATEs so that two pickers
+    shorting lines of the same order line at once both count."""
+    session.execute(
+        update(Allocation)
+        .where(Allocation.id == allocation.id)
+        .values(quantity=Allocation.quantity - units),
+        execution_options={"synchronize_session": False},
+    )
+    session.execute(
+        update(OrderLine)
+        .where(OrderLine.id == line.id)
+        .values(
+            quantity_allocated=OrderLine.quantity_allocated - units,
+            quantity_short=OrderLine.quantity_short + units,
+        ),
+        execution_options={"synchronize_session": False},
+    )
+    session.refresh(allocation)
+    session.refresh(line)
+
+
 def _destination(order: Order) -> tuple[float, float] | None:
     if order.latitude is not None and order.longitude is not None:
         return (order.latitude, order.longitude)
@@ -367,9 +443,7 @@ def _destination_note(order: Order) -> dict[str, Any]:
 
 
 def _weight(lines: Sequence[OrderLine]) -> int:
-    return sum(
-        (line.sku.weight_g or 0) * (line.quantity - line.quantity_allocated) for line in lines
-    )
+    return sum((line.sku.weight_g or 0) * line.unallocated for line in lines)
 
 
 def _candidates(
@@ -381,7 +455,7 @@ def _candidates(
         rates[rate.warehouse_id].append(rate)
     destination = _destination(order)
     weight = _weight(lines)
-    needed = {line.id: line.quantity - line.quantity_allocated for line in lines}
+    needed = {line.id: line.unallocated for line in lines}
     by_warehouse: dict[int, dict[int, list[StockSlot]]] = defaultdict(lambda: defaultdict(list))
     for line in lines:
         for warehouse_id, slot in _eligible_stock(session, line, today):
@@ -483,7 +557,7 @@ def _plan(
             )
         )
     takes = []
-    remaining = {line.id: line.quantity - line.quantity_allocated for line in lines}
+    remaining = {line.id: line.unallocated for line in lines}
     for candidate in ranked:
         takes += _takes(candidate, lines, remaining)
     used = list(dict.fromkeys(t.warehouse.code for t in takes))
@@ -508,6 +582,32 @@ def _takes(
         _Take(by_id[line_id], candidate.warehouse, slot, quantity)
         for line_id, slot, quantity in candidate.fill(remaining)
     ]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What to reserve, and why."""
+
+    takes: list[_Take]
+    decision: str = ""
+    ranked: list[Candidate] = field(default_factory=list)
+
+
+def _reserve_planned(session: Session, plan: Callable[[], _Plan], *, what: str) -> _Plan:
+    """Reserve what `plan()` proposes, all of it or none. When another transaction took
+    some of the planned units first, the attempt is rolled back to a savepoint and planned
+    again from fresh numbers (409 `allocation_contention` only after MAX_ATTEMPTS)."""
+    for _attempt in range(MAX_ATTEMPTS):
+        planned = plan()
+        savepoint = session.begin_nested()
+        if _reserve(session, planned.takes):
+            savepoint.commit()
+            return planned
+        savepoint.rollback()  # someone reserved these units first: plan again
+    raise Conflict(
+        f"stock for {what} kept changing while allocating; try again",
+        code="allocation_contention",
+    )
 
 
 def _reserve(session: Session, takes: Sequence[_Take]) -> bool:
@@ -551,16 +651,19 @@ def _record(session: Session, order: Order, takes: Sequence[_Take], *, rule: Rul
         session.add(allocation)
     session.flush()
     for take in takes:
-        session.add(
-            PickLine(
-                allocation_id=allocations[(take.line.id, take.warehouse.id)].id,
-                order_id=order.id,
-                warehouse_id=take.warehouse.id,
-                location_id=take.slot.location_id,
-                sku_id=take.slot.sku_id,
-                lot=take.slot.lot,
-                quantity=take.quantity,
-                quantity_picked=0,
-            )
-        )
+        session.add(_pick_line(take, allocations[(take.line.id, take.warehouse.id)], order.id))
     session.flush()
+
+
+def _pick_line(take: _Take, allocation: Allocation, order_id: int) -> PickLine:
+    """The open pick line holding one take's reservation."""
+    return PickLine(
+        allocation_id=allocation.id,
+        order_id=order_id,
+        warehouse_id=take.warehouse.id,
+        location_id=take.slot.location_id,
+        sku_id=take.slot.sku_id,
+        lot=take.slot.lot,
+        quantity=take.quantity,
+        quantity_picked=0,
+    )

@@ -134,6 +134,20 @@ def _take(
         )
 
 
+def lock_sku(session: Session, sku_id: int, warehouse_id: int) -> None:
+    """Lock every stock row of a SKU in a warehouse, in the ledger's row order, for work
+    that touches several of them in an order it cannot know up front (a short: its slot,
+    staging, then whichever slots the re-allocation finds). Taking them all first keeps
+    one lock order, so two such transactions cannot deadlock each other."""
+    session.execute(
+        select(Stock.id)
+        .join(Location, Location.id == Stock.location_id)
+        .where(Stock.sku_id == sku_id, Location.warehouse_id == warehouse_id)
+        .order_by(Stock.location_id, Stock.sku_id, Stock.lot)
+        .with_for_update(of=Stock)
+    ).all()
+
+
 def release_reserved(
     session: Session, location_id: int, sku_id: int, lot: str, quantity: int
 ) -> bool:

@@ -174,6 +174,7 @@ def order_view(session: Session, order: Order) -> schemas.OrderOut:
                 sku=line.sku.code,
                 quantity=line.quantity,
                 quantity_allocated=line.quantity_allocated,
+                quantity_short=line.quantity_short,
                 lot=line.lot,
                 min_expiry=line.min_expiry,
             )

@@ -23,6 +23,14 @@ Every close of a pick line is a compare-and-set on its status that also stores t
 answer's token: the same answer arriving twice (a retry, a reconnect) is recognised and
 moves stock once. Picked units move in the ledger from the
 slot to the assignment's staging location, consuming the units reserved for the line.
+
+A short re-allocates the missing units at other slots of the warehouse
+(`allocation.reallocate_short`); each find becomes a new open line of the same assignment,
+placed in the walk, so the dialog simply goes on to it. Units found nowhere make the order
+line short, and the order ends `short` instead of `picked`. Damage reported at a line
+leaves it open: the picker picks the sound units or reports the rest short, and the
+damaged units stay on the books at the slot until a manager moves them (the exception is
+the request to).
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ from sqlalchemy.orm import Session
 
 from server import schemas
 from server.problems import Conflict, Forbidden, Invalid, NotFound
-from server.services import catalog, ledger, serials
+from server.services import allocation, catalog, ledger, serials
 from server.services.ledger import Change
 from server.tables import (
     Assignment,
@@ -53,6 +61,7 @@ from server.tables import (
     PickLine,
     PickLineStatus,
     Sku,
+    Stock,
     Warehouse,
     Wave,
     WaveStatus,
@@ -187,7 +196,7 @@ def release_wave(
         )
         session.add(assignment)
         session.flush()
-        walk = sorted(batch, key=lambda x: (x.location.pick_sequence, x.location.code, x.id))
+        walk = sorted(batch, key=_walk_key)
         for sequence, line in enumerate(walk, start=1):
             line.assignment_id = assignment.id
             line.sequence = sequence
@@ -202,6 +211,11 @@ def release_wave(
     session.flush()
     session.refresh(wave)
     return wave
+
+
+def _walk_key(line: PickLine) -> tuple[int, str, int]:
+    """Where a line's slot comes in the walk through the warehouse."""
+    return (line.location.pick_sequence, line.location.code, line.id)
 
 
 def _batch(orders: Sequence[Sequence[PickLine]], size: int) -> list[list[PickLine]]:
@@ -431,6 +445,7 @@ class PickResult:
     replayed: bool  # this answer had already been applied: nothing changed now
     remaining: int  # lines of the assignment still to pick
     exception: PickException | None = None
+    substitutes: tuple[PickLine, ...] = ()  # a short's missing units, found at other slots
 
 
 def confirm_pick(
@@ -470,8 +485,11 @@ def report_short(
     note: str = "",
     serials: Sequence[str] = (),
 ) -> PickResult:
-    """The slot held fewer units than asked: `picked` (maybe 0) go to staging, the rest's
-    reservation is released and a `short` exception is opened for a manager."""
+    """The slot held fewer units than asked: `picked` (maybe 0) go to staging and the
+    rest's reservation is released. The missing units are looked for at other slots of
+    the warehouse: what is found becomes new lines of this assignment, in the walk; what
+    is not makes the order line short. A `short` exception tells a manager all of it,
+    and that the slot's count is in doubt."""
     line, assignment = _line_for(session, line_id, actor)
     replay = _replay(session, line, idempotency_token)
     if replay is not None:
@@ -483,20 +501,100 @@ def report_short(
         )
     if not _close(session, line, PickLineStatus.short, picked, actor, idempotency_token):
         return _replay_or_conflict(session, line, idempotency_token)
+    ledger.lock_sku(session, line.sku_id, line.warehouse_id)
     if picked:
         _move_to_staging(session, line, assignment, picked, actor, serials)
     missing = line.quantity - picked
     if not ledger.release_reserved(session, line.location_id, line.sku_id, line.lot, missing):
         raise Conflict("the reservation of this line is gone", code="reservation_missing")
+    outcome = allocation.reallocate_short(session, line, missing)
+    _walk_into(session, line, outcome.substitutes)
     exception = _open_exception(
-        session, ExceptionKind.short, actor, line=line, quantity=missing, note=note
+        session,
+        ExceptionKind.short,
+        actor,
+        line=line,
+        quantity=missing,
+        note=_short_note(session, note, line, outcome),
     )
     return PickResult(
         line=line,
         replayed=False,
         remaining=remaining_lines(session, assignment.id),
         exception=exception,
+        substitutes=tuple(outcome.substitutes),
     )
+
+
+def _walk_into(session: Session, shorted: PickLine, substitutes: Sequence[PickLine]) -> None:
+    """Put a short's substitute lines into its assignment's walk, then number the walk
+    again. From the short slot the walk goes on forward: a substitute further along is
+    picked on the way, one behind on the next pass, after the forward lines (the picker
+    does not turn back for it)."""
+    added = {line.id for line in substitutes}
+    route = [
+        line
+        for line in session.scalars(
+            select(PickLine)
+            .where(PickLine.assignment_id == shorted.assignment_id)
+            .order_by(PickLine.sequence, PickLine.id)
+        )
+        if line.id not in added
+    ]
+    start = route.index(shorted)
+    for line in substitutes:
+        _insert_in_walk(route, start, line)
+    for sequence, line in enumerate(route, start=1):
+        line.sequence = sequence
+    session.flush()
+
+
+def _insert_in_walk(route: list[PickLine], start: int, line: PickLine) -> None:
+    """Insert `line` after position `start` of `route`, in walking order. The route
+    after `start` is a series of passes (each in walking order, a new one beginning where
+    the walk starts over); `line` joins the current pass when it lies ahead of `start`,
+    else the next one."""
+    key = _walk_key(line)
+    previous = _walk_key(route[start])
+    target = (0 if key > previous else 1, key)
+    lap = 0
+    for position in range(start + 1, len(route)):
+        current = _walk_key(route[position])
+        if current < previous:  # the walk starts over
+            lap += 1
+        if (lap, current) > target:
+            route.insert(position, line)
+            return
+        previous = current
+    route.append(line)
+
+
+def _short_note(
+    session: Session, note: str, line: PickLine, outcome: allocation.ShortOutcome
+) -> str:
+    """The picker's note, then what became of the missing units and the doubt about the
+    slot's count (the books still hold units there that the picker did not find)."""
+    parts = [note] if note else []
+    for found in outcome.substitutes:
+        lot = f" lot {found.lot}" if found.lot else ""
+        parts.append(f"{found.quantity} re-allocated to {found.location.code}{lot}")
+    if outcome.unfound:
+        parts.append(
+            f"{outcome.unfound} found at no other slot: "
+            f"order {line.order.number} is short {outcome.unfound} {line.sku.code}"
+        )
+    on_hand = session.scalar(
+        select(Stock.quantity).where(
+            Stock.location_id == line.location_id,
+            Stock.sku_id == line.sku_id,
+            Stock.lot == line.lot,
+        )
+    )
+    parts.append(
+        f"the books still show {on_hand} {line.sku.code} at {line.location.code}: "
+        "its count is in doubt"
+    )
+    return "; ".join(parts)
 
 
 def skip_line(session: Session, line_id: int, actor: str) -> PickLine:
@@ -524,7 +622,8 @@ def report_exception(
     note: str = "",
 ) -> PickException:
     """Damage, a wrong item or a call for help at a line (or for the whole assignment).
-    Stock is not changed; a manager resolves it. Shorts go through `report_short`."""
+    Stock is not changed and the line stays open (the picker picks the sound units or
+    reports a short); a manager resolves it. Shorts go through `report_short`."""
     if kind is ExceptionKind.short:
         raise Invalid("report a short with report_short", code="use_report_short")
     if line_id is not None:
@@ -562,7 +661,8 @@ def complete_assignment(session: Session, assignment_id: int, actor: str) -> Loc
             )
         )
         if not pending and order.status in (OrderStatus.released, OrderStatus.picking):
-            order.status = OrderStatus.picked
+            short = any(line.quantity_short for line in order.lines)
+            order.status = OrderStatus.short if short else OrderStatus.picked
     wave_pending = session.scalar(
         select(func.count(Assignment.id)).where(
             Assignment.wave_id == assignment.wave_id,

@@ -137,11 +137,13 @@ def _result(session: Session, result: picking.PickResult, user: User) -> schemas
     view = picking.assignment_view(session, assignment, show_check_digits=_sees_all(user))
     line = next(x for x in view.lines if x.id == result.line.id)
     exception = result.exception
+    substitutes = {s.id for s in result.substitutes}
     return schemas.PickResultOut(
         line=line,
         replayed=result.replayed,
         remaining=result.remaining,
         exception=picking.exception_view(exception, view.warehouse) if exception else None,
+        substitutes=[x for x in view.lines if x.id in substitutes],
     )
 
 
