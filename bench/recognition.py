@@ -7,7 +7,8 @@ Keys "<condition>/<engine>", per speaker and overall. Without enrollment: "pocke
 "whisper" (what `auto` uses without a profile when Whisper is installed). With enrollment of
 takes 0-2 of each digit (the rest are tested): "templates", "templates+whisper" (what
 `auto` uses with a profile) and "templates+pocketsphinx" (the same without Whisper).
-Conditions: clean, and warehouse noise (hum, beeps, air) at --snr dB. Then, per engine,
+Conditions: clean, and warehouse noise (hum, beeps, air) at --snr dB. "check_digit_strings":
+2-3 digit strings of one speaker with short pauses, as `auto` hears them. Then, per engine,
 confidence thresholds chosen leaving one speaker out (how a threshold read off some voices
 serves another voice), false accepts on non-speech clips, CPU per utterance (process CPU,
 all threads, endpointing included; p50/p95/mean) and the latency from the end of speech to
@@ -177,9 +178,10 @@ def main() -> None:
     cpu: dict[str, list[float]] = defaultdict(list)
     latencies: dict[str, list[float]] = defaultdict(list)
     auto_engines: dict[str, str] = {}
+    profiles: dict[str, Profile] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for speaker in SPEAKERS:
-            profile = build_profile(Path(tmp), corpus, speaker)
+            profile = profiles[speaker] = build_profile(Path(tmp), corpus, speaker)
             engines = dict(singles)
             engines["templates"] = open_recognizer("templates", grammar, RATE, profile, cache)
             tests = [
@@ -213,6 +215,7 @@ def main() -> None:
                         if latency is not None:
                             latencies[label].append(latency)
         false_accepts = non_speech(singles, cache, Path(tmp), grammar)
+        strings = digit_strings(corpus, profiles, cache, args.snr)
 
     report: dict[str, object] = {
         "data": str(args.data),
@@ -232,6 +235,7 @@ def main() -> None:
         for key, per_speaker in sorted(rows.items())
         if key.split("/")[1] in ("whisper", "templates+whisper", "templates+pocketsphinx")
     }
+    report["check_digit_strings"] = strings
     report["false_accepts_non_speech"] = false_accepts
     report["cpu_ms_per_utterance"] = {
         k: {"p50": percentile(v, 50), "p95": percentile(v, 95), "mean": round(float(np.mean(v)), 2)}
@@ -248,6 +252,48 @@ def main() -> None:
         for label, v in latencies.items()
     }
     print(json.dumps(report, indent=1))
+
+
+def digit_strings(corpus, profiles, cache: EngineCache, snr: float) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Check digits as a picker says them: 2-3 test takes of one speaker with pauses of
+    80-200 ms between them, through `auto` with the check-digit grammar."""
+    rng = np.random.default_rng(7)
+    grammar = named_grammar("check_digits")
+    rows: dict[str, list[tuple[str, Result]]] = defaultdict(list)
+    cpu: dict[str, list[float]] = defaultdict(list)
+    for speaker, profile in profiles.items():
+        takes = [
+            (d, v) for (d, s, t), v in corpus.items() if s == speaker and t not in ENROLLED_TAKES
+        ]
+        for n in range(20):
+            picked = [takes[i] for i in rng.choice(len(takes), size=2 + n % 2, replace=False)]
+            parts = [np.zeros(int(RATE * rng.uniform(0.08, 0.2)), np.int16)]
+            for _, samples in picked:
+                parts += [samples, np.zeros(int(RATE * rng.uniform(0.08, 0.2)), np.int16)]
+            clean = np.concatenate(parts)
+            truth = "".join(d for d, _ in picked)
+            for label, prof in (("no_enrollment", None), ("enrolled", profile)):
+                recognizer = open_recognizer("auto", grammar, RATE, prof, cache)
+                for cond, audio in (("clean", clean), (f"snr{snr:g}", noisy(clean, snr, n))):
+                    result, ms = timed(
+                        lambda r=recognizer, a=audio: recognize_recording(r, a, RATE)
+                    )
+                    rows[f"{cond}/{label}"].append((truth, result))
+                    if cond == "clean":
+                        cpu[label].append(ms)
+
+    def outcome(pairs: list[tuple[str, Result]]) -> dict[str, float]:
+        right = sum("".join(r.tokens) == truth for truth, r in pairs)
+        wrong = sum(r.accepted and "".join(r.tokens) != truth for truth, r in pairs)
+        return {
+            "n": len(pairs),
+            "accuracy": round(right / len(pairs), 4),
+            "accepted_wrong": round(wrong / len(pairs), 4),
+        }
+
+    return {key: outcome(pairs) for key, pairs in sorted(rows.items())} | {
+        "cpu_ms": {k: {"p50": percentile(v, 50), "p95": percentile(v, 95)} for k, v in cpu.items()}
+    }
 
 
 def non_speech(singles, cache: EngineCache, tmp: Path, grammar) -> dict[str, object]:  # type: ignore[no-untyped-def]

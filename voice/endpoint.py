@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import median_filter
 
 from voice.audio import resample
 
@@ -187,3 +188,26 @@ def utterances(
         events.extend(endpointer.feed(samples[i : i + step]))
     events.extend(endpointer.flush())
     return [e for e in events if isinstance(e, SpeechEnded) and len(e.audio)]
+
+
+def word_spans(
+    samples: np.ndarray, sample_rate: int, min_gap_ms: int = 60, min_word_ms: int = 80
+) -> list[tuple[int, int]]:
+    """(start, end) sample offsets of the words of one utterance, split where the energy
+    dips for at least `min_gap_ms`: how digits spoken with a short pause between them
+    ("five ... seven") are told apart. Words run together stay one span."""
+    hop = sample_rate // 100
+    count = len(samples) // hop
+    if count == 0:
+        return []
+    frames = samples[: count * hop].astype(np.float64).reshape(count, hop)
+    db = median_filter(10.0 * np.log10(np.mean(frames**2, axis=1) + 1.0), size=3)
+    peak, floor = np.percentile(db, 95), np.percentile(db, 10)
+    loud = db > max(peak - 25.0, floor + 0.3 * (peak - floor))
+    spans: list[list[int]] = []
+    for i in map(int, np.flatnonzero(loud)):
+        if spans and i - spans[-1][1] < min_gap_ms // 10:
+            spans[-1][1] = i + 1
+        else:
+            spans.append([i, i + 1])
+    return [(a * hop, b * hop) for a, b in spans if (b - a) * 10 >= min_word_ms]

@@ -1,8 +1,10 @@
+from pathlib import Path
+
 import numpy as np
 
 from tests.voice.conftest import Speak
-from voice.audio import add_noise, warehouse_noise
-from voice.endpoint import Endpointer, SpeechEnded, SpeechStarted, utterances
+from voice.audio import add_noise, load, warehouse_noise
+from voice.endpoint import Endpointer, SpeechEnded, SpeechStarted, utterances, word_spans
 
 RATE = 16000
 
@@ -59,3 +61,13 @@ def test_speech_is_found_in_conveyor_noise(speak: Speak) -> None:
     found = utterances(noisy, RATE)
     assert len(found) == 1
     assert 0.7 < found[0].start < 1.2
+
+
+def test_words_are_split_where_the_speaker_pauses(fsdd: Path) -> None:
+    pause = np.zeros(1600, np.int16)  # 100 ms
+    words = [load(fsdd / f"{d}_lucas_20.wav", 16000) for d in "394"]
+    spoken = np.concatenate([pause, words[0], pause, words[1], pause, words[2], pause])
+    spans = word_spans(spoken, 16000)
+    assert len(spans) == 3
+    assert word_spans(np.concatenate([pause, words[0], pause]), 16000)[0][0] >= len(pause) - 320
+    assert word_spans(np.zeros(16000, np.int16), 16000) == []

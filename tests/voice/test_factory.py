@@ -31,6 +31,13 @@ def test_a_confident_general_model_overrules_an_unsure_template_match() -> None:
     assert fused.alternatives[0].tokens == ("1",)
 
 
+def test_a_digit_string_is_read_by_the_general_engine() -> None:
+    template = result(("7", "6"), 0.95)
+    general = result(("5", "7"), 0.6, engine="g")
+    assert fuse(template, general, 1.0, 0.5, "fusion") == general
+    assert fuse(template, Result.rejected("g", "nothing"), 1.0, 0.5, "fusion") == template
+
+
 def test_nothing_heard_is_rejected() -> None:
     fused = fuse(
         Result.rejected("t", "no speech"), Result.rejected("g", "no speech"), 0.6, 0.5, "f"

@@ -46,3 +46,29 @@ def test_human_digits_without_enrollment(fsdd: Path, engines: EngineCache) -> No
         recognize_recording(recognizer, load(f, 8000), 8000).tokens == (f.name[0],) for f in files
     )
     assert right >= 0.9 * len(files)
+
+
+def _said_with_pauses(fsdd: Path, digits: str, speaker: str, pause_ms: int) -> np.ndarray:
+    """A digit string as a person says it with short pauses (one recording per digit)."""
+    pause = np.zeros(16 * pause_ms, np.int16)
+    parts = [pause]
+    for n, digit in enumerate(digits):
+        parts += [load(fsdd / f"{digit}_{speaker}_{10 + n}.wav", 16000), pause]
+    return np.concatenate(parts)
+
+
+def test_digit_strings_with_pauses_are_read_word_by_word(fsdd: Path, engines: EngineCache) -> None:
+    recognizer = open_recognizer("whisper", named_grammar("check_digits"), 16000, cache=engines)
+    right = 0
+    cases = [("57", "george"), ("305", "lucas"), ("11", "jackson"), ("842", "george")]
+    for digits, speaker in cases:
+        result = recognizer.recognize(_said_with_pauses(fsdd, digits, speaker, 150))
+        right += result.tokens == tuple(digits)
+    assert right >= 3, "Whisper alone would say '5 5 5' for '5 7'"
+
+
+def test_digits_run_together_are_left_to_pocketsphinx(speak: Speak, engines: EngineCache) -> None:
+    recognizer = open_recognizer("auto", named_grammar("check_digits"), 16000, cache=engines)
+    result = recognizer.recognize(speak("five seven", speed=170))
+    assert result.tokens == ("5", "7"), result
+    assert result.engine == "pocketsphinx"

