@@ -156,7 +156,14 @@ class Voice:
     def words(self, answer: str) -> np.ndarray:
         spoken = " ".join(self.vocabulary.spoken(c) for c in answer) if answer.isdigit() else answer
         pcm = self.synthesizer.synthesize(spoken, locale="en-US", sample_rate=self.sample_rate)
-        return np.frombuffer(pcm, dtype="<i2")
+        return _sound_only(np.frombuffer(pcm, dtype="<i2"))
+
+
+def _sound_only(samples: np.ndarray) -> np.ndarray:
+    """The synthesized answer without the silence the synthesizer puts around it, so the
+    turn is timed from where the voice stops."""
+    audible = np.flatnonzero(np.abs(samples.astype(np.int32)) > 300)
+    return samples[audible[0] : audible[-1] + 1] if len(audible) else samples
 
 
 async def run_picker(

@@ -13,6 +13,7 @@ when neither engine accepts its own reading.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 
@@ -114,7 +115,9 @@ class BackupRecognizer(BufferedRecognizer):
 
     Whisper reads digit strings word by word, split at the speaker's pauses; digits run
     together ("fiveseven") come out as one word, outside a grammar of two or three. For
-    those PocketSphinx, which decodes connected digits, gives its reading instead.
+    those PocketSphinx, which decodes connected digits, gives its reading instead, and
+    Whisper's word, when it is the string's first digit, backs that reading up (noisy-OR
+    of the two confidences, as when two engines agree).
     """
 
     def __init__(self, primary: Recognizer, backup: Recognizer) -> None:
@@ -128,6 +131,18 @@ class BackupRecognizer(BufferedRecognizer):
         if len(first.tokens) > 1 or (first.tokens and not first.tokens[0].isdigit()):
             return first
         second = self.backup.recognize(audio)
-        if not first.tokens or (len(second.tokens) > 1 and second.tokens[0].isdigit()):
-            return second  # several digits where Whisper heard one word
-        return first
+        word = first.tokens or next((a.tokens for a in first.alternatives), ())
+        if len(second.tokens) > 1 and second.tokens[0].isdigit():
+            return _backed_up(second, first) if word[:1] == second.tokens[:1] else second
+        return first if first.tokens else second
+
+
+def _backed_up(reading: Result, support: Result) -> Result:
+    word = support if support.tokens else support.alternatives[0]
+    confidence = 1.0 - (1.0 - reading.confidence) * (1.0 - word.confidence)
+    return replace(
+        reading,
+        confidence=confidence,
+        accepted=confidence >= 0.5,
+        engine=f"{reading.engine}+{support.engine}",
+    )

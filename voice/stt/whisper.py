@@ -22,7 +22,7 @@ import logging
 import math
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from itertools import pairwise
 from pathlib import Path
@@ -33,7 +33,7 @@ import numpy as np
 from voice.audio import resample
 from voice.endpoint import word_spans
 from voice.grammar import Grammar
-from voice.stt.base import BufferedRecognizer, Result
+from voice.stt.base import Alternative, BufferedRecognizer, Result
 
 log = logging.getLogger(__name__)
 
@@ -243,9 +243,14 @@ class WhisperRecognizer(BufferedRecognizer):
             return Result.rejected(self.name, "utterance longer than the window")
         tokens = tuple(t for reading in readings for t in reading.tokens)
         text = " ".join(reading.raw for reading in readings)
-        if not all(r.tokens for r in readings) or not self.grammar.accepts(tokens):
-            return Result.rejected(self.name, f"out of grammar: {text!r}")
         confidence = min(r.confidence for r in readings)
+        if not all(r.tokens for r in readings) or not self.grammar.accepts(tokens):
+            # what it heard stays an alternative: one word of a string run together is
+            # still evidence for another engine's reading (combined.BackupRecognizer)
+            heard = (Alternative(tokens, text, confidence),) if tokens else ()
+            return replace(
+                Result.rejected(self.name, f"out of grammar: {text!r}"), alternatives=heard
+            )
         no_speech = max(r.no_speech for r in readings)
         return Result(
             text=self.grammar.text(tokens),
