@@ -174,7 +174,8 @@ class WhisperModel:
             beam_size=1,
             max_length=max_length,
             suppress_tokens=suppress,
-            suppress_blank=False,
+            # never an empty answer: its best word is still read, and its confidence tells
+            suppress_blank=True,
             return_scores=True,
             return_no_speech_prob=True,
         )
@@ -268,10 +269,6 @@ class WhisperRecognizer(BufferedRecognizer):
             return []
         limit = self.constraint.max_length
         outs = self.model.generate(encoded, len(words), self.constraint.suppress, limit)
-        if len(words) == 1 and not outs[0].sequences_ids[0]:
-            # it chose to say nothing: ask for its best word anyway (confidence tells)
-            suppress = [*self.constraint.suppress, self.model.eot]
-            outs = self.model.generate(encoded, 1, suppress, len(self.model.prompt) + 1)
         return [self._reading(out) for out in outs]
 
     def _reading(self, out: Any) -> Reading:
