@@ -6,12 +6,11 @@ Engines: "templates" (the operator's enrolled takes), "pocketsphinx" (embedded e
 
 "auto" picks the general engine (a Vosk model installed for the locale, else Whisper for
 English, backed by PocketSphinx for digits run together, else PocketSphinx) and, when the
-operator has a profile, fuses it with their templates. On fsdd-dev (bench/recognition.py)
-Whisper alone is right on 99% of digits without enrollment (PocketSphinx: 78%), and
-templates + Whisper on 99.3% with it (templates + PocketSphinx: 96%), for about 45 ms of
-CPU an utterance. Heavy models live
-in an `EngineCache` that the caller creates once (e.g. at server start-up) and passes to
-every call.
+operator has a profile, fuses it with their templates. On all of fsdd-dev
+(bench/recognition.py) Whisper alone is right on 97.9% of digits without enrollment
+(PocketSphinx: 76.8%), and templates + Whisper on 98.6% with it (templates + PocketSphinx:
+95.4%), for about 50 ms of CPU an utterance. Heavy models live in an `EngineCache` that
+the caller creates once (e.g. at server start-up) and passes to every call.
 """
 
 from __future__ import annotations
