@@ -6,6 +6,7 @@ import secrets
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_data_path
 from pydantic import Field, model_validator
@@ -36,7 +37,7 @@ class Settings(BaseSettings):
     model_dir: Path | None = None
     log_level: str = "INFO"
     db_pool_size: int = Field(20, ge=1)
-    stt_engine: str = Field("auto", description="auto, fusion, templates, pocketsphinx, vosk")
+    stt_engine: Literal["auto", "fusion", "templates", "pocketsphinx", "vosk", "whisper"] = "auto"
     min_confidence: float = Field(0.5, ge=0, le=1)
 
     @model_validator(mode="after")

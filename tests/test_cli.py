@@ -65,6 +65,12 @@ def test_production_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
     assert "WAVEPICK_SECRET_KEY" in result.stderr
 
 
+def test_an_unknown_recognition_engine_is_refused_at_start(tmp_path: Path) -> None:
+    result = wavepick("db", "upgrade", cwd=tmp_path, env={"WAVEPICK_STT_ENGINE": "cascade"})
+    assert result.returncode == 2
+    assert "stt_engine" in result.stderr and "whisper" in result.stderr
+
+
 @pytest.mark.slow
 def test_serve_demo_serves_stock_to_a_supervisor(tmp_path: Path) -> None:
     import httpx

@@ -24,7 +24,7 @@ def recognize(
     ),
     locale: str = typer.Option("en-US", help="en-US, zh-CN, ko-KR"),
     profile: Path | None = typer.Option(None, help="operator voice profile directory"),
-    engine: str = typer.Option("auto", help="auto, fusion, templates, pocketsphinx, vosk"),
+    engine: str = typer.Option("auto", help="auto, fusion, templates, pocketsphinx, vosk, whisper"),
 ) -> None:
     """Print one JSON object per file: file, text, tokens, confidence, accepted, engine."""
     from voice.stt.factory import EngineCache, EngineUnavailable, open_recognizer
