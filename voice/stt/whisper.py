@@ -129,7 +129,7 @@ class WhisperModel:
     def constraint(self, grammar: Grammar) -> Constraint:
         """What decoding may say for one word of this grammar's answers: a digit or a
         command (computed once per grammar)."""
-        key = (grammar.locale, str(grammar.max_digits), *grammar.tokens)
+        key = (grammar.locale, str(grammar.accepts_digits), *grammar.tokens)
         with self._lock:
             if key not in self._constraints:
                 self._constraints[key] = self._constrain(grammar)
