@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from voice.audio import read_wav, write_wav
-from voice.grammar import named_grammar
+from voice.grammar import NAMED_GRAMMARS, named_grammar
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +19,7 @@ app = typer.Typer(help="Speech: recognise answers, enroll operator voices, synth
 @app.command()
 def recognize(
     files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="WAV files"),
-    grammar: str = typer.Option(
-        "digits", help="digits, digit, check_digits, serial_suffix, commands, all"
-    ),
+    grammar: str = typer.Option("digits", help=", ".join(NAMED_GRAMMARS)),
     locale: str = typer.Option("en-US", help="en-US, zh-CN, ko-KR"),
     profile: Path | None = typer.Option(None, help="operator voice profile directory"),
     engine: str = typer.Option("auto", help="auto, fusion, templates, pocketsphinx, vosk, whisper"),

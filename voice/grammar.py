@@ -153,22 +153,20 @@ def build_grammar(
     )
 
 
+# The built-in grammars: command words and a digit-string length.
+NAMED_GRAMMARS: dict[str, tuple[tuple[str, ...], tuple[int, int] | None]] = {
+    "digits": ((), (1, 4)),
+    "digit": ((), (1, 1)),
+    "check_digits": ((), (2, 3)),
+    "serial_suffix": ((), SERIAL_SUFFIX_DIGITS),  # the last 4-8 digits of a serial
+    "commands": (COMMANDS, None),
+    "all": (COMMANDS, (1, 4)),
+}
+
+
 def named_grammar(name: str, locale: str = "en-US") -> Grammar:
-    """The built-in grammars: "digits" (1–4 digits), "digit" (one digit), "check_digits"
-    (2–3), "serial_suffix" (the last 4–8 digits of a serial), "commands" (every command
-    word), "all" (commands and 1–4 digits)."""
-    if name == "digits":
-        return build_grammar(name, digits=(1, 4), locale=locale)
-    if name == "digit":
-        return build_grammar(name, digits=(1, 1), locale=locale)
-    if name == "check_digits":
-        return build_grammar(name, digits=(2, 3), locale=locale)
-    if name == "serial_suffix":
-        return build_grammar(name, digits=SERIAL_SUFFIX_DIGITS, locale=locale)
-    if name == "commands":
-        return build_grammar(name, COMMANDS, locale=locale)
-    if name == "all":
-        return build_grammar(name, COMMANDS, digits=(1, 4), locale=locale)
-    raise LookupError(
-        f"unknown grammar {name!r}: digits, digit, check_digits, serial_suffix, commands, all"
-    )
+    """One of `NAMED_GRAMMARS` in `locale`."""
+    if name not in NAMED_GRAMMARS:
+        raise LookupError(f"unknown grammar {name!r}: {', '.join(NAMED_GRAMMARS)}")
+    commands, digits = NAMED_GRAMMARS[name]
+    return build_grammar(name, commands, digits=digits, locale=locale)
