@@ -3,8 +3,9 @@
 One `Recognizer` interface (stream PCM in, partial and final `Result` out) over several
 engines: enrolled per-operator voice templates (`templates`), grammar-constrained Whisper
 tiny.en (`whisper`, weights bundled by a package), PocketSphinx (`pocketsphinx`, embedded)
-and Vosk (`vosk`, when a model is installed), and their combinations (`combined`). `open_recognizer` builds one recogniser per audio stream; heavy models are
-loaded once in an `EngineCache` and shared read-only.
+and Vosk (`vosk`, when a model is installed), and their combinations (`combined`).
+`open_recognizer` builds one recogniser per audio stream; heavy models are loaded once in
+an `EngineCache` and shared read-only.
 """
 
 from voice.stt.base import Alternative, Recognizer, Result
