@@ -68,11 +68,16 @@ def timed(fn):  # type: ignore[no-untyped-def]
     return value, (time.process_time() - start) * 1000.0
 
 
+def heard_right(truth: str, result: Result) -> bool:
+    """Whether the result is the digit string said (one digit or several)."""
+    return "".join(result.tokens) == truth
+
+
 def summary(rows: list[tuple[str, Result]]) -> dict[str, float]:
     n = len(rows) or 1
-    correct = sum(1 for truth, r in rows if r.tokens == (truth,))
+    correct = sum(1 for truth, r in rows if heard_right(truth, r))
     accepted = [(t, r) for t, r in rows if r.accepted]
-    acc_ok = sum(1 for truth, r in accepted if r.tokens == (truth,))
+    acc_ok = sum(1 for truth, r in accepted if heard_right(truth, r))
     return {
         "n": len(rows),
         "accuracy": round(correct / n, 4),
@@ -130,7 +135,7 @@ def held_out_thresholds(per_speaker: dict[str, list[tuple[str, Result]]]) -> dic
 
     def outcome(rows: list[tuple[str, Result]], threshold: float) -> tuple[int, int]:
         acted = [(truth, r) for truth, r in rows if r.tokens and r.confidence >= threshold]
-        right = sum(1 for truth, r in acted if r.tokens == (truth,))
+        right = sum(1 for truth, r in acted if heard_right(truth, r))
         return right, len(acted) - right
 
     grid = [round(x, 2) for x in np.arange(0.3, 0.96, 0.05)]
@@ -282,16 +287,7 @@ def digit_strings(corpus, profiles, cache: EngineCache, snr: float) -> dict[str,
                     if cond == "clean":
                         cpu[label].append(ms)
 
-    def outcome(pairs: list[tuple[str, Result]]) -> dict[str, float]:
-        right = sum("".join(r.tokens) == truth for truth, r in pairs)
-        wrong = sum(r.accepted and "".join(r.tokens) != truth for truth, r in pairs)
-        return {
-            "n": len(pairs),
-            "accuracy": round(right / len(pairs), 4),
-            "accepted_wrong": round(wrong / len(pairs), 4),
-        }
-
-    return {key: outcome(pairs) for key, pairs in sorted(rows.items())} | {
+    return {key: summary(pairs) for key, pairs in sorted(rows.items())} | {
         "cpu_ms": {k: {"p50": percentile(v, 50), "p95": percentile(v, 95)} for k, v in cpu.items()}
     }
 

@@ -166,14 +166,14 @@ class WhisperModel:
         features = np.stack([log_mel(w, frames) for w in words])
         return self.model.encode(ctranslate2.StorageView.from_array(features))
 
-    def generate(self, encoded: Any, count: int, suppress: list[int], max_length: int) -> Any:
+    def generate(self, encoded: Any, count: int, constraint: Constraint) -> Any:
         """Greedy decoding of `count` encoded windows with only the grammar's tokens."""
         return self.model.generate(
             encoded,
             [self.prompt] * count,
             beam_size=1,
-            max_length=max_length,
-            suppress_tokens=suppress,
+            max_length=constraint.max_length,
+            suppress_tokens=constraint.suppress,
             # never an empty answer: its best word is still read, and its confidence tells
             suppress_blank=True,
             return_scores=True,
@@ -267,8 +267,7 @@ class WhisperRecognizer(BufferedRecognizer):
         encoded = self.model.encode(words)
         if encoded is None:
             return []
-        limit = self.constraint.max_length
-        outs = self.model.generate(encoded, len(words), self.constraint.suppress, limit)
+        outs = self.model.generate(encoded, len(words), self.constraint)
         return [self._reading(out) for out in outs]
 
     def _reading(self, out: Any) -> Reading:
