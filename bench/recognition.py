@@ -5,20 +5,24 @@
 
 Keys "<condition>/<engine>", per speaker and overall. Without enrollment: "pocketsphinx",
 "whisper" (what `auto` uses without a profile when Whisper is installed). With enrollment of
-takes 0-2 of each digit (the rest are tested): "templates", "templates+whisper" (what
-`auto` uses with a profile) and "templates+pocketsphinx" (the same without Whisper).
+takes 0-2 of each digit (the rest are tested): "templates" (matched on Whisper's encoder
+frames; on MFCCs with --no-whisper), "templates+whisper" (what `auto` uses with a profile)
+and "templates+pocketsphinx".
 Conditions: clean, and warehouse noise (hum, beeps, air) at --snr dB. "check_digit_strings":
 2-3 digit strings of one speaker with short pauses, as `auto` hears them. Then, per engine,
 confidence thresholds chosen leaving one speaker out (how a threshold read off some voices
 serves another voice), false accepts on non-speech clips, CPU per utterance (process CPU,
 all threads, endpointing included; p50/p95/mean) and the latency from the end of speech to
-the final result when the audio is streamed in 20 ms chunks through the endpointer.
+the final result when the audio is streamed in 20 ms chunks through the endpointer, and
+the machine they were taken on.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import sys
 import tempfile
 import time
@@ -59,6 +63,23 @@ def load_corpus(data: Path, limit: int | None) -> dict[tuple[str, str, int], np.
 def noisy(samples: np.ndarray, snr: float, seed: int) -> np.ndarray:
     noise = warehouse_noise(2.0, RATE, "mixed", seed=seed % 17)
     return add_noise(samples, noise, snr, np.random.default_rng(seed))
+
+
+def machine() -> dict[str, object]:
+    """The CPU the times were taken on: Whisper's int8 inference runs several times faster
+    with AVX-512 VNNI than without, so CPU figures only compare on like machines."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in info.splitlines() if "model name" in ln), ""
+    )
+    flags = next(
+        (ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []
+    )
+    return {
+        "cpu": model or platform.processor(),
+        "cores": os.cpu_count(),
+        "vnni": "avx512_vnni" in flags,
+    }
 
 
 def timed(fn):  # type: ignore[no-untyped-def]
@@ -229,6 +250,7 @@ def main() -> None:
         "enrolled_takes_per_digit": len(ENROLLED_TAKES),
         "snr_db": args.snr,
         "note": "accuracy = top answer right; accepted_wrong = answers acted on but wrong",
+        "machine": machine(),
     }
     for key, per_speaker in sorted(rows.items()):
         everything = [r for rs in per_speaker.values() for r in rs]

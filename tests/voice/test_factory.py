@@ -31,11 +31,15 @@ def test_a_confident_general_model_overrules_an_unsure_template_match() -> None:
     assert fused.alternatives[0].tokens == ("1",)
 
 
-def test_a_digit_string_is_read_by_the_general_engine() -> None:
+def test_digit_strings_are_fused_like_single_words() -> None:
     template = result(("7", "6"), 0.95)
-    general = result(("5", "7"), 0.6, engine="g")
-    assert fuse(template, general, 1.0, 0.5, "fusion") == general
-    assert fuse(template, Result.rejected("g", "nothing"), 1.0, 0.5, "fusion") == template
+    assert fuse(template, result(("5", "7"), 0.6, engine="g"), 1.0, 0.5, "f").tokens == ("7", "6")
+    agreed = fuse(template, result(("7", "6"), 0.6, engine="g"), 1.0, 0.5, "f")
+    assert agreed.tokens == ("7", "6") and agreed.confidence > 0.95
+    alone = fuse(
+        Result.rejected("t", "nothing"), result(("5", "7"), 0.8, engine="g"), 1.0, 0.5, "f"
+    )
+    assert alone.tokens == ("5", "7") and alone.accepted
 
 
 def test_nothing_heard_is_rejected() -> None:

@@ -1,4 +1,5 @@
-"""The enrolled-template engine on synthesised voices (en-US and zh-CN) and human digits."""
+"""The enrolled-template engine on synthesised voices (en-US and zh-CN) and human digits,
+with each front end: Whisper's encoder frames and MFCCs."""
 
 from pathlib import Path
 
@@ -13,6 +14,17 @@ from voice.stt.factory import EngineCache, open_recognizer
 from voice.stt.recording import recognize_recording
 
 RATE = 16000
+
+
+@pytest.fixture(scope="module", params=["whisper-encoder", "mfcc"])
+def engines(request: pytest.FixtureRequest, engines: EngineCache) -> EngineCache:
+    """The session's engines, or ones without Whisper, whose templates match MFCCs."""
+    cache = engines if request.param == "whisper-encoder" else EngineCache(use_whisper=False)
+    if cache.template_front_end().name != request.param:
+        pytest.skip(f"{request.param} is not available")
+    return cache
+
+
 ENROLL_VOICES = [("+m3", 150, 45), ("+m3", 170, 55), ("+m3", 190, 50)]
 TEST_VOICE = ("+m3", 175, 48)
 
@@ -89,4 +101,6 @@ def test_human_digits_with_three_enrolled_takes(
         == (str(d),)
         for d, t in tests
     )
-    assert right >= 0.85 * len(tests)
+    # MFCC templates got 95.1% of fsdd-dev right, encoder frames 99.4% (bench/recognition.py)
+    floor = 0.95 if engines.template_front_end().name == "whisper-encoder" else 0.85
+    assert right >= floor * len(tests)

@@ -20,13 +20,23 @@ pytestmark = pytest.mark.skipif(
 def test_log_mel_has_whispers_shape_and_range() -> None:
     features = log_mel(np.zeros(16000, np.int16), window_frames(16000) or 0)
     assert features.shape == (80, 200)
-    assert features.max() <= 1.5 and features.min() >= -1.5
+    assert features.max() <= 1.5 + 1e-5 and features.min() >= -1.5 - 1e-5  # silence: -1.5
 
 
 def test_the_window_fits_the_utterance() -> None:
     assert window_frames(8000) == 200  # at least 2 s
     assert window_frames(3 * 16000) == 350  # 3 s and 0.25 s of silence either side
     assert window_frames(11 * 16000) is None  # longer than any spoken answer
+
+
+def test_encoder_frames_cover_the_utterance_at_unit_length(
+    fsdd: Path, engines: EngineCache
+) -> None:
+    samples = load(fsdd / "3_george_5.wav", 8000)
+    frames = engines.whisper().frames(samples, 8000)
+    assert len(frames) == pytest.approx(len(samples) / 8000 / 0.02, abs=2)  # whole frames
+    assert np.allclose(np.linalg.norm(frames, axis=1), 1.0, atol=1e-3)
+    assert engines.whisper().frames(np.zeros(11 * 8000, np.int16), 8000).shape[0] == 0
 
 
 def test_answers_stay_inside_the_grammar(speak: Speak, engines: EngineCache) -> None:

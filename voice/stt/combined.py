@@ -8,6 +8,11 @@ disagree, the more confident engine wins. Equal weights did best on fsdd-dev wit
 as the general engine (10 takes a digit and speaker: 99.3% right against 97.3% at 0.6 and
 99.3% at 1.5, with the fewest wrong answers accepted). The fused result is rejected when
 neither engine accepts its own reading.
+
+Digit strings are fused the same way. On 180 check-digit strings built from fsdd-dev takes
+(2-3 digits, short pauses), templates on Whisper's encoder frames read 99.4%, Whisper word
+by word 95.0%, and the two fused 98.9% with no wrong answer accepted (at SNR 10 dB: 89.4%,
+73.9% and 87.8%, with 9.4%, 7.2% and 5.6% accepted wrong).
 """
 
 from __future__ import annotations
@@ -69,10 +74,6 @@ def fuse(
     template: Result, general: Result, general_weight: float, min_confidence: float, name: str
 ) -> Result:
     """Combine two engines' results for one utterance (see module docstring)."""
-    if len(template.tokens) > 1 or len(general.tokens) > 1:
-        # enrolled takes are single words: a digit string is the general engine's to read
-        # (on fsdd-dev strings the templates got 52% right, Whisper word by word 92%)
-        return general if general.tokens else template
     scores: dict[tuple[str, ...], float] = {}
     texts: dict[tuple[str, ...], str] = {}
     if template.tokens:

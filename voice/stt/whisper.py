@@ -45,6 +45,7 @@ MIN_FRAMES = 200  # 2 s: shorter windows lose accuracy on single words
 MAX_FRAMES = 1000  # 10 s: a spoken answer is never longer
 FRAME_STEP = 50  # windows come in 0.5 s steps
 LEAD_SAMPLES = 4000  # 0.25 s of silence before and after the words
+ENCODER_HOP = 2 * HOP  # samples per encoder frame (20 ms)
 
 
 def packaged_model_path() -> Path | None:
@@ -165,6 +166,19 @@ class WhisperModel:
             return None
         features = np.stack([log_mel(w, frames) for w in words])
         return self.model.encode(ctranslate2.StorageView.from_array(features))
+
+    def frames(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        """The encoder's view of an utterance: one unit-length vector per 20 ms of it, an
+        acoustic front end for enrolled templates (`voice.stt.templates`)."""
+        wide = resample(samples, sample_rate, MODEL_RATE)
+        encoded = self.encode([wide]) if len(wide) else None
+        if encoded is None:
+            return np.zeros((0, 0), np.float32)
+        out = np.asarray(encoded)[0]
+        first = LEAD_SAMPLES // ENCODER_HOP
+        last = min(len(out), math.ceil((LEAD_SAMPLES + len(wide)) / ENCODER_HOP))
+        x = out[first:last]
+        return (x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-6)).astype(np.float32)
 
     def generate(self, encoded: Any, count: int, constraint: Constraint) -> Any:
         """Greedy decoding of `count` encoded windows with only the grammar's tokens."""
