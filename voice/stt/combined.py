@@ -11,8 +11,8 @@ neither engine accepts its own reading.
 
 Digit strings are fused the same way. On 180 check-digit strings built from fsdd-dev takes
 (2-3 digits, short pauses), templates on Whisper's encoder frames read 99.4%, Whisper word
-by word 95.0%, and the two fused 98.9% with no wrong answer accepted (at SNR 10 dB: 89.4%,
-73.9% and 87.8%, with 9.4%, 7.2% and 5.6% accepted wrong).
+by word 95.0%, and the two fused 98.3% with no wrong answer accepted (at SNR 10 dB: 90.0%,
+73.9% and 88.9%, with 8.9%, 7.2% and 6.1% accepted wrong).
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ operator has a profile, fuses it with their templates, matched on Whisper's enco
 when it is installed. On all of fsdd-dev (bench/recognition.py, 1,410 test takes) Whisper
 alone is right on 97.6% of digits without enrollment (PocketSphinx: 76.8%), and templates +
 Whisper on 99.4% with it, every speaker at 98.1% or more (MFCC templates + PocketSphinx,
-all there is without Whisper: 95.4%); at SNR 10 dB, 88.2% and 93.8%. That costs 13 ms and
-21 ms of CPU an utterance (p50) on an AMD EPYC core with AVX-512 VNNI; the bench names the
+all there is without Whisper: 95.4%); at SNR 10 dB, 88.2% and 94.3%. That costs 13 ms and
+22 ms of CPU an utterance (p50) on an AMD EPYC core with AVX-512 VNNI; the bench names the
 machine it ran on, as int8 inference is several times slower without. Heavy models live
 in an `EngineCache` that the caller creates once (e.g. at server start-up) and passes to
 every call.
