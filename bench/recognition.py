@@ -4,17 +4,18 @@
                                 [--no-whisper]
 
 Keys "<condition>/<engine>", per speaker and overall. Without enrollment: "pocketsphinx",
-"whisper" (what `auto` uses without a profile when Whisper is installed). With enrollment of
-takes 0-2 of each digit (the rest are tested): "templates" (matched on Whisper's encoder
-frames; on MFCCs with --no-whisper), "templates+whisper" (what `auto` uses with a profile)
-and "templates+pocketsphinx".
+"whisper", "synthetic" (the words in synthetic voices, matched on Whisper's encoder frames)
+and "auto" (what `auto` makes of them). With enrollment of takes 0-2 of each digit (the
+rest are tested): "templates" (the operator's takes alone; on MFCCs with --no-whisper) and
+"auto_enrolled" (what `auto` does with a profile).
 Conditions: clean, and warehouse noise (hum, beeps, air) at --snr dB. "check_digit_strings":
 2-3 digit strings of one speaker with short pauses, as `auto` hears them. Then, per engine,
 confidence thresholds chosen leaving one speaker out (how a threshold read off some voices
-serves another voice), false accepts on non-speech clips, CPU per utterance (process CPU,
-all threads, endpointing included; p50/p95/mean) and the latency from the end of speech to
-the final result when the audio is streamed in 20 ms chunks through the endpointer, and
-the machine they were taken on.
+serves another voice), false accepts on non-speech clips (through the endpointer, and
+handed to the engine as they are), CPU per utterance (process CPU, all threads, endpointing
+included; p50/p95/mean; each engine over a speaker's takes on its own), the latency from
+the end of speech to the final result when the audio is streamed in 20 ms chunks through
+the endpointer, and the machine they were taken on.
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ from voice.audio import add_noise, read_wav, warehouse_noise
 from voice.endpoint import Endpointer, SpeechEnded
 from voice.enroll import Profile
 from voice.grammar import named_grammar
-from voice.stt.base import Result
-from voice.stt.combined import fuse
+from voice.stt.base import Recognizer, Result
 from voice.stt.factory import EngineCache, open_recognizer
 from voice.stt.recording import recognize_recording, speech_span
+from voice.stt.templates import TemplateRecognizer
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "speech" / "fsdd-dev"
 RATE = 8000
@@ -139,15 +140,16 @@ def streaming_latency(recognizer, samples: np.ndarray) -> float | None:  # type:
     return None
 
 
-def combine(r: dict[str, tuple[Result, float]]) -> dict[str, tuple[Result, float]]:
-    """Add the fused engines, computed from the single engines' results and CPU times."""
-    t, t_ms = r["templates"]
-    out = dict(r)
-    for general in ("pocketsphinx", "whisper"):
-        if general in r:
-            g, g_ms = r[general]
-            out[f"templates+{general}"] = (fuse(t, g, 1.0, 0.5, "fusion"), t_ms + g_ms)
-    return out
+def general_engines(grammar, cache: EngineCache) -> dict[str, Recognizer]:  # type: ignore[no-untyped-def]
+    """The engines that need no enrollment: PocketSphinx, Whisper, the words in synthetic
+    voices, and what `auto` makes of them."""
+    engines = {"pocketsphinx": open_recognizer("pocketsphinx", grammar, RATE, cache=cache)}
+    if cache.whisper_available(grammar.locale):
+        engines["whisper"] = open_recognizer("whisper", grammar, RATE, cache=cache)
+    synthetic = cache.synthetic(grammar)
+    if synthetic is not None:
+        engines["synthetic"] = TemplateRecognizer(grammar, RATE, synthetic, name="synthetic")
+    return engines | {"auto": open_recognizer("auto", grammar, RATE, cache=cache)}
 
 
 def held_out_thresholds(per_speaker: dict[str, list[tuple[str, Result]]]) -> dict[str, object]:
@@ -197,9 +199,7 @@ def main() -> None:
     corpus = load_corpus(args.data, limit)
     grammar = named_grammar(args.grammar)
     cache = EngineCache(use_whisper=not args.no_whisper)
-    singles = {"pocketsphinx": open_recognizer("pocketsphinx", grammar, RATE, cache=cache)}
-    if cache.whisper_available(grammar.locale):
-        singles["whisper"] = open_recognizer("whisper", grammar, RATE, cache=cache)
+    anyone = general_engines(grammar, cache)
     rows: dict[str, dict[str, list[tuple[str, Result]]]] = defaultdict(lambda: defaultdict(list))
     cpu: dict[str, list[float]] = defaultdict(list)
     latencies: dict[str, list[float]] = defaultdict(list)
@@ -208,8 +208,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for speaker in SPEAKERS:
             profile = profiles[speaker] = build_profile(Path(tmp), corpus, speaker)
-            engines = dict(singles)
-            engines["templates"] = open_recognizer("templates", grammar, RATE, profile, cache)
+            engines = anyone | {
+                "templates": open_recognizer("templates", grammar, RATE, profile, cache),
+                "auto_enrolled": open_recognizer("auto", grammar, RATE, profile, cache),
+            }
             tests = [
                 (k, v)
                 for k, v in sorted(corpus.items())
@@ -219,28 +221,22 @@ def main() -> None:
                 seed = (int(digit) * 7919 + take * 104729 + SPEAKERS.index(speaker)) % 100000
                 conditions = (("clean", clean), (f"snr{args.snr:g}", noisy(clean, args.snr, seed)))
                 for cond, audio in conditions:
-                    results = {
-                        name: timed(lambda e=engine, a=audio: recognize_recording(e, a, RATE))
-                        for name, engine in engines.items()
-                    }
-                    for name, (result, ms) in combine(results).items():
+                    for name, engine in engines.items():
+                        result = recognize_recording(engine, audio, RATE)
                         rows[f"{cond}/{name}"][speaker].append((digit, result))
-                        if cond == "clean":
-                            cpu[name].append(ms)
                 if take % 4 == 0 or (limit is not None and take < 3 + limit):
-                    for label, engine_name in (("no_enrollment", "auto"), ("enrolled", "auto")):
-                        recognizer = open_recognizer(
-                            engine_name,
-                            grammar,
-                            RATE,
-                            profile if label == "enrolled" else None,
-                            cache,
-                        )
+                    for label, prof in (("no_enrollment", None), ("enrolled", profile)):
+                        recognizer = open_recognizer("auto", grammar, RATE, prof, cache)
                         auto_engines[label] = recognizer.name
                         latency = streaming_latency(recognizer, clean)
                         if latency is not None:
                             latencies[label].append(latency)
-        false_accepts = non_speech(singles, cache, Path(tmp), grammar)
+            # CPU: each engine alone over the speaker's takes, as a stream would run it
+            for name, engine in engines.items():
+                for _, clean in tests:
+                    _, ms = timed(lambda e=engine, a=clean: recognize_recording(e, a, RATE))
+                    cpu[name].append(ms)
+        false_accepts = non_speech(anyone, cache, Path(tmp), grammar)
         strings = digit_strings(corpus, profiles, cache, args.snr)
 
     report: dict[str, object] = {
@@ -260,7 +256,7 @@ def main() -> None:
     report["held_out_thresholds"] = {
         key: held_out_thresholds(per_speaker)
         for key, per_speaker in sorted(rows.items())
-        if key.split("/")[1] in ("whisper", "templates+whisper", "templates+pocketsphinx")
+        if key.split("/")[1] in ("whisper", "auto", "auto_enrolled")
     }
     report["check_digit_strings"] = strings
     report["false_accepts_non_speech"] = false_accepts
@@ -314,7 +310,7 @@ def digit_strings(corpus, profiles, cache: EngineCache, snr: float) -> dict[str,
     }
 
 
-def non_speech(singles, cache: EngineCache, tmp: Path, grammar) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def non_speech(anyone, cache: EngineCache, tmp: Path, grammar) -> dict[str, object]:  # type: ignore[no-untyped-def]
     clips = []
     for seed in range(8):
         for kind in ("hum", "beeps", "air", "mixed"):
@@ -324,17 +320,20 @@ def non_speech(singles, cache: EngineCache, tmp: Path, grammar) -> dict[str, obj
         clicks = np.zeros(RATE, np.int16)
         clicks[rng.integers(0, RATE, 5)] = 20000
         clips.append(clicks)
-    engines = dict(singles)
+    engines = dict(anyone)
     engines["templates"] = open_recognizer("templates", grammar, RATE, tmp / "george", cache)
-    accepted: dict[str, int] = defaultdict(int)
+    engines["auto_enrolled"] = open_recognizer("auto", grammar, RATE, tmp / "george", cache)
+    endpointed: dict[str, int] = defaultdict(int)
+    raw: dict[str, int] = defaultdict(int)
     for clip in clips:
-        results = {
-            n: timed(lambda e=e, c=clip: recognize_recording(e, c, RATE))
-            for n, e in engines.items()
-        }
-        for name, (result, _) in combine(results).items():
-            accepted[name] += result.accepted
-    return {"clips": len(clips)} | {k: round(v / len(clips), 4) for k, v in accepted.items()}
+        for name, engine in engines.items():
+            endpointed[name] += recognize_recording(engine, clip, RATE).accepted
+            raw[name] += engine.recognize(clip).accepted
+    return {
+        "clips": len(clips),
+        "endpointed": {k: round(v / len(clips), 4) for k, v in endpointed.items()},
+        "engine_alone": {k: round(v / len(clips), 4) for k, v in raw.items()},
+    }
 
 
 if __name__ == "__main__":

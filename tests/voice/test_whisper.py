@@ -8,7 +8,9 @@ import pytest
 from tests.voice.conftest import Speak
 from voice.audio import load
 from voice.grammar import named_grammar
+from voice.stt.combined import BackupRecognizer
 from voice.stt.factory import EngineCache, open_recognizer
+from voice.stt.pocketsphinx import PocketSphinxRecognizer
 from voice.stt.recording import recognize_recording
 from voice.stt.whisper import WhisperRecognizer, log_mel, packaged_model_path, window_frames
 
@@ -49,7 +51,7 @@ def test_answers_stay_inside_the_grammar(speak: Speak, engines: EngineCache) -> 
 
 
 def test_human_digits_without_enrollment(fsdd: Path, engines: EngineCache) -> None:
-    recognizer = open_recognizer("auto", named_grammar("digit"), 8000, cache=engines)
+    recognizer = open_recognizer("whisper", named_grammar("digit"), 8000, cache=engines)
     assert isinstance(recognizer, WhisperRecognizer)
     files = [fsdd / f"{d}_george_{t}.wav" for d in range(10) for t in (21, 42)]
     right = sum(
@@ -78,8 +80,20 @@ def test_digit_strings_with_pauses_are_read_word_by_word(fsdd: Path, engines: En
 
 
 def test_digits_run_together_are_left_to_pocketsphinx(speak: Speak, engines: EngineCache) -> None:
-    recognizer = open_recognizer("auto", named_grammar("check_digits"), 16000, cache=engines)
+    grammar = named_grammar("check_digits")
+    recognizer = BackupRecognizer(
+        WhisperRecognizer(grammar, 16000, engines.whisper()),
+        PocketSphinxRecognizer(grammar, 16000, engines.pocketsphinx()),
+    )
     result = recognizer.recognize(speak("five seven", speed=170))
     assert result.tokens == ("5", "7"), result
     assert result.engine == "pocketsphinx+whisper"  # Whisper heard "five" first too
     assert result.accepted
+
+
+def test_fused_engines_share_one_encoding_of_an_utterance(fsdd: Path, engines: EngineCache) -> None:
+    model = engines.whisper()
+    word = load(fsdd / "4_lucas_9.wav", 16000)
+    first = model.encode([word])
+    assert model.encode([word.copy()]) is first
+    assert model.encode([word[::-1].copy()]) is not first

@@ -1,5 +1,5 @@
 """Connected-word DTW: match an utterance against word templates, as one word or as a
-string of digits, in a single pass (level building, vectorised over all templates).
+string of digits, in a single pass (level building, vectorised over templates and levels).
 
 The step pattern lets the utterance advance one frame at a time while the template
 advances 0, 1 or 2 frames, so every utterance frame is matched exactly once: the total
@@ -87,53 +87,47 @@ def match(
     word_finish_start = np.zeros(kk, np.int64)
     level_finish = np.full(levels, np.inf)
     level_finish_frame = np.zeros(levels, np.int64)
+    # which templates may start at each level: any word first, only digits after it
+    allowed = np.vstack([entry_allowed[None, :], np.repeat(digit_mask[None, :], levels - 1, 0)])
+    level_index = np.arange(levels)
     for i in range(n):
         trailing = (
             skip_cost * (n - 1 - i) if np.isfinite(skip_cost) else (0.0 if i == n - 1 else np.inf)
         )
-        c = cost[i]
-        new = np.full_like(score, np.inf)
-        new_start = np.zeros_like(start)
-        for lv in range(levels):
-            prev, prev_start = score[lv], start[lv]
-            cand = prev.copy()
-            cand_start = prev_start.copy()
-            for shift in (1, 2):
-                shifted = np.full_like(prev, np.inf)
-                shifted[:, shift:] = prev[:, :-shift]
-                sh_start = np.zeros_like(prev_start)
-                sh_start[:, shift:] = prev_start[:, :-shift]
-                better = shifted < cand
-                cand = np.where(better, shifted, cand)
-                cand_start = np.where(better, sh_start, cand_start)
-            # entering a template's first frame
-            if lv == 0:
-                enter = skip_cost * i if np.isfinite(skip_cost) else (0.0 if i == 0 else np.inf)
-            else:
-                enter = end_cost[lv - 1, i - 1] if i > 0 else np.inf
-            enter_cost = enter + word_penalty
-            allowed = entry_allowed if lv == 0 else digit_mask
-            take = allowed & (enter_cost < cand[:, 0])
-            cand[:, 0] = np.where(take, enter_cost, cand[:, 0])
-            cand_start[:, 0] = np.where(take, i, cand_start[:, 0])
-            new[lv] = c + cand
-            new_start[lv] = cand_start
-            finals = new[lv, rows, ends]
-            finals = np.where(digit_mask, finals, np.inf)
-            best = int(np.argmin(finals))
-            end_cost[lv, i] = finals[best]
-            end_tmpl[lv, i] = best
-            end_start[lv, i] = new_start[lv, best, ends[best]]
-            if end_cost[lv, i] + trailing < level_finish[lv]:
-                level_finish[lv] = end_cost[lv, i] + trailing
-                level_finish_frame[lv] = i
-            if lv == 0:
-                finish = new[0, rows, ends] + trailing
-                better = finish < word_finish
-                word_finish = np.where(better, finish, word_finish)
-                word_finish_frame = np.where(better, i, word_finish_frame)
-                word_finish_start = np.where(better, new_start[0, rows, ends], word_finish_start)
-        score, start = new, new_start
+        # every level at once: a level starts from the level below's ends at frame i - 1
+        cand = score.copy()
+        cand_start = start.copy()
+        for shift in (1, 2):
+            shifted = np.full_like(score, np.inf)
+            shifted[:, :, shift:] = score[:, :, :-shift]
+            sh_start = np.zeros_like(start)
+            sh_start[:, :, shift:] = start[:, :, :-shift]
+            better = shifted < cand
+            cand = np.where(better, shifted, cand)
+            cand_start = np.where(better, sh_start, cand_start)
+        enter = np.full(levels, np.inf)
+        enter[0] = skip_cost * i if np.isfinite(skip_cost) else (0.0 if i == 0 else np.inf)
+        if i > 0:
+            enter[1:] = end_cost[:-1, i - 1]
+        enter_cost = (enter + word_penalty)[:, None]
+        take = allowed & (enter_cost < cand[:, :, 0])
+        cand[:, :, 0] = np.where(take, enter_cost, cand[:, :, 0])
+        cand_start[:, :, 0] = np.where(take, i, cand_start[:, :, 0])
+        new = cost[i][None] + cand
+        finals = np.where(digit_mask[None, :], new[:, rows, ends], np.inf)
+        best = np.argmin(finals, axis=1)
+        end_cost[:, i] = finals[level_index, best]
+        end_tmpl[:, i] = best
+        end_start[:, i] = cand_start[level_index, best, ends[best]]
+        improved = end_cost[:, i] + trailing < level_finish
+        level_finish = np.where(improved, end_cost[:, i] + trailing, level_finish)
+        level_finish_frame = np.where(improved, i, level_finish_frame)
+        finish = new[0, rows, ends] + trailing
+        better_word = finish < word_finish
+        word_finish = np.where(better_word, finish, word_finish)
+        word_finish_frame = np.where(better_word, i, word_finish_frame)
+        word_finish_start = np.where(better_word, cand_start[0, rows, ends], word_finish_start)
+        score, start = new, cand_start
 
     hyps: list[Hypothesis] = []
     word_costs: dict[str, float] = {}

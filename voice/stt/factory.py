@@ -30,10 +30,12 @@ from voice.grammar import Grammar
 from voice.stt.base import Recognizer
 from voice.stt.combined import BackupRecognizer, FusionRecognizer
 from voice.stt.pocketsphinx import PocketSphinxModel, PocketSphinxRecognizer
+from voice.stt.synthetic import SyntheticVoices
 from voice.stt.templates import MFCC, FrontEnd, TemplateModel, TemplateRecognizer, encoder_front_end
 from voice.stt.vosk import VoskModel, VoskRecognizer, packaged_model_path
 from voice.stt.whisper import WhisperModel, WhisperRecognizer
 from voice.stt.whisper import packaged_model_path as whisper_model_path
+from voice.tts.engine import SynthesisFailed
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class EngineCache:
         self._vosk: dict[str, VoskModel] = {}
         self._templates: dict[Path, TemplateModel] = {}
         self._whisper: WhisperModel | None = None
+        self._synthetic: dict[str, SyntheticVoices | None] = {}
         self.use_whisper = use_whisper
         _one_blas_thread()
 
@@ -104,10 +107,31 @@ class EngineCache:
         with self._lock:
             model = self._templates.get(key)
         if model is None:  # built unlocked: reading a profile's takes takes a while
-            model = TemplateModel(loaded, self.template_front_end())
+            model = TemplateModel.from_profile(loaded, self.template_front_end())
             with self._lock:
                 model = self._templates.setdefault(key, model)
         return model
+
+    def synthetic(self, grammar: Grammar) -> TemplateModel | None:
+        """The grammar's words in synthetic voices, matched on Whisper's encoder frames
+        (None without Whisper, whose frames they need, or without espeak-ng)."""
+        if not (self.use_whisper and whisper_model_path() is not None):
+            return None
+        locale = grammar.locale
+        front_end = self.template_front_end()
+        with self._lock:
+            if locale not in self._synthetic:
+                self._synthetic[locale] = SyntheticVoices(grammar.vocabulary, front_end)
+            voices = self._synthetic[locale]
+        if voices is None:
+            return None
+        try:
+            return voices.model(grammar.tokens)
+        except SynthesisFailed as exc:
+            log.warning("no synthetic voices for %s: %s", locale, exc)
+            with self._lock:
+                self._synthetic[locale] = None
+            return None
 
     def forget_profile(self, profile: str | Path) -> None:
         """Drop a cached profile (after new takes were enrolled)."""
@@ -164,7 +188,18 @@ def open_recognizer(
 
 
 def _general(grammar: Grammar, sample_rate: int, cache: EngineCache) -> Recognizer | None:
-    """The best engine that needs no enrollment for this locale, if any."""
+    """The best recogniser that needs no enrollment for this locale, if any: the words in
+    synthetic voices fused with the locale's model engine, or either alone."""
+    model = _model_engine(grammar, sample_rate, cache)
+    synthetic = cache.synthetic(grammar)
+    if synthetic is None:
+        return model
+    voices = TemplateRecognizer(grammar, sample_rate, synthetic, name="synthetic")
+    return voices if model is None else FusionRecognizer(voices, model)
+
+
+def _model_engine(grammar: Grammar, sample_rate: int, cache: EngineCache) -> Recognizer | None:
+    """The locale's speech model, if any: Vosk, else Whisper (English), else PocketSphinx."""
     if cache.vosk_path(grammar.locale) is not None:
         return VoskRecognizer(grammar, sample_rate, cache.vosk(grammar.locale))
     if not grammar.locale.startswith("en"):

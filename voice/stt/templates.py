@@ -12,12 +12,12 @@ fsdd-dev (3 takes a digit enrolled, bench/recognition.py) 99.3% of digits right 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from voice.audio import add_noise
+from voice.audio import add_noise, to_int16
 from voice.enroll import Profile
 from voice.grammar import Grammar
 from voice.stt.base import Alternative, BufferedRecognizer, Result, softmax_confidences
@@ -39,6 +39,7 @@ class TemplateSettings:
     min_confidence: float = 0.5
     max_takes_per_word: int = 6
     noisy_copy_snr_db: float | None = None  # each take matched again with white noise added
+    noise_words: bool = False  # non-speech templates, which a word must match better than
 
 
 @dataclass(frozen=True)
@@ -78,31 +79,43 @@ def encoder_front_end(frames: Callable[[np.ndarray, int], np.ndarray]) -> FrontE
         skip_cost=2.0,
         min_frames=6,
         noisy_copy_snr_db=15.0,
+        noise_words=True,
     )
     return FrontEnd("whisper-encoder", frames, settings)
 
 
 class TemplateModel:
-    """An operator profile's features, computed once and shared read-only by recognisers."""
+    """Words' templates as features, computed once and shared read-only by recognisers:
+    an operator's enrolled takes, or words in synthetic voices (`voice.stt.synthetic`)."""
 
-    def __init__(self, profile: Profile, front_end: FrontEnd = MFCC) -> None:
-        self.profile = profile
+    def __init__(
+        self, features: dict[str, list[np.ndarray]], front_end: FrontEnd, source: str
+    ) -> None:
+        self.source = source
         self.front_end = front_end
         self.settings = front_end.settings
-        self._features: dict[str, list[np.ndarray]] = {}
-        used: dict[str, int] = {}
-        for index, take in enumerate(profile.takes):
-            if used.get(take.token, 0) >= self.settings.max_takes_per_word:
-                continue
-            used[take.token] = used.get(take.token, 0) + 1
-            samples, rate = profile.audio(take)
-            bucket = self._features.setdefault(take.token, [])
-            bucket.append(front_end.features(samples, rate))
-            snr = self.settings.noisy_copy_snr_db
-            if snr is not None:
-                hiss = np.random.default_rng(index).standard_normal(len(samples))
-                bucket.append(front_end.features(add_noise(samples, hiss, snr), rate))
+        self._features = features
         self._sets: dict[tuple[str, ...], TemplateSet] = {}
+
+    @classmethod
+    def from_takes(
+        cls, takes: Iterable[tuple[str, np.ndarray, int]], front_end: FrontEnd, source: str
+    ) -> TemplateModel:
+        features = features_of(takes, front_end)
+        if front_end.settings.noise_words:
+            features |= features_of(noise_takes(), front_end)
+        return cls(features, front_end, source)
+
+    @classmethod
+    def from_profile(cls, profile: Profile, front_end: FrontEnd = MFCC) -> TemplateModel:
+        """An operator's templates: the first `max_takes_per_word` takes of each word."""
+        used: dict[str, int] = {}
+        takes = []
+        for take in profile.takes:
+            used[take.token] = used.get(take.token, 0) + 1
+            if used[take.token] <= front_end.settings.max_takes_per_word:
+                takes.append((take.token, *profile.audio(take)))
+        return cls.from_takes(takes, front_end, f"profile {profile.path}")
 
     @property
     def tokens(self) -> set[str]:
@@ -119,23 +132,66 @@ class TemplateModel:
         return self._sets[tokens]
 
 
+NOISE = "<noise>"
+
+
+def noise_takes(rate: int = 16000) -> list[tuple[str, np.ndarray, int]]:
+    """Non-speech for words to beat: digital silence, white and brown noise from faint to
+    loud, hum, tones and clicks. Without them, a short word made of one vowel (Korean "오",
+    Mandarin "二") was the best match for a second of hum, at a confidence above 0.5."""
+    rng = np.random.default_rng(0)
+    n = rate * 6 // 10
+    t = np.arange(n) / rate
+    white = rng.standard_normal(n)
+    brown = np.cumsum(rng.standard_normal(n))
+    brown = (brown - np.convolve(brown, np.ones(801) / 801, mode="same")) / 10.0
+    hum = sum(np.sin(2 * np.pi * f * t) / k for k, f in enumerate((50.0, 100.0, 150.0), 1))
+    clicks = np.zeros(n)
+    clicks[rng.integers(0, n, 4)] = 8.0
+    signals = [np.zeros(n)]
+    for level in (0.01, 0.1, 0.4):
+        signals += [white * level, brown * level]
+    signals += [np.asarray(hum) * 0.2, np.sin(2 * np.pi * 1000.0 * t) * 0.3, clicks * 0.3]
+    signals.append(np.sin(2 * np.pi * 2500.0 * t) * 0.3)
+    return [(NOISE, to_int16(x), rate) for x in signals]
+
+
+def features_of(
+    takes: Iterable[tuple[str, np.ndarray, int]], front_end: FrontEnd
+) -> dict[str, list[np.ndarray]]:
+    """Each word's templates: its takes' frames (and their noisy copies, if the front end
+    asks for them)."""
+    features: dict[str, list[np.ndarray]] = {}
+    snr = front_end.settings.noisy_copy_snr_db
+    for index, (token, samples, rate) in enumerate(takes):
+        bucket = features.setdefault(token, [])
+        bucket.append(front_end.features(samples, rate))
+        if snr is not None:
+            hiss = np.random.default_rng(index).standard_normal(len(samples))
+            bucket.append(front_end.features(add_noise(samples, hiss, snr), rate))
+    return features
+
+
 class TemplateRecognizer(BufferedRecognizer):
     """One stream's recogniser over an operator's enrolled templates."""
 
     name = "templates"
 
-    def __init__(self, grammar: Grammar, sample_rate: int, model: TemplateModel) -> None:
+    def __init__(
+        self, grammar: Grammar, sample_rate: int, model: TemplateModel, name: str = "templates"
+    ) -> None:
         super().__init__(grammar, sample_rate)
+        self.name = name
         self.model = model
         self.settings = model.settings
         tokens = tuple(t for t in grammar.tokens if t in model.tokens)
         if not tokens:
-            raise ValueError(
-                f"profile {model.profile.path} has no takes for grammar {grammar.name}"
-            )
+            raise ValueError(f"{model.source} has no takes for grammar {grammar.name}")
         missing = model.missing(grammar)
         if missing:
-            log.warning("profile %s lacks takes for %s", model.profile.path, missing)
+            log.warning("%s lacks takes for %s", model.source, missing)
+        if NOISE in model.tokens:
+            tokens += (NOISE,)
         self._set = model.template_set(tokens)
         self._digit_mask = np.array([t.isdigit() for t in self._set.tokens])
         self._command_mask = ~self._digit_mask
@@ -153,6 +209,7 @@ class TemplateRecognizer(BufferedRecognizer):
             self.settings.word_penalty,
             self.settings.skip_cost,
         )
+        noise = word_costs.pop(NOISE, np.inf)
         hyps = [h for h in hyps if self.grammar.accepts(h.tokens)]
         if not hyps:
             return Result.rejected(self.name, "nothing in grammar matched")
@@ -162,7 +219,11 @@ class TemplateRecognizer(BufferedRecognizer):
             if (token,) not in seen and self.grammar.accepts((token,)):
                 hyps.append(Hypothesis((token,), cost))
         hyps.sort(key=lambda h: h.cost)
-        probs = softmax_confidences([h.cost for h in hyps], self.settings.temperature)
+        if noise < hyps[0].cost:
+            return Result.rejected(self.name, "sounds like noise, not a word")
+        # noise competes for the probability, so a word barely better than noise is unsure
+        costs = [h.cost for h in hyps] + ([noise] if np.isfinite(noise) else [])
+        probs = softmax_confidences(costs, self.settings.temperature)
         best = hyps[0]
         confidence = probs[0]
         accepted = (

@@ -18,6 +18,7 @@ decoded on its own, all in one batch; digits run together are left to another en
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
@@ -119,6 +120,7 @@ class WhisperModel:
         self.prompt = [self._special("<|startoftranscript|>"), self._special("<|notimestamps|>")]
         self._constraints: dict[tuple[str, ...], Constraint] = {}
         self._lock = threading.Lock()
+        self._last = threading.local()
         log.info("loaded Whisper model %s", found)
 
     def _special(self, name: str) -> int:
@@ -158,14 +160,25 @@ class WhisperModel:
         )
 
     def encode(self, words: list[np.ndarray]) -> Any:
-        """The encoder's output for a batch of 16 kHz words (None when one is too long)."""
+        """The encoder's output for a batch of 16 kHz words (None when one is too long).
+
+        Fused engines ask for one utterance's encoding up to three times (the operator's
+        templates, the synthetic voices' and Whisper's decoding), one after the other on
+        the same thread: each thread keeps its last encoding for the next ask.
+        """
         import ctranslate2
 
         frames = window_frames(max(len(w) for w in words))
         if frames is None:
             return None
+        key = (frames, tuple(hashlib.blake2b(w.tobytes(), digest_size=16).digest() for w in words))
+        last = getattr(self._last, "encoding", None)
+        if last is not None and last[0] == key:
+            return last[1]
         features = np.stack([log_mel(w, frames) for w in words])
-        return self.model.encode(ctranslate2.StorageView.from_array(features))
+        encoded = self.model.encode(ctranslate2.StorageView.from_array(features))
+        self._last.encoding = (key, encoded)
+        return encoded
 
     def frames(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
         """The encoder's view of an utterance: one unit-length vector per 20 ms of it, an
