@@ -196,6 +196,7 @@ class LedgerServer:
             "WAVEPICK_SECRET_KEY": SECRET,
             "WAVEPICK_DATA_DIR": str(data_dir),
             "WAVEPICK_LOG_LEVEL": "WARNING",
+            "WAVEPICK_SPEECH_WARM_UP": "false",  # moves only: no CPU spent on voices
         }
         self.log_path = data_dir / "server.log"
         self._log = self.log_path.open("w")

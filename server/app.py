@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,6 +29,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.speech_warm_up:
+            warm_up = threading.Thread(
+                target=app.state.speech.warm_up, name="speech-warm-up", daemon=True
+            )
+            warm_up.start()
         yield
         engine.dispose()
 

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(20, ge=1)
     stt_engine: Literal["auto", "fusion", "templates", "pocketsphinx", "vosk", "whisper"] = "auto"
     min_confidence: float = Field(0.5, ge=0, le=1)
+    speech_warm_up: bool = Field(
+        True, description="Load speech models and voices at start, not at the first answer."
+    )
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -88,7 +88,9 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 
 def make_settings(database_url: str, data_dir: Path) -> Settings:
-    return Settings(database_url=database_url, secret_key=TEST_SECRET, data_dir=data_dir)
+    return Settings(
+        database_url=database_url, secret_key=TEST_SECRET, data_dir=data_dir, speech_warm_up=False
+    )
 
 
 @pytest.fixture
@@ -125,6 +127,7 @@ class ServerProcess:
             "WAVEPICK_SECRET_KEY": TEST_SECRET,
             "WAVEPICK_DATA_DIR": str(data_dir),
             "WAVEPICK_LOG_LEVEL": "WARNING",
+            "WAVEPICK_SPEECH_WARM_UP": "false",  # each test's server would spend seconds on it
             **(extra_env or {}),
         }
         self.log = (data_dir / f"server-{self.port}.log").open("w")

@@ -166,3 +166,25 @@ def _check_the_books(http: httpx.Client, floor: list[FloorLine]) -> None:
     assert http.get("/api/v1/reconcile", headers=supervisor).json()["consistent"] is True
     exceptions = http.get("/api/v1/exceptions", headers=supervisor).json()["items"]
     assert [(e["kind"], e["quantity"]) for e in exceptions] == [("short", 1)]
+
+
+def test_after_warm_up_no_word_is_synthesised_while_a_picker_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import voice.stt.synthetic
+    from server.headset.speech import make_speech_services
+    from tests.conftest import make_settings
+    from voice.grammar import named_grammar
+
+    speech = make_speech_services(make_settings("sqlite://", tmp_path))
+    speech.warm_up()
+
+    def synthesising(*_: object) -> None:
+        raise AssertionError("a word was synthesised after the warm-up")
+
+    monkeypatch.setattr(voice.stt.synthetic, "synthetic_takes", synthesising)
+    for locale in ("en-US", "zh-CN"):
+        for grammar in ("digit", "check_digits", "commands"):
+            assert speech.engines.synthetic(named_grammar(grammar, locale)) is not None
+    heard = speech.recognize(human_digits("7", 30), named_grammar("digit"), RATE, "nobody")
+    assert heard.tokens == ("7",)

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import typer
+from rich.console import Console
 
 from voice.audio import read_wav, write_wav
 from voice.grammar import NAMED_GRAMMARS, named_grammar
@@ -43,7 +44,9 @@ def recognize(
             raise typer.Exit(2) from exc
         try:
             if rate not in recognizers:
-                recognizers[rate] = open_recognizer(engine, spec, rate, profile, cache)
+                # the first time: models load and the words are synthesised (seconds)
+                with Console(stderr=True).status("loading models and voices"):
+                    recognizers[rate] = open_recognizer(engine, spec, rate, profile, cache)
             result = recognize_recording(recognizers[rate], samples, rate)
         except (EngineUnavailable, FileNotFoundError, ValueError) as exc:
             typer.echo(json.dumps({"file": str(file), "error": str(exc)}), err=True)

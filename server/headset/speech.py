@@ -3,6 +3,7 @@ shared by every connection (created once in the app's lifespan)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,10 +11,13 @@ import numpy as np
 
 from models.registry import ModelStore
 from server.config import Settings
-from voice.grammar import Grammar
+from voice.grammar import Grammar, named_grammar
 from voice.stt import EngineCache, open_recognizer
 from voice.stt.base import Result
+from voice.stt.factory import EngineUnavailable
 from voice.tts import Synthesizer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,6 +44,19 @@ class SpeechServices:
         )
         recognizer.accept_audio(audio)
         return recognizer.final()
+
+    def warm_up(self) -> None:
+        """Load what recognition needs (the models, every word in synthetic voices) before
+        the first picker answers: built on first use, they would keep that answer waiting
+        for seconds (every en-US word in synthetic voices: about 10 s of CPU)."""
+        for locale in sorted(self.locales):
+            try:
+                open_recognizer(
+                    self.engine, named_grammar("all", locale), 16000, cache=self.engines
+                )
+            except EngineUnavailable as exc:
+                log.info("nothing to warm up for %s: %s", locale, exc)
+        log.info("speech warmed up for %s", ", ".join(sorted(self.locales)))
 
     def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes:
         return self.synthesizer.synthesize(text, locale=locale, sample_rate=sample_rate)

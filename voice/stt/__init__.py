@@ -1,9 +1,10 @@
 """Speech recognition (STT) for short, grammar-constrained answers.
 
 One `Recognizer` interface (stream PCM in, partial and final `Result` out) over several
-engines: enrolled per-operator voice templates (`templates`), grammar-constrained Whisper
-tiny.en (`whisper`, weights bundled by a package), PocketSphinx (`pocketsphinx`, embedded)
-and Vosk (`vosk`, when a model is installed), and their combinations (`combined`).
+engines: word templates (`templates`: an operator's enrolled takes, or every word in
+synthetic voices from `synthetic`), grammar-constrained Whisper tiny.en (`whisper`, weights
+bundled by a package), PocketSphinx (`pocketsphinx`, embedded) and Vosk (`vosk`, when a
+model is installed), and their combinations (`combined`).
 `open_recognizer` builds one recogniser per audio stream; heavy models are loaded once in
 an `EngineCache` and shared read-only.
 """

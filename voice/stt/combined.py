@@ -1,18 +1,18 @@
-"""Engines combined: fusion of the enrolled-template engine with a general model (Whisper,
-Vosk or PocketSphinx), and a backup engine for what Whisper cannot read.
+"""Engines combined: word templates (an operator's takes, or the words in synthetic voices)
+fused with another recogniser, and a backup engine for what Whisper cannot read.
 
 Both decode the same utterance. Each hypothesis gets the template engine's probability plus
 `general_weight` times the general engine's confidence if the general engine chose it; the
 highest total wins. When both agree, the confidence is 1 - (1 - p1)(1 - p2); when they
-disagree, the more confident engine wins. Equal weights did best on fsdd-dev with Whisper
-as the general engine (10 takes a digit and speaker: 99.3% right against 97.3% at 0.6 and
+disagree, the more confident engine wins. Equal weights did best on fsdd-dev for MFCC
+templates and Whisper (10 takes a digit and speaker: 99.3% right against 97.3% at 0.6 and
 99.3% at 1.5, with the fewest wrong answers accepted). The fused result is rejected when
 neither engine accepts its own reading.
 
 Digit strings are fused the same way. On 180 check-digit strings built from fsdd-dev takes
-(2-3 digits, short pauses), templates on Whisper's encoder frames read 99.4%, Whisper word
-by word 95.0%, and the two fused 98.3% with no wrong answer accepted (at SNR 10 dB: 90.0%,
-73.9% and 88.9%, with 8.9%, 7.2% and 6.1% accepted wrong).
+(2-3 digits, short pauses), an operator's templates read 99.4%, `auto` without a profile
+98.3% (Whisper word by word alone: 95.0%), and the two fused 99.4% with no wrong answer
+accepted (at SNR 10 dB: 90.0%, 86.1% and 89.4%, with 8.3%, 10.6% and 5.6% accepted wrong).
 """
 
 from __future__ import annotations

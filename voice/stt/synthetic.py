@@ -2,9 +2,10 @@
 in several voices and speeds, for the template engine to match on Whisper's encoder frames.
 
 The encoder hears what was said more than who said it, so words in espeak-ng's voices match
-people's words well: on fsdd-dev, with no enrollment at all, these templates read 99.8% of
-450 human digits right (Whisper's own decoding: 97.6%), 91.6% at SNR 10 dB (88.4%). They
-need no model for the language, so zh-CN gets a recogniser before anyone enrolls.
+people's words well: on fsdd-dev, with no enrollment at all, these templates read 98.0% of
+1,410 human digits right, Whisper's own decoding 97.6%, and the two fused 98.8% (at SNR
+10 dB: 89.7%, 88.2% and 91.2%). They need no model for the language, so zh-CN gets a
+recogniser before anyone enrolls.
 """
 
 from __future__ import annotations
@@ -61,9 +62,9 @@ class SyntheticVoices:
             wanted += (NOISE,)
         with self._lock:
             if wanted not in self._models:
-                missing = [t for t in wanted if t not in self._features]
-                takes = synthetic_takes(self.vocabulary, [t for t in missing if t != NOISE])
-                if NOISE in missing:
+                words = [t for t in wanted if t not in self._features and t != NOISE]
+                takes = synthetic_takes(self.vocabulary, words) if words else []
+                if NOISE in wanted and NOISE not in self._features:
                     takes += noise_takes()
                 self._features.update(features_of(takes, self.front_end))
                 self._models[wanted] = TemplateModel(

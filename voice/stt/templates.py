@@ -5,7 +5,7 @@ locale, as long as the operator enrolled the grammar's words.
 What is matched is a front end's frames. With Whisper installed they are its encoder's
 (`WhisperModel.frames`), which hear through noise and voice changes that MFCCs keep: on
 fsdd-dev (3 takes a digit enrolled, bench/recognition.py) 99.3% of digits right against
-95.1% with MFCCs, 93.7% against 85.6% at SNR 10 dB, and 99.4% of 2-3 digit strings against
+95.1% with MFCCs, 93.6% against 85.6% at SNR 10 dB, and 99.4% of 2-3 digit strings against
 49%. Without it, MFCC + CMVN, which need no model at all.
 """
 
