@@ -12,6 +12,7 @@ from voice.enroll import Profile
 from voice.grammar import build_grammar, load_vocabulary, named_grammar
 from voice.stt.factory import EngineCache, open_recognizer
 from voice.stt.recording import recognize_recording
+from voice.stt.templates import TemplateModel
 
 RATE = 16000
 
@@ -104,3 +105,12 @@ def test_human_digits_with_three_enrolled_takes(
     # MFCC templates got 95.1% of fsdd-dev right, encoder frames 99.3% (bench/recognition.py)
     floor = 0.95 if engines.template_front_end().name == "whisper-encoder" else 0.85
     assert right >= floor * len(tests)
+
+
+def test_a_take_with_nothing_to_match_is_left_out(speak: Speak, engines: EngineCache) -> None:
+    front_end = engines.template_front_end()
+    seven = speak("seven", "en-us", RATE)
+    model = TemplateModel.from_takes(
+        [("7", seven, RATE), ("3", np.zeros(0, np.int16), RATE)], front_end, "takes"
+    )
+    assert "7" in model.tokens and "3" not in model.tokens

@@ -160,20 +160,25 @@ def features_of(
     takes: Iterable[tuple[str, np.ndarray, int]], front_end: FrontEnd
 ) -> dict[str, list[np.ndarray]]:
     """Each word's templates: its takes' frames (and their noisy copies, if the front end
-    asks for them)."""
+    asks for them). A take too short to be a word, or longer than the encoder's window, is
+    left out."""
     features: dict[str, list[np.ndarray]] = {}
     snr = front_end.settings.noisy_copy_snr_db
     for index, (token, samples, rate) in enumerate(takes):
-        bucket = features.setdefault(token, [])
-        bucket.append(front_end.features(samples, rate))
+        versions = [samples]
         if snr is not None:
             hiss = np.random.default_rng(index).standard_normal(len(samples))
-            bucket.append(front_end.features(add_noise(samples, hiss, snr), rate))
+            versions.append(add_noise(samples, hiss, snr))
+        enough = front_end.settings.min_frames
+        frames = [f for f in (front_end.features(v, rate) for v in versions) if len(f) >= enough]
+        if frames:
+            features.setdefault(token, []).extend(frames)
     return features
 
 
 class TemplateRecognizer(BufferedRecognizer):
-    """One stream's recogniser over an operator's enrolled templates."""
+    """One stream's recogniser over word templates: an operator's takes, or the words in
+    synthetic voices."""
 
     name = "templates"
 
