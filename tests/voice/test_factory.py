@@ -1,5 +1,6 @@
 """Choosing engines, and the fusion of enrolled templates with a general engine."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,15 @@ def test_digit_strings_are_fused_like_single_words() -> None:
     alone = fuse(
         Result.rejected("t", "nothing"), result(("5", "7"), 0.8, engine="g"), 1.0, 0.5, "f"
     )
-    assert alone.tokens == ("5", "7") and alone.accepted
+    assert alone.tokens == ("5", "7") and alone.accepted and alone.confidence == 0.8
+
+
+def test_a_reading_of_what_the_templates_call_noise_is_not_acted_on() -> None:
+    heard_noise = Result.rejected("t", "sounds like noise, not a word")
+    heard_noise = replace(heard_noise, details=heard_noise.details | {"noise": 0.98})
+    fused = fuse(heard_noise, result(("0", "0"), 0.97, engine="g"), 1.0, 0.5, "f")
+    assert fused.tokens == ("0", "0")
+    assert fused.confidence < 0.5 and not fused.accepted
 
 
 def test_nothing_heard_is_rejected() -> None:

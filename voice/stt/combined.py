@@ -7,7 +7,10 @@ highest total wins. When both agree, the confidence is 1 - (1 - p1)(1 - p2); whe
 disagree, the more confident engine wins. Equal weights did best on fsdd-dev for MFCC
 templates and Whisper (10 takes a digit and speaker: 99.3% right against 97.3% at 0.6 and
 99.3% at 1.5, with the fewest wrong answers accepted). The fused result is rejected when
-neither engine accepts its own reading.
+neither engine accepts its own reading. Templates that include non-speech (`NOISE`) also
+say how sure they are that no word was said; that share counts against every reading, so a
+general engine's reading of what the templates call noise is unsure (PocketSphinx, backed
+by Whisper, read "zero zero" into forklift noise with 0.97 confidence; now 0.49).
 
 Digit strings are fused the same way. On 180 check-digit strings built from fsdd-dev takes
 (2-3 digits, short pauses), an operator's templates read 99.4%, `auto` without a profile
@@ -89,10 +92,15 @@ def fuse(
         texts.setdefault(general.tokens, general.text)
     if not scores:
         return Result.rejected(name, "no engine heard a grammar answer")
+    # the templates' belief that no word was said at all competes with every reading
+    noise = float(template.details.get("noise", 0.0))
     ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
-    total = sum(scores.values()) or 1.0
+    total = sum(scores.values()) + noise
     best, score = ranked[0]
-    confidence = score / total
+    if template.tokens or template.alternatives or noise:
+        confidence = score / total
+    else:  # the templates had no opinion: the general engine's own confidence stands
+        confidence = general.confidence
     if template.tokens == general.tokens:
         # two independent engines agreeing: either one being right is enough
         confidence = 1.0 - (1.0 - template.confidence) * (1.0 - general.confidence)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -224,11 +224,13 @@ class TemplateRecognizer(BufferedRecognizer):
             if (token,) not in seen and self.grammar.accepts((token,)):
                 hyps.append(Hypothesis((token,), cost))
         hyps.sort(key=lambda h: h.cost)
-        if noise < hyps[0].cost:
-            return Result.rejected(self.name, "sounds like noise, not a word")
         # noise competes for the probability, so a word barely better than noise is unsure
         costs = [h.cost for h in hyps] + ([noise] if np.isfinite(noise) else [])
         probs = softmax_confidences(costs, self.settings.temperature)
+        noise_probability = round(probs[-1], 4) if np.isfinite(noise) else 0.0
+        if noise < hyps[0].cost:
+            heard = Result.rejected(self.name, "sounds like noise, not a word")
+            return replace(heard, details=heard.details | {"noise": noise_probability})
         best = hyps[0]
         confidence = probs[0]
         accepted = (
@@ -245,5 +247,9 @@ class TemplateRecognizer(BufferedRecognizer):
             engine=self.name,
             accepted=accepted,
             alternatives=alternatives,
-            details={"cost": round(best.cost, 4), "covered": round(best.covered, 3)},
+            details={
+                "cost": round(best.cost, 4),
+                "covered": round(best.covered, 3),
+                "noise": noise_probability,
+            },
         )
