@@ -18,10 +18,10 @@ On all of fsdd-dev (bench/recognition.py, 1,410 test takes, 3 takes a digit enro
     warehouse noise 10 dB  88.2%     91.2%              93.6%       94.9%
 
 and 2-3 digit check strings are all right with or without a profile (60 strings). `auto`
-costs 25 ms of CPU an utterance (p50) without a profile and 29 ms with one, on an AMD EPYC
-core with AVX-512 VNNI; the bench names the machine it ran on, as int8 inference is several
-times slower without. Heavy models live in an `EngineCache` that the caller creates once
-(e.g. at server start-up) and passes to every call.
+costs 25 ms of CPU an utterance (p50) without a profile and 29 ms with one, on one core of
+an AMD EPYC (the bench names the machine: an earlier machine of the same kind took three to
+four times as long for the same Whisper decode). Heavy models live in an `EngineCache` that
+the caller creates once (e.g. at server start-up) and passes to every call.
 """
 
 from __future__ import annotations
