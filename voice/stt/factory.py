@@ -18,7 +18,7 @@ On all of fsdd-dev (bench/recognition.py, 1,410 test takes, 3 takes a digit enro
     warehouse noise 10 dB  88.2%     91.2%              93.6%       94.9%
 
 and 2-3 digit check strings are all right with or without a profile (60 strings). `auto`
-costs 25 ms of CPU an utterance (p50) without a profile and 29 ms with one, on one core of
+costs 20 ms of CPU an utterance (p50) without a profile and 21 ms with one, on one core of
 an AMD EPYC (the bench names the machine: an earlier machine of the same kind took three to
 four times as long for the same Whisper decode). Heavy models live in an `EngineCache` that
 the caller creates once (e.g. at server start-up) and passes to every call.
