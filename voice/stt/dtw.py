@@ -82,15 +82,7 @@ def match(
     cost = local_costs(query, templates)
     levels = max(1, max_digits)
     entry_allowed = digit_mask | command_mask
-    (
-        end_tmpl,
-        end_start,
-        level_finish,
-        level_finish_frame,
-        word_finish,
-        word_finish_frame,
-        word_finish_start,
-    ) = _level_building(
+    strings, singles = _level_building(
         cost,
         templates.lengths.astype(np.int64),
         digit_mask.astype(np.bool_),
@@ -99,6 +91,8 @@ def match(
         float(word_penalty),
         float(skip_cost),
     )
+    end_tmpl, end_start, level_finish, level_finish_frame = strings
+    word_finish, word_finish_frame, word_finish_start = singles
 
     hyps: list[Hypothesis] = []
     word_costs: dict[str, float] = {}
@@ -145,7 +139,7 @@ def _level_building(
     levels: int,
     word_penalty: float,
     skip_cost: float,
-) -> tuple[np.ndarray, ...]:
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
     """The DTW recursion, compiled (and without the GIL, so streams decode side by side).
 
     Per utterance frame i, level lv and template k: a template frame j is reached from
@@ -206,12 +200,5 @@ def _level_building(
                 level_finish_frame[lv] = i
         score, new_score = new_score, score
         start, new_start = new_start, start
-    return (
-        end_tmpl,
-        end_start,
-        level_finish,
-        level_finish_frame,
-        word_finish,
-        word_finish_frame,
-        word_finish_start,
-    )
+    strings = (end_tmpl, end_start, level_finish, level_finish_frame)
+    return strings, (word_finish, word_finish_frame, word_finish_start)
