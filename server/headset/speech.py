@@ -48,7 +48,8 @@ class SpeechServices:
     def warm_up(self) -> None:
         """Load what recognition needs (the models, every word in synthetic voices) before
         the first picker answers: built on first use, they would keep that answer waiting
-        for seconds (every en-US word in synthetic voices: about 10 s of CPU)."""
+        for seconds (en-US and zh-CN: about 10 s of CPU). Runs in the background, so a
+        failure is logged and left for the first answer to report."""
         for locale in sorted(self.locales):
             try:
                 open_recognizer(
@@ -56,6 +57,8 @@ class SpeechServices:
                 )
             except EngineUnavailable as exc:
                 log.info("nothing to warm up for %s: %s", locale, exc)
+            except Exception:
+                log.exception("speech warm-up failed for %s", locale)
         log.info("speech warmed up for %s", ", ".join(sorted(self.locales)))
 
     def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes:
