@@ -226,8 +226,8 @@ def main() -> None:
                         result = recognize_recording(engine, audio, RATE)
                         rows[f"{cond}/{name}"][speaker].append((digit, result))
                 if take % 4 == 0 or (limit is not None and take < 3 + limit):
-                    for label, prof in (("no_enrollment", None), ("enrolled", profile)):
-                        recognizer = open_recognizer("auto", grammar, RATE, prof, cache)
+                    for label, name in (("no_enrollment", "auto"), ("enrolled", "auto_enrolled")):
+                        recognizer = engines[name]
                         auto_engines[label] = recognizer.name
                         latency = streaming_latency(recognizer, clean)
                         if latency is not None:

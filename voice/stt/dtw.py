@@ -84,9 +84,9 @@ def match(
     entry_allowed = digit_mask | command_mask
     strings, singles = _level_building(
         cost,
-        templates.lengths.astype(np.int64),
-        digit_mask.astype(np.bool_),
-        entry_allowed.astype(np.bool_),
+        templates.lengths,
+        np.asarray(digit_mask, np.bool_),
+        np.asarray(entry_allowed, np.bool_),
         levels,
         float(word_penalty),
         float(skip_cost),

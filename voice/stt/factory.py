@@ -70,7 +70,9 @@ class EngineCache:
         self._templates: dict[Path, TemplateModel] = {}
         self._whisper: WhisperModel | None = None
         self._synthetic: dict[str, SyntheticVoices | None] = {}
-        self.use_whisper = use_whisper
+        self._front_end: FrontEnd | None = None
+        # looked up once: every new stream asks, and the answer does not change
+        self.has_whisper = use_whisper and whisper_model_path() is not None
         _one_blas_thread()
 
     def pocketsphinx(self) -> PocketSphinxModel:
@@ -80,7 +82,7 @@ class EngineCache:
             return self._pocketsphinx
 
     def whisper_available(self, locale: str) -> bool:
-        return self.use_whisper and locale.startswith("en") and whisper_model_path() is not None
+        return self.has_whisper and locale.startswith("en")
 
     def whisper(self) -> WhisperModel:
         with self._lock:
@@ -104,9 +106,9 @@ class EngineCache:
     def template_front_end(self) -> FrontEnd:
         """Whisper's encoder frames when the model is installed (any language: they are
         acoustic, not words), else MFCCs."""
-        if self.use_whisper and whisper_model_path() is not None:
-            return encoder_front_end(self.whisper().frames)
-        return MFCC
+        if self._front_end is None:
+            self._front_end = encoder_front_end(self.whisper().frames) if self.has_whisper else MFCC
+        return self._front_end
 
     def templates(self, profile: str | Path | Profile) -> TemplateModel:
         loaded = profile if isinstance(profile, Profile) else Profile.open(profile)
@@ -122,7 +124,7 @@ class EngineCache:
     def synthetic(self, grammar: Grammar) -> TemplateModel | None:
         """The grammar's words in synthetic voices, matched on Whisper's encoder frames
         (None without Whisper, whose frames they need, or without espeak-ng)."""
-        if not (self.use_whisper and whisper_model_path() is not None):
+        if not self.has_whisper:
             return None
         locale = grammar.locale
         front_end = self.template_front_end()

@@ -18,7 +18,7 @@ import numpy as np
 from voice.audio import from_pcm_bytes
 from voice.grammar import Vocabulary
 from voice.stt.recording import speech_span
-from voice.stt.templates import NOISE, FrontEnd, TemplateModel, features_of, noise_takes
+from voice.stt.templates import FrontEnd, TemplateModel, features_of, noise_words
 from voice.tts.espeak import EspeakEngine
 from voice.tts.voices import Voice
 
@@ -52,23 +52,23 @@ class SyntheticVoices:
         self.vocabulary = vocabulary
         self.front_end = front_end
         self._features: dict[str, list[np.ndarray]] = {}
+        self._noise: dict[str, list[np.ndarray]] | None = None
         self._models: dict[tuple[str, ...], TemplateModel] = {}
         self._lock = threading.Lock()
 
     def model(self, tokens: Iterable[str]) -> TemplateModel:
         """The templates of these words (of the vocabulary's; others are left out)."""
         wanted = tuple(sorted(set(tokens) & set(self.vocabulary.forms)))
-        if self.front_end.settings.noise_words:
-            wanted += (NOISE,)
         with self._lock:
             if wanted not in self._models:
-                words = [t for t in wanted if t not in self._features and t != NOISE]
-                takes = synthetic_takes(self.vocabulary, words) if words else []
-                if NOISE in wanted and NOISE not in self._features:
-                    takes += noise_takes()
-                self._features.update(features_of(takes, self.front_end))
+                words = [t for t in wanted if t not in self._features]
+                if words:
+                    takes = synthetic_takes(self.vocabulary, words)
+                    self._features.update(features_of(takes, self.front_end))
+                if self._noise is None:
+                    self._noise = noise_words(self.front_end)
                 self._models[wanted] = TemplateModel(
-                    {t: self._features[t] for t in wanted},
+                    {t: self._features[t] for t in wanted} | self._noise,
                     self.front_end,
                     f"synthetic {self.vocabulary.locale} voices",
                 )

@@ -101,10 +101,7 @@ class TemplateModel:
     def from_takes(
         cls, takes: Iterable[tuple[str, np.ndarray, int]], front_end: FrontEnd, source: str
     ) -> TemplateModel:
-        features = features_of(takes, front_end)
-        if front_end.settings.noise_words:
-            features |= features_of(noise_takes(), front_end)
-        return cls(features, front_end, source)
+        return cls(features_of(takes, front_end) | noise_words(front_end), front_end, source)
 
     @classmethod
     def from_profile(cls, profile: Profile, front_end: FrontEnd = MFCC) -> TemplateModel:
@@ -154,6 +151,11 @@ def noise_takes(rate: int = 16000) -> list[tuple[str, np.ndarray, int]]:
     signals += [np.asarray(hum) * 0.2, np.sin(2 * np.pi * 1000.0 * t) * 0.3, clicks * 0.3]
     signals.append(np.sin(2 * np.pi * 2500.0 * t) * 0.3)
     return [(NOISE, to_int16(x), rate) for x in signals]
+
+
+def noise_words(front_end: FrontEnd) -> dict[str, list[np.ndarray]]:
+    """The non-speech templates, if the front end's settings ask for them."""
+    return features_of(noise_takes(), front_end) if front_end.settings.noise_words else {}
 
 
 def features_of(
