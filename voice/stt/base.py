@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from voice.grammar import Grammar
+from voice.level import normalize
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ class Recognizer(Protocol):
 
 
 class BufferedRecognizer:
-    """Base for engines that decode a whole utterance at once: buffers the stream."""
+    """Base for engines that decode a whole utterance at once: buffers the stream, and
+    hands `decode` the utterance at one level (`voice.level`), however loud it was said."""
 
     name = "buffered"
 
@@ -99,7 +101,7 @@ class BufferedRecognizer:
     def final(self) -> Result:
         audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
         self.reset()
-        return self.decode(audio)
+        return self.decode(normalize(audio, self.sample_rate))
 
     def reset(self) -> None:
         self._chunks = []

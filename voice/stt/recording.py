@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from voice.endpoint import EndpointSettings, utterances
+from voice.level import normalize
 from voice.stt.base import Recognizer, Result
 
 PAD_MS = 300  # silence put around trimmed clips so the endpointer sees an onset
@@ -15,9 +16,13 @@ def speech_span(
     samples: np.ndarray, sample_rate: int, settings: EndpointSettings | None = None
 ) -> np.ndarray | None:
     """The part of a recording from the first utterance's start to the last one's end (with
-    the endpointer's lead-in and a short tail), or None when it holds no speech."""
+    the endpointer's lead-in and a short tail), or None when it holds no speech.
+
+    The recording is first brought to the level every utterance is heard at: a clip cut
+    close to a quiet voice has no room tone to tell the endpointer how quiet the room is."""
     pad = np.zeros(sample_rate * PAD_MS // 1000, np.int16)
-    padded = np.concatenate([pad, samples.astype(np.int16), pad])
+    samples = normalize(samples, sample_rate)
+    padded = np.concatenate([pad, samples, pad])
     floor = quietest_frame_db(samples, sample_rate)
     found = utterances(padded, sample_rate, settings, noise_floor_db=floor)
     if not found:

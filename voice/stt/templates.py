@@ -20,6 +20,7 @@ import numpy as np
 from voice.audio import add_noise, to_int16
 from voice.enroll import Profile
 from voice.grammar import Grammar
+from voice.level import normalize
 from voice.stt.base import Alternative, BufferedRecognizer, Result, softmax_confidences
 from voice.stt.dtw import Hypothesis, TemplateSet, match
 from voice.stt.features import mfcc
@@ -166,7 +167,8 @@ def features_of(
     left out."""
     features: dict[str, list[np.ndarray]] = {}
     snr = front_end.settings.noisy_copy_snr_db
-    for index, (token, samples, rate) in enumerate(takes):
+    for index, (token, said, rate) in enumerate(takes):
+        samples = normalize(said, rate)  # heard at the level utterances are heard at
         versions = [samples]
         if snr is not None:
             hiss = np.random.default_rng(index).standard_normal(len(samples))
