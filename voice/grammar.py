@@ -10,7 +10,7 @@ grammar allows, and anything else is rejected.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -35,6 +35,7 @@ COMMANDS: tuple[str, ...] = (
 # A serial number is told by the last digits on its label: four, or more when four do not
 # tell the units at a slot apart (Vocollect-style serial capture).
 SERIAL_SUFFIX_DIGITS = (4, 8)
+LISTENING_DIGITS = 4  # digit strings up to this long are heard in every state
 
 
 class UnknownToken(ValueError):
@@ -122,6 +123,17 @@ class Grammar:
             and self.min_digits <= len(tokens) <= self.max_digits
             and all(t in DIGITS for t in tokens)
         )
+
+    def listening(self) -> Grammar:
+        """What to listen for while one of this grammar's answers is said: its commands,
+        digit strings from one digit to its longest (the start of an answer), and digits
+        even where it takes none, so that digits said to a prompt that wants a word are
+        heard as digits and refused, not as the nearest word ("nine two" was heard as "sign
+        off"). The dialog then judges the answer against the grammar itself."""
+        digits = max(self.max_digits, LISTENING_DIGITS)
+        if self.min_digits == 1 and self.max_digits == digits:
+            return self
+        return replace(self, name=f"{self.name}.listening", min_digits=1, max_digits=digits)
 
     def text(self, tokens: list[str] | tuple[str, ...]) -> str:
         """The spoken text of a token sequence in this locale ("five seven")."""

@@ -1,11 +1,16 @@
 """One headset connection: hello, then prompts spoken out and answers heard in, each answer
 handed to the pick dialog in order.
 
-Speech is endpointed as it streams in; an utterance is recognised against the grammar of
-the dialog state it answers. Typed `say` frames take the same path from there. Prompt
-audio is paced at speaking speed so that the picker talking over it (barge-in) stops the
-rest. Blocking work (recognition, synthesis, the dialog's database calls) runs in worker
-threads; the queue of answers is bounded.
+Speech is endpointed as it streams in. At each pause the utterance so far is read against
+the grammar of the dialog state it answers; when that is a whole answer (a command, or as
+many digits as the line expects) it ends there, and otherwise the picker has up to 700 ms
+more to go on ("five ... seven" stays one answer). An utterance belongs to the prompt it
+was spoken to: if the dialog has moved on by the time it is handled (a second half of an
+answer that was already taken), it is dropped, never read against the next state's
+grammar. Typed `say` frames take the same path from there. Prompt audio is paced at
+speaking speed so that the picker talking over it (barge-in) stops the rest. Blocking
+work (recognition, synthesis, the dialog's database calls) runs in worker threads; the
+queue of answers is bounded.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from anyio.to_thread import run_sync
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -33,7 +40,8 @@ from server.headset.protocol import (
 from server.headset.speech import SpeechServices
 from voice.dialog import PickDialog, Prompt, Turn
 from voice.dialog.pick import PickWork
-from voice.endpoint import Endpointer, SpeechEnded, SpeechStarted
+from voice.endpoint import LIVE_ANSWERS, Endpointer, SpeechEnded, SpeechPaused, SpeechStarted
+from voice.stt import Result
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,16 @@ AUDIO_CHUNK_MS = 100
 AUDIO_LEAD_MS = 300  # sent at once so playback starts without a gap
 IDLE_TIMEOUT_S = 15 * 60
 MAX_PENDING_ANSWERS = 8
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One spoken answer: its audio, the turn it answers (the dialog's turn when the picker
+    started to speak) and its reading, when it was read at a pause to see it was whole."""
+
+    audio: np.ndarray
+    turn: int
+    reading: Result | None = None
 
 
 class HeadsetSession:
@@ -62,12 +80,16 @@ class HeadsetSession:
         self.locale = "en-US"
         self.sample_rate = 16000
         self.dialog: PickDialog | None = None
-        self.answers: asyncio.Queue[SpeechEnded | str] = asyncio.Queue(MAX_PENDING_ANSWERS)
+        self.answers: asyncio.Queue[Utterance | str] = asyncio.Queue(MAX_PENDING_ANSWERS)
         self._send_lock = asyncio.Lock()
         self._speaking: asyncio.Task[None] | None = None
         self._prompt_id = 0
         self._endpointer: Endpointer | None = None
         self._closing = False
+        self._turn = 0  # answers handled so far: each one is answered by a new prompt
+        self._speaking_to = 0  # the turn the utterance in progress answers
+        self._readings: dict[int, Result] = {}  # the utterance in progress, read at its pauses
+        self._background: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         """Serve the connection until the headset says bye, signs off or goes away."""
@@ -97,7 +119,7 @@ class HeadsetSession:
         except (WebSocketDisconnect, TimeoutError):
             pass
         finally:
-            for task in (worker, self._speaking):
+            for task in (worker, self._speaking, *self._background):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -117,7 +139,7 @@ class HeadsetSession:
             )
         self.locale = hello.locale
         self.sample_rate = hello.audio.sample_rate
-        self._endpointer = Endpointer(self.sample_rate)
+        self._endpointer = Endpointer(self.sample_rate, LIVE_ANSWERS)
         await self.send_json(
             {
                 "type": "welcome",
@@ -150,18 +172,55 @@ class HeadsetSession:
             raise FrameError("audio_before_hello", "send hello before audio")
         for event in self._endpointer.feed(data):
             if isinstance(event, SpeechStarted):
+                self._speaking_to, self._readings = self._turn, {}
                 await self._barge_in()
+            elif isinstance(event, SpeechPaused):
+                self._track(asyncio.create_task(self._read_at_pause(event, self._speaking_to)))
             elif isinstance(event, SpeechEnded):
-                await self._queue(event)
+                await self._end_utterance(event)
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        """Keep a background task until it is done (and cancel it with the session)."""
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _read_at_pause(self, paused: SpeechPaused, turn: int) -> None:
+        """Read the utterance so far; if it is a whole answer and the picker is still
+        quiet, end it now instead of waiting out the long silence."""
+        dialog, endpointer = self.dialog, self._endpointer
+        if dialog is None or endpointer is None or turn != self._turn:
+            return
+        reading, whole = await run_sync(self._read_partial, dialog, paused.audio)
+        self._readings[paused.pause] = reading
+        if whole and endpointer.pause == paused.pause:
+            ended = endpointer.end_now()
+            if ended is not None:
+                await self._end_utterance(ended)
+
+    def _read_partial(self, dialog: PickDialog, audio: np.ndarray) -> tuple[Result, bool]:
+        reading = self._recognize(dialog, audio)
+        return reading, reading.accepted and dialog.answer_complete(reading.tokens)
+
+    def _recognize(self, dialog: PickDialog, audio: np.ndarray) -> Result:
+        """Heard as what it is (`Grammar.listening`): a partial answer is never forced into
+        a whole one, nor digits into a word; the dialog judges what was heard."""
+        grammar = dialog.grammar().listening()
+        return self.speech.recognize(audio, grammar, self.sample_rate, self.operator)
+
+    async def _end_utterance(self, ended: SpeechEnded) -> None:
+        if not len(ended.audio):
+            return
+        reading = self._readings.get(ended.pause) if ended.pause is not None else None
+        self._readings = {}
+        await self._queue(Utterance(ended.audio, self._speaking_to, reading))
 
     async def _on_say(self, frame: Say) -> None:
         if self.dialog is None:
             raise FrameError("hello_required", "send hello before say")
         await self._queue(frame.text)
 
-    async def _queue(self, answer: SpeechEnded | str) -> None:
-        """Answers wait in order, speech as audio: it is recognised when its turn comes,
-        against the grammar of the state the dialog is in by then."""
+    async def _queue(self, answer: Utterance | str) -> None:
+        """Answers wait in order, speech as audio with the turn it answers."""
         try:
             self.answers.put_nowait(answer)
         except asyncio.QueueFull:
@@ -176,27 +235,32 @@ class HeadsetSession:
                 log.exception("headset %s: answer failed", self.operator)
                 await self.send_json(error("internal_error", "that answer could not be handled"))
 
-    async def _answer(self, answer: SpeechEnded | str) -> None:
+    async def _answer(self, answer: Utterance | str) -> None:
         """Hand one answer to the dialog, tell the headset what was heard, then prompt."""
         assert self.dialog is not None
         dialog = self.dialog
         if isinstance(answer, str):
             turn: Turn = await run_sync(dialog.hear_text, answer)
             heard = {"text": answer, "confidence": 1.0, "source": "text"}
-        else:
-            result = await run_sync(
-                self.speech.recognize,
-                answer.audio,
-                dialog.grammar(),
-                self.sample_rate,
-                self.operator,
+        elif answer.turn != self._turn:
+            # said to a prompt the dialog has left (the rest of an answer already taken)
+            log.info("headset %s: dropped speech said to an earlier prompt", self.operator)
+            await self.send_json(
+                {"type": "heard", "text": "", "confidence": 0.0, "accepted": False}
+                | {"source": "speech", "dropped": "earlier_prompt"}
             )
+            return
+        else:
+            result = answer.reading
+            if result is None:
+                result = await run_sync(self._recognize, dialog, answer.audio)
             turn = await run_sync(dialog.hear, result.tokens, result.confidence, result.accepted)
             heard = {
                 "text": result.text,
                 "confidence": round(result.confidence, 3),
                 "source": "speech",
             }
+        self._turn += 1
         await self.send_json({"type": "heard", **heard, "accepted": turn.accepted})
         self._save()
         if turn.prompt is not None:

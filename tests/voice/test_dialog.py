@@ -1052,3 +1052,41 @@ def test_numbers_read_digit_by_digit_where_pickers_expect_it() -> None:
     )
     assert mandarin.fill("{n:count}", {"n": "B-3"}) == "B-三"
     assert english.fill("Aisle {a}.[ Level {b}.]", {"a": "3", "b": ""}) == "Aisle 3."
+
+
+# -- whole answers: how long the listening waits --------------------------------------------
+
+
+def test_an_answer_is_whole_when_it_has_the_digits_the_line_expects() -> None:
+    """Check digits "8 2 5", quantity 11, serials by 4 digits: a shorter digit string is
+    only the start of an answer, a command is always whole."""
+    three = replace(cup(), check_digits="825")
+    work = Warehouse([(AssignmentInfo("7", 2), [three, phone()])], serials_at={5: list(PHONES)})
+    dialog = PickDialog(work)
+    dialog.start()
+    assert dialog.answer_complete(("ready",)) and not dialog.answer_complete(())
+    said(dialog, "ready")
+    assert not dialog.answer_complete(("8", "2"))
+    assert dialog.answer_complete(("8", "2", "5"))
+    assert dialog.answer_complete(("skip_slot",))
+    said(dialog, "eight two five")
+    assert dialog.state.name == "quantity"
+    assert not dialog.answer_complete(("1",)) and dialog.answer_complete(("1", "1"))
+    said(dialog, "one one", "four six", "three")
+    assert dialog.state.name == "serial"
+    assert not dialog.answer_complete(("0", "0", "1"))
+    assert dialog.answer_complete(("0", "0", "1", "2"))
+
+
+def test_listening_hears_the_start_of_an_answer_and_digits_anywhere(work: Warehouse) -> None:
+    dialog = PickDialog(work)
+    dialog.start()
+    ready = dialog.grammar()
+    assert ready.listening().accepts(("9", "2")) and not ready.accepts(("9", "2"))
+    said(dialog, "ready")
+    grammar = dialog.grammar()
+    assert not grammar.accepts(("5",))
+    listening = grammar.listening()
+    assert listening.accepts(("5",)) and listening.accepts(("5", "7", "1", "2"))
+    assert listening.accepts(("skip_slot",)) and not listening.accepts(("5", "7", "1", "2", "0"))
+    assert listening.tokens == grammar.tokens and listening.listening() is listening

@@ -220,6 +220,20 @@ class Dialog:
         grammar)."""
         return self.hear(tokens_from_text(text, self.grammar().vocabulary), 1.0, True)
 
+    def answer_complete(self, tokens: tuple[str, ...]) -> bool:
+        """Whether `tokens`, heard so far, are a whole answer: a command is, a digit string
+        once it has the digits this state expects. Listening ends a whole answer after a
+        short pause and waits longer for the rest of a partial one."""
+        with self._lock:
+            if not tokens:
+                return False
+            return tokens[0] not in DIGITS or len(tokens) >= self.expected_digits()
+
+    def expected_digits(self) -> int:
+        """How many digits a whole answer in this state has (workflows that know the line
+        in hand say exactly; this is the least the grammar takes)."""
+        return self.grammar().min_digits
+
     def repeat(self) -> Prompt:
         """The current state's instruction again ("say again", or after a reconnect)."""
         with self._lock:

@@ -381,6 +381,20 @@ class PickDialog(Dialog):
             )
         return values
 
+    def expected_digits(self) -> int:
+        """The line's own length: its check digits, the quantity to confirm, the serial
+        digits asked for, or the longest count a short can be."""
+        task, state = self.task, self.state.name
+        if task is None:
+            return super().expected_digits()
+        lengths = {
+            "location": len(task.check_digits),
+            "quantity": len(str(task.quantity)),
+            "serial": self.capture.digits,
+            "short": len(str(max(task.quantity - 1, 0))),
+        }
+        return lengths.get(state, super().expected_digits())
+
     # -- handlers (named in PICK_WORKFLOW) ---------------------------------------------
 
     def begin(self, tokens: tuple[str, ...]) -> Reply:
