@@ -21,7 +21,6 @@ accepted (at SNR 10 dB: 90.0%, 86.1% and 89.4%, with 8.3%, 10.6% and 5.6% accept
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 import numpy as np
 
@@ -124,9 +123,12 @@ class BackupRecognizer(BufferedRecognizer):
 
     Whisper reads digit strings word by word, split at the speaker's pauses; digits run
     together ("fiveseven") come out as one word, outside a grammar of two or three. For
-    those PocketSphinx, which decodes connected digits, gives its reading instead, and
-    Whisper's word, when it is the string's first digit, backs that reading up (noisy-OR
-    of the two confidences, as when two engines agree).
+    those PocketSphinx, which decodes connected digits, gives its reading instead, with
+    its own confidence. Whisper's word used to back that reading up when it was the
+    string's first digit, but PocketSphinx also adds a digit to a single word ("five" as
+    "five eight"), and that backing made such a split outweigh the templates' one word:
+    fsdd-dev single digits under the `digits` grammar were 87-93% right per speaker with
+    it and 97-98% without, with no change on 2-4 digit strings.
     """
 
     def __init__(self, primary: Recognizer, backup: Recognizer) -> None:
@@ -140,18 +142,6 @@ class BackupRecognizer(BufferedRecognizer):
         if len(first.tokens) > 1 or (first.tokens and not first.tokens[0].isdigit()):
             return first
         second = self.backup.recognize(audio)
-        word = first.tokens or next((a.tokens for a in first.alternatives), ())
         if len(second.tokens) > 1 and second.tokens[0].isdigit():
-            return _backed_up(second, first) if word[:1] == second.tokens[:1] else second
+            return second
         return first if first.tokens else second
-
-
-def _backed_up(reading: Result, support: Result) -> Result:
-    word = support if support.tokens else support.alternatives[0]
-    confidence = 1.0 - (1.0 - reading.confidence) * (1.0 - word.confidence)
-    return replace(
-        reading,
-        confidence=confidence,
-        accepted=confidence >= 0.5,
-        engine=f"{reading.engine}+{support.engine}",
-    )
