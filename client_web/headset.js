@@ -28,17 +28,19 @@
   const PTT_SILENCE_CHUNKS = 20; // then 0.8 s of silence, so the server's endpointer closes the utterance
   const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
 
-  /* The words sent in `say` frames are the English ones for every locale; the server maps
-   * typed text to its tokens. Labels follow the UI language. */
+  /* Command buttons send the canonical token names ("say_again"), the same in every locale
+   * and accepted by the server whatever the session's language; labels follow the UI
+   * language, and a `heard` echoing a token name is shown with its label. */
   const COMMANDS = [
-    ["ready", "ready"], ["yes", "yes"], ["no", "no"], ["sayAgain", "say again"],
-    ["skipSlot", "skip slot"], ["short", "short"], ["howMuchMore", "how much more"],
+    ["ready", "ready"], ["yes", "yes"], ["no", "no"], ["sayAgain", "say_again"],
+    ["skipSlot", "skip_slot"], ["short", "short"], ["howMuchMore", "how_much_more"],
     ["location", "location"], ["description", "description"], ["help", "help"],
-    ["callSupervisor", "call supervisor"], ["damaged", "damaged"], ["cancel", "cancel"],
-    ["signOff", "sign off"],
+    ["callSupervisor", "call_supervisor"], ["damaged", "damaged"], ["cancel", "cancel"],
+    ["signOff", "sign_off"],
   ];
+  const COMMAND_LABELS = new Map(COMMANDS.map(([label, token]) => [token, label]));
 
-  const SIGN_OFF_WORDS = new Set(["sign off", "退出"]);
+  const SIGN_OFF_WORDS = new Set(["sign_off", "sign off", "退出"]);
 
   const MESSAGES = {
     "en-US": {
@@ -130,7 +132,7 @@
   let countdownTimer = null;
   let mutedPromptId = null; // barge-in: drop the rest of this prompt's audio
   let currentPromptId = null;
-  let lastSaid = "";
+  let signOffHeard = false; // the last accepted answer was "sign off"
   let entry = "";
   let micPaused = false;
   let loudChunks = 0;
@@ -248,6 +250,7 @@
     hook.connected = false;
     hook.lastPrompt = null;
     hook.lastHeard = null;
+    signOffHeard = false;
     currentPromptId = null;
     el.heard.textContent = "";
     el.error.textContent = "";
@@ -343,7 +346,10 @@
       signOut(t("sessionExpired"));
       return;
     }
-    if (event.code === 1000 && lastSaid === "sign off") {
+    // Signed off: a normal close after the dialog's final prompt ("yes" to "Sign off?"), or
+    // right after an accepted "sign off" (a server that does not ask to confirm).
+    const signedOff = !!hook.lastPrompt && hook.lastPrompt.state === "signed_off";
+    if (event.code === 1000 && (signedOff || signOffHeard)) {
       signOut(t("signedOff"));
       return;
     }
@@ -401,7 +407,7 @@
         break;
       case "heard":
         hook.lastHeard = frame;
-        if (frame.accepted && SIGN_OFF_WORDS.has(frame.text)) lastSaid = "sign off";
+        if (frame.accepted) signOffHeard = SIGN_OFF_WORDS.has(frame.text);
         if (frame.accepted) showError("");
         renderHeard(frame);
         if (!frame.accepted && navigator.vibrate) navigator.vibrate(120);
@@ -467,8 +473,10 @@
 
   function renderHeard(frame) {
     const mark = frame.accepted ? "✓" : "✗";
+    const label = COMMAND_LABELS.get(frame.text);
+    const text = label ? t(label) : frame.text || "";
     el.heard.textContent =
-      `${t("heard")}: “${frame.text || ""}” ${mark} ${frame.accepted ? t("accepted") : t("rejected")}`;
+      `${t("heard")}: “${text}” ${mark} ${frame.accepted ? t("accepted") : t("rejected")}`;
     el.heard.dataset.accepted = String(!!frame.accepted);
   }
 
@@ -637,7 +645,6 @@
   /* ---------- keypad and commands ---------- */
 
   function say(text) {
-    lastSaid = text;
     if (player && player.playing) bargeIn();
     if (!send({type: "say", text})) showError(t("connecting"));
   }

@@ -180,10 +180,15 @@ class HeadsetPage:
                 return value or None
             self.page.wait_for_timeout(50)
 
-    def sign_in(self, base_url: str, username: str, password: str) -> Frame:
-        """Sign in and wait for the first prompt; returns it."""
+    def sign_in(
+        self, base_url: str, username: str, password: str, locale: str | None = None
+    ) -> Frame:
+        """Sign in (in `locale`, chosen on the sign-in form, when given) and wait for the
+        first prompt; returns it."""
         page = self.page
         page.goto(f"{base_url.rstrip('/')}/headset.html")
+        if locale is not None:
+            page.select_option("#locale", locale)
         page.fill("#username", username)
         page.fill("#password", password)
         page.click("#signin-button")
@@ -227,12 +232,22 @@ class HeadsetPage:
 
         return self.typed(type_digits)
 
-    def command(self, words: str) -> dict[str, Any]:
+    def command(self, token: str) -> dict[str, Any]:
+        """Press the command button that sends `token` ("say_again")."""
+
         def press() -> None:
             self.page.click("#tab-commands")
-            self.page.click(f'#commands button[data-say="{words}"]')
+            self.page.click(f'#commands button[data-say="{token}"]')
 
         return self.typed(press)
+
+    def command_buttons(self) -> dict[str, str]:
+        """The command buttons on the page: the token each sends → its label."""
+        buttons: dict[str, str] = self.page.evaluate(
+            """() => Object.fromEntries([...document.querySelectorAll("#commands button")]
+                   .map((b) => [b.dataset.say, b.textContent]))"""
+        )
+        return buttons
 
     def mode(self, mode: str) -> None:
         self.page.click("#tab-voice")
@@ -345,7 +360,7 @@ def run_headset_page_check(
     screenshot: Path | None = None,
 ) -> dict[str, Any]:
     """Sign in on `base_url`/headset.html at the start of an assignment and go through the
-    page's inputs against the real dialog: "say again" from the command buttons, "ready"
+    page's inputs against the real dialog: "say_again" from the command buttons, "ready"
     spoken hands-free (`wav_path` says it), push-to-talk (streams only while held), check
     digits from the keypad, a dropped and resumed socket, sign-out. Every step records
     what came back; nothing here asserts."""
@@ -361,7 +376,7 @@ def run_headset_page_check(
         result["prompt_shown"] = headset.page.text_content("#prompt-text")
 
         # Command buttons: "say again" repeats the prompt and changes nothing.
-        result["say_again"] = headset.command("say again")
+        result["say_again"] = headset.command("say_again")
 
         # Hands-free: the microphone streams continuously, the server endpoints and
         # recognises "ready" (the fake microphone repeats it until it is accepted).

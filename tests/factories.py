@@ -267,14 +267,22 @@ def pick_floor(
     database_url: str,
     plan: tuple[tuple[str, str, str, int], ...] = PICK_PLAN,
     serials: dict[str, tuple[str, ...]] | None = None,
+    *,
+    orders: int = 1,
 ) -> list[FloorLine]:
     """LAX with one released assignment for a picker to pick by headset: one line per
     (location, check digits, SKU, quantity) of `plan`, in walking order; check digits are
     fixed so a speaking client knows them. Each slot holds 10 units, except that SKUs in
-    `serials` are serialised and hold the units of those serials."""
-    from server.db import make_engine, make_session_factory
-    from server.services import allocation, picking
+    `serials` are serialised and hold the units of those serials.
 
+    With `orders` > 1 the plan is cut into that many orders HS-1, HS-2, ... of as many
+    consecutive lines each, all allocated; only HS-1 is released (one assignment), each
+    `release_next_order` releases the next as an assignment of its own."""
+    from server.db import make_engine, make_session_factory
+    from server.services import allocation
+
+    if orders < 1 or len(plan) % orders:
+        raise ValueError(f"cannot cut {len(plan)} lines into {orders} equal orders")
     serials = serials or {}
     engine = make_engine(database_url)
     sessions = make_session_factory(engine)
@@ -311,15 +319,30 @@ def pick_floor(
                 code="STAGE-1", zone="STAGE", kind=LocationKind.staging, check_digits="11"
             ),
         )
-        order(session, "HS-1", [(code, quantity) for _l, _d, code, quantity in plan])
+        size = len(plan) // orders
+        for n in range(orders):
+            lines = plan[n * size : (n + 1) * size]
+            order(session, f"HS-{n + 1}", [(code, quantity) for _l, _d, code, quantity in lines])
     with transaction(sessions) as session:
-        allocation.allocate_order(session, "HS-1")
-    with transaction(sessions) as session:
-        picking.release_wave(session, "LAX", picking.WaveCriteria(), actor="supervisor")
+        for n in range(orders):
+            allocation.allocate_order(session, f"HS-{n + 1}")
     engine.dispose()
+    release_next_order(database_url)
     return [
         FloorLine(location, digits, quantity, code) for location, digits, code, quantity in plan
     ]
+
+
+def release_next_order(database_url: str) -> None:
+    """Release the next allocated order of `pick_floor` as a wave (one assignment)."""
+    from server.db import make_engine, make_session_factory
+    from server.services import picking
+
+    engine = make_engine(database_url)
+    with transaction(make_session_factory(engine)) as session:
+        criteria = picking.WaveCriteria(max_orders=1)
+        picking.release_wave(session, "LAX", criteria, actor="supervisor")
+    engine.dispose()
 
 
 def at_once(*calls: Callable[[], T]) -> tuple[list[T], list[BaseException]]:

@@ -1,21 +1,42 @@
 """The headset page in a real headless Chromium against a real server process and the real
 pick dialog: sign in, the first prompt shown and played, keypad and command buttons sent as
 `say` frames, push-to-talk and hands-free audio streamed as PCM and recognised, a dropped
-socket resumed, and a pick confirmed by voice end to end (stock moved in the ledger)."""
+socket resumed, a pick confirmed by voice end to end (stock moved in the ledger), and every
+command button in every dialog state that listens for it, in en-US and in zh-CN."""
 
 from __future__ import annotations
 
+import wave
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from server.headset.protocol import MAX_AUDIO_FRAME, SAMPLE_RATES
-from tests.browser import require_chromium, run_headset_page_check, run_voice_pick, speak_to_wav
+from tests.browser import (
+    HeadsetPage,
+    headset_page,
+    require_chromium,
+    run_headset_page_check,
+    run_voice_pick,
+    speak_to_wav,
+)
 from tests.conftest import ServerProcess
-from tests.factories import PASSWORD, FloorLine, auth, pick_floor, stock_at
+from tests.factories import (
+    PASSWORD,
+    FloorLine,
+    auth,
+    pick_floor,
+    release_next_order,
+    stock_at,
+)
+from voice.dialog.pick import PICK_WORKFLOW
+from voice.dialog.prompts import load_prompts
+from voice.grammar import COMMANDS
 
 FIRST_PROMPT = "Assignment 1. 3 picks. Say ready."
 
@@ -112,7 +133,7 @@ def test_headset_page(
     assert (keypad["heard"]["source"], keypad["heard"]["accepted"]) == ("text", True)
     assert keypad["prompt"] is not None
     assert (keypad["prompt"]["state"], keypad["prompt"]["text"]) == ("quantity", "Pick 3.")
-    assert result["says"] == ["say again", "57"]
+    assert result["says"] == ["say_again", "57"]  # buttons send canonical tokens
 
     # Reconnect: a new socket, one hello, and the dialog resumes at the same prompt.
     reconnect = result["reconnect"]
@@ -177,3 +198,229 @@ def test_a_pick_is_confirmed_by_voice(
         assert reconcile["consistent"] is True, reconcile
         assert reconcile["discrepancies"] == []
         assert reconcile["rows_checked"] > 0
+
+
+# -- every command button, in both locales ----------------------------------------------
+
+# Two orders of four lines, one assignment per locale; the fourth line of each is a
+# serialised SKU (one unit), so the walk reaches the "serial" state too.
+COMMAND_PLAN = (
+    ("A-01-01", "57", "CASE", 2),
+    ("A-01-02", "31", "CABLE", 3),
+    ("A-01-03", "84", "LAMP", 2),
+    ("A-01-04", "26", "PHONE", 1),
+    ("A-01-05", "63", "MUG", 2),
+    ("A-01-06", "48", "BAG", 3),
+    ("A-01-07", "92", "PEN", 2),
+    ("A-01-08", "15", "WATCH", 1),
+)
+COMMAND_SERIALS: dict[str, tuple[str, ...]] = {
+    "PHONE": ("PH-1000-0041", "PH-1000-0042"),
+    "WATCH": ("WA-2000-0081", "WA-2000-0082"),
+}
+SIGNED_OFF = {"en-US": "You are signed off.", "zh-CN": "您已退出。"}
+
+
+@pytest.fixture
+def command_server(chromium: Path, sqlite_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    """One real server on SQLite (the buttons do not depend on the database) with the
+    two-order floor, HS-1 released."""
+    pick_floor(sqlite_url, COMMAND_PLAN, serials=COMMAND_SERIALS, orders=2)
+    server = ServerProcess(sqlite_url, tmp_path)
+    yield server
+    server.stop()
+
+
+class ButtonWalk:
+    """Walks the pick dialog of one assignment with the command buttons (and the keypad for
+    digits) in one locale, checking every answer: heard as sent and accepted, shown with
+    the button's label, and followed by the prompt of the expected state."""
+
+    def __init__(self, headset: HeadsetPage, locale: str, first: dict[str, Any]) -> None:
+        self.headset = headset
+        self.locale = locale
+        self.prompts = load_prompts("pick", locale)
+        self.labels = headset.command_buttons()
+        self.prompt = first
+        self.pressed: dict[str, set[str]] = {}  # state -> command buttons accepted there
+        self.lines = {loc: (digits, sku, qty) for loc, digits, sku, qty in COMMAND_PLAN}
+
+    @property
+    def state(self) -> str:
+        return str(self.prompt["state"])
+
+    def _check(
+        self, what: str, turn: dict[str, Any], state: str | tuple[str, ...], lead: str | None
+    ) -> None:
+        heard, prompt = turn["heard"], turn["prompt"]
+        where = f"{self.locale}: {what!r} in {self.state!r}"
+        assert heard is not None, f"{where}: no heard frame"
+        assert (heard["text"], heard["source"]) == (what, "text"), where
+        assert heard["accepted"] is True, f"{where}: not understood ({prompt})"
+        assert prompt is not None, f"{where}: no prompt after it"
+        states = (state,) if isinstance(state, str) else state
+        assert prompt["state"] in states, f"{where}: went to {prompt['state']!r}: {prompt}"
+        if lead is not None:
+            text = self.prompts.render(lead, {})
+            assert prompt["text"].startswith(text), f"{where}: {prompt['text']!r}"
+        self.prompt = prompt
+
+    def press(self, token: str, state: str | None = None, lead: str | None = None) -> None:
+        """Press the button for `token`; the dialog goes to `state` (default: stays)."""
+        before = self.state
+        turn = self.headset.command(token)
+        self._check(token, turn, state or before, lead)
+        if not PICK_WORKFLOW.state(self.state).final:  # signed off, the page is signed out
+            shown = self.headset.page.text_content("#heard") or ""
+            assert self.labels[token] in shown, f"{self.locale}: {token!r} shown as {shown!r}"
+        self.pressed.setdefault(before, set()).add(token)
+
+    def keypad(self, digits: str, state: str | tuple[str, ...]) -> None:
+        self._check(digits, self.headset.keypad(digits), state, None)
+
+    def stays(self, *tokens: str) -> None:
+        for token in tokens:
+            self.press(token)
+
+    def sign_off_and_stay(self, answer: str = "no") -> None:
+        """Say "sign off", then change your mind: back where you were."""
+        state = self.state
+        self.press("sign_off", "sign_off")
+        self.press(answer, state)
+
+    def line(self) -> tuple[str, str, int]:
+        """(check digits, SKU, quantity) of the line the location prompt is at."""
+        check_digits, sku, quantity = self.lines[self.prompt["display"]["location"]]
+        return check_digits, sku, quantity
+
+    def pick(self) -> None:
+        """At a location: the check digits, the quantity, the serial if any; then the next
+        line, or the delivery after the last."""
+        check_digits, sku, quantity = self.line()
+        self.keypad(check_digits, "quantity")
+        serials = COMMAND_SERIALS.get(sku)
+        if serials is not None:
+            self.keypad(str(quantity), "serial")
+        self.keypad(serials[0][-4:] if serials else str(quantity), ("location", "deliver"))
+
+    def walk(self) -> None:
+        """Every word of every state, from the assignment to signed off."""
+        assert self.state == "assignment"
+        self.stays("say_again", "help", "how_much_more")
+        self.press("call_supervisor", lead="supervisor_called")
+        self.press("sign_off", "sign_off")
+        self.stays("say_again", "help")
+        self.press("no", "assignment")
+        self.sign_off_and_stay("cancel")
+        self.press("ready", "location")
+
+        # line 1: everything a location listens for; skipped (it comes back at the end)
+        self.stays("say_again", "help", "location", "description", "how_much_more")
+        self.press("call_supervisor", lead="supervisor_called")
+        self.sign_off_and_stay()
+        self.press("skip_slot", "location", lead="slot_skipped")
+
+        # line 2: everything the quantity listens for, the short state, then a short
+        check_digits, _sku, _quantity = self.line()
+        self.keypad(check_digits, "quantity")
+        self.stays("say_again", "help", "location", "description", "how_much_more")
+        self.press("call_supervisor", lead="supervisor_called")
+        self.press("damaged", lead="damage_reported")
+        self.sign_off_and_stay()
+        self.press("short", "short")
+        self.stays("say_again", "help")
+        self.press("call_supervisor", lead="supervisor_called")
+        self.press("cancel", "quantity")
+        self.press("short", "short")
+        self.keypad("1", "location")
+
+        # line 3: skipped at the quantity
+        check_digits, _sku, _quantity = self.line()
+        self.keypad(check_digits, "quantity")
+        self.press("skip_slot", "location", lead="slot_skipped")
+
+        # line 4 (serialised): everything the serial state listens for
+        check_digits, sku, quantity = self.line()
+        assert sku in COMMAND_SERIALS
+        self.keypad(check_digits, "quantity")
+        self.keypad(str(quantity), "serial")
+        self.stays("say_again", "help", "location", "description", "how_much_more")
+        self.press("call_supervisor", lead="supervisor_called")
+        self.sign_off_and_stay()
+        self.press("short", "short")
+        self.press("cancel", "serial")
+        self.press("cancel", "quantity", lead="serials_dropped")
+        self.keypad(str(quantity), "serial")
+        self.press("damaged", "quantity", lead="damage_reported")
+        self.keypad(str(quantity), "serial")
+        self.press("skip_slot", "location", lead="slot_skipped")
+
+        # the skipped lines come back; picked, the assignment is complete
+        while self.state == "location":
+            self.pick()
+        assert self.state == "deliver", self.prompt
+        self.stays("say_again", "help", "location")
+        self.press("call_supervisor", lead="supervisor_called")
+        self.sign_off_and_stay()
+        self.press("ready", "no_work")
+        self.stays("say_again", "help", "ready")
+        self.sign_off_and_stay()
+        self.press("sign_off", "sign_off")
+        self.press("yes", "signed_off")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_every_command_button_in_both_locales(
+    command_server: ServerProcess, sqlite_url: str, tmp_path: Path
+) -> None:
+    """Each command button the page shows, in each dialog state that listens for it, in
+    en-US and then zh-CN: heard as sent, accepted, and the dialog does what the word
+    means. "Yes" to "Sign off?" signs the page out."""
+    silence = tmp_path / "silence.wav"  # the microphone: nothing is said
+    with wave.open(str(silence), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes(bytes(32000))
+    result: dict[str, Any] = {}
+    walks: dict[str, ButtonWalk] = {}
+    with headset_page(command_server.url, silence, result, timeout=30) as headset:
+        for locale in ("en-US", "zh-CN"):
+            if locale != "en-US":
+                release_next_order(sqlite_url)  # the next assignment, for this locale
+            first = headset.sign_in(command_server.url, "picker", PASSWORD, locale)
+            headset.mode("ptt")  # the microphone sends nothing
+            assert headset.hook["state"] == "ready"
+            assert [f["locale"] for f in headset.frames.sent if f["type"] == "hello"][-1] == locale
+            walk = walks[locale] = ButtonWalk(headset, locale, first)
+            assert list(walk.labels) == list(COMMANDS), "a button for every command word"
+            walk.walk()
+            # the dialog ended: the page signs out and says so, and does not reconnect
+            sockets = headset.frames.sockets
+            headset.page.wait_for_selector("#signin-view:not([hidden])", timeout=10_000)
+            assert headset.page.text_content("#signin-message") == SIGNED_OFF[locale]
+            headset.page.wait_for_timeout(1000)
+            assert headset.frames.sockets == sockets
+            assert headset.hook["state"] == "signed_out"
+
+    assert result["page_errors"] == []
+    assert result["console_errors"] == []
+    assert result["error_frames"] == []
+    assert walks["zh-CN"].labels["say_again"] == "再说一遍"
+    for locale, walk in walks.items():
+        for state in PICK_WORKFLOW.states:
+            missed = set(state.words) - walk.pressed.get(state.name, set())
+            assert not missed, f"{locale}: buttons never pressed in {state.name!r}: {missed}"
+
+    # What the buttons opened, per assignment (one per locale): "call supervisor" in each of
+    # the six states that listen for it (at the delivery too), "damaged" twice, one short.
+    with httpx.Client(base_url=command_server.url, timeout=10) as client:
+        response = client.get(
+            "/api/v1/exceptions", params={"limit": 100}, headers=auth(client, "supervisor")
+        )
+        assert response.status_code == 200, response.text
+    opened: dict[int, Counter[str]] = {}
+    for exception in response.json()["items"]:
+        opened.setdefault(exception["assignment"], Counter())[exception["kind"]] += 1
+    assert list(opened.values()) == [Counter(help=6, damage=2, short=1)] * 2, opened
