@@ -11,12 +11,13 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.db import Database
 from server.problems import Problem
 from server.services import picking
-from server.tables import Assignment, ExceptionKind
+from server.tables import Assignment, AssignmentStatus, ExceptionKind
 from voice.dialog import AssignmentInfo, PickRejected, PickTask
 
 T = TypeVar("T")
@@ -43,6 +44,24 @@ class DatabasePickWork:
         assignment = picking.current_assignment(session, self.operator)
         if assignment is None:
             raise Problem("no assignment in progress", code="no_assignment", status=409)
+        return assignment
+
+    def _help_assignment(self, session: Session) -> Assignment:
+        """What a call for help away from a line is about: the assignment in progress, or
+        else the one the picker completed last (on the way to staging with it)."""
+        assignment = picking.current_assignment(session, self.operator)
+        if assignment is None:
+            assignment = session.scalar(
+                select(Assignment)
+                .where(
+                    Assignment.picker == self.operator,
+                    Assignment.status == AssignmentStatus.completed,
+                )
+                .order_by(Assignment.completed_at.desc(), Assignment.id.desc())
+                .limit(1)
+            )
+        if assignment is None:
+            raise Problem("no assignment to ask about", code="no_assignment", status=409)
         return assignment
 
     def current_assignment(self) -> AssignmentInfo | None:
@@ -113,7 +132,7 @@ class DatabasePickWork:
 
     def call_supervisor(self, line_id: int | None) -> None:
         def call(session: Session) -> None:
-            assignment_id = None if line_id is not None else self._assignment(session).id
+            assignment_id = None if line_id is not None else self._help_assignment(session).id
             picking.report_exception(
                 session,
                 ExceptionKind.help,
