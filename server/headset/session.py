@@ -190,22 +190,26 @@ class HeadsetSession:
         dialog, endpointer = self.dialog, self._endpointer
         if dialog is None or endpointer is None or turn != self._turn:
             return
-        reading, whole = await run_sync(self._read_partial, dialog, paused.audio)
+        reading, whole = await run_sync(self._read, dialog, paused.audio)
         self._readings[paused.pause] = reading
         if whole and endpointer.pause == paused.pause:
             ended = endpointer.end_now()
             if ended is not None:
                 await self._end_utterance(ended)
 
-    def _read_partial(self, dialog: PickDialog, audio: np.ndarray) -> tuple[Result, bool]:
-        reading = self._recognize(dialog, audio)
-        return reading, reading.accepted and dialog.answer_complete(reading.tokens)
-
-    def _recognize(self, dialog: PickDialog, audio: np.ndarray) -> Result:
-        """Heard as what it is (`Grammar.listening`): a partial answer is never forced into
-        a whole one, nor digits into a word; the dialog judges what was heard."""
-        grammar = dialog.grammar().listening()
-        return self.speech.recognize(audio, grammar, self.sample_rate, self.operator)
+    def _read(self, dialog: PickDialog, audio: np.ndarray) -> tuple[Result, bool]:
+        """(what was said, whether it is a whole answer). It is first heard as what it is
+        (`Grammar.listening`): a partial answer is never forced into a whole one, nor
+        digits into a word. A whole one is then read as the answer it is
+        (`Dialog.answer_grammar`); the dialog judges what was heard."""
+        listening = dialog.grammar().listening()
+        heard = self.speech.recognize(audio, listening, self.sample_rate, self.operator)
+        if not dialog.answer_complete(heard.tokens) or not heard.tokens[0].isdigit():
+            return heard, dialog.answer_complete(heard.tokens)
+        answer = dialog.answer_grammar()
+        if answer.max_digits >= listening.max_digits:
+            return heard, True
+        return self.speech.recognize(audio, answer, self.sample_rate, self.operator), True
 
     async def _end_utterance(self, ended: SpeechEnded) -> None:
         if not len(ended.audio):
@@ -251,9 +255,7 @@ class HeadsetSession:
             )
             return
         else:
-            result = answer.reading
-            if result is None:
-                result = await run_sync(self._recognize, dialog, answer.audio)
+            result = answer.reading or (await run_sync(self._read, dialog, answer.audio))[0]
             turn = await run_sync(dialog.hear, result.tokens, result.confidence, result.accepted)
             heard = {
                 "text": result.text,

@@ -1069,13 +1069,20 @@ def test_an_answer_is_whole_when_it_has_the_digits_the_line_expects() -> None:
     assert not dialog.answer_complete(("8", "2"))
     assert dialog.answer_complete(("8", "2", "5"))
     assert dialog.answer_complete(("skip_slot",))
+    assert (dialog.answer_grammar().min_digits, dialog.answer_grammar().max_digits) == (3, 3)
+    assert dialog.answer_grammar().commands == dialog.grammar().commands
     said(dialog, "eight two five")
     assert dialog.state.name == "quantity"
     assert not dialog.answer_complete(("1",)) and dialog.answer_complete(("1", "1"))
-    said(dialog, "one one", "four six", "three")
+    assert dialog.answer_grammar().accepts(("1", "1"))
+    assert not dialog.answer_grammar().accepts(("1",))
+    said(dialog, "short")  # a short's count is anyone's: read at any length
+    assert dialog.answer_grammar() == dialog.grammar()
+    said(dialog, "cancel", "one one", "four six", "three")
     assert dialog.state.name == "serial"
     assert not dialog.answer_complete(("0", "0", "1"))
     assert dialog.answer_complete(("0", "0", "1", "2"))
+    assert dialog.answer_grammar().max_digits == 4
 
 
 def test_listening_hears_the_start_of_an_answer_and_digits_anywhere(work: Warehouse) -> None:

@@ -234,6 +234,12 @@ class Dialog:
         in hand say exactly; this is the least the grammar takes)."""
         return self.grammar().min_digits
 
+    def answer_grammar(self) -> Grammar:
+        """How to read an answer known to be whole: the state's grammar, narrowed by
+        workflows to the digit count of the line in hand where only that many can be
+        right (a wrong reading of that length is refused like any wrong digits)."""
+        return self.grammar()
+
     def repeat(self) -> Prompt:
         """The current state's instruction again ("say again", or after a reconnect)."""
         with self._lock:
