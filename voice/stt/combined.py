@@ -7,7 +7,9 @@ highest total wins. When both agree, the confidence is 1 - (1 - p1)(1 - p2); whe
 disagree, the more confident engine wins. Equal weights did best on fsdd-dev for MFCC
 templates and Whisper (10 takes a digit and speaker: 99.3% right against 97.3% at 0.6 and
 99.3% at 1.5, with the fewest wrong answers accepted). The fused result is rejected when
-neither engine accepts its own reading. Templates that include non-speech (`NOISE`) also
+neither engine accepts its own reading, unless the two read alike: a digit string splits
+the templates' belief among its lengths, and "zero one four four", read alike by both
+engines at 0.97, was refused six times in a row. Templates that include non-speech (`NOISE`) also
 say how sure they are that no word was said; that share counts against every reading, so a
 general engine's reading of what the templates call noise is unsure (PocketSphinx, backed
 by Whisper, read "zero zero" into forklift noise with 0.97 confidence; now 0.49).
@@ -100,11 +102,13 @@ def fuse(
         confidence = score / total
     else:  # the templates had no opinion: the general engine's own confidence stands
         confidence = general.confidence
-    if template.tokens == general.tokens:
+    agree = bool(template.tokens) and template.tokens == general.tokens
+    if agree:
         # two independent engines agreeing: either one being right is enough
         confidence = 1.0 - (1.0 - template.confidence) * (1.0 - general.confidence)
     accepted = confidence >= min_confidence and (
-        (best == template.tokens and template.accepted)
+        agree
+        or (best == template.tokens and template.accepted)
         or (best == general.tokens and general.accepted)
     )
     return Result(
