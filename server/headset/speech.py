@@ -52,9 +52,10 @@ class SpeechServices:
         failure is logged and left for the first answer to report."""
         for locale in sorted(self.locales):
             try:
-                open_recognizer(
+                recognizer = open_recognizer(
                     self.engine, named_grammar("all", locale), 16000, cache=self.engines
                 )
+                recognizer.recognize(_hiss(16000))  # compiles the matcher: 3-5 s the first time
             except EngineUnavailable as exc:
                 log.info("nothing to warm up for %s: %s", locale, exc)
             except Exception:
@@ -63,6 +64,11 @@ class SpeechServices:
 
     def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes:
         return self.synthesizer.synthesize(text, locale=locale, sample_rate=sample_rate)
+
+
+def _hiss(rate: int) -> np.ndarray:
+    """Half a second of faint noise: enough for every engine to decode something."""
+    return (np.random.default_rng(0).standard_normal(rate // 2) * 300).astype(np.int16)
 
 
 def make_speech_services(settings: Settings) -> SpeechServices:
