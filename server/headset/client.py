@@ -55,6 +55,14 @@ class HeadsetClient:
 
     async def connect(self) -> Turn:
         """Open the socket, say hello, and wait for the first prompt's audio."""
+        await self.open()
+        started = time.perf_counter()
+        self.welcome = await self._next_json("welcome")
+        return await self._turn(started, expect=None)
+
+    async def open(self) -> None:
+        """Open the socket and say hello without waiting for the answer: for a headset that
+        streams its microphone from the first moment and reads every frame itself."""
         self.ws = await websockets.connect(
             self.url,
             additional_headers={"Authorization": f"Bearer {self.token}"},
@@ -73,9 +81,6 @@ class HeadsetClient:
                 "audio": {"encoding": "pcm_s16le", "sample_rate": self.sample_rate},
             }
         )
-        started = time.perf_counter()
-        self.welcome = await self._next_json("welcome")
-        return await self._turn(started, expect=None)
 
     async def say(self, text: str) -> Turn:
         """A typed answer (keypad, scanner): handled by the server like speech."""
