@@ -167,3 +167,71 @@ def reverberate(
     peak = np.max(np.abs(wet)) or 1.0
     scale = min(1.0, 32000.0 / peak) if peak > 32000 else np.max(np.abs(samples)) / peak
     return np.clip(np.round(wet * scale), -32768, 32767).astype(np.int16)
+
+
+# -- conditions a recording may meet on its way to the recogniser (benchmarks, tests) ----
+# Each takes and returns mono int16 and is deterministic (a seed where noise is drawn).
+
+
+def gain(samples: np.ndarray, db: float) -> np.ndarray:
+    """The recording `db` decibels louder (negative: quieter), rounded and clipped to int16:
+    a quieter talker, a microphone further from the mouth, a lower input gain."""
+    scaled = samples.astype(np.float64) * 10 ** (db / 20)
+    return np.clip(np.round(scaled), -32768, 32767).astype(np.int16)
+
+
+def telephone_band(
+    samples: np.ndarray, sample_rate: int, low: float = 300.0, high: float = 3400.0
+) -> np.ndarray:
+    """Band-pass to the telephone band (300-3400 Hz by default), as a narrow-band headset,
+    radio or phone line passes speech: a causal 4th-order Butterworth band-pass."""
+    from scipy.signal import butter, sosfilt
+
+    nyquist = sample_rate / 2
+    high = min(high, 0.98 * nyquist)
+    sos = butter(4, [low, high], btype="bandpass", output="sos", fs=sample_rate)
+    y = sosfilt(sos, samples.astype(np.float64))
+    return np.clip(np.round(y), -32768, 32767).astype(np.int16)
+
+
+def change_speed(samples: np.ndarray, factor: float) -> np.ndarray:
+    """Play the recording `factor` times as fast, tempo and pitch together (like sox
+    ``speed``): 1.1 is 10% faster, higher and 1/1.1 as long; 0.9 slower and lower."""
+    if factor <= 0:
+        raise ValueError(f"speed factor must be positive, not {factor}")
+    x = to_int16(samples)
+    if factor == 1.0 or len(x) == 0:
+        return x.copy()
+    # read the samples as if taken at `factor` times the rate, and resample back
+    y = soxr.resample(x.astype(np.float64), 10000.0 * factor, 10000.0)
+    return np.clip(np.round(y), -32768, 32767).astype(np.int16)
+
+
+def microphone_floor(
+    samples: np.ndarray, sample_rate: int, dbfs: float = -60.0, seed: int = 0, color: str = "pink"
+) -> np.ndarray:
+    """Add a steady noise floor (microphone self-noise, preamp hiss, room tone) whose RMS is
+    `dbfs` decibels relative to full scale (32768): -60 dBFS is an RMS of about 33.
+
+    The level is absolute, not relative to the speech, so a quiet talker sits closer to it.
+    `color` is "white" or "pink" (power falling 3 dB an octave, as hiss and room tone do).
+    """
+    rng = np.random.default_rng(seed)
+    n = len(samples)
+    if n == 0:
+        return to_int16(samples)
+    noise = rng.standard_normal(n)
+    if color == "pink":
+        spectrum = np.fft.rfft(noise)
+        freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
+        shape = np.ones_like(freqs)
+        shape[1:] = 1.0 / np.sqrt(np.maximum(freqs[1:], 20.0))
+        shape[0] = 0.0
+        noise = np.fft.irfft(spectrum * shape, n)
+    elif color != "white":
+        raise ValueError(f"unknown noise color {color!r}")
+    noise -= np.mean(noise)
+    level = float(np.sqrt(np.mean(noise**2))) or 1.0
+    noise *= 32768.0 * 10 ** (dbfs / 20) / level
+    mixed = samples.astype(np.float64) + noise
+    return np.clip(np.round(mixed), -32768, 32767).astype(np.int16)
