@@ -84,6 +84,12 @@ def test_auto_uses_general_models_without_a_profile_and_fusion_with_one(
         heard = recognize_recording(recognizer, noisy, 8000)
         right += heard.tokens == (str(d),)
     assert right >= 0.85 * len(tests)
+    # a state of commands only, which this operator never enrolled: heard as anyone's
+    commands = named_grammar("commands")
+    anyones = open_recognizer("auto", commands, 8000, profile, engines)
+    assert not isinstance(anyones, FusionRecognizer) or anyones.templates.name == "synthetic"
+    with pytest.raises(EngineUnavailable):
+        open_recognizer("fusion", commands, 8000, profile, engines)
 
 
 def test_mandarin_without_profile_model_or_whisper_is_unavailable() -> None:

@@ -181,10 +181,17 @@ def open_recognizer(
             raise EngineUnavailable(f"no Whisper model for {grammar.locale}")
         return WhisperRecognizer(grammar, sample_rate, cache.whisper())
     general = _general(grammar, sample_rate, cache)
-    if engine == "fusion" or (engine == "auto" and profile is not None):
-        if profile is None:
+    enrolled = cache.templates(profile) if profile is not None else None
+    if enrolled is not None and set(enrolled.missing(grammar)) == set(grammar.tokens):
+        # the operator enrolled none of these words (digits only, say, for a state of
+        # commands): `auto` hears them as anyone's, `fusion` cannot
+        if engine == "fusion":
+            raise EngineUnavailable(f"{enrolled.source} has no takes for {grammar.name}")
+        enrolled = None
+    if engine == "fusion" or (engine == "auto" and enrolled is not None):
+        if enrolled is None:
             raise EngineUnavailable("the fusion engine needs an enrolled --profile")
-        templates = TemplateRecognizer(grammar, sample_rate, cache.templates(profile))
+        templates = TemplateRecognizer(grammar, sample_rate, enrolled)
         if general is None:
             log.info("no general model for %s: templates only", grammar.locale)
             return templates
