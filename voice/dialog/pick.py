@@ -279,6 +279,8 @@ class PickDialog(Dialog):
 
     workflow = PICK_WORKFLOW
     initial = "no_work"
+    # "yes" only confirms a sign-off; "sign_off" itself only asks, but it is named too
+    work_changing = frozenset({"sign_off", "yes", "short", "skip_slot", "damaged", "cancel"})
 
     def __init__(self, work: PickWork, locale: str = "en-US", min_confidence: float = 0.5):
         super().__init__(locale=locale, min_confidence=min_confidence)
