@@ -204,8 +204,12 @@ class HeadsetSession:
         (`Dialog.answer_grammar`); the dialog judges what was heard."""
         listening = dialog.grammar().listening()
         heard = self.speech.recognize(audio, listening, self.sample_rate, self.operator)
-        if not dialog.answer_complete(heard.tokens) or not heard.tokens[0].isdigit():
-            return heard, dialog.answer_complete(heard.tokens)
+        if not dialog.answer_complete(heard.tokens):
+            return heard, False
+        if not heard.tokens[0].isdigit():
+            # a command ends the answer only when taken: an unsure "help" read into the
+            # first two digits of a serial cut it in half
+            return heard, heard.accepted
         answer = dialog.answer_grammar()
         if answer.max_digits >= listening.max_digits:
             return heard, True
