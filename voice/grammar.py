@@ -136,12 +136,14 @@ class Grammar:
         return replace(self, name=f"{self.name}.listening", min_digits=1, max_digits=digits)
 
     def exactly(self, digits: int) -> Grammar:
-        """This grammar with digit strings of just `digits` digits (its commands as they
-        are): an answer known to be whole, of a line whose digits are known to be that
-        many, read as such rather than with a digit too many or too few."""
-        if not self.accepts_digits or self.min_digits == self.max_digits == digits:
-            return self
-        return replace(self, name=f"{self.name}.{digits}", min_digits=digits, max_digits=digits)
+        """Digit strings of just `digits` digits, and nothing else: how a digit answer
+        known to be whole, of a line whose digits are known to be that many, is read
+        rather than with a digit too many or too few (or as a word)."""
+        if not self.accepts_digits:
+            raise ValueError(f"grammar {self.name} takes no digits")
+        return replace(
+            self, name=f"{self.name}.{digits}", commands=(), min_digits=digits, max_digits=digits
+        )
 
     def text(self, tokens: list[str] | tuple[str, ...]) -> str:
         """The spoken text of a token sequence in this locale ("five seven")."""

@@ -200,20 +200,18 @@ class HeadsetSession:
     def _read(self, dialog: PickDialog, audio: np.ndarray) -> tuple[Result, bool]:
         """(what was said, whether it is a whole answer). It is first heard as what it is
         (`Grammar.listening`): a partial answer is never forced into a whole one, nor
-        digits into a word. A whole one is then read as the answer it is
-        (`Dialog.answer_grammar`); the dialog judges what was heard."""
+        digits into a word. Digits as many as the line expects are then read as the answer
+        they seem to be (`Dialog.answer_grammar`). Only a reading that is taken ends the
+        answer: an unsure "help", or a digit too many read into a lone "two", cut answers
+        in half; the dialog judges what was heard."""
         listening = dialog.grammar().listening()
         heard = self.speech.recognize(audio, listening, self.sample_rate, self.operator)
         if not dialog.answer_complete(heard.tokens):
             return heard, False
-        if not heard.tokens[0].isdigit():
-            # a command ends the answer only when taken: an unsure "help" read into the
-            # first two digits of a serial cut it in half
-            return heard, heard.accepted
         answer = dialog.answer_grammar()
-        if answer.max_digits >= listening.max_digits:
-            return heard, True
-        return self.speech.recognize(audio, answer, self.sample_rate, self.operator), True
+        if heard.tokens[0].isdigit() and answer.max_digits < listening.max_digits:
+            heard = self.speech.recognize(audio, answer, self.sample_rate, self.operator)
+        return heard, heard.accepted
 
     async def _end_utterance(self, ended: SpeechEnded) -> None:
         if not len(ended.audio):

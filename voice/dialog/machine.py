@@ -248,9 +248,9 @@ class Dialog:
         return self.grammar().min_digits
 
     def answer_grammar(self) -> Grammar:
-        """How to read an answer known to be whole: the state's grammar, narrowed by
-        workflows to the digit count of the line in hand where only that many can be
-        right (a wrong reading of that length is refused like any wrong digits)."""
+        """How to read a digit answer known to be whole: the state's grammar, narrowed by
+        workflows to digits of the line's own count where only that many can be right (a
+        wrong reading of that length is refused like any wrong digits)."""
         return self.grammar()
 
     def repeat(self) -> Prompt:
