@@ -209,7 +209,8 @@ class HeadsetSession:
         if not dialog.answer_complete(heard.tokens):
             return heard, False
         answer = dialog.answer_grammar()
-        if heard.tokens[0].isdigit() and answer.max_digits < listening.max_digits:
+        narrower = answer.accepts_digits and answer.max_digits < listening.max_digits
+        if heard.tokens[0].isdigit() and narrower:
             heard = self.speech.recognize(audio, answer, self.sample_rate, self.operator)
         return heard, heard.accepted
 
