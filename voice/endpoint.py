@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import median_filter
 
-from voice.audio import resample
+from voice.audio import gain, resample
 
 log = logging.getLogger(__name__)
 
@@ -176,9 +176,8 @@ class Endpointer:
         quiet voices (speech 30 dB below fsdd-dev's, over a -60 dBFS floor: 3% of digits
         found), while the floor margin above already tells speech from noise at any level."""
         assert self._floor_db is not None
-        gain_db = min(max(self.settings.vad_floor_db - self._floor_db, 0.0), MAX_VAD_GAIN_DB)
-        scaled = frame * 10.0 ** (gain_db / 20.0)
-        return np.clip(np.round(scaled), -32768, 32767).astype(np.int16)
+        raised_db = min(max(self.settings.vad_floor_db - self._floor_db, 0.0), MAX_VAD_GAIN_DB)
+        return gain(frame, raised_db)
 
     def _step(self, frame: np.ndarray) -> Event | None:
         s = self.settings

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from voice.audio import to_int16
+from voice.audio import gain, to_int16
 
 TARGET_DBFS = -16.0  # fsdd-dev's close-miked voices peak about here (90th-percentile frame)
 MAX_GAIN_DB = 45.0  # speech peaking at -45 dBFS still reaches the target
@@ -52,5 +52,4 @@ def normalize(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     gain_db = float(np.clip(TARGET_DBFS - level, MIN_GAIN_DB, MAX_GAIN_DB))
     if abs(gain_db) < 0.5:
         return to_int16(samples)
-    scaled = samples.astype(np.float64) * 10.0 ** (gain_db / 20.0)
-    return np.clip(np.round(scaled), -32768, 32767).astype(np.int16)
+    return gain(samples, gain_db)
