@@ -24,6 +24,13 @@ def recognize(
     locale: str = typer.Option("en-US", help="en-US, zh-CN, ko-KR"),
     profile: Path | None = typer.Option(None, help="operator voice profile directory"),
     engine: str = typer.Option("auto", help="auto, fusion, templates, pocketsphinx, vosk, whisper"),
+    min_confidence: float | None = typer.Option(
+        None,
+        min=0.0,
+        max=1.0,
+        envvar="WAVEPICK_MIN_CONFIDENCE",
+        help="accept at this confidence (default: each engine's own: 0.5, Vosk 0.6)",
+    ),
 ) -> None:
     """Print one JSON object per file: file, text, tokens, confidence, accepted, engine."""
     from voice.stt.factory import EngineCache, EngineUnavailable, open_recognizer
@@ -46,7 +53,9 @@ def recognize(
             if rate not in recognizers:
                 # the first time: models load and the words are synthesised (seconds)
                 with Console(stderr=True).status("loading models and voices"):
-                    recognizers[rate] = open_recognizer(engine, spec, rate, profile, cache)
+                    recognizers[rate] = open_recognizer(
+                        engine, spec, rate, profile, cache, min_confidence
+                    )
             result = recognize_recording(recognizers[rate], samples, rate)
         except (EngineUnavailable, FileNotFoundError, ValueError) as exc:
             typer.echo(json.dumps({"file": str(file), "error": str(exc)}), err=True)

@@ -40,7 +40,12 @@ class SpeechServices:
         self, audio: np.ndarray, grammar: Grammar, sample_rate: int, operator: str
     ) -> Result:
         recognizer = open_recognizer(
-            self.engine, grammar, sample_rate, profile=self.profile(operator), cache=self.engines
+            self.engine,
+            grammar,
+            sample_rate,
+            profile=self.profile(operator),
+            cache=self.engines,
+            min_confidence=self.min_confidence,
         )
         recognizer.accept_audio(audio)
         return recognizer.final()

@@ -97,3 +97,24 @@ def test_mandarin_without_profile_model_or_whisper_is_unavailable() -> None:
         open_recognizer(
             "auto", named_grammar("digits", "zh-CN"), 16000, cache=EngineCache(use_whisper=False)
         )
+
+
+def test_one_min_confidence_moves_every_engine(fsdd: Path, engines: EngineCache) -> None:
+    """WAVEPICK_MIN_CONFIDENCE is one setting: below the engines' own 0.5 it lets through
+    what they would refuse, above it refuses what they would take, fused or not."""
+    grammar = named_grammar("digit")
+    default = open_recognizer("auto", grammar, 8000, cache=engines)
+    lenient = open_recognizer("auto", grammar, 8000, cache=engines, min_confidence=0.05)
+    strict = open_recognizer("auto", grammar, 8000, cache=engines, min_confidence=0.95)
+    taken = {"default": 0, "lenient": 0, "strict": 0}
+    for digit in range(10):
+        for take in (5, 17, 29, 41):
+            clean = load(fsdd / f"{digit}_lucas_{take}.wav", 8000)
+            noisy = add_noise(clean, warehouse_noise(2.0, 8000, "mixed", seed=take), 3.0)
+            for name, recognizer in (
+                ("default", default),
+                ("lenient", lenient),
+                ("strict", strict),
+            ):
+                taken[name] += recognize_recording(recognizer, noisy, 8000).accepted
+    assert taken["lenient"] > taken["default"] > taken["strict"]

@@ -42,14 +42,14 @@ class FusionRecognizer:
         templates: Recognizer,
         general: Recognizer,
         general_weight: float = 1.0,
-        min_confidence: float = 0.5,
+        min_confidence: float | None = None,
     ) -> None:
         self.templates = templates
         self.general = general
         self.grammar: Grammar = templates.grammar
         self.sample_rate = templates.sample_rate
         self.general_weight = general_weight
-        self.min_confidence = min_confidence
+        self.min_confidence = 0.5 if min_confidence is None else min_confidence
 
     def accept_audio(self, pcm: bytes | np.ndarray) -> Result | None:
         self.templates.accept_audio(pcm)

@@ -161,26 +161,38 @@ def open_recognizer(
     sample_rate: int,
     profile: str | Path | Profile | None = None,
     cache: EngineCache | None = None,
+    min_confidence: float | None = None,
 ) -> Recognizer:
-    """A new recogniser for one audio stream (cheap: models come from `cache`)."""
+    """A new recogniser for one audio stream (cheap: models come from `cache`).
+
+    `min_confidence`, when given, is the confidence every engine built here accepts at,
+    so one setting moves them all; None keeps each engine's own calibrated default."""
     cache = cache or EngineCache()
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     if engine == "templates":
         if profile is None:
             raise EngineUnavailable("the templates engine needs an enrolled --profile")
-        return TemplateRecognizer(grammar, sample_rate, cache.templates(profile))
+        return TemplateRecognizer(
+            grammar, sample_rate, cache.templates(profile), min_confidence=min_confidence
+        )
     if engine == "pocketsphinx":
         if not grammar.locale.startswith("en"):
             raise EngineUnavailable(f"PocketSphinx has no {grammar.locale} model; enroll a profile")
-        return PocketSphinxRecognizer(grammar, sample_rate, cache.pocketsphinx())
+        return PocketSphinxRecognizer(
+            grammar, sample_rate, cache.pocketsphinx(), min_confidence=min_confidence
+        )
     if engine == "vosk":
-        return VoskRecognizer(grammar, sample_rate, cache.vosk(grammar.locale))
+        return VoskRecognizer(
+            grammar, sample_rate, cache.vosk(grammar.locale), min_confidence=min_confidence
+        )
     if engine == "whisper":
         if not cache.whisper_available(grammar.locale):
             raise EngineUnavailable(f"no Whisper model for {grammar.locale}")
-        return WhisperRecognizer(grammar, sample_rate, cache.whisper())
-    general = _general(grammar, sample_rate, cache)
+        return WhisperRecognizer(
+            grammar, sample_rate, cache.whisper(), min_confidence=min_confidence
+        )
+    general = _general(grammar, sample_rate, cache, min_confidence)
     enrolled = cache.templates(profile) if profile is not None else None
     if enrolled is not None and set(enrolled.missing(grammar)) == set(grammar.tokens):
         # the operator enrolled none of these words (digits only, say, for a state of
@@ -191,11 +203,13 @@ def open_recognizer(
     if engine == "fusion" or (engine == "auto" and enrolled is not None):
         if enrolled is None:
             raise EngineUnavailable("the fusion engine needs an enrolled --profile")
-        templates = TemplateRecognizer(grammar, sample_rate, enrolled)
+        templates = TemplateRecognizer(
+            grammar, sample_rate, enrolled, min_confidence=min_confidence
+        )
         if general is None:
             log.info("no general model for %s: templates only", grammar.locale)
             return templates
-        return FusionRecognizer(templates, general)
+        return FusionRecognizer(templates, general, min_confidence=min_confidence)
     if general is None:
         raise EngineUnavailable(
             f"no model for {grammar.locale}: install a Vosk model or enroll a --profile"
@@ -203,25 +217,39 @@ def open_recognizer(
     return general
 
 
-def _general(grammar: Grammar, sample_rate: int, cache: EngineCache) -> Recognizer | None:
+def _general(
+    grammar: Grammar, sample_rate: int, cache: EngineCache, min_confidence: float | None
+) -> Recognizer | None:
     """The best recogniser that needs no enrollment for this locale, if any: the words in
     synthetic voices fused with the locale's model engine, or either alone."""
-    model = _model_engine(grammar, sample_rate, cache)
+    model = _model_engine(grammar, sample_rate, cache, min_confidence)
     synthetic = cache.synthetic(grammar)
     if synthetic is None:
         return model
-    voices = TemplateRecognizer(grammar, sample_rate, synthetic, name="synthetic")
-    return voices if model is None else FusionRecognizer(voices, model)
+    voices = TemplateRecognizer(
+        grammar, sample_rate, synthetic, name="synthetic", min_confidence=min_confidence
+    )
+    return (
+        voices if model is None else FusionRecognizer(voices, model, min_confidence=min_confidence)
+    )
 
 
-def _model_engine(grammar: Grammar, sample_rate: int, cache: EngineCache) -> Recognizer | None:
+def _model_engine(
+    grammar: Grammar, sample_rate: int, cache: EngineCache, min_confidence: float | None
+) -> Recognizer | None:
     """The locale's speech model, if any: Vosk, else Whisper (English), else PocketSphinx."""
     if cache.vosk_path(grammar.locale) is not None:
-        return VoskRecognizer(grammar, sample_rate, cache.vosk(grammar.locale))
+        return VoskRecognizer(
+            grammar, sample_rate, cache.vosk(grammar.locale), min_confidence=min_confidence
+        )
     if not grammar.locale.startswith("en"):
         return None
-    sphinx = PocketSphinxRecognizer(grammar, sample_rate, cache.pocketsphinx())
+    sphinx = PocketSphinxRecognizer(
+        grammar, sample_rate, cache.pocketsphinx(), min_confidence=min_confidence
+    )
     if not cache.whisper_available(grammar.locale):
         return sphinx
-    whisper = WhisperRecognizer(grammar, sample_rate, cache.whisper())
+    whisper = WhisperRecognizer(
+        grammar, sample_rate, cache.whisper(), min_confidence=min_confidence
+    )
     return BackupRecognizer(whisper, sphinx) if grammar.max_digits > 1 else whisper

@@ -140,10 +140,19 @@ class PocketSphinxRecognizer(BufferedRecognizer):
 
     name = "pocketsphinx"
 
-    def __init__(self, grammar: Grammar, sample_rate: int, model: PocketSphinxModel) -> None:
+    def __init__(
+        self,
+        grammar: Grammar,
+        sample_rate: int,
+        model: PocketSphinxModel,
+        min_confidence: float | None = None,
+    ) -> None:
         super().__init__(grammar, sample_rate)
         self.model = model
         self.settings = model.settings
+        self.min_confidence = (
+            model.settings.min_confidence if min_confidence is None else min_confidence
+        )
         jsgf(grammar)  # fail early on a locale the model cannot hear
 
     def _decode_with(self, decoder: object, search: str, audio: bytes) -> tuple[str, float, int]:
@@ -186,7 +195,7 @@ class PocketSphinxRecognizer(BufferedRecognizer):
             tokens=tokens,
             confidence=confidence,
             engine=self.name,
-            accepted=confidence >= s.min_confidence,
+            accepted=confidence >= self.min_confidence,
             details={"score_per_frame": round(gap, 2)},
         )
 

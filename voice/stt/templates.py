@@ -187,12 +187,20 @@ class TemplateRecognizer(BufferedRecognizer):
     name = "templates"
 
     def __init__(
-        self, grammar: Grammar, sample_rate: int, model: TemplateModel, name: str = "templates"
+        self,
+        grammar: Grammar,
+        sample_rate: int,
+        model: TemplateModel,
+        name: str = "templates",
+        min_confidence: float | None = None,
     ) -> None:
         super().__init__(grammar, sample_rate)
         self.name = name
         self.model = model
         self.settings = model.settings
+        self.min_confidence = (
+            model.settings.min_confidence if min_confidence is None else min_confidence
+        )
         tokens = tuple(t for t in grammar.tokens if t in model.tokens)
         if not tokens:
             raise ValueError(f"{model.source} has no takes for grammar {grammar.name}")
@@ -237,9 +245,7 @@ class TemplateRecognizer(BufferedRecognizer):
             return replace(heard, details=heard.details | {"noise": noise_probability})
         best = hyps[0]
         confidence = probs[0]
-        accepted = (
-            confidence >= self.settings.min_confidence and best.cost <= self.settings.max_cost
-        )
+        accepted = confidence >= self.min_confidence and best.cost <= self.settings.max_cost
         alternatives = tuple(
             Alternative(h.tokens, self.grammar.text(h.tokens), p)
             for h, p in zip(hyps[1:5], probs[1:5], strict=False)

@@ -70,14 +70,18 @@ class VoskRecognizer:
     name = "vosk"
 
     def __init__(
-        self, grammar: Grammar, sample_rate: int, model: VoskModel, min_confidence: float = 0.6
+        self,
+        grammar: Grammar,
+        sample_rate: int,
+        model: VoskModel,
+        min_confidence: float | None = None,
     ) -> None:
         import vosk
 
         self.grammar = grammar
         self.sample_rate = sample_rate
         self.model = model
-        self.min_confidence = min_confidence
+        self.min_confidence = 0.6 if min_confidence is None else min_confidence
         self._phrases = phrases(grammar, model)
         if not self._phrases:
             raise ValueError(f"Vosk model {model.path} knows no word of grammar {grammar.name}")

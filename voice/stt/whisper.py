@@ -246,14 +246,14 @@ class WhisperRecognizer(BufferedRecognizer):
         grammar: Grammar,
         sample_rate: int,
         model: WhisperModel,
-        min_confidence: float = 0.5,
+        min_confidence: float | None = None,
         max_no_speech: float = 0.6,
     ) -> None:
         super().__init__(grammar, sample_rate)
         if not grammar.locale.startswith("en"):
             raise ValueError(f"the bundled Whisper model is English only, not {grammar.locale}")
         self.model = model
-        self.min_confidence = min_confidence
+        self.min_confidence = 0.5 if min_confidence is None else min_confidence
         self.max_no_speech = max_no_speech
         self.constraint = model.constraint(grammar)
 
