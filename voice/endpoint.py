@@ -5,7 +5,9 @@ Feed PCM chunks of any size to an `Endpointer`; it returns events:
   barge-in),
 - `SpeechPaused` with the utterance so far, when `pause_ms` is set and the speaker has been
   quiet that long: the answer may be whole, or the picker may be between two digits. Who
-  knows what answer is expected decides, and calls `end_now` when it is whole,
+  knows what answer is expected reads it, and calls `end_after_pause` when it is whole: the
+  utterance then ends once the quiet has lasted `whole_end_ms` (at once if it already has),
+  so the reading runs while the pause is still being confirmed, not after it,
 - `SpeechEnded` with the utterance's audio (with a short lead-in) once the speaker has been
   quiet for `end_silence_ms`.
 
@@ -42,6 +44,7 @@ class EndpointSettings:
     start_window: int = 5
     end_silence_ms: int = 160  # trailing silence that ends an utterance
     pause_ms: int | None = None  # a shorter silence reported as a pause (None: none)
+    whole_end_ms: int | None = None  # the silence that ends an answer found whole at a pause
     lead_in_ms: int = 200  # audio kept before the detected start
     min_speech_ms: int = 100  # shorter bursts are dropped (clicks, bumps)
     max_utterance_ms: int = 8000
@@ -50,9 +53,9 @@ class EndpointSettings:
     vad_floor_db: float = 55.0  # webrtcvad hears frames raised so the floor is here (re 1 LSB)
 
 
-# A live answer: whole after a short pause, or given up to 700 ms to go on when what was
-# heard so far is only part of one (see the module docstring).
-LIVE_ANSWERS = EndpointSettings(pause_ms=160, end_silence_ms=700)
+# A live answer: read after 80 ms of quiet, ended after 160 ms when that reading is whole,
+# or given up to 700 ms to go on when it is only part of one (see the module docstring).
+LIVE_ANSWERS = EndpointSettings(pause_ms=80, whole_end_ms=160, end_silence_ms=700)
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,9 @@ class Endpointer:
         self._pause_frames = (
             None if pause_ms is None else max(1, pause_ms // self.settings.frame_ms)
         )
+        whole_ms = self.settings.whole_end_ms or pause_ms or 0
+        self._whole_frames = max(1, whole_ms // self.settings.frame_ms)
+        self._ending_pause: int | None = None  # found whole: ends when the quiet is long enough
 
     @property
     def in_speech(self) -> bool:
@@ -126,10 +132,17 @@ class Endpointer:
             return None
         return self._pauses if self._silent_run >= self._pause_frames else None
 
-    def end_now(self) -> SpeechEnded | None:
-        """End the utterance during a pause (the answer is whole); None when the speaker is
-        not pausing (they went on, or the utterance already ended)."""
-        return self._finish() if self.pause is not None else None
+    def end_after_pause(self, pause: int) -> SpeechEnded | None:
+        """The utterance up to pause number `pause` is a whole answer: end it once the
+        speaker has been quiet for `whole_end_ms`. Returns the end when that is now; None
+        when it comes later (from `feed`), or never because the speaker went on or the
+        utterance already ended."""
+        if self.pause != pause:
+            return None
+        if self._silent_run >= self._whole_frames:
+            return self._finish()
+        self._ending_pause = pause
+        return None
 
     def feed(self, pcm: bytes | np.ndarray) -> list[Event]:
         """Add audio; return the events it completes (usually none)."""
@@ -204,6 +217,9 @@ class Endpointer:
         too_long = len(self._utterance) * s.frame_ms >= s.max_utterance_ms
         if self._silent_run * s.frame_ms >= s.end_silence_ms or too_long:
             return self._finish()
+        ending = self._ending_pause is not None and self._ending_pause == self.pause
+        if ending and self._silent_run >= self._whole_frames:
+            return self._finish()
         if self._silent_run == self._pause_frames:
             self._pauses += 1
             return SpeechPaused(self._pauses, np.concatenate(self._utterance))
@@ -217,6 +233,7 @@ class Endpointer:
         voiced_ms = self._voiced_total * s.frame_ms
         pause = self.pause
         self._in_speech = False
+        self._ending_pause = None
         self._utterance = []
         self._recent.clear()
         self._silent_run = 0

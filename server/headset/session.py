@@ -185,15 +185,15 @@ class HeadsetSession:
         task.add_done_callback(self._background.discard)
 
     async def _read_at_pause(self, paused: SpeechPaused, turn: int) -> None:
-        """Read the utterance so far; if it is a whole answer and the picker is still
-        quiet, end it now instead of waiting out the long silence."""
+        """Read the utterance so far; if it is a whole answer and the picker stays quiet,
+        end it after the short pause instead of waiting out the long silence."""
         dialog, endpointer = self.dialog, self._endpointer
         if dialog is None or endpointer is None or turn != self._turn:
             return
         reading, whole = await run_sync(self._read, dialog, paused.audio)
         self._readings[paused.pause] = reading
-        if whole and endpointer.pause == paused.pause:
-            ended = endpointer.end_now()
+        if whole:
+            ended = endpointer.end_after_pause(paused.pause)
             if ended is not None:
                 await self._end_utterance(ended)
 

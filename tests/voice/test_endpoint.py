@@ -116,17 +116,58 @@ def test_a_pause_is_reported_and_the_answer_goes_on_after_it(fsdd: Path) -> None
     assert len(ended.audio) >= len(five) + len(seven)
 
 
-def test_a_whole_answer_is_ended_at_its_pause(fsdd: Path) -> None:
+def test_a_whole_answer_found_late_in_its_pause_ends_at_once(fsdd: Path) -> None:
     endpointer = Endpointer(RATE, LIVE_ANSWERS)
     word = load(fsdd / "3_lucas_11.wav", RATE)
     events = endpointer.feed(np.concatenate([silence(0.3), word, silence(0.2)]))
     paused = next(e for e in events if isinstance(e, SpeechPaused))
     assert endpointer.pause == paused.pause
-    ended = endpointer.end_now()
+    ended = endpointer.end_after_pause(paused.pause)
     assert ended is not None and ended.pause == paused.pause
     assert len(ended.audio) >= len(word)
-    assert endpointer.end_now() is None  # over: nothing more to end
+    assert endpointer.end_after_pause(paused.pause) is None  # over: nothing more to end
     assert [type(e) for e in endpointer.feed(silence(1.0))] == []
+
+
+def test_a_whole_answer_found_early_in_its_pause_ends_when_the_pause_is_long_enough(
+    fsdd: Path,
+) -> None:
+    """Read at 80 ms of quiet, the answer still ends only at 160 ms: a picker who goes on
+    in between is not cut off, and one who stays quiet waits no longer for the reading."""
+    endpointer = Endpointer(RATE, LIVE_ANSWERS)
+    word = load(fsdd / "3_lucas_11.wav", RATE)
+    audio = np.concatenate([silence(0.3), word, silence(1.0)])
+    frame = RATE // 50
+    paused = None
+    for i in range(0, len(audio), frame):
+        for event in endpointer.feed(audio[i : i + frame]):
+            if isinstance(event, SpeechPaused):
+                paused = event
+                assert endpointer.end_after_pause(paused.pause) is None  # not yet quiet enough
+            elif isinstance(event, SpeechEnded):
+                assert paused is not None and event.pause == paused.pause
+                quiet_ms = 1000 * (i + frame) / RATE - 1000 * event.end
+                assert 160 <= quiet_ms < 200
+                return
+    raise AssertionError("the whole answer never ended")
+
+
+def test_speech_after_a_whole_reading_keeps_the_answer_open(fsdd: Path) -> None:
+    endpointer = Endpointer(RATE, LIVE_ANSWERS)
+    five, seven = (load(fsdd / f"{d}_george_9.wav", RATE) for d in "57")
+    audio, frame = np.concatenate([silence(0.3), five, silence(0.5)]), RATE // 50
+    paused = next(
+        e
+        for i in range(0, len(audio), frame)
+        for e in endpointer.feed(audio[i : i + frame])
+        if isinstance(e, SpeechPaused)
+    )
+    assert endpointer.end_after_pause(paused.pause) is None  # read whole at 80 ms of quiet
+    seven = seven[np.argmax(np.abs(seven) > 0.1 * np.abs(seven).max()) :]  # goes on at once
+    events = endpointer.feed(np.concatenate([seven, silence(0.3)]))
+    assert SpeechEnded not in [type(e) for e in events]
+    ended = [e for e in endpointer.feed(silence(0.6)) if isinstance(e, SpeechEnded)]
+    assert len(ended) == 1 and len(ended[0].audio) >= len(five) + len(seven)
 
 
 def test_speech_after_a_pause_cancels_it(fsdd: Path) -> None:
@@ -136,4 +177,4 @@ def test_speech_after_a_pause_cancels_it(fsdd: Path) -> None:
     assert endpointer.pause is not None
     endpointer.feed(seven[: RATE // 5])
     assert endpointer.pause is None
-    assert endpointer.end_now() is None
+    assert endpointer.end_after_pause(1) is None
