@@ -2,7 +2,8 @@
 digit, joined as a picker says a digit string on a cheap headset.
 
 Each take is trimmed to its speech (the endpointer's span, then the edges quieter than
-`EDGE_DB` below the take's loudest 10 ms), so `gap_ms` is the pause actually left between
+`EDGE_DB` below the take's loudest 10 ms, and what lies past a quiet longer than a word
+holds), so `gap_ms` is the pause actually left between
 two words; the joined answer is scaled by `gain_db`, because fsdd-dev's close-miked voices
 are 14-22 dB louder than people on the floor. Takes 0-2 of every digit are kept for
 enrollment and never spoken here.
@@ -23,6 +24,7 @@ from voice.stt.recording import speech_span
 ANSWER_TAKES = range(3, 50)
 EDGE_DB = 40.0
 EDGE_FRAME_MS = 10
+MAX_QUIET_IN_WORD_MS = 200
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,12 @@ def _trimmed(path: Path, rate: int) -> np.ndarray | None:
     energy = span[: count * frame].astype(np.float64).reshape(count, frame)
     level = 10 * np.log10(np.mean(energy**2, axis=1) + 1.0)
     loud = np.flatnonzero(level >= level.max() - EDGE_DB)
-    trimmed = span[loud[0] * frame : (loud[-1] + 1) * frame]
+    # a word holds no long quiet: past one, what is left is a click or a breath
+    # (take 9 of lucas's "zero" ends in 0.6 s of digital silence and a click)
+    parts = np.split(
+        loud, np.flatnonzero(np.diff(loud) > MAX_QUIET_IN_WORD_MS // EDGE_FRAME_MS) + 1
+    )
+    word = next(part for part in parts if np.argmax(level) in part)
+    trimmed = span[word[0] * frame : (word[-1] + 1) * frame]
     trimmed.flags.writeable = False
     return trimmed
