@@ -4,13 +4,20 @@ an in-memory warehouse. The same reading over real audio is walked in tests/test
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
-from server.headset.session import HeadsetSession
+from bench.walk import FSDD
+from server.headset.session import HeadsetSession, Utterance
+from tests.conftest import require_service
 from tests.voice.test_dialog import mug, said, warehouse
+from voice.audio import load
 from voice.dialog import PickDialog
+from voice.endpoint import LIVE_ANSWERS, Endpointer
 from voice.grammar import Grammar
 from voice.stt import Result
 
@@ -76,3 +83,47 @@ def test_only_a_reading_that_is_taken_ends_an_answer() -> None:
     part = Recogniser({"listening": (("5",), 0.9, True)})
     assert session(part)._read(dialog, AUDIO)[1] is False  # one of two check digits
     assert len(part.asked) == 1
+
+
+@pytest.fixture
+def fsdd() -> Path:
+    if not FSDD.is_dir():
+        require_service("the human recordings of fsdd-dev", f"not found at {FSDD}")
+    return FSDD
+
+
+def test_the_rest_of_an_answer_said_to_a_prompt_left_behind_ends_at_its_pause(
+    fsdd: Path,
+) -> None:
+    """The first half of a serial was taken and refused while the picker was still saying
+    the rest; the picker then repeats the answer 300 ms after the rest. The rest ends at its
+    first pause (and is dropped), so the repeat is an utterance of its own, answering the
+    prompt it was said to, instead of joining the rest in one that is dropped whole."""
+    rate = 8000
+    rest, repeat = (load(fsdd / f"{d}_jackson_9.wav", rate) for d in "76")
+    quiet = np.zeros(rate * 3 // 10, np.int16)
+    heard = session(Recogniser({"listening": (("6",), 0.9, True)}))
+    heard.dialog, heard.answers = PickDialog(warehouse()), asyncio.Queue()
+    heard._endpointer, heard._speaking, heard._background = (
+        Endpointer(rate, LIVE_ANSWERS),
+        None,
+        set(),
+    )
+    heard._turn, heard._speaking_to, heard._readings = 0, 0, {}
+
+    async def say(samples: np.ndarray) -> None:
+        for start in range(0, len(samples), rate // 50):
+            await heard._on_audio(samples[start : start + rate // 50].tobytes())
+
+    async def scene() -> list[Utterance]:
+        await say(np.concatenate([quiet, rest[: len(rest) // 2]]))  # said to turn 0 ...
+        heard._turn = 1  # ... which its first half has meanwhile closed
+        await say(np.concatenate([rest[len(rest) // 2 :], quiet, repeat, quiet, quiet, quiet]))
+        await asyncio.gather(*heard._background)
+        return [heard.answers.get_nowait() for _ in range(heard.answers.qsize())]
+
+    utterances = asyncio.run(scene())
+    assert [u.turn for u in utterances if isinstance(u, Utterance)] == [0, 1]
+    first, second = utterances
+    assert isinstance(first, Utterance) and isinstance(second, Utterance)
+    assert len(first.audio) < len(rest) + len(quiet) < len(second.audio) < 2 * len(repeat)

@@ -7,8 +7,9 @@ many digits as the line expects) it ends there, and otherwise the picker has up 
 more to go on ("five ... seven" stays one answer). An utterance belongs to the prompt it
 was spoken to: if the dialog has moved on by the time it is handled (a second half of an
 answer that was already taken), it is dropped, never read against the next state's
-grammar. Typed `say` frames take the same path from there. Prompt audio is paced at
-speaking speed so that the picker talking over it (barge-in) stops the rest. Blocking
+grammar; one still being said when the dialog moves on ends at its first pause, so the
+answer said again after the new prompt is heard on its own. Typed `say` frames take the
+same path from there. Prompt audio is paced at speaking speed so that the picker talking over it (barge-in) stops the rest. Blocking
 work (recognition, synthesis, the dialog's database calls) runs in worker threads; the
 queue of answers is bounded.
 """
@@ -175,7 +176,10 @@ class HeadsetSession:
                 self._speaking_to, self._readings = self._turn, {}
                 await self._barge_in()
             elif isinstance(event, SpeechPaused):
-                self._track(asyncio.create_task(self._read_at_pause(event, self._speaking_to)))
+                if self._speaking_to != self._turn:
+                    await self._end_stale(event)
+                else:
+                    self._track(asyncio.create_task(self._read_at_pause(event, self._speaking_to)))
             elif isinstance(event, SpeechEnded):
                 await self._end_utterance(event)
 
@@ -183,6 +187,15 @@ class HeadsetSession:
         """Keep a background task until it is done (and cancel it with the session)."""
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _end_stale(self, paused: SpeechPaused) -> None:
+        """The dialog has moved on since this utterance began (its first half was taken or
+        refused): end it at its first pause, to be dropped, so the picker's next answer,
+        said after the new prompt, starts an utterance of its own instead of joining it."""
+        assert self._endpointer is not None
+        ended = self._endpointer.end_after_pause(paused.pause)
+        if ended is not None:
+            await self._end_utterance(ended)
 
     async def _read_at_pause(self, paused: SpeechPaused, turn: int) -> None:
         """Read the utterance so far; if it is a whole answer and the picker stays quiet,
