@@ -32,6 +32,16 @@ class Settings(BaseSettings):
         None, description="Signs access tokens. Development keeps a generated one on disk."
     )
     token_ttl_minutes: int = Field(12 * 60, ge=1)
+    ticket_ttl_seconds: int = Field(
+        30, ge=1, le=300, description="Lifetime of a one-use socket ticket."
+    )
+    session_check_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="How often an open socket re-checks its user (disabled, role changed, "
+        "token revoked or expired); changes made on this process end sockets at once.",
+    )
     demo_password: str = Field("wavepick", min_length=8)
     data_dir: Path = Field(default_factory=lambda: user_data_path("wavepick"))
     model_dir: Path | None = None

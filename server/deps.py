@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, WebSocket
 from fastapi.security import OAuth2PasswordBearer
 
 from server.config import Settings
 from server.db import Database
 from server.problems import Forbidden, Unauthorized
-from server.security import read_token
-from server.services import users
+from server.security import TokenClaims, bearer_claims, read_token
+from server.services import tickets, users
+from server.sockets import Grant, SocketRegistry
 from server.tables import Role, User
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -28,20 +30,41 @@ def get_database(request: Request) -> Database:
     return database
 
 
+def get_sockets(request: Request) -> SocketRegistry:
+    sockets: SocketRegistry = request.app.state.sockets
+    return sockets
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+SocketsDep = Annotated[SocketRegistry, Depends(get_sockets)]
 
 
-async def get_current_user(
+@dataclass(frozen=True)
+class Credentials:
+    """The signed-in user and the claims of the token they signed in with."""
+
+    user: User
+    claims: TokenClaims
+
+
+async def get_credentials(
     db: DatabaseDep, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2)]
-) -> User:
+) -> Credentials:
     claims = read_token(token, key=settings.signing_key) if token else None
     if claims is None:
         raise Unauthorized("a valid bearer token is required")
-    user = await db.read(users.get_by_username, claims.username)
-    if user is None or not user.active:
-        raise Unauthorized("this user is unknown or disabled")
-    return user
+    user = await db.read(users.session_user, claims.username, claims.version)
+    if user is None:
+        raise Unauthorized("this user is unknown or disabled, or the token was revoked")
+    return Credentials(user=user, claims=claims)
+
+
+CredentialsDep = Annotated[Credentials, Depends(get_credentials)]
+
+
+async def get_current_user(credentials: CredentialsDep) -> User:
+    return credentials.user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
@@ -59,7 +82,32 @@ def require(*roles: Role) -> Callable[[User], Awaitable[User]]:
     return check
 
 
+async def socket_user(websocket: WebSocket) -> tuple[User, Grant] | None:
+    """Who opens a socket, and the grant it is held on: a one-use `?ticket=` (browsers),
+    the `Authorization: Bearer` header (native clients), or `?token=` (older clients; never
+    logged). None when none of them is valid, or the user may no longer sign in."""
+    state = websocket.app.state
+    db: Database = state.db
+    settings: Settings = state.settings
+    if ticket := websocket.query_params.get("ticket"):
+        redeemed = await db.write(tickets.redeem_ticket, ticket)
+        if redeemed is None:
+            return None
+        grant = Grant(redeemed.username, redeemed.token_version, redeemed.token_expires_at)
+    else:
+        authorization = websocket.headers.get("authorization", "")
+        if not authorization and (token := websocket.query_params.get("token")):
+            authorization = f"Bearer {token}"
+        claims = bearer_claims(authorization, key=settings.signing_key)
+        if claims is None:
+            return None
+        grant = Grant(claims.username, claims.version, claims.expires_at)
+    user = await db.read(users.session_user, grant.username, grant.token_version)
+    return (user, grant) if user is not None else None
+
+
 ANYONE = (Role.picker, Role.supervisor, Role.manager)
+MAY_PICK = frozenset({Role.picker, Role.supervisor, Role.admin})
 AnyUser = Annotated[User, Depends(require(*ANYONE))]
 Supervisor = Annotated[User, Depends(require(Role.supervisor))]
 Overseer = Annotated[User, Depends(require(Role.supervisor, Role.manager))]

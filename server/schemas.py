@@ -30,6 +30,11 @@ class Token(BaseModel):
     role: Role
 
 
+class SocketTicket(BaseModel):
+    ticket: str
+    expires_in: int
+
+
 class UserCreate(BaseModel):
     username: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.\-]*$")
     password: str = Field(min_length=8, max_length=200)

@@ -90,6 +90,23 @@ class User(Base):
     locale: Mapped[str] = mapped_column(String(16), default="en-US")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Carried in every token: raised when the password, role or status changes, which
+    # revokes the tokens (and ends the sockets) issued before.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class SocketTicket(Base):
+    """A one-use ticket that opens one socket (`POST /api/v1/auth/ticket`): a browser
+    cannot send a header with a WebSocket, and a bearer token in a URL ends up in logs.
+    Only its SHA-256 is kept; it carries the token's user, version and expiry."""
+
+    __tablename__ = "socket_tickets"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    token_version: Mapped[int] = mapped_column(Integer)
+    token_expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class Warehouse(Base):

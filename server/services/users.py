@@ -39,17 +39,53 @@ def create_user(session: Session, body: schemas.UserCreate) -> User:
 
 
 def update_user(session: Session, username: str, body: schemas.UserUpdate) -> User:
+    """Change a user. A new password, role or status revokes the user's tokens (and so
+    ends their sockets); the last active admin is never demoted or disabled."""
     user = get_by_username(session, username)
     if user is None:
         raise NotFound(f"no user {username}", code="user_not_found")
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     if "timezone" in changes:
         _check_timezone(changes["timezone"])
+    revoke = "password" in changes
+    revoke |= changes.get("role", user.role) != user.role
+    revoke |= changes.get("active", user.active) != user.active
+    demoted = changes.get("role", Role.admin) != Role.admin or not changes.get("active", True)
+    if user.role == Role.admin and user.active and demoted:
+        _keep_an_admin(session, user)
     if "password" in changes:
         user.password_hash = hash_password(changes.pop("password"))
     for name, value in changes.items():
         setattr(user, name, value)
+    if revoke:
+        user.token_version += 1
     session.flush()
+    return user
+
+
+def _keep_an_admin(session: Session, leaving: User) -> None:
+    """Refuse to take away the last active admin. The active admins are locked first, so
+    two admins demoting each other at once cannot both succeed."""
+    admins = session.scalars(
+        select(User.id).where(User.role == Role.admin, User.active.is_(True)).with_for_update()
+    ).all()
+    if not set(admins) - {leaving.id}:
+        raise Conflict(
+            f"{leaving.username} is the last active admin; make another admin first",
+            code="last_admin",
+        )
+
+
+def session_user(
+    session: Session, username: str, token_version: int, *, lock: bool = False
+) -> User | None:
+    """The user a token or socket of `token_version` stands for, while it still may: active
+    and not revoked since. None otherwise. `lock` holds the user's row to the end of the
+    transaction, so work done in it is ordered before or after any change to the user."""
+    query = select(User).where(User.username == username)
+    user = session.scalar(query.with_for_update() if lock else query)
+    if user is None or not user.active or user.token_version != token_version:
+        return None
     return user
 
 

@@ -2,7 +2,7 @@ from fastapi import APIRouter
 
 from server import schemas
 from server.api.pagination import PageParams
-from server.deps import Admin, AnyUser, DatabaseDep
+from server.deps import Admin, AnyUser, DatabaseDep, SocketsDep
 from server.services import users
 from server.tables import User
 
@@ -25,5 +25,11 @@ async def create_user(body: schemas.UserCreate, _: Admin, db: DatabaseDep) -> Us
 
 
 @router.patch("/{username}", response_model=schemas.UserOut)
-async def update_user(username: str, body: schemas.UserUpdate, _: Admin, db: DatabaseDep) -> User:
-    return await db.write(users.update_user, username, body)
+async def update_user(
+    username: str, body: schemas.UserUpdate, _: Admin, db: DatabaseDep, sockets: SocketsDep
+) -> User:
+    """A new password, role or status revokes the user's tokens and ends their sockets;
+    the last active admin cannot be demoted or disabled (409 `last_admin`)."""
+    user = await db.write(users.update_user, username, body)
+    sockets.recheck(username)
+    return user
