@@ -17,13 +17,16 @@ from server.headset.endpoint import router as headset_router
 from server.headset.speech import make_speech_services
 from server.idempotency import IdempotencyMiddleware
 from server.problems import install_problem_handlers
-from server.requestlog import RequestLogMiddleware
+from server.requestlog import RequestLogMiddleware, scrub_server_logs
+from server.services import users
+from server.sockets import Grant, SocketRegistry
 
 CLIENT_WEB = Path(__file__).resolve().parent.parent / "client_web"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    scrub_server_logs()
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     sessions = make_session_factory(engine)
 
@@ -35,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             warm_up.start()
         yield
+        await app.state.sockets.close_all()
         engine.dispose()
 
     app = FastAPI(
@@ -46,7 +50,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
-    app.state.db = Database(sessions)
+    app.state.db = database = Database(sessions)
+
+    async def still_allowed(grant: Grant) -> bool:
+        user = await database.read(users.session_user, grant.username, grant.token_version)
+        return user is not None
+
+    app.state.sockets = SocketRegistry(still_allowed, interval=settings.session_check_seconds)
     app.state.speech = make_speech_services(settings)
     app.state.headset_snapshots = {}
     install_problem_handlers(app)

@@ -4,6 +4,7 @@ commands from their own packages)."""
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from rich.console import Console
 from models import cli as models_cli
 from server.config import Settings
 from server.db import make_engine, make_session_factory, transaction
+from server.sockets import SocketRegistry
 from voice import cli as voice_cli
 
 app = typer.Typer(
@@ -26,6 +28,19 @@ app.add_typer(users_app, name="users")
 app.add_typer(models_cli.app, name="models")
 app.add_typer(voice_cli.app, name="voice")
 err = Console(stderr=True, soft_wrap=True)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, but at shutdown the app first ends its open sockets itself (an `error`
+    frame saying why, then 1001), before uvicorn drops what is left with 1012."""
+
+    def __init__(self, config: uvicorn.Config, registry: SocketRegistry) -> None:
+        super().__init__(config)
+        self.registry = registry
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.registry.close_all()
+        await super().shutdown(sockets)
 
 
 def _settings() -> Settings:
@@ -60,18 +75,20 @@ def serve(
             f"Users: {', '.join(summary.users)} — password: {settings.demo_password}"
         )
     err.print(f"WavePick serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    from server.app import create_app
     from server.requestlog import configure_logging
 
     configure_logging(settings.log_level)
-    uvicorn.run(
-        "server.app:create_app",
-        factory=True,
+    web = create_app(settings)
+    config = uvicorn.Config(
+        web,
         host=host,
         port=port,
         log_config=None,
         access_log=False,
         ws_per_message_deflate=False,  # deflating PCM costs CPU and saves next to nothing
     )
+    _Server(config, web.state.sockets).run()
 
 
 @db_app.command("upgrade")

@@ -1,6 +1,8 @@
 """A headset over protocol v1, as a program: for simulated pickers (`wavepick simulate`) and
 end-to-end tests. It speaks typed `say` frames or real audio, and times each turn from the
-answer sent to the first byte of the next prompt's audio."""
+answer sent to the first byte of the next prompt's audio. It authenticates with the
+`Authorization` header, or like the browser page with a one-use ticket (`?ticket=`); the
+bearer token never goes into a URL."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import numpy as np
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -41,9 +44,11 @@ class HeadsetClient:
         sample_rate: int = 16000,
         device: str = "sim",
         turn_timeout: float = 60,
+        ticket: bool = False,
     ) -> None:
         self.url = url
         self.token = token
+        self.ticket = ticket  # authenticate as browsers do: POST /api/v1/auth/ticket first
         self.locale = locale
         self.sample_rate = sample_rate
         self.device = device
@@ -63,9 +68,12 @@ class HeadsetClient:
     async def open(self) -> None:
         """Open the socket and say hello without waiting for the answer: for a headset that
         streams its microphone from the first moment and reads every frame itself."""
+        url, headers = self.url, {"Authorization": f"Bearer {self.token}"}
+        if self.ticket:
+            url, headers = f"{self.url}?ticket={await self._new_ticket()}", {}
         self.ws = await websockets.connect(
-            self.url,
-            additional_headers={"Authorization": f"Bearer {self.token}"},
+            url,
+            additional_headers=headers,
             max_size=2**20,
             open_timeout=self.turn_timeout,
             # keep reading while the picker "thinks": a full queue would stop the reads that
@@ -81,6 +89,17 @@ class HeadsetClient:
                 "audio": {"encoding": "pcm_s16le", "sample_rate": self.sample_rate},
             }
         )
+
+    async def _new_ticket(self) -> str:
+        base = self.url.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
+        base = base.split("/ws/", 1)[0]
+        async with httpx.AsyncClient(base_url=base, timeout=self.turn_timeout) as http:
+            response = await http.post(
+                "/api/v1/auth/ticket", headers={"Authorization": f"Bearer {self.token}"}
+            )
+            response.raise_for_status()
+            ticket: str = response.json()["ticket"]
+            return ticket
 
     async def say(self, text: str) -> Turn:
         """A typed answer (keypad, scanner): handled by the server like speech."""

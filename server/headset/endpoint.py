@@ -1,16 +1,18 @@
-"""`GET /ws/headset`: authenticate the headset (bearer token in the `Authorization` header
-or `?token=`), then hand the connection to a `HeadsetSession`."""
+"""`GET /ws/headset`: authenticate the headset (a one-use `?ticket=`, the `Authorization`
+header, or the older `?token=`), check that its user may pick, then hand the connection to
+a `HeadsetSession`, held in the socket registry: one live session per operator (a new one
+takes over), re-checked while it lasts, closed at shutdown."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, WebSocket
 
 from server.db import Database
-from server.headset.protocol import UNAUTHORIZED
+from server.deps import MAY_PICK, socket_user
+from server.headset.protocol import FORBIDDEN, UNAUTHORIZED, error
 from server.headset.session import HeadsetSession
 from server.headset.work import DatabasePickWork
-from server.security import bearer_username
-from server.services import users
+from server.sockets import SocketRegistry
 
 router = APIRouter()
 
@@ -19,20 +21,25 @@ router = APIRouter()
 async def headset(websocket: WebSocket) -> None:
     state = websocket.app.state
     db: Database = state.db
-    authorization = websocket.headers.get("authorization", "")
-    if not authorization and websocket.query_params.get("token"):
-        authorization = f"Bearer {websocket.query_params['token']}"
-    username = bearer_username(authorization, key=state.settings.signing_key)
-    user = await db.read(users.get_by_username, username) if username else None
+    registry: SocketRegistry = state.sockets
+    signed_in = await socket_user(websocket)
     await websocket.accept()
-    if user is None or not user.active:
-        await websocket.close(UNAUTHORIZED, "a valid bearer token is required")
+    if signed_in is None:
+        await websocket.close(UNAUTHORIZED, "a valid ticket or bearer token is required")
+        return
+    user, grant = signed_in
+    if user.role not in MAY_PICK:
+        await websocket.send_json(error("forbidden", f"role {user.role} may not pick"))
+        await websocket.close(FORBIDDEN, "forbidden")
         return
     session = HeadsetSession(
         websocket,
         operator=user.username,
         speech=state.speech,
-        open_work=lambda operator: DatabasePickWork(db, operator),
+        open_work=lambda operator: DatabasePickWork(
+            db, operator, token_version=grant.token_version
+        ),
         snapshots=state.headset_snapshots,
     )
-    await session.run()
+    async with registry.hold("headset", grant, session, exclusive=True):
+        await session.run()

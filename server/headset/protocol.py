@@ -9,12 +9,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
+from server.sockets import FORBIDDEN, GOING_AWAY, SESSION_REPLACED, UNAUTHORIZED
+
 PROTOCOL_VERSION = 1
 MAX_TEXT_FRAME = 16 * 1024
 MAX_AUDIO_FRAME = 64 * 1024  # 2 s at 16 kHz; clients send 20–200 ms chunks
 SAMPLE_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
-UNAUTHORIZED = 4401
 PROTOCOL_ERROR = 4400
+# 4401 unauthorized (also when the user is disabled, changed or the token expires while
+# connected), 4403 the role may not pick, 4409 taken over by a newer connection of the
+# same operator, 1001 server shutdown: the close codes of every socket.
+__all__ = ["FORBIDDEN", "GOING_AWAY", "SESSION_REPLACED", "UNAUTHORIZED"]
 
 
 class FrameError(Exception):

@@ -39,6 +39,7 @@ from server.headset.protocol import (
     parse_text_frame,
 )
 from server.headset.speech import SpeechServices
+from server.sockets import Ending
 from voice.dialog import PickDialog, Prompt, Turn
 from voice.dialog.pick import PickWork
 from voice.endpoint import LIVE_ANSWERS, Endpointer, SpeechEnded, SpeechPaused, SpeechStarted
@@ -128,6 +129,16 @@ class HeadsetSession:
             self._save()
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await self.websocket.close()
+
+    async def end(self, ending: Ending) -> None:
+        """End the session from outside (user revoked, taken over by another headset,
+        server shutdown): an `error` frame says why, then the socket closes with the
+        ending's code and `run` returns. The dialog is not saved after this."""
+        self._closing = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.send_json(error(ending.code, ending.message)), 2)
+        with contextlib.suppress(Exception):
+            await self.websocket.close(ending.close_code, ending.code)
 
     async def _on_hello(self, hello: Hello) -> None:
         if self.dialog is not None:

@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.db import Database
-from server.problems import Problem
-from server.services import picking
+from server.problems import Problem, Unauthorized
+from server.services import picking, users
 from server.tables import Assignment, AssignmentStatus, ExceptionKind
 from voice.dialog import AssignmentInfo, PickRejected, PickTask
 
@@ -26,19 +26,44 @@ log = logging.getLogger(__name__)
 
 class DatabasePickWork:
     """`voice.dialog.PickWork` for `operator`, run synchronously (the dialog is called from a
-    worker thread)."""
+    worker thread).
 
-    def __init__(self, db: Database, operator: str, warehouse: str | None = None) -> None:
+    With a `token_version` (the version of the token the socket was opened with) every
+    write first locks the operator's row and checks they are still active at that version:
+    once a user is disabled, demoted or their password changed, their session writes
+    nothing more, even before its socket is closed."""
+
+    def __init__(
+        self,
+        db: Database,
+        operator: str,
+        warehouse: str | None = None,
+        *,
+        token_version: int | None = None,
+    ) -> None:
         self.db = db
         self.operator = operator
         self.warehouse = warehouse
+        self.token_version = token_version
 
     def _run(self, work: Callable[..., T], *args: Any, write: bool = True, **kwargs: Any) -> T:
         try:
-            return self.db.run(work, *args, write=write, **kwargs)
+            return self.db.run(self._as_operator, work, write, *args, write=write, **kwargs)
         except Problem as exc:
             log.info("%s: %s refused: %s (%s)", self.operator, work.__name__, exc.detail, exc.code)
             raise PickRejected(exc.code, exc.detail) from exc
+
+    def _as_operator(
+        self, session: Session, work: Callable[..., T], write: bool, *args: Any, **kwargs: Any
+    ) -> T:
+        version = self.token_version
+        if (
+            write
+            and version is not None
+            and not users.session_user(session, self.operator, version, lock=True)
+        ):
+            raise Unauthorized(f"{self.operator} may no longer pick here", code="session_revoked")
+        return work(session, *args, **kwargs)
 
     def _assignment(self, session: Session) -> Assignment:
         assignment = picking.current_assignment(session, self.operator)
