@@ -1,10 +1,13 @@
 """Structured logs: JSON lines, and one access line per request with its request id, user,
-status and duration."""
+status and duration. No secret reaches a log line: tokens, tickets, passwords and
+`Authorization` values are replaced by `[redacted]`, in our lines and in uvicorn's (whose
+lines carry the request's URL with its query)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -14,6 +17,57 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.security import bearer_username
 
 access_log = logging.getLogger("wavepick.access")
+
+REDACTED = "[redacted]"
+_SECRETS = (
+    # key=value in a query string or form: ?token=…, &ticket=…, password=…
+    re.compile(
+        r"(?i)\b((?:access_|refresh_|id_)?token|ticket|password|passwd|secret|api_key)=[^&\s\"'#]+"
+    ),
+    # an Authorization header or field, with or without its scheme
+    re.compile(
+        r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|basic)\s+)?[^\s\"',]+"
+    ),
+    # a JSON field: "password": "…"
+    re.compile(
+        r"(?i)(\"(?:(?:access_|refresh_)?token|ticket|password|passwd|secret)\"\s*:\s*\")[^\"]*"
+    ),
+    # a bare JWT anywhere
+    re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]+"),
+)
+
+
+def scrub(text: str) -> str:
+    """`text` with every secret it carries replaced by `[redacted]`."""
+    text = _SECRETS[0].sub(lambda m: f"{m.group(1)}={REDACTED}", text)
+    text = _SECRETS[1].sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+    text = _SECRETS[2].sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+    return _SECRETS[3].sub(REDACTED, text)
+
+
+class SecretFilter(logging.Filter):
+    """Scrubs a record's message and arguments before any handler formats it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = scrub(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(scrub(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: scrub(v) if isinstance(v, str) else v for k, v in record.args.items()}
+        return True
+
+
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "wavepick.access")
+
+
+def scrub_server_logs() -> None:
+    """Put a `SecretFilter` on the server's own loggers (once), however logging is set up:
+    `wavepick serve` or `uvicorn server.app:create_app` with uvicorn's log config."""
+    for name in SERVER_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, SecretFilter) for f in logger.filters):
+            logger.addFilter(SecretFilter())
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,7 +81,7 @@ class JsonFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return scrub(json.dumps(entry, default=str))
 
 
 def configure_logging(level: str) -> None:
