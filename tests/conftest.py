@@ -116,9 +116,18 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`uvicorn server.app:create_app` in its own process, as production runs it."""
+    """`uvicorn server.app:create_app` in its own process, as production runs it (or, with
+    `cli`, `wavepick serve`)."""
 
-    def __init__(self, database_url: str, data_dir: Path, extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        database_url: str,
+        data_dir: Path,
+        extra_env: dict[str, str] | None = None,
+        *,
+        log_level: str = "warning",
+        cli: bool = False,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -126,25 +135,19 @@ class ServerProcess:
             "WAVEPICK_DATABASE_URL": database_url,
             "WAVEPICK_SECRET_KEY": TEST_SECRET,
             "WAVEPICK_DATA_DIR": str(data_dir),
-            "WAVEPICK_LOG_LEVEL": "WARNING",
+            "WAVEPICK_LOG_LEVEL": log_level.upper(),
             "WAVEPICK_SPEECH_WARM_UP": "false",  # each test's server would spend seconds on it
             **(extra_env or {}),
         }
-        self.log = (data_dir / f"server-{self.port}.log").open("w")
+        self.log_path = data_dir / f"server-{self.port}.log"
+        self.log = self.log_path.open("w")
+        uvicorn = [
+            *("-m", "uvicorn", "server.app:create_app", "--factory", "--host", "127.0.0.1"),
+            *("--port", str(self.port), "--log-level", log_level),
+        ]
+        wavepick = ["-c", "from server.cli import main; main()", "serve", "--port", str(self.port)]
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "server.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
+            [sys.executable, *(wavepick if cli else uvicorn)],
             env=env,
             cwd=REPO,
             stdout=self.log,

@@ -12,6 +12,7 @@ from tests.factories import auth
 
 ALL = {"picker", "supervisor", "manager", "admin"}
 MATRIX: dict[tuple[str, str], set[str]] = {
+    ("POST", "/api/v1/auth/ticket"): ALL,
     ("GET", "/api/v1/users/me"): ALL,
     ("GET", "/api/v1/users"): {"admin"},
     ("POST", "/api/v1/users"): {"admin"},
