@@ -49,6 +49,8 @@
       signingIn: "Signing in…", wrongPassword: "Wrong username or password.",
       missingFields: "Enter your username and password.",
       sessionExpired: "Your session expired. Please sign in again.",
+      notAPicker: "This account may not pick.",
+      replaced: "You signed in on another headset. Sign in again to pick here.",
       signedOff: "You are signed off.", serverUnreachable: "Cannot reach the server.",
       connecting: "Connecting…", online: "Online", reconnecting: "Reconnecting in {s} s…",
       waiting: "Waiting for the first prompt…", prompt: "Prompt",
@@ -76,6 +78,7 @@
       language: "语言", signIn: "登录", signingIn: "正在登录…",
       wrongPassword: "用户名或密码错误。", missingFields: "请输入用户名和密码。",
       sessionExpired: "会话已过期，请重新登录。", signedOff: "您已退出。",
+      notAPicker: "此账号不能拣货。", replaced: "您已在另一台耳机上登录。请重新登录以在此拣货。",
       serverUnreachable: "无法连接服务器。",
       connecting: "正在连接…", online: "在线", reconnecting: "{s} 秒后重新连接…",
       waiting: "等待第一条提示…", prompt: "提示",
@@ -297,7 +300,20 @@
     }
   }
 
-  function connect() {
+  /* A one-use ticket for the next socket (valid for seconds): the bearer token itself never
+   * goes into a URL, where it would end up in logs. null when the token is refused (signed
+   * out); throws when the server cannot be reached. */
+  async function socketTicket(token) {
+    const response = await fetch("/api/v1/auth/ticket", {
+      method: "POST",
+      headers: {Authorization: `Bearer ${token}`},
+    });
+    if (response.status === 401) return null;
+    if (!response.ok) throw new Error(`ticket: HTTP ${response.status}`);
+    return (await response.json()).ticket;
+  }
+
+  async function connect() {
     const token = sessionStorage.getItem(TOKEN_KEY);
     if (!token) {
       showSignIn();
@@ -311,9 +327,22 @@
     clearInterval(countdownTimer);
     hook.state = "connecting";
     renderConnection();
+    let ticket;
+    try {
+      ticket = await socketTicket(token);
+    } catch (err) {
+      console.warn("wavepick: no socket ticket", err.message);
+      onClose({code: 1006, reason: ""});
+      return;
+    }
+    if (ticket === null) {
+      signOut(t("sessionExpired"));
+      return;
+    }
+    if (sessionStorage.getItem(TOKEN_KEY) !== token) return; // signed out meanwhile
     const url = new URL("/ws/headset", location.href);
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-    url.searchParams.set("token", token);
+    url.searchParams.set("ticket", ticket);
     const ws = new WebSocket(url);
     ws.binaryType = "arraybuffer";
     socket = ws;
@@ -344,6 +373,15 @@
     hook.talking = false;
     if (event.code === 4401) {
       signOut(t("sessionExpired"));
+      return;
+    }
+    if (event.code === 4403) {
+      signOut(t("notAPicker"));
+      return;
+    }
+    if (event.code === 4409) {
+      // Signed in on another headset: that one goes on; reconnecting would take it back.
+      signOut(t("replaced"));
       return;
     }
     // Signed off: a normal close after the dialog's final prompt ("yes" to "Sign off?"), or

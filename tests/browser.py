@@ -110,11 +110,13 @@ class _Frames:
         self.max_sent_audio_frame = 0
         self.received_audio_bytes = 0
         self.sockets = 0
+        self.urls: list[str] = []
 
     def attach(self, ws: Any) -> None:
         if "/ws/headset" not in ws.url:
             return
         self.sockets += 1
+        self.urls.append(ws.url)
         ws.on("framesent", self._on_sent)
         ws.on("framereceived", self._on_received)
 
@@ -348,6 +350,7 @@ def headset_page(
             result["sent_audio_bytes"] = frames.sent_audio_bytes
             result["max_sent_audio_frame"] = frames.max_sent_audio_frame
             result["sockets"] = frames.sockets
+            result["socket_urls"] = frames.urls
 
 
 def run_headset_page_check(

@@ -138,6 +138,10 @@ def test_headset_page(
     # Reconnect: a new socket, one hello, and the dialog resumes at the same prompt.
     reconnect = result["reconnect"]
     assert result["sockets"] == 2
+    # Each socket opened with its own one-use ticket; the bearer token never in a URL.
+    urls = result["socket_urls"]
+    assert all("?ticket=" in url and "token=" not in url for url in urls), urls
+    assert len(set(urls)) == len(urls)
     assert reconnect["hellos"] == 1
     assert reconnect["welcome"] is not None
     resumed = reconnect["resumed_prompt"]
