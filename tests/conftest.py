@@ -1,8 +1,9 @@
 """Fixtures for tests against real parts: SQLite files, a fresh PostgreSQL database per
 test session, and real server processes on loopback.
 
-PostgreSQL, Redis and Chromium tests skip with a reason when the service is missing, except
-under CI (CI=true), where a missing service fails the run instead.
+PostgreSQL, Redis, Chromium and speech tests (espeak-ng, the human recordings, Whisper,
+the Vosk model) skip with a reason when the part is missing, except under CI (CI=true),
+where a missing part fails the run instead (`require_service`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from server.migrate import upgrade
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 PG_ADMIN = os.environ.get("WAVEPICK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# the shared data beside the checkout (speech recordings); elsewhere with WAVEPICK_TEST_SHARED
+SHARED = Path(os.environ.get("WAVEPICK_TEST_SHARED") or REPO.parent / "shared")
 TEST_SECRET = "test-secret-key-for-signing-tokens-0123456789"
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from server.headset.client import HeadsetClient, Turn
-from tests.conftest import IN_CI, SHARED, ServerProcess
+from tests.conftest import SHARED, ServerProcess, require_service
 from tests.factories import FloorLine, auth, pick_floor, stock_at
 from voice.audio import load
 
@@ -33,9 +33,7 @@ SPEAKERS = ("jackson", "george", "lucas")
 def espeak(text: str, tmp: Path, voice: str = "en-us", speed: int = 150) -> np.ndarray:
     binary = shutil.which("espeak-ng")
     if binary is None:
-        if IN_CI:
-            pytest.fail("espeak-ng is required when CI=true")
-        pytest.skip("espeak-ng not installed")
+        require_service("espeak-ng", "not installed")
     path = tmp / f"{text.replace(' ', '_')}-{voice.replace('+', '_')}-{speed}.wav"
     subprocess.run([binary, "-v", voice, "-s", str(speed), "-w", str(path), text], check=True)
     return load(path, RATE)
@@ -44,7 +42,7 @@ def espeak(text: str, tmp: Path, voice: str = "en-us", speed: int = 150) -> np.n
 def human_digits(digits: str, take: int) -> np.ndarray:
     """A digit string spoken by people: one recording per digit, with short pauses."""
     if not FSDD.is_dir():
-        pytest.skip(f"no human recordings at {FSDD}")
+        require_service("the human recordings of fsdd-dev", f"not found at {FSDD}")
     gap = np.zeros(RATE * 120 // 1000, np.int16)
     parts = []
     for n, digit in enumerate(digits):

