@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -94,6 +95,8 @@ async def socket_user(websocket: WebSocket) -> tuple[User, Grant] | None:
         if redeemed is None:
             return None
         grant = Grant(redeemed.username, redeemed.token_version, redeemed.token_expires_at)
+        if grant.expires_at <= dt.datetime.now(dt.UTC):
+            return None
     else:
         authorization = websocket.headers.get("authorization", "")
         if not authorization and (token := websocket.query_params.get("token")):
