@@ -9,9 +9,9 @@ was spoken to: if the dialog has moved on by the time it is handled (a second ha
 answer that was already taken), it is dropped, never read against the next state's
 grammar; one still being said when the dialog moves on ends at its first pause, so the
 answer said again after the new prompt is heard on its own. Typed `say` frames take the
-same path from there. Prompt audio is paced at speaking speed so that the picker talking over it (barge-in) stops the rest. Blocking
-work (recognition, synthesis, the dialog's database calls) runs in worker threads; the
-queue of answers is bounded.
+same path from there. Prompt audio is paced at speaking speed so that the picker talking
+over it (barge-in) stops the rest. Blocking work (recognition, synthesis, the dialog's
+database calls) runs in worker threads; the queue of answers is bounded.
 """
 
 from __future__ import annotations
