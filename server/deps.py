@@ -13,6 +13,7 @@ from server.db import Database
 from server.problems import Forbidden, Unauthorized
 from server.security import read_token
 from server.services import users
+from server.services.membership import Scope
 from server.tables import Role, User
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -65,3 +66,20 @@ Supervisor = Annotated[User, Depends(require(Role.supervisor))]
 Overseer = Annotated[User, Depends(require(Role.supervisor, Role.manager))]
 FloorWorker = Annotated[User, Depends(require(Role.picker, Role.supervisor))]
 Admin = Annotated[User, Depends(require())]
+
+
+async def get_scope(user: CurrentUser) -> Scope:
+    """The warehouses the signed-in user may act in (every one for an admin)."""
+    return Scope.of(user)
+
+
+WarehouseScope = Annotated[Scope, Depends(get_scope)]
+
+
+def client_address(request: Request) -> str | None:
+    """The client's address as the server sees it (behind a proxy, run uvicorn with
+    `--proxy-headers` and `--forwarded-allow-ips` so that this is the real client)."""
+    return request.client.host if request.client else None
+
+
+ClientAddress = Annotated[str | None, Depends(client_address)]
