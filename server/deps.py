@@ -77,8 +77,8 @@ WarehouseScope = Annotated[Scope, Depends(get_scope)]
 
 
 def client_address(request: Request) -> str | None:
-    """The client's address as the server sees it (behind a proxy, run uvicorn with
-    `--proxy-headers` and `--forwarded-allow-ips` so that this is the real client)."""
+    """The client's address as the server sees it (uvicorn takes it from
+    `X-Forwarded-For` when the proxy is trusted: `FORWARDED_ALLOW_IPS`)."""
     return request.client.host if request.client else None
 
 
