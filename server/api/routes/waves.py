@@ -30,10 +30,16 @@ def _sees_all(user: User) -> bool:
 def visible_assignment(session: Session, number: RowId, user: User, scope: Scope) -> Assignment:
     """The assignment, if this user may see it: in their warehouses, and for pickers only
     their own."""
-    assignment = picking.get_assignment(session, number)
-    scope.require_id(assignment.warehouse_id, assignment.warehouse.code)
+    assignment = assignment_in_scope(session, number, scope)
     if not _sees_all(user) and assignment.picker != user.username:
         raise Forbidden(f"assignment {number} is not yours", code="not_your_assignment")
+    return assignment
+
+
+def assignment_in_scope(session: Session, number: int, scope: Scope) -> Assignment:
+    """The assignment, unless it is of a warehouse the caller does not work in."""
+    assignment = picking.get_assignment(session, number)
+    scope.require_id(assignment.warehouse_id, assignment.warehouse.code)
     return assignment
 
 
@@ -155,8 +161,7 @@ async def complete_assignment(
     """Close the assignment once every line is picked or short: where to deliver."""
 
     def work(session: Session) -> schemas.AssignmentCompleted:
-        assignment = picking.get_assignment(session, number)
-        scope.require_id(assignment.warehouse_id, assignment.warehouse.code)
+        assignment_in_scope(session, number, scope)
         staging = picking.complete_assignment(session, number, user.username)
         return schemas.AssignmentCompleted(number=number, staging_location=staging.code)
 
