@@ -126,13 +126,17 @@ def users_add(
     role: Annotated[str, typer.Option(help="picker, supervisor, manager or admin")],
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
     full_name: str = "",
+    warehouse: Annotated[
+        list[str] | None,
+        typer.Option(help="A warehouse code the user works in (repeat for several)."),
+    ] = None,
 ) -> None:
     """Create a user (the first admin of a new installation, for instance)."""
     from pydantic import ValidationError
 
     from server import schemas
     from server.problems import Problem
-    from server.services import users
+    from server.services import audit, membership, users
 
     sessions = make_session_factory(make_engine(_settings().database_url))
     try:
@@ -141,9 +145,12 @@ def users_add(
             password=password,
             role=role,
             full_name=full_name,
+            warehouses=warehouse or [],
         )
         with transaction(sessions) as session:
-            users.create_user(session, body)
+            user = users.create_user(session, body)
+            membership.set_warehouses(session, user, body.warehouses)
+            audit.user_created(session, user, actor=None, client="cli")
     except ValidationError as exc:
         err.print(f"[red]invalid user:[/red] {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
         raise typer.Exit(2) from exc

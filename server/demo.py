@@ -16,7 +16,16 @@ from sqlalchemy.orm import Session
 
 from server import schemas
 from server.problems import Conflict
-from server.services import allocation, catalog, inventory, orders, picking, shipping, users
+from server.services import (
+    allocation,
+    catalog,
+    inventory,
+    membership,
+    orders,
+    picking,
+    shipping,
+    users,
+)
 from server.tables import Location, LocationKind, Role, Sku, Stock, Warehouse
 
 WAREHOUSES = (
@@ -34,6 +43,17 @@ USERS = (
     ("manager", Role.manager, "Mia Manager"),
     *((f"picker{n}", Role.picker, f"Picker {n}") for n in range(1, 6)),
 )
+# Where the demo users work: pickers on one floor each, the supervisor and the (remote)
+# manager in every warehouse; the admin works everywhere without memberships.
+MEMBERSHIPS = {
+    "supervisor": ("SZX", "LAX", "FRA"),
+    "manager": ("SZX", "LAX", "FRA"),
+    "picker1": ("SZX",),
+    "picker2": ("SZX",),
+    "picker3": ("LAX",),
+    "picker4": ("LAX",),
+    "picker5": ("FRA",),
+}
 PRODUCTS = (
     ("Phone case", "each", False, False),
     ("USB-C cable 1m", "each", False, False),
@@ -108,6 +128,8 @@ def seed(session: Session, *, password: str, rng: random.Random | None = None) -
         )
         locations = _seed_locations(session, warehouse, rng)
         _seed_stock(session, warehouse.code, locations, skus, rng)
+    for username, codes in MEMBERSHIPS.items():
+        membership.set_user_warehouses(session, username, codes)
     _seed_orders(session, rng)
     return DemoSummary(seeded=True, users=names)
 

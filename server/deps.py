@@ -15,6 +15,7 @@ from server.db import Database
 from server.problems import Forbidden, Unauthorized
 from server.security import TokenClaims, bearer_claims, read_token
 from server.services import tickets, users
+from server.services.membership import Scope
 from server.sockets import Grant, SocketRegistry
 from server.tables import Role, User
 
@@ -116,3 +117,20 @@ Supervisor = Annotated[User, Depends(require(Role.supervisor))]
 Overseer = Annotated[User, Depends(require(Role.supervisor, Role.manager))]
 FloorWorker = Annotated[User, Depends(require(Role.picker, Role.supervisor))]
 Admin = Annotated[User, Depends(require())]
+
+
+async def get_scope(user: CurrentUser) -> Scope:
+    """The warehouses the signed-in user may act in (every one for an admin)."""
+    return Scope.of(user)
+
+
+WarehouseScope = Annotated[Scope, Depends(get_scope)]
+
+
+def client_address(request: Request) -> str | None:
+    """The client's address as the server sees it (uvicorn takes it from
+    `X-Forwarded-For` when the proxy is trusted: `FORWARDED_ALLOW_IPS`)."""
+    return request.client.host if request.client else None
+
+
+ClientAddress = Annotated[str | None, Depends(client_address)]

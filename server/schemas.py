@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -14,6 +14,9 @@ T = TypeVar("T")
 Code = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")
 Quantity = Field(gt=0, le=1_000_000)
 Lot = Field(None, min_length=1, max_length=64)
+WarehouseCode = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")
+]
 
 
 class Page(BaseModel, Generic[T]):
@@ -42,6 +45,11 @@ class UserCreate(BaseModel):
     full_name: str = Field("", max_length=200)
     locale: Literal["en-US", "zh-CN"] = "en-US"
     timezone: str = Field("UTC", max_length=64)
+    warehouses: list[WarehouseCode] = Field(
+        default_factory=list,
+        max_length=200,
+        description="Codes of the warehouses the user works in (admins work in every one).",
+    )
 
 
 class UserUpdate(BaseModel):
@@ -62,6 +70,35 @@ class UserOut(BaseModel):
     active: bool
     locale: str
     timezone: str
+    warehouses: list[str] = Field(
+        default_factory=list, description="Where the user works (admins: everywhere)."
+    )
+
+    @field_validator("warehouses", mode="before")
+    @classmethod
+    def _codes(cls, value: Any) -> Any:
+        return [getattr(w, "code", w) for w in value]
+
+
+class UserWarehouses(BaseModel):
+    """The warehouses a user works in, replacing the ones before."""
+
+    warehouses: list[WarehouseCode] = Field(max_length=200)
+
+
+class AuditEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: dt.datetime
+    actor: str | None = Field(description="Who did it; null for a failed login or the CLI.")
+    action: str
+    subject: str | None = Field(
+        description="What it was done to; for a failed login, the name tried."
+    )
+    old: dict[str, Any] | None
+    new: dict[str, Any] | None
+    client: str | None = Field(description="The client's address.")
 
 
 class WarehouseCreate(BaseModel):

@@ -97,10 +97,20 @@ async def prepare(
             response = await http.post(
                 "/api/v1/users",
                 headers=headers,
-                json={"username": name, "password": SIM_PASSWORD, "role": "picker"},
+                json={
+                    "username": name,
+                    "password": SIM_PASSWORD,
+                    "role": "picker",
+                    "warehouses": warehouses,
+                },
             )
-            if response.status_code not in (201, 409):
-                response.raise_for_status()
+            if response.status_code == 409:  # from an earlier run: working where we work now
+                response = await http.put(
+                    f"/api/v1/users/{name}/warehouses",
+                    headers=headers,
+                    json={"warehouses": warehouses},
+                )
+            response.raise_for_status()
         progress("creating orders and releasing waves")
         rng = random.Random(count)
         stamp = int(time.time())

@@ -94,6 +94,12 @@ class User(Base):
     # revokes the tokens (and ends the sockets) issued before.
     token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
+    # The warehouses this user works in (an admin works in all, member or not); loaded
+    # with the user, since every request checks them.
+    warehouses: Mapped[list[Warehouse]] = relationship(
+        secondary="warehouse_members", lazy="selectin", order_by="Warehouse.code"
+    )
+
 
 class SocketTicket(Base):
     """A one-use ticket that opens one socket (`POST /api/v1/auth/ticket`): a browser
@@ -107,6 +113,19 @@ class SocketTicket(Base):
     token_version: Mapped[int] = mapped_column(Integer)
     token_expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class WarehouseMember(Base):
+    """A user's membership of one warehouse: where they may act and what they see."""
+
+    __tablename__ = "warehouse_members"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    warehouse_id: Mapped[int] = mapped_column(
+        ForeignKey("warehouses.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
 
 class Warehouse(Base):
@@ -612,3 +631,22 @@ class AllocationPolicy(Base):
     split_min_value_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_by: Mapped[str] = mapped_column(String(64), default="")
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AuditEvent(Base):
+    """One security-relevant change or attempt: user administration, allocation-policy and
+    shipping-rate changes (with the values before and after), failed logins. `actor` is
+    the signed-in user who did it (None for a failed login or the command line), `subject`
+    what it was done to (for a failed login: the name tried), `client` the client's
+    address."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor: Mapped[str | None] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str | None] = mapped_column(String(200))
+    old: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    new: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    client: Mapped[str | None] = mapped_column(String(64))

@@ -20,7 +20,16 @@ from server import schemas
 from server.db import transaction
 from server.security import hash_password
 from server.services import catalog, inventory, orders, users
-from server.tables import LocationKind, Order, Role, Sku, Stock, User, Warehouse
+from server.tables import (
+    LocationKind,
+    Order,
+    Role,
+    Sku,
+    Stock,
+    User,
+    Warehouse,
+    WarehouseMember,
+)
 
 T = TypeVar("T")
 PASSWORD = "correct-horse-battery"
@@ -32,8 +41,14 @@ def _password_hash() -> str:
     return hash_password(PASSWORD)  # argon2 is slow on purpose: hash once per test run
 
 
+# The users seeded per role work in every warehouse the factories build (the admin works
+# everywhere anyway), so tests about something else need not think of memberships; tests
+# about warehouse scoping make users of their own.
+MEMBERS = ("picker", "supervisor", "manager")
+
+
 def seed_users(sessions: sessionmaker[Session]) -> None:
-    """One active user per role, named after it."""
+    """One active user per role, named after it, a member of every warehouse."""
     with transaction(sessions) as session:
         for role in ROLES:
             if users.get_by_username(session, role.value) is None:
@@ -46,6 +61,49 @@ def seed_users(sessions: sessionmaker[Session]) -> None:
                         active=True,
                     )
                 )
+        session.flush()
+        members_everywhere(session)
+
+
+def members_everywhere(session: Session) -> None:
+    """Make the seeded users (those there are) members of every warehouse."""
+    have = set(session.execute(select(WarehouseMember.user_id, WarehouseMember.warehouse_id)))
+    seeded = session.scalars(select(User.id).where(User.username.in_(MEMBERS))).all()
+    for warehouse_id in session.scalars(select(Warehouse.id)).all():
+        for user_id in seeded:
+            if (user_id, warehouse_id) not in have:
+                session.add(WarehouseMember(user_id=user_id, warehouse_id=warehouse_id))
+    session.flush()
+
+
+def user(
+    client: TestClient | httpx.Client, username: str, role: str, *warehouses: str
+) -> dict[str, str]:
+    """A user of `role` working in `warehouses`, created by the admin over the API; their
+    auth headers."""
+    created = client.post(
+        "/api/v1/users",
+        json={"username": username, "password": PASSWORD, "role": role, "warehouses": warehouses},
+        headers=auth(client, "admin"),
+    )
+    assert created.status_code == 201, created.text
+    return auth(client, username)
+
+
+def join(client: TestClient | httpx.Client, code: str, *usernames: str) -> None:
+    """Add warehouse `code` to the memberships of `usernames`, over the API as an admin."""
+    admin = auth(client, "admin")
+    listed = client.get("/api/v1/users", params={"limit": 500}, headers=admin)
+    assert listed.status_code == 200, listed.text
+    current = {u["username"]: u["warehouses"] for u in listed.json()["items"]}
+    for username in usernames:
+        if username in current:
+            response = client.put(
+                f"/api/v1/users/{username}/warehouses",
+                json={"warehouses": [*current[username], code]},
+                headers=admin,
+            )
+            assert response.status_code == 200, response.text
 
 
 _tokens: dict[str, str] = {}
@@ -88,6 +146,7 @@ def make_warehouse(
         headers=admin,
     )
     assert created.status_code == 201, created.text
+    join(client, code, *MEMBERS)
     result: dict[str, Any] = {"warehouse": created.json(), "locations": []}
     for location in locations:
         response = client.post(
@@ -172,6 +231,7 @@ def warehouse(
         catalog.LocationSpec(code="STAGE-1", zone="STAGE", kind=LocationKind.staging),
         rng=rng,
     )
+    members_everywhere(session)
     return created
 
 
@@ -297,6 +357,7 @@ def pick_floor(
             latitude=LOS_ANGELES[0],
             longitude=LOS_ANGELES[1],
         )
+        members_everywhere(session)
         for n, (location, digits, code, _quantity) in enumerate(plan, start=1):
             catalog.create_location(
                 session,

@@ -56,6 +56,52 @@ def test_users_add_refuses_an_unknown_role(tmp_path: Path) -> None:
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
+def test_users_add_gives_warehouses_and_is_audited(tmp_path: Path) -> None:
+    from server.db import make_engine, make_session_factory, transaction
+    from server.services import catalog, users
+    from server.tables import AuditEvent
+
+    wavepick("db", "upgrade", cwd=tmp_path)
+    engine = make_engine(f"sqlite:///{tmp_path / 'wavepick.db'}")
+    sessions = make_session_factory(engine)
+    with transaction(sessions) as session:
+        for code in ("LAX", "FRA", "SZX"):
+            catalog.create_warehouse(session, code=code, name=code, country="US", timezone="UTC")
+    added = wavepick(
+        "users",
+        "add",
+        "lead",
+        "--role",
+        "supervisor",
+        "--password",
+        "long-enough-pw",
+        "--warehouse",
+        "LAX",
+        "--warehouse",
+        "FRA",
+        cwd=tmp_path,
+    )
+    assert added.returncode == 0, added.stderr
+    unknown = wavepick(
+        "users", "add", "x", "--role", "picker", "--password", "long-enough-pw",
+        "--warehouse", "NOPE", cwd=tmp_path,
+    )  # fmt: skip
+    assert unknown.returncode == 1 and "NOPE" in unknown.stderr
+    with transaction(sessions) as session:
+        lead = users.get_by_username(session, "lead")
+        assert lead is not None and [w.code for w in lead.warehouses] == ["FRA", "LAX"]
+        assert users.get_by_username(session, "x") is None
+        (event,) = session.query(AuditEvent).all()
+        assert (event.action, event.actor, event.client, event.subject) == (
+            "user.create",
+            None,
+            "cli",
+            "lead",
+        )
+        assert event.new is not None and event.new["warehouses"] == ["FRA", "LAX"]
+    engine.dispose()
+
+
 def test_reconcile_of_an_unknown_warehouse_is_a_clear_error(tmp_path: Path) -> None:
     wavepick("db", "upgrade", cwd=tmp_path)
     result = wavepick("reconcile", "--warehouse", "NOPE", cwd=tmp_path)

@@ -241,10 +241,14 @@ def test_lists_paginate(client: TestClient) -> None:
 
 
 def test_unknown_things_are_problems_with_stable_codes(client: TestClient) -> None:
-    supervisor = auth(client, "supervisor")
-    response = client.get("/api/v1/warehouses/NOPE", headers=supervisor)
+    # the admin works everywhere, so learns that there is no such warehouse; to anyone
+    # else a warehouse they do not work in is forbidden, whether it exists or not
+    response = client.get("/api/v1/warehouses/NOPE", headers=auth(client, "admin"))
     assert response.status_code == 404
     assert response.json()["code"] == "warehouse_not_found"
+    response = client.get("/api/v1/warehouses/NOPE", headers=auth(client, "supervisor"))
+    assert response.status_code == 403
+    assert response.json()["code"] == "warehouse_forbidden"
     bad_token = client.get("/api/v1/stock", headers={"Authorization": "Bearer nonsense"})
     assert bad_token.status_code == 401 and bad_token.json()["code"] == "unauthorized"
     wrong_password = client.post(

@@ -6,12 +6,12 @@ from __future__ import annotations
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.db import Base, transaction
 from server.migrate import alembic_config, upgrade
-from server.services import allocation
+from server.services import allocation, catalog, users
 from server.tables import Allocation, OrderLine
 from tests import factories as f
 
@@ -42,3 +42,29 @@ def test_short_picks_migrate_down_and_up_with_allocated_orders(
         line = session.scalars(select(OrderLine)).one()
         assert (line.quantity_allocated, line.quantity_short) == (3, 0)
         assert session.scalars(select(Allocation.quantity)).all() == [3]
+
+
+def test_upgrading_keeps_everyones_access_until_an_admin_narrows_it(
+    database_url: str, sessions: sessionmaker[Session]
+) -> None:
+    """0006 makes the users there were (admins aside) members of every warehouse."""
+    command.downgrade(alembic_config(database_url), "0003")
+    with transaction(sessions) as session:
+        for username, role in (("old-picker", "picker"), ("old-admin", "admin")):
+            session.execute(
+                text(
+                    "INSERT INTO users (username, full_name, password_hash, role, active, "
+                    "locale, timezone, created_at) VALUES (:u, '', 'x', :r, true, 'en-US', "
+                    "'UTC', CURRENT_TIMESTAMP)"
+                ),
+                {"u": username, "r": role},
+            )
+        for code in ("LAX", "FRA"):
+            catalog.create_warehouse(session, code=code, name=code, country="US", timezone="UTC")
+    upgrade(database_url)
+    with transaction(sessions) as session:
+        picker = users.get_by_username(session, "old-picker")
+        admin = users.get_by_username(session, "old-admin")
+        assert picker is not None and admin is not None
+        assert [w.code for w in picker.warehouses] == ["FRA", "LAX"]
+        assert admin.warehouses == []  # an admin works everywhere without memberships

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from server.app import create_app
 from server.config import Settings
 from server.db import make_engine, make_session_factory, transaction
-from server.services import users
+from server.services import membership, users
 from server.tables import Role
 from tests import factories as f
 from tests.factories import FRANKFURT, LOS_ANGELES
@@ -37,6 +37,8 @@ def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
             users.ensure_user(session, name, PASSWORD, role, name)
         f.warehouse(session, "LAX", country="US", at=LOS_ANGELES)
         f.warehouse(session, "FRA", country="DE", at=FRANKFURT)
+        for name in ("sup", "mgr", "pick1", "pick2"):
+            membership.set_user_warehouses(session, name, ["LAX", "FRA"])
         f.sku(session, "CASE")
         f.sku(session, "CABLE")
         for code in ("LAX", "FRA"):

@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from server.api.routes import (
+    audit,
     auth,
     exceptions,
     orders,
@@ -28,5 +29,6 @@ for module in (
     orders,
     waves,
     exceptions,
+    audit,
 ):
     api_router.include_router(module.router)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from server.db import Database
 from server.problems import Problem, Unauthorized
-from server.services import picking, users
+from server.services import membership, picking, users
 from server.tables import Assignment, AssignmentStatus, ExceptionKind
 from voice.dialog import AssignmentInfo, PickRejected, PickTask
 
@@ -90,10 +90,12 @@ class DatabasePickWork:
         return assignment
 
     def current_assignment(self) -> AssignmentInfo | None:
-        """The picker's assignment in progress, or the next ready one, now theirs."""
+        """The picker's assignment in progress, or the next ready one of a warehouse they
+        work in, now theirs."""
 
         def sign_on(session: Session) -> AssignmentInfo | None:
-            assignment = picking.sign_on(session, self.operator, self.warehouse)
+            within = membership.warehouse_ids(session, self.operator)
+            assignment = picking.sign_on(session, self.operator, self.warehouse, within=within)
             if assignment is None:
                 return None
             brief = picking.brief(session, assignment)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Collection
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -230,12 +231,16 @@ def get_sku(session: Session, code: str) -> Sku:
 
 
 def list_warehouses(
-    session: Session, *, limit: int, offset: int
+    session: Session, *, limit: int, offset: int, within: Collection[int] | None = None
 ) -> schemas.Page[schemas.WarehouseOut]:
-    rows = session.scalars(select(Warehouse).order_by(Warehouse.code).limit(limit).offset(offset))
+    """Warehouses by code; only those of `within` (ids) when given."""
+    query = select(Warehouse)
+    if within is not None:
+        query = query.where(Warehouse.id.in_(within))
+    rows = session.scalars(query.order_by(Warehouse.code).limit(limit).offset(offset))
     return schemas.Page(
         items=[schemas.WarehouseOut.model_validate(w) for w in rows],
-        total=session.scalar(select(func.count(Warehouse.id))) or 0,
+        total=session.scalar(select(func.count()).select_from(query.subquery())) or 0,
         limit=limit,
         offset=offset,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import Row, Select, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
@@ -223,9 +225,13 @@ def list_movements(
     location: str | None,
     limit: int,
     offset: int,
+    within: Collection[int] | None = None,
 ) -> schemas.Page[schemas.MovementOut]:
-    """The ledger, newest first. A warehouse filter matches either side of a movement."""
+    """The ledger, newest first. A warehouse filter matches either side of a movement, and
+    so does `within` (warehouse ids; None: every warehouse)."""
     query = _movement_query()
+    if within is not None:
+        query = query.where(or_(FromWarehouse.id.in_(within), ToWarehouse.id.in_(within)))
     if warehouse:
         query = query.where(or_(FromWarehouse.code == warehouse, ToWarehouse.code == warehouse))
     if sku:
@@ -248,6 +254,7 @@ def list_stock(
     include_empty: bool,
     limit: int,
     offset: int,
+    within: Collection[int] | None = None,
 ) -> schemas.Page[schemas.StockOut]:
     query = (
         select(Stock, Warehouse.code, Location.code, Sku.code, Lot.expiry)
@@ -256,6 +263,8 @@ def list_stock(
         .join(Sku, Sku.id == Stock.sku_id)
         .outerjoin(Lot, (Lot.sku_id == Stock.sku_id) & (Lot.number == Stock.lot))
     )
+    if within is not None:
+        query = query.where(Warehouse.id.in_(within))
     if warehouse:
         query = query.where(Warehouse.code == warehouse)
     if sku:
@@ -286,9 +295,12 @@ def list_stock(
     return schemas.Page(items=items, total=total, limit=limit, offset=offset)
 
 
-def reconcile_view(session: Session, warehouse: str | None) -> schemas.ReconcileOut:
-    warehouse_id = catalog.get_warehouse(session, warehouse).id if warehouse else None
-    result = ledger.reconcile(session, warehouse_id=warehouse_id)
+def reconcile_view(
+    session: Session, warehouse: str | None, *, within: Collection[int] | None = None
+) -> schemas.ReconcileOut:
+    """Stock against the ledger in one warehouse, in those of `within`, or everywhere."""
+    warehouse_ids = [catalog.get_warehouse(session, warehouse).id] if warehouse else within
+    result = ledger.reconcile(session, warehouse_ids=warehouse_ids)
     discrepancies = []
     for mismatch in result.discrepancies:
         location = session.get_one(Location, mismatch.location_id)

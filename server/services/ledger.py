@@ -10,7 +10,7 @@ deadlock each other.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, union_all, update
@@ -230,8 +230,9 @@ class Reconciliation:
         return not self.discrepancies
 
 
-def reconcile(session: Session, *, warehouse_id: int | None = None) -> Reconciliation:
-    """Sum the ledger per (location, SKU, lot) and compare with the stock table."""
+def reconcile(session: Session, *, warehouse_ids: Collection[int] | None = None) -> Reconciliation:
+    """Sum the ledger per (location, SKU, lot) and compare with the stock table, in the
+    given warehouses (None: everywhere)."""
     ins = select(
         Movement.to_location_id.label("location_id"),
         Movement.sku_id,
@@ -249,8 +250,8 @@ def reconcile(session: Session, *, warehouse_id: int | None = None) -> Reconcili
         deltas.c.location_id, deltas.c.sku_id, deltas.c.lot, func.sum(deltas.c.delta)
     ).group_by(deltas.c.location_id, deltas.c.sku_id, deltas.c.lot)
     stock_query = select(Stock.location_id, Stock.sku_id, Stock.lot, Stock.quantity)
-    if warehouse_id is not None:
-        in_warehouse = select(Location.id).where(Location.warehouse_id == warehouse_id)
+    if warehouse_ids is not None:
+        in_warehouse = select(Location.id).where(Location.warehouse_id.in_(warehouse_ids))
         ledger_query = ledger_query.where(deltas.c.location_id.in_(in_warehouse))
         stock_query = stock_query.where(Stock.location_id.in_(in_warehouse))
 

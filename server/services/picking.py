@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
@@ -250,16 +250,25 @@ def current_assignment(session: Session, username: str) -> Assignment | None:
     )
 
 
-def sign_on(session: Session, username: str, warehouse: str | None = None) -> Assignment | None:
+def sign_on(
+    session: Session,
+    username: str,
+    warehouse: str | None = None,
+    *,
+    within: Collection[int] | None = None,
+) -> Assignment | None:
     """The picker's current assignment, or the most urgent ready one (in `warehouse` when
     given), now theirs; None when there is no work. Two pickers signing on at once never
-    get the same assignment."""
+    get the same assignment. With `within` (the ids of the picker's warehouses) only work
+    there is handed out, and an assignment left in another warehouse is not resumed."""
     current = current_assignment(session, username)
     if current is not None:
-        return current
+        return current if within is None or current.warehouse_id in within else None
     query = select(Assignment.id).where(
         Assignment.status == AssignmentStatus.ready, Assignment.picker.is_(None)
     )
+    if within is not None:
+        query = query.where(Assignment.warehouse_id.in_(within))
     if warehouse is not None:
         query = query.where(Assignment.warehouse_id == catalog.get_warehouse(session, warehouse).id)
     for assignment_id in session.scalars(query.order_by(Assignment.priority, Assignment.id)).all():
@@ -851,8 +860,11 @@ def list_assignments(
     show_check_digits: bool,
     limit: int,
     offset: int,
+    within: Collection[int] | None = None,
 ) -> schemas.Page[schemas.AssignmentOut]:
     query = select(Assignment)
+    if within is not None:
+        query = query.where(Assignment.warehouse_id.in_(within))
     if warehouse:
         query = query.join(Warehouse, Warehouse.id == Assignment.warehouse_id).where(
             Warehouse.code == warehouse
@@ -924,11 +936,19 @@ def get_pick_line(session: Session, line_id: int) -> PickLine:
 
 
 def list_exceptions(
-    session: Session, *, warehouse: str | None, status: str | None, limit: int, offset: int
+    session: Session,
+    *,
+    warehouse: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+    within: Collection[int] | None = None,
 ) -> schemas.Page[schemas.ExceptionOut]:
     query = select(PickException, Warehouse.code).join(
         Warehouse, Warehouse.id == PickException.warehouse_id
     )
+    if within is not None:
+        query = query.where(PickException.warehouse_id.in_(within))
     if warehouse:
         query = query.where(Warehouse.code == warehouse)
     if status:
@@ -947,9 +967,7 @@ def resolve_exception(
     session: Session, exception_id: int, actor: str, resolution: str
 ) -> PickException:
     """Close an exception with what was done about it (409 `already_resolved`)."""
-    exception = session.get(PickException, exception_id)
-    if exception is None:
-        raise NotFound(f"no exception {exception_id}", code="exception_not_found")
+    exception = get_exception(session, exception_id)
     resolved = session.execute(
         update(PickException)
         .where(PickException.id == exception_id, PickException.status == ExceptionStatus.open)
@@ -964,4 +982,11 @@ def resolve_exception(
     if resolved.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(f"exception {exception_id} is already resolved", code="already_resolved")
     session.refresh(exception)
+    return exception
+
+
+def get_exception(session: Session, exception_id: int) -> PickException:
+    exception = session.get(PickException, exception_id)
+    if exception is None:
+        raise NotFound(f"no exception {exception_id}", code="exception_not_found")
     return exception

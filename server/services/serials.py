@@ -8,7 +8,7 @@ refusals name the digits the picker gave, never a serial.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -53,6 +53,7 @@ def list_serials(
     sku: str | None,
     limit: int,
     offset: int,
+    within: Collection[int] | None = None,
 ) -> schemas.Page[schemas.SerialOut]:
     """Serialised units on the books (at a location), by warehouse, location and SKU."""
     query = (
@@ -61,6 +62,8 @@ def list_serials(
         .join(Location, Location.id == Serial.location_id)
         .join(Warehouse, Warehouse.id == Location.warehouse_id)
     )
+    if within is not None:
+        query = query.where(Warehouse.id.in_(within))
     if warehouse:
         query = query.where(Warehouse.code == warehouse)
     if location:

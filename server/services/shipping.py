@@ -4,7 +4,7 @@ distance, and the per-warehouse rate tables by destination and weight."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -56,13 +56,7 @@ def set_shipping_rate(session: Session, body: schemas.ShippingRateIn) -> Shippin
     """Add a rate, or change the cost of the one with the same warehouse, destination and
     weight limit."""
     warehouse = catalog.get_warehouse(session, body.warehouse)
-    rate = session.scalar(
-        select(ShippingRate).where(
-            ShippingRate.warehouse_id == warehouse.id,
-            ShippingRate.destination == body.destination,
-            ShippingRate.max_weight_g == body.max_weight_g,
-        )
-    )
+    rate = find_shipping_rate(session, body)
     if rate is None:
         rate = ShippingRate(
             warehouse_id=warehouse.id,
@@ -76,11 +70,35 @@ def set_shipping_rate(session: Session, body: schemas.ShippingRateIn) -> Shippin
     return rate
 
 
-def list_shipping_rates(session: Session) -> list[schemas.ShippingRateOut]:
-    rows = session.execute(
-        select(ShippingRate, Warehouse.code)
+def find_shipping_rate(session: Session, body: schemas.ShippingRateIn) -> ShippingRate | None:
+    """The rate with the warehouse, destination and weight limit of `body`, if any."""
+    return session.scalar(
+        select(ShippingRate)
         .join(Warehouse, Warehouse.id == ShippingRate.warehouse_id)
-        .order_by(Warehouse.code, ShippingRate.destination, ShippingRate.max_weight_g)
+        .where(
+            Warehouse.code == body.warehouse,
+            ShippingRate.destination == body.destination,
+            ShippingRate.max_weight_g == body.max_weight_g,
+        )
+    )
+
+
+def rate_terms(rate: ShippingRate) -> dict[str, object]:
+    """What a rate charges, as the audit trail keeps it before and after a change."""
+    return {"cost_cents": rate.cost_cents, "currency": rate.currency}
+
+
+def list_shipping_rates(
+    session: Session, *, within: Collection[int] | None = None
+) -> list[schemas.ShippingRateOut]:
+    """Every rate, or those of the warehouses in `within` (ids)."""
+    query = select(ShippingRate, Warehouse.code).join(
+        Warehouse, Warehouse.id == ShippingRate.warehouse_id
+    )
+    if within is not None:
+        query = query.where(ShippingRate.warehouse_id.in_(within))
+    rows = session.execute(
+        query.order_by(Warehouse.code, ShippingRate.destination, ShippingRate.max_weight_g)
     ).all()
     return [
         schemas.ShippingRateOut(

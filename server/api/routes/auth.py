@@ -5,21 +5,25 @@ from fastapi import APIRouter, Depends
 from fastapi.security import OAuth2PasswordRequestForm
 
 from server import schemas
-from server.deps import CredentialsDep, DatabaseDep, SettingsDep
+from server.deps import ClientAddress, CredentialsDep, DatabaseDep, SettingsDep
 from server.problems import Unauthorized
 from server.security import issue_token
-from server.services import tickets, users
+from server.services import audit, tickets, users
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 @router.post("/token", response_model=schemas.Token)
 async def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], db: DatabaseDep, settings: SettingsDep
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    db: DatabaseDep,
+    settings: SettingsDep,
+    client: ClientAddress,
 ) -> schemas.Token:
     """OAuth2 password grant: a bearer token for a username and password."""
     user = await db.read(users.authenticate, form.username, form.password)
     if user is None:
+        await db.write(audit.failed_login, form.username, client)
         raise Unauthorized("wrong username or password", code="invalid_credentials")
     ttl = dt.timedelta(minutes=settings.token_ttl_minutes)
     access = issue_token(

@@ -5,9 +5,9 @@ from sqlalchemy.orm import Session
 
 from server import schemas
 from server.api.pagination import PageParams
-from server.deps import DatabaseDep, Overseer, Supervisor
+from server.deps import ClientAddress, DatabaseDep, Overseer, Supervisor, WarehouseScope
 from server.problems import Invalid
-from server.services import allocation, orders, shipping
+from server.services import allocation, audit, orders, shipping
 from server.tables import OrderStatus
 
 router = APIRouter(tags=["orders"])
@@ -118,13 +118,24 @@ async def get_policy(_: Overseer, db: DatabaseDep) -> schemas.AllocationPolicyIn
 
 @router.put("/allocation-policy", response_model=schemas.AllocationPolicyIn)
 async def set_policy(
-    body: schemas.AllocationPolicyIn, user: Supervisor, db: DatabaseDep
+    body: schemas.AllocationPolicyIn, user: Supervisor, client: ClientAddress, db: DatabaseDep
 ) -> schemas.AllocationPolicyIn:
-    """Rules in the order they rank warehouses, and the split policy."""
+    """Rules in the order they rank warehouses, and the split policy (audited)."""
 
     def work(session: Session) -> schemas.AllocationPolicyIn:
+        before = _policy_out(allocation.get_policy(session))
         policy = allocation.Policy.from_schema(body)
-        return _policy_out(allocation.set_policy(session, policy, actor=user.username))
+        after = _policy_out(allocation.set_policy(session, policy, actor=user.username))
+        audit.record(
+            session,
+            "allocation_policy.update",
+            actor=user.username,
+            client=client,
+            subject="allocation-policy",
+            old=before.model_dump(),
+            new=after.model_dump(),
+        )
+        return after
 
     return await db.write(work)
 
@@ -140,22 +151,43 @@ def _policy_out(policy: allocation.Policy) -> schemas.AllocationPolicyIn:
 
 
 @router.get("/shipping-rates", response_model=list[schemas.ShippingRateOut])
-async def list_rates(_: Overseer, db: DatabaseDep) -> list[schemas.ShippingRateOut]:
+async def list_rates(
+    _: Overseer, scope: WarehouseScope, db: DatabaseDep
+) -> list[schemas.ShippingRateOut]:
+    """The rates of the caller's warehouses."""
+
     def work(session: Session) -> list[schemas.ShippingRateOut]:
-        return shipping.list_shipping_rates(session)
+        return shipping.list_shipping_rates(session, within=scope.ids)
 
     return await db.read(work)
 
 
 @router.put("/shipping-rates", response_model=schemas.ShippingRateOut)
 async def set_rate(
-    body: schemas.ShippingRateIn, _: Supervisor, db: DatabaseDep
+    body: schemas.ShippingRateIn,
+    user: Supervisor,
+    scope: WarehouseScope,
+    client: ClientAddress,
+    db: DatabaseDep,
 ) -> schemas.ShippingRateOut:
     """Add a rate or change the cost of the one with the same warehouse, destination and
-    weight limit."""
+    weight limit, for a warehouse the caller works in (audited)."""
+    scope.require(body.warehouse)
 
     def work(session: Session) -> schemas.ShippingRateOut:
-        shipping.set_shipping_rate(session, body)
+        before = shipping.find_shipping_rate(session, body)
+        old = None if before is None else shipping.rate_terms(before)
+        after = shipping.rate_terms(shipping.set_shipping_rate(session, body))
+        subject = f"shipping-rate:{body.warehouse}/{body.destination}/{body.max_weight_g}"
+        audit.record(
+            session,
+            "shipping_rate.set",
+            actor=user.username,
+            client=client,
+            subject=subject,
+            old=old,
+            new=after,
+        )
         return schemas.ShippingRateOut(**body.model_dump())
 
     return await db.write(work)

@@ -1,7 +1,7 @@
 from fastapi import APIRouter
 
 from server import schemas
-from server.deps import DatabaseDep, Supervisor
+from server.deps import DatabaseDep, Supervisor, WarehouseScope
 from server.services import inventory
 
 router = APIRouter(prefix="/receipts", tags=["inventory"])
@@ -9,7 +9,9 @@ router = APIRouter(prefix="/receipts", tags=["inventory"])
 
 @router.post("", response_model=schemas.ReceiptOut, status_code=201)
 async def create_receipt(
-    body: schemas.ReceiptCreate, user: Supervisor, db: DatabaseDep
+    body: schemas.ReceiptCreate, user: Supervisor, scope: WarehouseScope, db: DatabaseDep
 ) -> schemas.ReceiptOut:
-    """Book inbound stock against an ASN/PO, split by inspection (good, damaged, quarantined)."""
+    """Book inbound stock against an ASN/PO, split by inspection (good, damaged, quarantined),
+    in a warehouse the caller works in."""
+    scope.require(body.warehouse)
     return await db.write(inventory.receive, body, actor=user.username)

@@ -2,7 +2,7 @@ from fastapi import APIRouter
 
 from server import schemas
 from server.api.pagination import PageParams
-from server.deps import Admin, AnyUser, DatabaseDep, Supervisor
+from server.deps import Admin, AnyUser, DatabaseDep, Supervisor, WarehouseScope
 from server.services import catalog
 from server.tables import Warehouse
 
@@ -11,9 +11,12 @@ router = APIRouter(prefix="/warehouses", tags=["warehouses"])
 
 @router.get("", response_model=schemas.Page[schemas.WarehouseOut])
 async def list_warehouses(
-    _: AnyUser, db: DatabaseDep, page: PageParams
+    _: AnyUser, scope: WarehouseScope, db: DatabaseDep, page: PageParams
 ) -> schemas.Page[schemas.WarehouseOut]:
-    return await db.read(catalog.list_warehouses, limit=page.limit, offset=page.offset)
+    """The warehouses the caller works in (every one for an admin)."""
+    return await db.read(
+        catalog.list_warehouses, within=scope.ids, limit=page.limit, offset=page.offset
+    )
 
 
 @router.post("", response_model=schemas.WarehouseOut, status_code=201)
@@ -22,22 +25,25 @@ async def create_warehouse(body: schemas.WarehouseCreate, _: Admin, db: Database
 
 
 @router.get("/{code}", response_model=schemas.WarehouseOut)
-async def get_warehouse(code: str, _: AnyUser, db: DatabaseDep) -> Warehouse:
+async def get_warehouse(code: str, _: AnyUser, scope: WarehouseScope, db: DatabaseDep) -> Warehouse:
+    scope.require(code)
     return await db.read(catalog.get_warehouse, code)
 
 
 @router.post("/{code}/locations", response_model=schemas.LocationOut, status_code=201)
 async def create_location(
-    code: str, body: schemas.LocationCreate, _: Supervisor, db: DatabaseDep
+    code: str, body: schemas.LocationCreate, _: Supervisor, scope: WarehouseScope, db: DatabaseDep
 ) -> schemas.LocationOut:
     """Add a location; check digits are generated when not given (labels are printed from
     them)."""
+    scope.require(code)
     return await db.write(catalog.add_location, code, catalog.LocationSpec(**body.model_dump()))
 
 
 @router.get("/{code}/locations", response_model=schemas.Page[schemas.LocationOut])
 async def list_locations(
-    code: str, _: Supervisor, db: DatabaseDep, page: PageParams
+    code: str, _: Supervisor, scope: WarehouseScope, db: DatabaseDep, page: PageParams
 ) -> schemas.Page[schemas.LocationOut]:
     """Locations in walking order, with their check digits."""
+    scope.require(code)
     return await db.read(catalog.list_locations, code, limit=page.limit, offset=page.offset)
