@@ -35,6 +35,15 @@ T = TypeVar("T")
 PASSWORD = "correct-horse-battery"
 ROLES = tuple(Role)
 
+# the hello of every headset socket in the tests: protocol 1, 16 kHz PCM
+HELLO = {
+    "type": "hello",
+    "protocol": 1,
+    "device": "hs-test",
+    "locale": "en-US",
+    "audio": {"encoding": "pcm_s16le", "sample_rate": 16000},
+}
+
 
 @cache
 def _password_hash() -> str:

@@ -15,15 +15,7 @@ import websockets
 from server.headset.protocol import MAX_AUDIO_FRAME, MAX_TEXT_FRAME
 from server.migrate import upgrade
 from tests.conftest import ServerProcess
-from tests.factories import auth, pick_floor
-
-HELLO = {
-    "type": "hello",
-    "protocol": 1,
-    "device": "hs-test",
-    "locale": "en-US",
-    "audio": {"encoding": "pcm_s16le", "sample_rate": 16000},
-}
+from tests.factories import HELLO, auth, pick_floor
 
 
 @pytest.fixture(scope="module")

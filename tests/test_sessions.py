@@ -28,15 +28,8 @@ from server.security import issue_token
 from server.services import users
 from server.tables import Movement, MovementKind, Role
 from tests.conftest import TEST_SECRET, ServerProcess
-from tests.factories import PASSWORD, pick_floor
+from tests.factories import HELLO, PASSWORD, pick_floor
 
-HELLO = {
-    "type": "hello",
-    "protocol": 1,
-    "device": "hs-test",
-    "locale": "en-US",
-    "audio": {"encoding": "pcm_s16le", "sample_rate": 16000},
-}
 CHECK_S = 1.0  # WAVEPICK_SESSION_CHECK_SECONDS of the test servers
 
 

@@ -16,15 +16,7 @@ import pytest
 import websockets
 
 from tests.conftest import ServerProcess
-from tests.factories import auth, make_warehouse, pick_floor, user
-
-HELLO = {
-    "type": "hello",
-    "protocol": 1,
-    "device": "hs-scope",
-    "locale": "en-US",
-    "audio": {"encoding": "pcm_s16le", "sample_rate": 16000},
-}
+from tests.factories import HELLO, auth, make_warehouse, pick_floor, user
 
 
 @pytest.fixture
