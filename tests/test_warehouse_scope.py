@@ -123,3 +123,46 @@ def test_the_headset_hands_out_work_only_from_the_pickers_warehouses(
             headers={"Authorization": f"Bearer {lax_picker}"},
         ).json()["items"]
         assert [a["warehouse"] for a in mine] == ["LAX"]
+
+
+async def _answer(ws: Any, text: str) -> dict[str, Any]:
+    """Say `text` (typed) and return the `heard` frame for it."""
+    await ws.send(json.dumps({"type": "say", "text": text}))
+    async with asyncio.timeout(30):
+        while True:
+            message = await ws.recv()
+            if isinstance(message, str) and json.loads(message)["type"] == "heard":
+                heard: dict[str, Any] = json.loads(message)
+                return heard
+
+
+def test_a_picker_taken_off_the_warehouse_mid_assignment_picks_nothing_more(
+    floor: ServerProcess,
+) -> None:
+    url = floor.url.replace("http://", "ws://") + "/ws/headset"
+    with httpx.Client(base_url=floor.url) as http:
+        picker = user(http, "picker-lax", "picker", "LAX")
+        token = picker["Authorization"].split()[1]
+        admin = auth(http, "admin")
+
+        async def walk() -> None:
+            async with websockets.connect(
+                url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=2**22
+            ) as ws:
+                await ws.send(json.dumps(HELLO))
+                assert (await _answer(ws, "ready"))["accepted"]
+                assert (await _answer(ws, "57"))["accepted"]  # at A-01-01
+                async with httpx.AsyncClient(base_url=floor.url) as admin_http:
+                    moved = await admin_http.put(
+                        "/api/v1/users/picker-lax/warehouses",
+                        json={"warehouses": ["FRA"]},
+                        headers=admin,
+                    )
+                assert moved.status_code == 200, moved.text
+                await _answer(ws, "3")  # the quantity: refused, nothing written
+                await ws.send(json.dumps({"type": "bye"}))
+
+        asyncio.run(walk())
+        ledger = http.get("/api/v1/movements", params={"warehouse": "LAX"}, headers=admin)
+        assert ledger.status_code == 200, ledger.text
+        assert [m for m in ledger.json()["items"] if m["actor"] == "picker-lax"] == []

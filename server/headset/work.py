@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.db import Database
-from server.problems import Problem, Unauthorized
+from server.problems import Forbidden, Problem, Unauthorized
 from server.services import membership, picking, users
 from server.tables import Assignment, AssignmentStatus, ExceptionKind
 from voice.dialog import AssignmentInfo, PickRejected, PickTask
@@ -63,7 +63,19 @@ class DatabasePickWork:
             and not users.session_user(session, self.operator, version, lock=True)
         ):
             raise Unauthorized(f"{self.operator} may no longer pick here", code="session_revoked")
+        if write:
+            self._still_a_member(session)
         return work(session, *args, **kwargs)
+
+    def _still_a_member(self, session: Session) -> None:
+        """A picker taken off a warehouse mid-assignment writes nothing more there (the
+        REST routes check the same on every request)."""
+        assignment = picking.current_assignment(session, self.operator)
+        within = membership.warehouse_ids(session, self.operator)
+        if assignment is not None and within is not None and assignment.warehouse_id not in within:
+            raise Forbidden(
+                f"{self.operator} no longer works in this warehouse", code="warehouse_forbidden"
+            )
 
     def _assignment(self, session: Session) -> Assignment:
         assignment = picking.current_assignment(session, self.operator)
