@@ -36,10 +36,35 @@ class Recogniser:
         return Result(" ".join(tokens), tokens, confidence, "fake", accepted)
 
 
-def session(recogniser: Recogniser) -> HeadsetSession:
-    heard = HeadsetSession.__new__(HeadsetSession)  # no socket: only reading is under test
-    heard.speech = recogniser  # type: ignore[assignment]
-    heard.sample_rate, heard.operator = 8000, "picker"
+class Socket:
+    """What the session sends, kept: the headset's side of the socket."""
+
+    def __init__(self) -> None:
+        self.frames: list[dict[str, Any]] = []
+
+    async def send_json(self, frame: dict[str, Any]) -> None:
+        self.frames.append(frame)
+
+    async def send_bytes(self, data: bytes) -> None:
+        pass
+
+
+class Speech(Recogniser):
+    """A recogniser as above that also speaks (silence: only the frames are looked at)."""
+
+    def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes:
+        return bytes(sample_rate // 50)
+
+
+def session(recogniser: Recogniser, dialog: PickDialog | None = None) -> HeadsetSession:
+    heard = HeadsetSession(
+        Socket(),  # type: ignore[arg-type]
+        operator="picker",
+        speech=recogniser,  # type: ignore[arg-type]
+        open_work=lambda operator: warehouse(),
+        snapshots={},
+    )
+    heard.sample_rate, heard.dialog = 8000, dialog
     return heard
 
 
@@ -102,14 +127,8 @@ def test_the_rest_of_an_answer_said_to_a_prompt_left_behind_ends_at_its_pause(
     rate = 8000
     rest, repeat = (load(fsdd / f"{d}_jackson_9.wav", rate) for d in "76")
     quiet = np.zeros(rate * 3 // 10, np.int16)
-    heard = session(Recogniser({"listening": (("6",), 0.9, True)}))
-    heard.dialog, heard.answers = PickDialog(warehouse()), asyncio.Queue()
-    heard._endpointer, heard._speaking, heard._background = (
-        Endpointer(rate, LIVE_ANSWERS),
-        None,
-        set(),
-    )
-    heard._turn, heard._speaking_to, heard._readings = 0, 0, {}
+    heard = session(Recogniser({"listening": (("6",), 0.9, True)}), PickDialog(warehouse()))
+    heard._endpointer = Endpointer(rate, LIVE_ANSWERS)
 
     async def say(samples: np.ndarray) -> None:
         for start in range(0, len(samples), rate // 50):
@@ -127,3 +146,42 @@ def test_the_rest_of_an_answer_said_to_a_prompt_left_behind_ends_at_its_pause(
     first, second = utterances
     assert isinstance(first, Utterance) and isinstance(second, Utterance)
     assert len(first.audio) < len(rest) + len(quiet) < len(second.audio) < 2 * len(repeat)
+
+
+class Blocks(Speech):
+    """Hears one digit per block of 800 samples: the digit the block's samples hold."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+
+    def recognize(self, audio: Any, grammar: Grammar, rate: int, operator: str) -> Result:
+        tokens = tuple(str(int(audio[i])) for i in range(0, len(audio), 800))
+        return Result(" ".join(tokens), tokens, 0.9, "fake", grammar.accepts(tokens))
+
+
+@pytest.mark.parametrize(
+    ("gap_s", "said_to", "heard_then"),
+    [(0.3, 0, ("5 7", True)), (0.3, 1, ("5 7", True)), (1.0, 1, ("7", False))],
+)
+def test_the_rest_of_a_refused_answer_said_right_after_it_is_heard_with_it(
+    gap_s: float, said_to: int, heard_then: tuple[str, bool]
+) -> None:
+    """ "five" ended as an answer at a pause and was refused (one of two check digits);
+    "seven", said 300 ms after it, is the rest of it: the two are heard as "five seven",
+    whether the picker started it before the refusal (said to turn 0) or after (turn 1).
+    Said a second later, "seven" is an answer of its own (and one digit too few)."""
+    dialog = PickDialog(warehouse())
+    dialog.start()
+    said(dialog, "ready")
+    headset = session(Blocks(), dialog)
+    five = Utterance(np.full(800, 5, np.int16), turn=0, started_at=1.0, ended_at=1.1)
+    seven = Utterance(np.full(800, 7, np.int16), turn=said_to, started_at=1.1 + gap_s, ended_at=2.5)
+
+    async def answer() -> None:
+        await headset._answer(five)
+        await headset._answer(seven)
+
+    asyncio.run(answer())
+    socket: Socket = headset.websocket  # type: ignore[assignment]
+    heard = [(f["text"], f["accepted"]) for f in socket.frames if f["type"] == "heard"]
+    assert heard == [("5", False), heard_then]

@@ -8,8 +8,11 @@ more to go on ("five ... seven" stays one answer). An utterance belongs to the p
 was spoken to: if the dialog has moved on by the time it is handled (a second half of an
 answer that was already taken), it is dropped, never read against the next state's
 grammar; one still being said when the dialog moves on ends at its first pause, so the
-answer said again after the new prompt is heard on its own. Typed `say` frames take the
-same path from there. Prompt audio is paced at speaking speed so that the picker talking
+answer said again after the new prompt is heard on its own. One exception: an answer
+that ended at a pause and was refused without the dialog moving on (four digits heard
+in "zero zero nine" while the "seven" was still coming) is joined by speech that starts
+within 400 ms of its end, and the two are heard as one answer. Typed `say` frames take
+the same path from there. Prompt audio is paced at speaking speed so that the picker talking
 over it (barge-in) stops the rest. Blocking work (recognition, synthesis, the dialog's
 database calls) runs in worker threads; the queue of answers is bounded.
 """
@@ -51,16 +54,33 @@ AUDIO_CHUNK_MS = 100
 AUDIO_LEAD_MS = 300  # sent at once so playback starts without a gap
 IDLE_TIMEOUT_S = 15 * 60
 MAX_PENDING_ANSWERS = 8
+CONTINUATION_S = 0.4  # a pause this short inside an answer keeps it one answer
 
 
 @dataclass(frozen=True)
 class Utterance:
     """One spoken answer: its audio, the turn it answers (the dialog's turn when the picker
-    started to speak) and its reading, when it was read at a pause to see it was whole."""
+    started to speak), when speech started and ended (stream seconds), and its reading when
+    it was read at a pause to see it was whole (`continued`: read after a refused answer)."""
 
     audio: np.ndarray
     turn: int
+    started_at: float = 0.0
+    ended_at: float = 0.0
     reading: Result | None = None
+    continued: bool = False
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A spoken answer the dialog refused without moving on: ended at a pause as whole, it
+    may have been only the start of what the picker was saying ("zero zero nine" read as
+    four digits while the "seven" was still to come). Speech that starts within
+    `CONTINUATION_S` of its end is the rest of it, and the two are heard as one answer."""
+
+    turn: int  # the turn it answered
+    audio: np.ndarray
+    ended_at: float  # stream seconds
 
 
 class HeadsetSession:
@@ -90,7 +110,10 @@ class HeadsetSession:
         self._closing = False
         self._turn = 0  # answers handled so far: each one is answered by a new prompt
         self._speaking_to = 0  # the turn the utterance in progress answers
-        self._readings: dict[int, Result] = {}  # the utterance in progress, read at its pauses
+        self._started_at = 0.0  # when it started, in stream seconds
+        self._refusal: Refusal | None = None  # the last answer, when it was refused
+        # the utterance in progress, read at its pauses (and whether after a refused answer)
+        self._readings: dict[int, tuple[Result, bool]] = {}
         self._background: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
@@ -184,13 +207,16 @@ class HeadsetSession:
             raise FrameError("audio_before_hello", "send hello before audio")
         for event in self._endpointer.feed(data):
             if isinstance(event, SpeechStarted):
-                self._speaking_to, self._readings = self._turn, {}
+                self._speaking_to, self._started_at, self._readings = self._turn, event.at, {}
                 await self._barge_in()
             elif isinstance(event, SpeechPaused):
-                if self._speaking_to != self._turn:
+                if self._speaking_to != self._turn and not self._continuing(
+                    self._speaking_to, self._started_at
+                ):
                     await self._end_stale(event)
                 else:
-                    self._track(asyncio.create_task(self._read_at_pause(event, self._speaking_to)))
+                    read = self._read_at_pause(event, self._speaking_to, self._started_at)
+                    self._track(asyncio.create_task(read))
             elif isinstance(event, SpeechEnded):
                 await self._end_utterance(event)
 
@@ -208,14 +234,24 @@ class HeadsetSession:
         if ended is not None:
             await self._end_utterance(ended)
 
-    async def _read_at_pause(self, paused: SpeechPaused, turn: int) -> None:
+    def _continuing(self, turn: int, started_at: float) -> Refusal | None:
+        """The refused answer that speech said to `turn` from `started_at` goes on with, if
+        it started right after it and nothing else has been answered since."""
+        refusal = self._refusal
+        if refusal is None or self._turn != refusal.turn + 1 or turn < refusal.turn:
+            return None
+        return refusal if started_at - refusal.ended_at <= CONTINUATION_S else None
+
+    async def _read_at_pause(self, paused: SpeechPaused, turn: int, started_at: float) -> None:
         """Read the utterance so far; if it is a whole answer and the picker stays quiet,
         end it after the short pause instead of waiting out the long silence."""
         dialog, endpointer = self.dialog, self._endpointer
-        if dialog is None or endpointer is None or turn != self._turn:
+        refusal = self._continuing(turn, started_at)
+        if dialog is None or endpointer is None or (turn != self._turn and refusal is None):
             return
-        reading, whole = await run_sync(self._read, dialog, paused.audio)
-        self._readings[paused.pause] = reading
+        audio = paused.audio if refusal is None else np.concatenate([refusal.audio, paused.audio])
+        reading, whole = await run_sync(self._read, dialog, audio)
+        self._readings[paused.pause] = (reading, refusal is not None)
         if whole:
             ended = endpointer.end_after_pause(paused.pause)
             if ended is not None:
@@ -241,9 +277,17 @@ class HeadsetSession:
     async def _end_utterance(self, ended: SpeechEnded) -> None:
         if not len(ended.audio):
             return
-        reading = self._readings.get(ended.pause) if ended.pause is not None else None
+        reading, continued = (
+            self._readings.get(ended.pause, (None, False))
+            if ended.pause is not None
+            else (None, False)
+        )
         self._readings = {}
-        await self._queue(Utterance(ended.audio, self._speaking_to, reading))
+        await self._queue(
+            Utterance(
+                ended.audio, self._speaking_to, self._started_at, ended.end, reading, continued
+            )
+        )
 
     async def _on_say(self, frame: Say) -> None:
         if self.dialog is None:
@@ -270,10 +314,14 @@ class HeadsetSession:
         """Hand one answer to the dialog, tell the headset what was heard, then prompt."""
         assert self.dialog is not None
         dialog = self.dialog
+        refusal = (
+            None if isinstance(answer, str) else self._continuing(answer.turn, answer.started_at)
+        )
+        self._refusal = None
         if isinstance(answer, str):
             turn: Turn = await run_sync(dialog.hear_text, answer)
             heard = {"text": answer, "confidence": 1.0, "source": "text"}
-        elif answer.turn != self._turn:
+        elif answer.turn != self._turn and refusal is None:
             # said to a prompt the dialog has left (the rest of an answer already taken)
             log.info("headset %s: dropped speech said to an earlier prompt", self.operator)
             await self.send_json(
@@ -282,8 +330,15 @@ class HeadsetSession:
             )
             return
         else:
-            result = answer.reading or (await run_sync(self._read, dialog, answer.audio))[0]
+            audio = answer.audio
+            if refusal is not None:
+                audio = np.concatenate([refusal.audio, audio])
+            result = answer.reading if answer.continued == (refusal is not None) else None
+            result = result or (await run_sync(self._read, dialog, audio))[0]
+            state = dialog.state.name
             turn = await run_sync(dialog.hear, result.tokens, result.confidence, result.accepted)
+            if not turn.accepted and dialog.state.name == state:
+                self._refusal = Refusal(self._turn, audio, answer.ended_at)
             heard = {
                 "text": result.text,
                 "confidence": round(result.confidence, 3),
