@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,7 +16,7 @@ from server.config import Settings
 from server.db import Database, make_engine, make_session_factory
 from server.headset.endpoint import router as headset_router
 from server.headset.speech import make_speech_services
-from server.idempotency import IdempotencyMiddleware
+from server.idempotency import IdempotencyMiddleware, record_outcome
 from server.problems import install_problem_handlers
 from server.requestlog import RequestLogMiddleware
 
@@ -46,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
-    app.state.db = Database(sessions)
+    app.state.db = Database(sessions, on_write=record_outcome)
     app.state.speech = make_speech_services(settings)
     app.state.headset_snapshots = {}
     install_problem_handlers(app)
@@ -61,7 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.mount("/", StaticFiles(directory=CLIENT_WEB, html=True), name="client_web")
 
     app.add_middleware(
-        IdempotencyMiddleware, sessions=sessions, signing_key=lambda: settings.signing_key
+        IdempotencyMiddleware,
+        sessions=sessions,
+        signing_key=lambda: settings.signing_key,
+        claim_timeout=dt.timedelta(seconds=settings.idempotency_claim_seconds),
     )
     app.add_middleware(RequestLogMiddleware, signing_key=lambda: settings.signing_key)
     return app

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(20, ge=1)
     stt_engine: Literal["auto", "fusion", "templates", "pocketsphinx", "vosk", "whisper"] = "auto"
     min_confidence: float = Field(0.5, ge=0, le=1)
+    idempotency_claim_seconds: float = Field(
+        120,
+        gt=0,
+        description="An Idempotency-Key claim older than this, with nothing committed, was "
+        "left by a crash: a retry takes it over.",
+    )
     speech_warm_up: bool = Field(
         True, description="Load speech models and voices at start, not at the first answer."
     )

@@ -93,10 +93,19 @@ class Unavailable(Problem):
 
 
 class Database:
-    """Runs units of work off the event loop, each in one transaction and one thread."""
+    """Runs units of work off the event loop, each in one transaction and one thread.
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    `on_write(session, result)`, when given, runs at the end of every write unit of work,
+    in its transaction (the idempotency record of the request commits with its work)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        on_write: Callable[[Session, Any], None] | None = None,
+    ) -> None:
         self.sessions = sessions
+        self.on_write = on_write
 
     async def read(
         self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
@@ -113,7 +122,10 @@ class Database:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 with transaction(self.sessions, write=write) as session:
-                    return work(session, *args, **kwargs)
+                    result = work(session, *args, **kwargs)
+                    if write and self.on_write is not None:
+                        self.on_write(session, result)
+                    return result
             except DBAPIError as exc:
                 if _is_retryable(exc) and attempt < ATTEMPTS:
                     log.info("retrying a transaction after %s", exc.orig.__class__.__name__)
