@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from server.api import api_router
+from server.bodylimit import BodyLimitMiddleware
 from server.config import Settings
 from server.db import Database, make_engine, make_session_factory
 from server.headset.endpoint import router as headset_router
@@ -66,6 +67,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessions=sessions,
         signing_key=lambda: settings.signing_key,
         claim_timeout=dt.timedelta(seconds=settings.idempotency_claim_seconds),
+    )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body=settings.max_body_bytes,
+        max_upload=settings.max_upload_bytes,
     )
     app.add_middleware(RequestLogMiddleware, signing_key=lambda: settings.signing_key)
     return app

@@ -71,6 +71,7 @@ def serve(
         log_config=None,
         access_log=False,
         ws_per_message_deflate=False,  # deflating PCM costs CPU and saves next to nothing
+        ws_max_size=settings.ws_max_message_bytes,  # refused before it is buffered
     )
 
 

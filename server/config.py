@@ -47,6 +47,18 @@ class Settings(BaseSettings):
         description="An Idempotency-Key claim older than this, with nothing committed, was "
         "left by a crash: a retry takes it over.",
     )
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest request body (JSON), refused with 413."
+    )
+    max_upload_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Largest multipart upload (the CSV import)."
+    )
+    ws_max_message_bytes: int = Field(
+        128 * 1024,
+        ge=1024,
+        description="Largest WebSocket message the server takes (audio frames are at most "
+        "64 KiB); a larger one closes the socket (1009) before it is buffered.",
+    )
     speech_warm_up: bool = Field(
         True, description="Load speech models and voices at start, not at the first answer."
     )
