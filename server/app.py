@@ -18,6 +18,7 @@ from server.db import Database, make_engine, make_session_factory
 from server.headset.endpoint import router as headset_router
 from server.headset.speech import make_speech_services
 from server.idempotency import IdempotencyMiddleware, record_outcome
+from server.login import LoginGuard
 from server.problems import install_problem_handlers
 from server.requestlog import RequestLogMiddleware
 
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.db = Database(sessions, on_write=record_outcome)
+    app.state.login_guard = LoginGuard(settings)
     app.state.speech = make_speech_services(settings)
     app.state.headset_snapshots = {}
     install_problem_handlers(app)

@@ -10,8 +10,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+from limits import parse
 from platformdirs import user_data_path
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -47,6 +48,20 @@ class Settings(BaseSettings):
         description="An Idempotency-Key claim older than this, with nothing committed, was "
         "left by a crash: a retry takes it over.",
     )
+    login_user_limit: str = Field(
+        "10 per 15 minutes",
+        description="Failed sign-ins for one user name before it is refused (429).",
+    )
+    login_client_limit: str = Field(
+        "60 per 15 minutes",
+        description="Failed sign-ins from one client address before it is refused (429).",
+    )
+    password_hash_concurrency: int = Field(
+        2, ge=1, description="Passwords checked at once (argon2: 64 MiB and ~0.5 s each)."
+    )
+    login_queue: int = Field(
+        16, ge=0, description="Sign-ins waiting for a password check before 503."
+    )
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="Largest request body (JSON), refused with 413."
     )
@@ -62,6 +77,15 @@ class Settings(BaseSettings):
     speech_warm_up: bool = Field(
         True, description="Load speech models and voices at start, not at the first answer."
     )
+
+    @field_validator("login_user_limit", "login_client_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit like '10 per 15 minutes': {value!r}") from exc
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -10,6 +10,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from server.config import Settings
 from server.db import Database
+from server.login import LoginGuard
 from server.problems import Forbidden, Unauthorized
 from server.security import read_token
 from server.services import users
@@ -28,8 +29,14 @@ def get_database(request: Request) -> Database:
     return database
 
 
+def get_login_guard(request: Request) -> LoginGuard:
+    guard: LoginGuard = request.app.state.login_guard
+    return guard
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+LoginGuardDep = Annotated[LoginGuard, Depends(get_login_guard)]
 
 
 async def get_current_user(
