@@ -11,6 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from server import apidocs
 from server.api import api_router
 from server.bodylimit import BodyLimitMiddleware
 from server.config import Settings
@@ -21,6 +22,7 @@ from server.idempotency import IdempotencyMiddleware, record_outcome
 from server.login import LoginGuard
 from server.problems import install_problem_handlers
 from server.requestlog import RequestLogMiddleware
+from server.securityheaders import SecurityHeadersMiddleware
 
 CLIENT_WEB = Path(__file__).resolve().parent.parent / "client_web"
 
@@ -45,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Voice-directed picking and stock ledger for cross-border warehouses.",
         lifespan=lifespan,
+        docs_url=None,  # served from bundled assets by server.apidocs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -56,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(api_router)
     app.include_router(headset_router)
+    app.include_router(apidocs.router)
+    app.mount(apidocs.ASSETS_URL, apidocs.assets(), name="docs_assets")
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -75,5 +81,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body=settings.max_body_bytes,
         max_upload=settings.max_upload_bytes,
     )
+    app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=settings.hsts_seconds)
     app.add_middleware(RequestLogMiddleware, signing_key=lambda: settings.signing_key)
     return app

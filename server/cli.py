@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 from rich.console import Console
 
 from models import cli as models_cli
@@ -31,8 +32,11 @@ err = Console(stderr=True, soft_wrap=True)
 def _settings() -> Settings:
     try:
         return Settings()
-    except ValueError as exc:
-        err.print(f"[red]invalid settings:[/red] {exc}")
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            message = str(error["msg"]).removeprefix("Value error, ")
+            err.print(f"[red]invalid settings:[/red] {where + ': ' if where else ''}{message}")
         raise typer.Exit(2) from exc
 
 
@@ -48,6 +52,12 @@ def serve(
     settings = _settings()
     host = host or settings.host
     port = port or settings.port
+    if demo and settings.is_production:
+        err.print(
+            "[red]--demo refused:[/red] it seeds users whose password is known; "
+            "not with WAVEPICK_ENVIRONMENT=production (add users with `wavepick users add`)"
+        )
+        raise typer.Exit(2)
     upgrade(settings.database_url)
     if demo:
         from server.demo import seed
@@ -72,6 +82,8 @@ def serve(
         access_log=False,
         ws_per_message_deflate=False,  # deflating PCM costs CPU and saves next to nothing
         ws_max_size=settings.ws_max_message_bytes,  # refused before it is buffered
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 
@@ -112,8 +124,6 @@ def users_add(
     full_name: str = "",
 ) -> None:
     """Create a user (the first admin of a new installation, for instance)."""
-    from pydantic import ValidationError
-
     from server import schemas
     from server.problems import Problem
     from server.services import users

@@ -21,6 +21,16 @@ class Environment(StrEnum):
     production = "production"
 
 
+MIN_SECRET_LENGTH = 32
+
+
+def _strong(secret: str | None) -> bool:
+    """Long enough, and not a short pattern repeated ("aaaa…", "changeme" × 4)."""
+    if not secret or len(secret) < MIN_SECRET_LENGTH:
+        return False
+    return len(set(secret)) >= 12
+
+
 class Settings(BaseSettings):
     """Server settings. Defaults are the embedded ones: SQLite in the working directory."""
 
@@ -62,6 +72,17 @@ class Settings(BaseSettings):
     login_queue: int = Field(
         16, ge=0, description="Sign-ins waiting for a password check before 503."
     )
+    hsts_seconds: int = Field(
+        365 * 24 * 3600,
+        ge=0,
+        description="Strict-Transport-Security max-age on answers to requests that came "
+        "over TLS (0: never sent).",
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Reverse proxies whose X-Forwarded-For/-Proto `wavepick serve` trusts "
+        "(the client's address for throttling, https for HSTS).",
+    )
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="Largest request body (JSON), refused with 413."
     )
@@ -89,9 +110,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
-        if self.environment is Environment.production and not self.secret_key:
-            raise ValueError("WAVEPICK_SECRET_KEY must be set when WAVEPICK_ENVIRONMENT=production")
+        if self.environment is Environment.production and not _strong(self.secret_key):
+            raise ValueError(
+                "WAVEPICK_SECRET_KEY must be set to a random secret of at least "
+                f"{MIN_SECRET_LENGTH} characters when WAVEPICK_ENVIRONMENT=production "
+                "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
         return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.production
 
     @property
     def is_sqlite(self) -> bool:
