@@ -95,6 +95,12 @@ class Settings(BaseSettings):
         description="Largest WebSocket message the server takes (audio frames are at most "
         "64 KiB); a larger one closes the socket (1009) before it is buffered.",
     )
+    import_batch_orders: int = Field(
+        200,
+        ge=1,
+        description="Orders a CSV import creates per transaction (other writers wait for "
+        "one batch, not for the whole file).",
+    )
     speech_warm_up: bool = Field(
         True, description="Load speech models and voices at start, not at the first answer."
     )

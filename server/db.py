@@ -129,13 +129,27 @@ class Database:
     ) -> T:
         return await run_sync(partial(self.run, work, *args, write=True, **kwargs))
 
+    async def write_step(
+        self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """A write that is one step of a longer request (a batch of an import): committed
+        on its own, without `on_write`; the request's last `write` records its outcome."""
+
+        def step(session: Session) -> T:
+            return work(session, *args, **kwargs)
+
+        return await run_sync(partial(self._run, step, write=True, record=False))
+
     def run(self, work: Callable[..., T], *args: Any, write: bool = True, **kwargs: Any) -> T:
         """Run `work(session, ...)` in a transaction, retrying transient conflicts."""
+        return self._run(lambda session: work(session, *args, **kwargs), write=write)
+
+    def _run(self, work: Callable[[Session], T], *, write: bool, record: bool = True) -> T:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 with transaction(self.sessions, write=write) as session:
-                    result = work(session, *args, **kwargs)
-                    if write and self.on_write is not None:
+                    result = work(session)
+                    if write and record and self.on_write is not None:
                         self.on_write(session, result)
                     return result
             except DBAPIError as exc:
