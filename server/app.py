@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
-    app.state.db = Database(sessions, on_write=record_outcome)
+    app.state.db = Database(sessions, on_write=record_outcome, writer_turns=settings.is_sqlite)
     app.state.login_guard = LoginGuard(settings)
     app.state.speech = make_speech_services(settings)
     app.state.headset_snapshots = {}

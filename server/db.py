@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from functools import partial
@@ -104,20 +105,51 @@ class Unavailable(Problem):
     status, code = 503, "database_busy"
 
 
+class WriterTurns:
+    """Writers of one process take turns in the order they came.
+
+    SQLite has one write lock, and its busy wait is not a queue: a waiting writer sleeps
+    and polls, so a request that commits a batch and begins the next at once (a large
+    import) wins the lock again and again while an adjustment sleeps. Queued here first,
+    every writer waits for the ones before it only."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        with self._changed:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while ticket != self._serving:
+                self._changed.wait()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._serving += 1
+                self._changed.notify_all()
+
+
 class Database:
     """Runs units of work off the event loop, each in one transaction and one thread.
 
     `on_write(session, result)`, when given, runs at the end of every write unit of work,
-    in its transaction (the idempotency record of the request commits with its work)."""
+    in its transaction (the idempotency record of the request commits with its work).
+    With `writer_turns` (SQLite), write units of work take turns in arrival order."""
 
     def __init__(
         self,
         sessions: sessionmaker[Session],
         *,
         on_write: Callable[[Session, Any], None] | None = None,
+        writer_turns: bool = False,
     ) -> None:
         self.sessions = sessions
         self.on_write = on_write
+        self.turns = WriterTurns() if writer_turns else None
 
     async def read(
         self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
@@ -145,6 +177,12 @@ class Database:
         return self._run(lambda session: work(session, *args, **kwargs), write=write)
 
     def _run(self, work: Callable[[Session], T], *, write: bool, record: bool = True) -> T:
+        if write and self.turns is not None:
+            with self.turns.turn():
+                return self._attempt(work, write=write, record=record)
+        return self._attempt(work, write=write, record=record)
+
+    def _attempt(self, work: Callable[[Session], T], *, write: bool, record: bool) -> T:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 with transaction(self.sessions, write=write) as session:
