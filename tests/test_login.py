@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from server import security
 from server.app import create_app
 from server.config import Settings
 from server.db import make_engine, make_session_factory
-from tests.conftest import ServerProcess, make_settings
+from tests.conftest import ServerProcess, make_settings, require_service
 from tests.factories import PASSWORD, seed_users
 
 TOKEN = "/api/v1/auth/token"
@@ -131,3 +132,22 @@ def test_passwords_are_hashed_a_few_at_a_time(
     assert statuses.count(200) >= 2
     assert set(statuses) <= {200, 503}
     assert spy.calls == statuses.count(200)
+
+
+@pytest.mark.redis
+def test_several_processes_share_the_counts_in_redis(sqlite_url: str, tmp_path: Path) -> None:
+    """With WAVEPICK_REDIS_URL, failures counted by one server count for another."""
+    import redis
+
+    url = "redis://127.0.0.1:6379/0"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        require_service("Redis on 127.0.0.1:6379", str(exc))
+    settings = make_settings(sqlite_url, tmp_path).model_copy(
+        update={"redis_url": url, "login_user_limit": "3 per 15 minutes"}
+    )
+    ghost = f"ghost-{uuid.uuid4().hex[:8]}"
+    with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
+        assert [_login(first, ghost, "guess-1234").status_code for _ in range(3)] == [401] * 3
+        assert _login(second, ghost, "guess-1234").status_code == 429
