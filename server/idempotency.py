@@ -32,10 +32,11 @@ from collections.abc import Callable
 from contextlib import suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import anyio.to_thread
-from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -68,6 +69,19 @@ class Claim:
     def success_status(self) -> int:
         return getattr(self.scope.get("route"), "status_code", None) or 200
 
+    def answer_body(self, result: Any) -> str | None:
+        """The work's result as the route answers it: through its response model (so an
+        ORM row gives the model's fields only, never, say, a password hash), or a pydantic
+        model as it is; None for anything else."""
+        model = getattr(self.scope.get("route"), "response_model", None)
+        if model is not None:
+            adapter = _adapter(model)
+            value = adapter.validate_python(result, from_attributes=True)
+            return adapter.dump_json(value).decode()
+        if isinstance(result, BaseModel):
+            return result.model_dump_json()
+        return None
+
 
 _claim: ContextVar[Claim | None] = ContextVar("idempotency_claim", default=None)
 
@@ -83,8 +97,15 @@ def record_outcome(session: Session, result: Any) -> None:
     if claim is None:
         return
     values: dict[str, Any] = {"completed": True, "response_status": claim.success_status}
-    if result is not None:
-        values["response_body"] = json.dumps(jsonable_encoder(result))
+    try:
+        body = claim.answer_body(result) if result is not None else None
+    except (ValueError, TypeError):  # pydantic's ValidationError is a ValueError
+        log.warning(
+            "the answer of idempotency claim %s is kept after the request only", claim.record_id
+        )
+        body = None
+    if body is not None:
+        values["response_body"] = body
         values["response_headers"] = {"content-type": "application/json"}
     updated = session.execute(
         update(IdempotencyRecord).where(IdempotencyRecord.id == claim.record_id).values(**values)
@@ -237,6 +258,11 @@ class IdempotencyMiddleware:
             record = session.get(IdempotencyRecord, claim.record_id)
             return _replay(record, replayed=False) if record is not None else None
         return None  # left as it is, the claim expires
+
+
+@lru_cache(maxsize=256)
+def _adapter(model: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(model)
 
 
 def _replay(record: IdempotencyRecord, *, replayed: bool = True) -> Response:

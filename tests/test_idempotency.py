@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from server.app import create_app
 from server.db import transaction
@@ -225,3 +226,24 @@ def test_a_fresh_claim_is_still_in_progress(keyed_app: TestClient) -> None:
     assert answer.json()["code"] == "idempotency_in_progress"
     assert answer.headers["content-type"] == "application/problem+json"
     assert stock_at(keyed_app, "LAX", "SKU-1", "A-01") == 10
+
+
+def test_an_answer_recorded_with_the_work_is_the_route_s_model(
+    keyed_app: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user created with a key, its answer lost: the replay is the route's `UserOut`,
+    never the stored row (no password hash kept with the key)."""
+    monkeypatch.setattr(IdempotencyMiddleware, "_complete", lambda *args: None)
+    headers = {**auth(keyed_app, "admin"), "Idempotency-Key": "new-user"}
+    body = {"username": "picker9", "password": "long-enough-9", "role": "picker"}
+    first = keyed_app.post("/api/v1/users", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    monkeypatch.undo()
+
+    replay = keyed_app.post("/api/v1/users", json=body, headers=headers)
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert (replay.status_code, replay.json()) == (201, first.json())
+    sessions = keyed_app.app.state.sessions  # type: ignore[attr-defined]
+    with transaction(sessions) as session:
+        stored = session.scalars(select(IdempotencyRecord.response_body)).all()
+    assert not any("argon2" in (text or "") for text in stored)
