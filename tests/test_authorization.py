@@ -37,6 +37,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/orders"): {"supervisor", "admin"},
     ("GET", "/api/v1/orders"): {"supervisor", "manager", "admin"},
     ("POST", "/api/v1/orders/import"): {"supervisor", "admin"},
+    ("GET", "/api/v1/orders/export"): {"supervisor", "manager", "admin"},
     ("GET", "/api/v1/orders/{number}"): {"supervisor", "manager", "admin"},
     ("POST", "/api/v1/orders/{number}/allocate"): {"supervisor", "admin"},
     ("POST", "/api/v1/orders/{number}/cancel"): {"supervisor", "admin"},
