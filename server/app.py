@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(
         IdempotencyMiddleware,
-        sessions=sessions,
+        db=app.state.db,
         signing_key=lambda: settings.signing_key,
         claim_timeout=dt.timedelta(seconds=settings.idempotency_claim_seconds),
     )

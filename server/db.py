@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from functools import partial
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -150,6 +150,13 @@ class Database:
         self.sessions = sessions
         self.on_write = on_write
         self.turns = WriterTurns() if writer_turns else None
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[Session]:
+        """A write transaction outside a unit of work (the idempotency records), in its
+        turn among this process's writers."""
+        with self.turns.turn() if self.turns else nullcontext(), transaction(self.sessions) as s:
+            yield s
 
     async def read(
         self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs

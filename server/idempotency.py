@@ -39,11 +39,11 @@ import anyio.to_thread
 from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.db import transaction
+from server.db import Database
 from server.problems import Conflict, problem_response
 from server.security import bearer_username
 from server.tables import IdempotencyRecord, utcnow
@@ -119,12 +119,12 @@ class IdempotencyMiddleware:
         self,
         app: ASGIApp,
         *,
-        sessions: sessionmaker[Session],
+        db: Database,
         signing_key: Callable[[], str],
         claim_timeout: dt.timedelta,
     ) -> None:
         self.app = app
-        self.sessions = sessions
+        self.db = db
         self.signing_key = signing_key
         self.claim_timeout = claim_timeout
 
@@ -179,7 +179,7 @@ class IdempotencyMiddleware:
     def _claim(self, principal: str, key: str, scope: Scope, fingerprint: str) -> int | Response:
         """The id of the claim this request now owns, or the response to send instead."""
         for _ in range(3):
-            with suppress(IntegrityError), transaction(self.sessions) as session:
+            with suppress(IntegrityError), self.db.write_transaction() as session:
                 record = IdempotencyRecord(
                     principal=principal,
                     key=key,
@@ -191,7 +191,7 @@ class IdempotencyMiddleware:
                 session.add(record)
                 session.flush()
                 return record.id
-            with transaction(self.sessions) as session:
+            with self.db.write_transaction() as session:
                 found = session.scalar(
                     select(IdempotencyRecord).where(
                         IdempotencyRecord.principal == principal, IdempotencyRecord.key == key
@@ -230,7 +230,7 @@ class IdempotencyMiddleware:
         failure here is logged and never turns a done request into an error."""
         for attempt in range(1, COMPLETION_ATTEMPTS + 1):
             try:
-                with transaction(self.sessions) as session:
+                with self.db.write_transaction() as session:
                     session.execute(
                         update(IdempotencyRecord)
                         .where(IdempotencyRecord.id == claim.record_id)
@@ -248,7 +248,7 @@ class IdempotencyMiddleware:
 
     def _release(self, claim: Claim) -> Response | None:
         """Free an uncommitted claim after a 5xx; when the work had committed, its answer."""
-        with suppress(OperationalError), transaction(self.sessions) as session:
+        with suppress(OperationalError), self.db.write_transaction() as session:
             session.execute(
                 delete(IdempotencyRecord).where(
                     IdempotencyRecord.id == claim.record_id,
