@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,14 +11,18 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from server import apidocs
 from server.api import api_router
+from server.bodylimit import BodyLimitMiddleware
 from server.config import Settings
 from server.db import Database, make_engine, make_session_factory
 from server.headset.endpoint import router as headset_router
 from server.headset.speech import make_speech_services
-from server.idempotency import IdempotencyMiddleware
+from server.idempotency import IdempotencyMiddleware, record_outcome
+from server.login import LoginGuard
 from server.problems import install_problem_handlers
 from server.requestlog import RequestLogMiddleware, scrub_server_logs
+from server.securityheaders import SecurityHeadersMiddleware
 from server.services import users
 from server.sockets import Grant, SocketRegistry
 
@@ -46,11 +51,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Voice-directed picking and stock ledger for cross-border warehouses.",
         lifespan=lifespan,
+        docs_url=None,  # served from bundled assets by server.apidocs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
-    app.state.db = database = Database(sessions)
+    app.state.db = database = Database(
+        sessions, on_write=record_outcome, writer_turns=settings.is_sqlite
+    )
+    app.state.login_guard = LoginGuard(settings)
 
     async def still_allowed(grant: Grant) -> bool:
         user = await database.read(users.session_user, grant.username, grant.token_version)
@@ -62,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(api_router)
     app.include_router(headset_router)
+    app.include_router(apidocs.router)
+    app.mount(apidocs.ASSETS_URL, apidocs.assets(), name="docs_assets")
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -71,7 +83,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.mount("/", StaticFiles(directory=CLIENT_WEB, html=True), name="client_web")
 
     app.add_middleware(
-        IdempotencyMiddleware, sessions=sessions, signing_key=lambda: settings.signing_key
+        IdempotencyMiddleware,
+        db=app.state.db,
+        signing_key=lambda: settings.signing_key,
+        claim_timeout=dt.timedelta(seconds=settings.idempotency_claim_seconds),
     )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body=settings.max_body_bytes,
+        max_upload=settings.max_upload_bytes,
+    )
+    app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=settings.hsts_seconds)
     app.add_middleware(RequestLogMiddleware, signing_key=lambda: settings.signing_key)
     return app

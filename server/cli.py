@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 from rich.console import Console
 
 from models import cli as models_cli
@@ -46,8 +47,11 @@ class _Server(uvicorn.Server):
 def _settings() -> Settings:
     try:
         return Settings()
-    except ValueError as exc:
-        err.print(f"[red]invalid settings:[/red] {exc}")
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            message = str(error["msg"]).removeprefix("Value error, ")
+            err.print(f"[red]invalid settings:[/red] {where + ': ' if where else ''}{message}")
         raise typer.Exit(2) from exc
 
 
@@ -63,6 +67,12 @@ def serve(
     settings = _settings()
     host = host or settings.host
     port = port or settings.port
+    if demo and settings.is_production:
+        err.print(
+            "[red]--demo refused:[/red] it seeds users whose password is known; "
+            "not with WAVEPICK_ENVIRONMENT=production (add users with `wavepick users add`)"
+        )
+        raise typer.Exit(2)
     upgrade(settings.database_url)
     if demo:
         from server.demo import seed
@@ -87,6 +97,9 @@ def serve(
         log_config=None,
         access_log=False,
         ws_per_message_deflate=False,  # deflating PCM costs CPU and saves next to nothing
+        ws_max_size=settings.ws_max_message_bytes,  # refused before it is buffered
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     _Server(config, web.state.sockets).run()
 
@@ -132,8 +145,6 @@ def users_add(
     ] = None,
 ) -> None:
     """Create a user (the first admin of a new installation, for instance)."""
-    from pydantic import ValidationError
-
     from server import schemas
     from server.problems import Problem
     from server.services import audit, membership, users

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+from contextlib import suppress
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+from limits import parse
 from platformdirs import user_data_path
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Environment(StrEnum):
     development = "development"
     production = "production"
+
+
+MIN_SECRET_LENGTH = 32
+
+
+def _strong(secret: str | None) -> bool:
+    """Long enough, and not a short pattern repeated ("aaaa…", "changeme" × 4)."""
+    if not secret or len(secret) < MIN_SECRET_LENGTH:
+        return False
+    return len(set(secret)) >= 12
 
 
 class Settings(BaseSettings):
@@ -49,15 +62,81 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(20, ge=1)
     stt_engine: Literal["auto", "fusion", "templates", "pocketsphinx", "vosk", "whisper"] = "auto"
     min_confidence: float = Field(0.5, ge=0, le=1)
+    idempotency_claim_seconds: float = Field(
+        120,
+        gt=0,
+        description="An Idempotency-Key claim older than this, with nothing committed, was "
+        "left by a crash: a retry takes it over.",
+    )
+    login_user_limit: str = Field(
+        "10 per 15 minutes",
+        description="Failed sign-ins for one user name before it is refused (429).",
+    )
+    login_client_limit: str = Field(
+        "60 per 15 minutes",
+        description="Failed sign-ins from one client address before it is refused (429).",
+    )
+    password_hash_concurrency: int = Field(
+        2, ge=1, description="Passwords checked at once (argon2: 64 MiB and ~0.5 s each)."
+    )
+    login_queue: int = Field(
+        16, ge=0, description="Sign-ins waiting for a password check before 503."
+    )
+    hsts_seconds: int = Field(
+        365 * 24 * 3600,
+        ge=0,
+        description="Strict-Transport-Security max-age on answers to requests that came "
+        "over TLS (0: never sent).",
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Reverse proxies whose X-Forwarded-For/-Proto `wavepick serve` trusts "
+        "(the client's address for throttling, https for HSTS).",
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest request body (JSON), refused with 413."
+    )
+    max_upload_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Largest multipart upload (the CSV import)."
+    )
+    ws_max_message_bytes: int = Field(
+        128 * 1024,
+        ge=1024,
+        description="Largest WebSocket message the server takes (audio frames are at most "
+        "64 KiB); a larger one closes the socket (1009) before it is buffered.",
+    )
+    import_batch_orders: int = Field(
+        200,
+        ge=1,
+        description="Orders a CSV import creates per transaction (other writers wait for "
+        "one batch, not for the whole file).",
+    )
     speech_warm_up: bool = Field(
         True, description="Load speech models and voices at start, not at the first answer."
     )
 
+    @field_validator("login_user_limit", "login_client_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit like '10 per 15 minutes': {value!r}") from exc
+        return value
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
-        if self.environment is Environment.production and not self.secret_key:
-            raise ValueError("WAVEPICK_SECRET_KEY must be set when WAVEPICK_ENVIRONMENT=production")
+        if self.environment is Environment.production and not _strong(self.secret_key):
+            raise ValueError(
+                "WAVEPICK_SECRET_KEY must be set to a random secret of at least "
+                f"{MIN_SECRET_LENGTH} characters when WAVEPICK_ENVIRONMENT=production "
+                "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
         return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.production
 
     @property
     def is_sqlite(self) -> bool:
@@ -69,10 +148,11 @@ class Settings(BaseSettings):
         if self.secret_key:
             return self.secret_key
         path = self.data_dir / "secret.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with suppress(FileExistsError):  # created with its mode: never readable by others
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as secret:
+                secret.write(secrets.token_urlsafe(48))
         return path.read_text().strip()
 
     @property

@@ -14,13 +14,15 @@ and row locks in READ COMMITTED; a deadlock or serialization failure is retried.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, suppress
 from functools import partial
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from anyio.to_thread import run_sync
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -48,6 +50,7 @@ class Base(DeclarativeBase):
 
 def make_engine(url: str, *, pool_size: int = 20) -> Engine:
     if url.startswith("sqlite"):
+        _create_private(make_url(url).database)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 60},
@@ -57,6 +60,16 @@ def make_engine(url: str, *, pool_size: int = 20) -> Engine:
         _configure_sqlite(engine)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _create_private(database: str | None) -> None:
+    """Create a SQLite file readable by its owner only (it holds password hashes and
+    stored answers) before SQLite would create it with the umask's mode; its `-wal` and
+    `-shm` files take the same mode from it."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    with suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -92,11 +105,58 @@ class Unavailable(Problem):
     status, code = 503, "database_busy"
 
 
-class Database:
-    """Runs units of work off the event loop, each in one transaction and one thread."""
+class WriterTurns:
+    """Writers of one process take turns in the order they came.
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    SQLite has one write lock, and its busy wait is not a queue: a waiting writer sleeps
+    and polls, so a request that commits a batch and begins the next at once (a large
+    import) wins the lock again and again while an adjustment sleeps. Queued here first,
+    every writer waits for the ones before it only."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        with self._changed:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while ticket != self._serving:
+                self._changed.wait()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._serving += 1
+                self._changed.notify_all()
+
+
+class Database:
+    """Runs units of work off the event loop, each in one transaction and one thread.
+
+    `on_write(session, result)`, when given, runs at the end of every write unit of work,
+    in its transaction (the idempotency record of the request commits with its work).
+    With `writer_turns` (SQLite), write units of work take turns in arrival order."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        on_write: Callable[[Session, Any], None] | None = None,
+        writer_turns: bool = False,
+    ) -> None:
         self.sessions = sessions
+        self.on_write = on_write
+        self.turns = WriterTurns() if writer_turns else None
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[Session]:
+        """A write transaction outside a unit of work (the idempotency records), in its
+        turn among this process's writers."""
+        with self.turns.turn() if self.turns else nullcontext(), transaction(self.sessions) as s:
+            yield s
 
     async def read(
         self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
@@ -108,12 +168,35 @@ class Database:
     ) -> T:
         return await run_sync(partial(self.run, work, *args, write=True, **kwargs))
 
+    async def write_step(
+        self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """A write that is one step of a longer request (a batch of an import): committed
+        on its own, without `on_write`; the request's last `write` records its outcome."""
+
+        def step(session: Session) -> T:
+            return work(session, *args, **kwargs)
+
+        return await run_sync(partial(self._run, step, write=True, record=False))
+
     def run(self, work: Callable[..., T], *args: Any, write: bool = True, **kwargs: Any) -> T:
         """Run `work(session, ...)` in a transaction, retrying transient conflicts."""
+        return self._run(lambda session: work(session, *args, **kwargs), write=write)
+
+    def _run(self, work: Callable[[Session], T], *, write: bool, record: bool = True) -> T:
+        if write and self.turns is not None:
+            with self.turns.turn():
+                return self._attempt(work, write=write, record=record)
+        return self._attempt(work, write=write, record=record)
+
+    def _attempt(self, work: Callable[[Session], T], *, write: bool, record: bool) -> T:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 with transaction(self.sessions, write=write) as session:
-                    return work(session, *args, **kwargs)
+                    result = work(session)
+                    if write and record and self.on_write is not None:
+                        self.on_write(session, result)
+                    return result
             except DBAPIError as exc:
                 if _is_retryable(exc) and attempt < ATTEMPTS:
                     log.info("retrying a transaction after %s", exc.orig.__class__.__name__)

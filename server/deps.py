@@ -12,6 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from server.config import Settings
 from server.db import Database
+from server.login import LoginGuard
 from server.problems import Forbidden, Unauthorized
 from server.security import TokenClaims, bearer_claims, read_token
 from server.services import tickets, users
@@ -37,9 +38,15 @@ def get_sockets(request: Request) -> SocketRegistry:
     return sockets
 
 
+def get_login_guard(request: Request) -> LoginGuard:
+    guard: LoginGuard = request.app.state.login_guard
+    return guard
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SocketsDep = Annotated[SocketRegistry, Depends(get_sockets)]
+LoginGuardDep = Annotated[LoginGuard, Depends(get_login_guard)]
 
 
 @dataclass(frozen=True)

@@ -35,14 +35,25 @@ class ProblemDocument(BaseModel):
 
 
 class Problem(Exception):
-    """A failure the client can act on. Subclasses fix the status and code."""
+    """A failure the client can act on. Subclasses fix the status and code; `errors` lists
+    what was wrong where (rows of a file, say), `headers` go with the answer."""
 
     status: int = 400
     code: str = "bad_request"
 
-    def __init__(self, detail: str, *, code: str | None = None, status: int | None = None):
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(detail)
         self.detail = detail
+        self.errors = errors
+        self.headers = headers
         if code:
             self.code = code
         if status:
@@ -71,6 +82,16 @@ class Unauthorized(Problem):
 
 class Forbidden(Problem):
     status, code = 403, "forbidden"
+
+
+class TooManyRequests(Problem):
+    """Throttled: try again after `retry_after` seconds (sent as `Retry-After`)."""
+
+    status, code = 429, "too_many_requests"
+
+    def __init__(self, detail: str, *, retry_after: int, code: str | None = None):
+        super().__init__(detail, code=code, headers={"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
 
 
 def problem_response(
@@ -114,9 +135,16 @@ _HTTP_CODES = {
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {**(exc.headers or {})}
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
         return problem_response(
-            exc.status, exc.code, exc.detail, instance=request.url.path, headers=headers
+            exc.status,
+            exc.code,
+            exc.detail,
+            instance=request.url.path,
+            errors=exc.errors,
+            headers=headers or None,
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -153,11 +181,16 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(500, "internal_error", "Unexpected server error.")
 
 
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {
-        "model": ProblemDocument,
-        "content": {PROBLEM_JSON: {}},
-        "description": HTTPStatus(status).phrase,
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for problem documents of these statuses."""
+    return {
+        status: {
+            "model": ProblemDocument,
+            "content": {PROBLEM_JSON: {}},
+            "description": HTTPStatus(status).phrase,
+        }
+        for status in statuses
     }
-    for status in (400, 401, 403, 404, 409, 422)
-}
+
+
+PROBLEM_RESPONSES = problem_responses(400, 401, 403, 404, 409, 413, 422)

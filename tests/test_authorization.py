@@ -58,6 +58,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/orders"): {"supervisor", "admin"},
     ("GET", "/api/v1/orders"): {"supervisor", "manager", "admin"},
     ("POST", "/api/v1/orders/import"): {"supervisor", "admin"},
+    ("GET", "/api/v1/orders/export"): {"supervisor", "manager", "admin"},
     ("GET", "/api/v1/orders/{number}"): {"supervisor", "manager", "admin"},
     ("POST", "/api/v1/orders/{number}/allocate"): {"supervisor", "admin"},
     ("POST", "/api/v1/orders/{number}/cancel"): {"supervisor", "admin"},
@@ -259,6 +260,7 @@ SCOPED: list[tuple[tuple[str, str], str, Body]] = [
 # catalog, orders (allocation chooses their warehouse: they are seller-wide) and the
 # allocation policy, and lists that show only the caller's warehouses (tested below).
 WAREHOUSE_FREE = {
+    ("GET", "/api/v1/orders/export"),
     ("POST", "/api/v1/auth/ticket"),
     ("GET", "/api/v1/users/me"),
     ("GET", "/api/v1/users"),

@@ -4,12 +4,14 @@ allocations. Allocation itself lives in `allocation`."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from server import schemas
@@ -78,31 +80,81 @@ CSV_ORDER_FIELDS = (
 CSV_LINE_FIELDS = ("sku", "quantity", "lot", "min_expiry")
 
 
+MAX_COLUMNS = 64  # 16 are known; a file of thousands of columns is refused at its header
+MAX_ROW_ERRORS = 100
+
+
+class CsvRefused(Invalid):
+    """A CSV file that cannot be imported, with what is wrong in which row (`errors`)."""
+
+    code = "invalid_csv"
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        first = problems[0]
+        detail = f"row {first['row']}: {first['msg']}" if first.get("row") else first["msg"]
+        if len(problems) > 1:
+            detail += f" (and {len(problems) - 1} more)"
+        super().__init__(detail, errors=problems[:MAX_ROW_ERRORS])
+
+
 def parse_csv(text: str) -> list[schemas.OrderCreate]:
     """Orders from CSV, one row per order line; rows with the same `order` number form one
     order whose header fields come from its first row. Columns: order, sku, quantity and
     country are required; channel, region, postcode, latitude, longitude, priority,
-    ship_by, carrier, value_cents, currency, lot and min_expiry are optional."""
+    ship_by, carrier, value_cents, currency, lot and min_expiry are optional.
+
+    Refused, with every bad row in `errors`: NUL characters (on every database alike), a
+    quote left open, a header with a column twice or more than MAX_COLUMNS columns, a row
+    with more fields than the header, and values the order schema refuses. Cells are
+    stored as given, even when they start with `= + - @`: they are data here, and made
+    safe where they could be read as formulas, on CSV export (`csv_cell`)."""
+    text = text.lstrip("\ufeff")
+    nul_rows = [n for n, line in enumerate(text.split("\n"), start=1) if "\x00" in line]
+    if nul_rows:
+        raise CsvRefused([{"row": n, "msg": "NUL character"} for n in nul_rows])
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
-        return _orders_from_rows(csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline="")))
+        header = [name.strip() for name in next(reader, [])]
+        _check_header(header)
+        rows = [(reader.line_num, row) for row in reader if row]
     except csv.Error as exc:
-        raise Invalid(f"not a readable CSV file: {exc}", code="invalid_csv") from exc
+        raise CsvRefused(
+            [{"row": reader.line_num, "msg": f"not a readable CSV file: {exc}"}]
+        ) from exc
+    return _orders_from_rows(header, rows)
 
 
-def _orders_from_rows(reader: csv.DictReader[str]) -> list[schemas.OrderCreate]:
-    missing = {"order", "sku", "quantity", "country"} - set(reader.fieldnames or ())
+def _check_header(header: list[str]) -> None:
+    if len(header) > MAX_COLUMNS:
+        raise CsvRefused([{"row": 1, "msg": f"{len(header)} columns; at most {MAX_COLUMNS}"}])
+    twice = [name for name, count in Counter(header).items() if count > 1]
+    if twice:
+        raise CsvRefused([{"row": 1, "msg": f"column {name!r} appears twice"} for name in twice])
+    missing = {"order", "sku", "quantity", "country"} - set(header)
     if missing:
-        raise Invalid(f"CSV lacks columns: {', '.join(sorted(missing))}", code="invalid_csv")
+        raise CsvRefused([{"msg": f"CSV lacks columns: {', '.join(sorted(missing))}"}])
+
+
+def _orders_from_rows(
+    header: list[str], rows: list[tuple[int, list[str]]]
+) -> list[schemas.OrderCreate]:
+    problems: list[dict[str, Any]] = []
     grouped: dict[str, dict[str, Any]] = {}
     first_row: dict[str, int] = {}
-    for row_number, row in enumerate(reader, start=2):
-        values = {k: (v or "").strip() for k, v in row.items() if k}
-        number = values["order"]
+    for row_number, row in rows:
+        if len(row) > len(header):
+            problems.append(
+                {"row": row_number, "msg": f"{len(row)} fields; the header has {len(header)}"}
+            )
+            continue
+        values = {k: v.strip() for k, v in zip(header, row, strict=False) if k}
+        number = values.get("order", "")
         if not number:
-            raise Invalid(f"row {row_number}: order number is empty", code="invalid_csv")
+            problems.append({"row": row_number, "msg": "order number is empty"})
+            continue
         if number not in grouped:
-            header = {k: values[k] for k in CSV_ORDER_FIELDS if values.get(k)}
-            grouped[number] = {"number": number, **header, "lines": []}
+            order_fields = {k: values[k] for k in CSV_ORDER_FIELDS if values.get(k)}
+            grouped[number] = {"number": number, **order_fields, "lines": []}
             first_row[number] = row_number
         line = {k: values[k] for k in CSV_LINE_FIELDS if values.get(k)}
         grouped[number]["lines"].append(line)
@@ -111,25 +163,67 @@ def _orders_from_rows(reader: csv.DictReader[str]) -> list[schemas.OrderCreate]:
         try:
             orders.append(schemas.OrderCreate.model_validate(data))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise Invalid(
-                f"order {number} (from row {first_row[number]}): {where}: {first['msg']}",
-                code="invalid_csv",
-            ) from exc
+            for error in exc.errors():
+                where = ".".join(str(p) for p in error["loc"])
+                problems.append(
+                    {
+                        "row": first_row[number],
+                        "msg": f"order {number} (from row {first_row[number]}): "
+                        f"{where}: {error['msg']}",
+                    }
+                )
+    if problems:
+        raise CsvRefused(sorted(problems, key=lambda p: p.get("row", 0)))
     if not orders:
-        raise Invalid("CSV holds no orders", code="invalid_csv")
+        raise CsvRefused([{"msg": "CSV holds no orders"}])
     return orders
 
 
-def import_orders(
-    session: Session, bodies: Sequence[schemas.OrderCreate], *, actor: str
-) -> list[Order]:
-    """Create several orders, all or none."""
-    numbers = [b.number for b in bodies]
-    if len(set(numbers)) != len(numbers):
-        raise Invalid("an order number appears twice", code="duplicate_order")
-    return [create_order(session, body, actor=actor) for body in bodies]
+# --- Export ------------------------------------------------------------------------------
+
+CSV_COLUMNS = ("order", *CSV_ORDER_FIELDS, *CSV_LINE_FIELDS)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A cell as a CSV export writes it. Text a spreadsheet would run as a formula (it
+    starts with = + - @, a tab or a carriage return) gets a leading apostrophe, as OWASP
+    advises; numbers, dates and other text are written as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def export_csv(session: Session, *, status: str | None, limit: int, offset: int) -> str:
+    """A page of orders as CSV in the import's columns, one row per order line, with
+    every cell made safe for spreadsheets (`csv_cell`)."""
+    query = select(Order).options(selectinload(Order.lines).selectinload(OrderLine.sku))
+    if status:
+        query = query.where(Order.status == status)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for order in session.scalars(query.order_by(Order.id).limit(limit).offset(offset)):
+        head = [getattr(order, name) for name in CSV_ORDER_FIELDS]
+        for line in order.lines:
+            cells = [order.number, *head, line.sku.code, line.quantity, line.lot, line.min_expiry]
+            writer.writerow([_iso(csv_cell(cell)) for cell in cells])
+    return out.getvalue()
+
+
+def _iso(cell: object) -> object:
+    if isinstance(cell, dt.datetime):
+        return cell.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(cell, dt.date):
+        return cell.isoformat()
+    return cell
+
+
+def delete_open_orders(session: Session, numbers: Sequence[str]) -> None:
+    """Remove orders just created and not yet allocated (an import undone)."""
+    ids = select(Order.id).where(Order.number.in_(numbers), Order.status == OrderStatus.open)
+    session.execute(delete(OrderLine).where(OrderLine.order_id.in_(ids)))
+    session.execute(delete(Order).where(Order.id.in_(ids)))
 
 
 def get_order(session: Session, number: str, *, for_update: bool = False) -> Order:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from server import schemas
 from server.problems import Conflict, Invalid, NotFound
-from server.security import hash_password, verify_password
+from server.security import hash_password
 from server.tables import Role, User
 
 
@@ -91,13 +91,6 @@ def session_user(
 
 def get_by_username(session: Session, username: str) -> User | None:
     return session.scalar(select(User).where(User.username == username))
-
-
-def authenticate(session: Session, username: str, password: str) -> User | None:
-    user = get_by_username(session, username)
-    if user is None or not user.active or not verify_password(password, user.password_hash):
-        return None
-    return user
 
 
 def ensure_user(session: Session, username: str, password: str, role: Role, full_name: str) -> User:

@@ -5,26 +5,33 @@ from fastapi import APIRouter, Depends
 from fastapi.security import OAuth2PasswordRequestForm
 
 from server import schemas
-from server.deps import ClientAddress, CredentialsDep, DatabaseDep, SettingsDep
-from server.problems import Unauthorized
+from server.deps import ClientAddress, CredentialsDep, DatabaseDep, LoginGuardDep, SettingsDep
+from server.problems import Unauthorized, problem_responses
 from server.security import issue_token
-from server.services import audit, tickets, users
+from server.services import audit, tickets
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/token", response_model=schemas.Token)
+@router.post(
+    "/token",
+    response_model=schemas.Token,
+    responses=problem_responses(429, 503),
+)
 async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     db: DatabaseDep,
     settings: SettingsDep,
+    guard: LoginGuardDep,
     client: ClientAddress,
 ) -> schemas.Token:
-    """OAuth2 password grant: a bearer token for a username and password."""
-    user = await db.read(users.authenticate, form.username, form.password)
-    if user is None:
+    """OAuth2 password grant: a bearer token for a username and password. Failed attempts
+    are throttled per user and per client (429 with `Retry-After`) and audited."""
+    try:
+        user = await guard.sign_in(db, form.username, form.password, client or "unknown")
+    except Unauthorized:
         await db.write(audit.failed_login, form.username, client)
-        raise Unauthorized("wrong username or password", code="invalid_credentials")
+        raise
     ttl = dt.timedelta(minutes=settings.token_ttl_minutes)
     access = issue_token(
         user.username, user.role, key=settings.signing_key, ttl=ttl, version=user.token_version
