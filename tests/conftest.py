@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -178,9 +179,9 @@ class ServerProcess:
         self.log.close()
 
 
-@pytest.fixture
-def server_process(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    """A real server process on SQLite and on PostgreSQL, with one user per role."""
+@contextmanager
+def serving(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A real server process on `database_url`, with one user per role."""
     from server.db import make_engine, make_session_factory
     from tests.factories import seed_users
 
@@ -188,8 +189,17 @@ def server_process(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]
     seed_users(make_session_factory(engine))
     engine.dispose()
     server = ServerProcess(database_url, tmp_path)
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def server_process(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A real server process on SQLite and on PostgreSQL, with one user per role."""
+    with serving(database_url, tmp_path) as server:
+        yield server
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import websockets
 
 from bench._serve import ServeProcess
 from server.db import make_engine, make_session_factory
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, serving
 from tests.factories import PASSWORD, auth, seed_users
 
 MiB = 1024 * 1024
@@ -24,12 +24,8 @@ MiB = 1024 * 1024
 
 @pytest.fixture
 def server(sqlite_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    engine = make_engine(sqlite_url)
-    seed_users(make_session_factory(engine))
-    engine.dispose()
-    process = ServerProcess(sqlite_url, tmp_path)
-    yield process
-    process.stop()
+    with serving(sqlite_url, tmp_path) as process:  # the limits are the database's alike
+        yield process
 
 
 def _answer_to_raw(port: int, head: bytes, body_chunks: Iterator[bytes]) -> tuple[int, dict]:
