@@ -12,7 +12,7 @@ sampler that reads the server's resident memory (`/proc/PID/status`) every 50 ms
    with the right password of a demo picker, half guessing the admin's;
 2. large bodies: `--clients` clients each send a 400 MB body declared by Content-Length,
    and as many a chunked body of up to 64 MiB with no length (with a valid token);
-3. WebSocket: 30 sockets each send one 16 MiB message to `/ws/headset`;
+3. WebSocket: 30 sockets, one per picker, each send one 16 MiB message to `/ws/headset`;
 4. CSV import (SQLite): `--orders` orders imported in one file while a supervisor posts
    an adjustment every 100 ms; `writer_wait_max_ms` is the slowest adjustment.
 
@@ -205,11 +205,13 @@ async def large_bodies(url: str, clients: int, token: str) -> dict[str, Any]:
     return {"clients": 2 * clients, "answers": dict(statuses)}
 
 
-async def huge_messages(url: str, token: str, sockets: int = 30) -> dict[str, Any]:
+async def huge_messages(url: str, tokens: list[str]) -> dict[str, Any]:
+    """One socket per picker (a second socket of the same picker would take the first
+    over, 4409, before its message is sent), each sending a 16 MiB message at once."""
     closes: Counter[str] = Counter()
     ws_url = url.replace("http://", "ws://") + "/ws/headset"
 
-    async def one() -> None:
+    async def one(token: str) -> None:
         try:
             async with websockets.connect(
                 ws_url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=None
@@ -222,8 +224,28 @@ async def huge_messages(url: str, token: str, sockets: int = 30) -> dict[str, An
         except (OSError, TimeoutError) as exc:
             closes[type(exc).__name__] += 1
 
-    await asyncio.gather(*(one() for _ in range(sockets)))
-    return {"sockets": sockets, "close_codes": dict(closes)}
+    await asyncio.gather(*(one(token) for token in tokens))
+    return {"sockets": len(tokens), "close_codes": dict(closes)}
+
+
+async def pickers(client: httpx.AsyncClient, count: int) -> list[str]:
+    """`count` pickers of their own, made by the admin: their tokens."""
+    admin = (await sign_in(client, "admin", PASSWORD)).json()["access_token"]
+    tokens = []
+    for n in range(count):
+        made = await client.post(
+            "/api/v1/users",
+            json={
+                "username": f"abuse-{n}",
+                "password": PASSWORD,
+                "role": "picker",
+                "warehouses": ["SZX"],
+            },
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        made.raise_for_status()
+        tokens.append((await sign_in(client, f"abuse-{n}", PASSWORD)).json()["access_token"])
+    return tokens
 
 
 async def csv_import(url: str, token: str, orders: int) -> dict[str, Any]:
@@ -282,7 +304,7 @@ async def csv_import(url: str, token: str, orders: int) -> dict[str, Any]:
 async def run(server: ServeProcess, clients: int, seconds: float, orders: int) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
         token = (await sign_in(client, "supervisor", PASSWORD)).json()["access_token"]
-        picker = (await sign_in(client, "picker1", PASSWORD)).json()["access_token"]
+        socket_pickers = await pickers(client, 30)
 
     async def idle() -> dict[str, Any]:
         await asyncio.sleep(3)
@@ -297,7 +319,7 @@ async def run(server: ServeProcess, clients: int, seconds: float, orders: int) -
             server, token, lambda: large_bodies(server.url, clients, token)
         ),
         "websocket_messages": await under_attack(
-            server, token, lambda: huge_messages(server.url, picker)
+            server, token, lambda: huge_messages(server.url, socket_pickers)
         ),
         "csv_import": await under_attack(
             server, token, lambda: csv_import(server.url, token, orders)
