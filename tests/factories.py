@@ -3,7 +3,9 @@ orders (through the services, like a user would)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import json
 import random
 import threading
 from collections.abc import Callable
@@ -43,6 +45,16 @@ HELLO = {
     "locale": "en-US",
     "audio": {"encoding": "pcm_s16le", "sample_rate": 16000},
 }
+
+
+async def next_frame(ws: Any, kind: str, within: float = 30) -> dict[str, Any]:
+    """The next text frame of type `kind` on a headset socket (others passed over)."""
+    async with asyncio.timeout(within):
+        while True:
+            message = await ws.recv()
+            if isinstance(message, str) and json.loads(message)["type"] == kind:
+                frame: dict[str, Any] = json.loads(message)
+                return frame
 
 
 @cache

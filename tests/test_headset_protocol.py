@@ -15,7 +15,7 @@ import websockets
 from server.headset.protocol import MAX_AUDIO_FRAME, MAX_TEXT_FRAME
 from server.migrate import upgrade
 from tests.conftest import ServerProcess
-from tests.factories import HELLO, auth, pick_floor
+from tests.factories import HELLO, auth, next_frame, pick_floor
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +52,7 @@ async def _frames(ws: Any, count: int) -> list[dict[str, Any]]:
 
 
 async def _error(ws: Any) -> dict[str, Any]:
-    async with asyncio.timeout(20):
-        while True:
-            message = await ws.recv()
-            if isinstance(message, str) and json.loads(message)["type"] == "error":
-                frame: dict[str, Any] = json.loads(message)
-                return frame
+    return await next_frame(ws, "error", within=20)
 
 
 def _run(url: str, token: str, scenario: Callable[[Any], Awaitable[None]]) -> None:

@@ -16,7 +16,7 @@ import pytest
 import websockets
 
 from tests.conftest import ServerProcess
-from tests.factories import HELLO, auth, make_warehouse, pick_floor, user
+from tests.factories import HELLO, auth, make_warehouse, next_frame, pick_floor, user
 
 
 @pytest.fixture
@@ -99,13 +99,9 @@ async def _first_prompt(url: str, token: str) -> dict[str, Any]:
         url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=2**22
     ) as ws:
         await ws.send(json.dumps(HELLO))
-        async with asyncio.timeout(30):
-            while True:
-                message = await ws.recv()
-                if isinstance(message, str) and json.loads(message)["type"] == "prompt":
-                    prompt: dict[str, Any] = json.loads(message)
-                    await ws.send(json.dumps({"type": "bye"}))
-                    return prompt
+        prompt = await next_frame(ws, "prompt")
+        await ws.send(json.dumps({"type": "bye"}))
+        return prompt
 
 
 def test_the_headset_hands_out_work_only_from_the_pickers_warehouses(
@@ -128,12 +124,7 @@ def test_the_headset_hands_out_work_only_from_the_pickers_warehouses(
 async def _answer(ws: Any, text: str) -> dict[str, Any]:
     """Say `text` (typed) and return the `heard` frame for it."""
     await ws.send(json.dumps({"type": "say", "text": text}))
-    async with asyncio.timeout(30):
-        while True:
-            message = await ws.recv()
-            if isinstance(message, str) and json.loads(message)["type"] == "heard":
-                heard: dict[str, Any] = json.loads(message)
-                return heard
+    return await next_frame(ws, "heard")
 
 
 def test_a_picker_taken_off_the_warehouse_mid_assignment_picks_nothing_more(
