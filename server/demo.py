@@ -22,9 +22,9 @@ from server.services import (
     inventory,
     membership,
     orders,
-    picking,
     shipping,
     users,
+    waves,
 )
 from server.tables import Location, LocationKind, Role, Sku, Stock, Warehouse
 
@@ -287,10 +287,10 @@ def _seed_orders(session: Session, rng: random.Random) -> None:
         allocation.allocate_order(session, order.number)
     for code, _, _, _, _, _, _ in WAREHOUSES:
         try:
-            picking.release_wave(
+            waves.release_wave(
                 session,
                 code,
-                picking.WaveCriteria(lines_per_assignment=LINES_PER_ASSIGNMENT),
+                waves.WaveCriteria(lines_per_assignment=LINES_PER_ASSIGNMENT),
                 actor="demo",
             )
         except Conflict:  # nothing allocated there

@@ -599,6 +599,8 @@ class PickException(Base):
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     resolution: Mapped[str | None] = mapped_column(Text)
 
+    warehouse: Mapped[Warehouse] = relationship()
+
 
 class ShippingRate(Base):
     """What shipping a parcel of up to `max_weight_g` from a warehouse to a destination

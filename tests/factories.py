@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from server import schemas
 from server.db import transaction
 from server.security import hash_password
-from server.services import catalog, inventory, orders, users
+from server.services import catalog, inventory, orders, users, waves
 from server.tables import (
     LocationKind,
     Order,
@@ -418,12 +418,11 @@ def pick_floor(
 def release_next_order(database_url: str) -> None:
     """Release the next allocated order of `pick_floor` as a wave (one assignment)."""
     from server.db import make_engine, make_session_factory
-    from server.services import picking
 
     engine = make_engine(database_url)
     with transaction(make_session_factory(engine)) as session:
-        criteria = picking.WaveCriteria(max_orders=1)
-        picking.release_wave(session, "LAX", criteria, actor="supervisor")
+        criteria = waves.WaveCriteria(max_orders=1)
+        waves.release_wave(session, "LAX", criteria, actor="supervisor")
     engine.dispose()
 
 

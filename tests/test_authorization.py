@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from server import schemas
 from server.app import create_app
 from server.db import transaction
-from server.services import allocation, membership, picking, transfers
+from server.services import allocation, membership, picking, transfers, waves
 from server.tables import ExceptionKind, Role
 from tests import factories as f
 from tests.conftest import make_settings
@@ -313,7 +313,7 @@ def _build_floor(sessions: sessionmaker[Session]) -> tuple[Side, Side]:
     sides: dict[str, Side] = {}
     with transaction(sessions) as session:
         for code, picker in (("LAX", "picker"), ("FRA", "admin")):
-            wave = picking.release_wave(session, code, picking.WaveCriteria(), actor="admin")
+            wave = waves.release_wave(session, code, waves.WaveCriteria(), actor="admin")
             assignment = picking.sign_on(session, picker, code)
             assert assignment is not None and assignment.warehouse.code == code
             line = picking.next_open_line(session, assignment.id)

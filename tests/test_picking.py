@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.db import transaction
 from server.problems import Conflict, Forbidden, Invalid, Problem
-from server.services import allocation, catalog, ledger, picking
+from server.services import allocation, catalog, ledger, picking, waves
 from server.services.allocation import Policy, Rule
-from server.services.picking import WaveCriteria
+from server.services.waves import WaveCriteria
 from server.tables import (
+    Assignment,
     AssignmentStatus,
     ExceptionKind,
     Location,
@@ -26,7 +27,9 @@ from server.tables import (
     PickLine,
     PickLineStatus,
     Serial,
+    Sku,
     Stock,
+    Wave,
     WaveStatus,
 )
 from tests import factories as f
@@ -65,13 +68,13 @@ def floor(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
 
 def release(floor: sessionmaker[Session], **criteria: object) -> int:
     with transaction(floor) as session:
-        return picking.release_wave(session, "LAX", WaveCriteria(**criteria), actor="sup").id  # type: ignore[arg-type]
+        return waves.release_wave(session, "LAX", WaveCriteria(**criteria), actor="sup").id  # type: ignore[arg-type]
 
 
 def walk(floor: sessionmaker[Session], wave_id: int) -> list[list[tuple[str, str]]]:
     """Each assignment of the wave as (order, location) in the order it is walked."""
     with transaction(floor) as session:
-        wave = session.get_one(picking.Wave, wave_id)
+        wave = session.get_one(Wave, wave_id)
         return [
             [(line.order.number, line.location.code) for line in a.lines] for a in wave.assignments
         ]
@@ -89,7 +92,7 @@ def test_a_wave_batches_lines_into_bounded_assignments_in_walking_order(
         [("O-5", "A-01-02")],
     ]
     with transaction(floor) as session:
-        wave_row = session.get_one(picking.Wave, wave)
+        wave_row = session.get_one(Wave, wave)
         assert [a.priority for a in wave_row.assignments] == [1, 5, 9]
         assert {a.staging_location.code for a in wave_row.assignments} == {"STAGE-1"}
         assert {o.status for o in session.scalars(select(Order))} == {OrderStatus.released}
@@ -134,12 +137,12 @@ def test_picking_an_assignment_end_to_end(floor: sessionmaker[Session]) -> None:
         staging = picking.complete_assignment(session, number, "picker1")
         assert staging.code == "STAGE-1"
         assert {o.status for o in session.scalars(select(Order))} == {OrderStatus.picked}
-        assert session.get_one(picking.Assignment, number).wave.status == WaveStatus.completed
+        assert session.get_one(Assignment, number).wave.status == WaveStatus.completed
         assert picking.complete_assignment(session, number, "picker1").code == "STAGE-1"
         at_staging = session.scalar(
             select(func.sum(Stock.quantity))
             .join(Stock.location)
-            .where(picking.Location.code == "STAGE-1")
+            .where(Location.code == "STAGE-1")
         )
         assert at_staging == picked == 10
         assert session.scalar(select(func.sum(Stock.reserved))) == 0
@@ -238,7 +241,7 @@ def test_a_short_picks_what_is_there_and_opens_an_exception(
         assert replay.replayed and replay.exception is None
     with transaction(floor) as session:
         assert session.scalar(select(func.count(PickException.id))) == 1
-        cables = session.scalar(select(Stock).join(Stock.sku).where(picking.Sku.code == "CABLE"))
+        cables = session.scalar(select(Stock).join(Stock.sku).where(Sku.code == "CABLE"))
         assert cables is not None
         # 20 received, 1 picked to staging; 5 reserved before, 3 for this line: 2 remain
         assert (cables.quantity, cables.reserved) == (19, 2)
@@ -351,7 +354,7 @@ def test_two_waves_released_at_once_never_share_a_line(floor: sessionmaker[Sessi
         barrier.wait()
         try:
             with transaction(floor) as session:
-                wave = picking.release_wave(session, "LAX", WaveCriteria(), actor="sup")
+                wave = waves.release_wave(session, "LAX", WaveCriteria(), actor="sup")
                 outcomes.append(wave.id)
         except Conflict as exc:
             outcomes.append(exc.code)

@@ -20,9 +20,10 @@ from server import schemas
 from server.app import create_app
 from server.db import Database, transaction
 from server.problems import Conflict
-from server.services import allocation, ledger, orders, picking
+from server.services import allocation, ledger, orders, picking, waves
 from server.services.allocation import Policy, Rule
-from server.services.picking import PENDING, WaveCriteria
+from server.services.picking import PENDING
+from server.services.waves import WaveCriteria
 from server.tables import (
     Allocation,
     ExceptionKind,
@@ -71,7 +72,7 @@ def floor(sessions: sessionmaker[Session], *numbers: str, per_assignment: int = 
             allocation.allocate_order(session, number, policy=NEAREST, today=TODAY)
     with transaction(sessions) as session:
         criteria = WaveCriteria(lines_per_assignment=per_assignment)
-        picking.release_wave(session, "LAX", criteria, actor="sup")
+        waves.release_wave(session, "LAX", criteria, actor="sup")
 
 
 def sign_on(sessions: sessionmaker[Session], picker: str = "picker1") -> int:

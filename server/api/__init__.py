@@ -3,10 +3,12 @@
 from fastapi import APIRouter
 
 from server.api.routes import (
+    assignments,
     audit,
     auth,
     exceptions,
     orders,
+    pick_lines,
     receipts,
     skus,
     stock,
@@ -28,6 +30,8 @@ for module in (
     transfers,
     orders,
     waves,
+    assignments,
+    pick_lines,
     exceptions,
     audit,
 ):

@@ -1,16 +1,13 @@
-"""Waves, assignments and picking: what the headset dialog calls.
+"""Picking: a picker's assignment, line by line, as the headset dialog calls it.
 
-A wave releases allocated orders of one warehouse (chosen by carrier cut-off, carrier,
-zone and priority) and batches their pick lines into assignments of a bounded number of
-lines, each in walking order (the locations' pick sequence) and delivered to a staging
-location. Pickers sign on and get the most urgent ready assignment; a picker who signs on
-again gets back the assignment they were working on.
+Pickers sign on and get the most urgent ready assignment of a released wave (`waves`); a
+picker who signs on again gets back the assignment they were working on.
 
 The headset dialog calls, each inside one transaction:
 
     sign_on(session, username, warehouse=None) -> Assignment | None
     brief(session, assignment) -> AssignmentBrief       "Assignment 412. Twelve picks."
-    next_task(session, assignment_id) -> PickTask | None  location, check digits, quantity
+    next_task(session, assignment_id) -> NextLine | None  location, check digits, quantity
     match_serial(session, line_id, digits, actor) -> str  the serial whose digits end so
     confirm_pick(session, line_id, quantity, actor, idempotency_token=...) -> PickResult
     report_short(session, line_id, picked, actor, idempotency_token=..., note=...)
@@ -35,209 +32,34 @@ the request to).
 
 from __future__ import annotations
 
-import datetime as dt
-from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from server import schemas
 from server.problems import Conflict, Forbidden, Invalid, NotFound
-from server.services import allocation, catalog, ledger, serials
+from server.services import allocation, catalog, exceptions, ledger, serials, waves
 from server.services.ledger import Change
 from server.tables import (
     Assignment,
     AssignmentStatus,
     ExceptionKind,
-    ExceptionStatus,
     Location,
-    LocationKind,
     MovementKind,
     Order,
     OrderStatus,
     PickException,
     PickLine,
     PickLineStatus,
-    Sku,
     Stock,
     Warehouse,
-    Wave,
     WaveStatus,
-    Zone,
     utcnow,
 )
 
-RELEASABLE = (
-    OrderStatus.allocated,
-    OrderStatus.partially_allocated,
-    OrderStatus.released,
-    OrderStatus.picking,
-)
 PENDING = (PickLineStatus.open, PickLineStatus.skipped)
 CLOSED = (PickLineStatus.picked, PickLineStatus.short)
-
-
-@dataclass(frozen=True)
-class WaveCriteria:
-    """Which allocated orders a wave releases, and how big its assignments are."""
-
-    cutoff: dt.datetime | None = None  # orders that must ship by then (carrier cut-off)
-    carrier: str | None = None
-    zone: str | None = None  # only pick lines in this zone
-    max_priority: int | None = None  # only orders at least this urgent (1 = most urgent)
-    max_orders: int | None = None
-    lines_per_assignment: int = 20
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "cutoff": self.cutoff.isoformat() if self.cutoff else None,
-            "carrier": self.carrier,
-            "zone": self.zone,
-            "max_priority": self.max_priority,
-            "max_orders": self.max_orders,
-            "lines_per_assignment": self.lines_per_assignment,
-        }
-
-
-def release_wave(
-    session: Session, warehouse_code: str, criteria: WaveCriteria, *, actor: str
-) -> Wave:
-    """Release the matching orders' unreleased pick lines as one wave of assignments.
-    409 `nothing_to_release` when no line matches."""
-    if criteria.lines_per_assignment < 1:
-        raise Invalid("an assignment holds at least one line", code="invalid_assignment_size")
-    warehouse = catalog.get_warehouse(session, warehouse_code)
-    staging = session.scalars(
-        select(Location)
-        .where(
-            Location.warehouse_id == warehouse.id,
-            Location.kind == LocationKind.staging,
-            Location.active.is_(True),
-        )
-        .order_by(Location.pick_sequence, Location.code)
-    ).all()
-    if not staging:
-        raise Conflict(
-            f"warehouse {warehouse.code} has no staging location to deliver to",
-            code="no_staging_location",
-        )
-    query = (
-        select(PickLine.id, PickLine.order_id)
-        .join(Order, Order.id == PickLine.order_id)
-        .join(Location, Location.id == PickLine.location_id)
-        .join(Zone, Zone.id == Location.zone_id)
-        .where(
-            PickLine.warehouse_id == warehouse.id,
-            PickLine.wave_id.is_(None),
-            PickLine.status == PickLineStatus.open,
-            Order.status.in_(RELEASABLE),
-        )
-        .order_by(Order.priority, Order.ship_by.is_(None), Order.ship_by, Order.id, PickLine.id)
-    )
-    if criteria.cutoff is not None:
-        query = query.where(Order.ship_by <= criteria.cutoff)
-    if criteria.carrier is not None:
-        query = query.where(Order.carrier == criteria.carrier)
-    if criteria.zone is not None:
-        query = query.where(Zone.code == criteria.zone)
-    if criteria.max_priority is not None:
-        query = query.where(Order.priority <= criteria.max_priority)
-    candidates: dict[int, list[int]] = {}  # order id -> pick line ids, urgent orders first
-    for line_id, order_id in session.execute(query):
-        full = criteria.max_orders is not None and len(candidates) >= criteria.max_orders
-        if full and order_id not in candidates:
-            continue
-        candidates.setdefault(order_id, []).append(line_id)
-    if not candidates:
-        raise Conflict("no allocated pick lines match this wave", code="nothing_to_release")
-
-    wave = Wave(
-        warehouse_id=warehouse.id,
-        status=WaveStatus.released,
-        criteria=criteria.as_json(),
-        released_by=actor,
-        released_at=utcnow(),
-    )
-    session.add(wave)
-    session.flush()
-    # claim the lines: one released concurrently by another wave stays with that wave
-    wanted = [line_id for ids in candidates.values() for line_id in ids]
-    session.execute(
-        update(PickLine)
-        .where(PickLine.id.in_(wanted), PickLine.wave_id.is_(None))
-        .values(wave_id=wave.id),
-        execution_options={"synchronize_session": False},
-    )
-    lines = session.scalars(
-        select(PickLine)
-        .where(PickLine.wave_id == wave.id)
-        .execution_options(populate_existing=True)
-    ).all()
-    if not lines:
-        raise Conflict("another wave released these lines first", code="nothing_to_release")
-    by_order: dict[int, list[PickLine]] = defaultdict(list)
-    for line in lines:
-        by_order[line.order_id].append(line)
-    orders = {o.id: o for o in session.scalars(select(Order).where(Order.id.in_(by_order)))}
-    batches = _batch(
-        [by_order[order_id] for order_id in candidates if order_id in by_order],
-        criteria.lines_per_assignment,
-    )
-    for number, batch in enumerate(batches):
-        assignment = Assignment(
-            wave_id=wave.id,
-            warehouse_id=warehouse.id,
-            status=AssignmentStatus.ready,
-            priority=min(orders[line.order_id].priority for line in batch),
-            staging_location_id=staging[number % len(staging)].id,
-            created_at=utcnow(),
-        )
-        session.add(assignment)
-        session.flush()
-        walk = sorted(batch, key=_walk_key)
-        for sequence, line in enumerate(walk, start=1):
-            line.assignment_id = assignment.id
-            line.sequence = sequence
-    for order in orders.values():
-        unreleased = session.scalar(
-            select(func.count(PickLine.id)).where(
-                PickLine.order_id == order.id, PickLine.wave_id.is_(None)
-            )
-        )
-        if order.status == OrderStatus.allocated and not unreleased:
-            order.status = OrderStatus.released
-    session.flush()
-    session.refresh(wave)
-    return wave
-
-
-def _walk_key(line: PickLine) -> tuple[int, str, int]:
-    """Where a line's slot comes in the walk through the warehouse."""
-    return (line.location.pick_sequence, line.location.code, line.id)
-
-
-def _batch(orders: Sequence[Sequence[PickLine]], size: int) -> list[list[PickLine]]:
-    """Fill assignments order by order (urgent first) up to `size` lines, keeping each
-    order's lines together unless the order alone is bigger than an assignment."""
-    batches: list[list[PickLine]] = []
-    current: list[PickLine] = []
-    for lines in orders:
-        if current and len(current) + len(lines) > size:
-            batches.append(current)
-            current = []
-        for line in lines:
-            if len(current) == size:
-                batches.append(current)
-                current = []
-            current.append(line)
-    if current:
-        batches.append(current)
-    return batches
-
-
-# --- The picker's side -------------------------------------------------------------------
 
 
 def current_assignment(session: Session, username: str) -> Assignment | None:
@@ -346,7 +168,7 @@ def brief(session: Session, assignment: Assignment) -> AssignmentBrief:
 
 
 @dataclass(frozen=True)
-class PickTask:
+class NextLine:
     """Everything the dialog says or checks for one pick line."""
 
     line_id: int
@@ -367,12 +189,12 @@ class PickTask:
     serialized: bool  # confirmed with one serial per unit
 
 
-def next_task(session: Session, assignment_id: int) -> PickTask | None:
+def next_task(session: Session, assignment_id: int) -> NextLine | None:
     """`next_open_line`, described for the dialog; None when the assignment is done."""
     line = next_open_line(session, assignment_id)
     if line is None:
         return None
-    return PickTask(
+    return NextLine(
         line_id=line.id,
         assignment=assignment_id,
         sequence=line.sequence,
@@ -518,7 +340,7 @@ def report_short(
         raise Conflict("the reservation of this line is gone", code="reservation_missing")
     outcome = allocation.reallocate_short(session, line, missing)
     _walk_into(session, line, outcome.substitutes)
-    exception = _open_exception(
+    exception = exceptions.open_exception(
         session,
         ExceptionKind.short,
         actor,
@@ -563,12 +385,12 @@ def _insert_in_walk(route: list[PickLine], start: int, line: PickLine) -> None:
     after `start` is a series of passes (each in walking order, a new one beginning where
     the walk starts over); `line` joins the current pass when it lies ahead of `start`,
     else the next one."""
-    key = _walk_key(line)
-    previous = _walk_key(route[start])
+    key = waves.walk_key(line)
+    previous = waves.walk_key(route[start])
     target = (0 if key > previous else 1, key)
     lap = 0
     for position in range(start + 1, len(route)):
-        current = _walk_key(route[position])
+        current = waves.walk_key(route[position])
         if current < previous:  # the walk starts over
             lap += 1
         if (lap, current) > target:
@@ -637,12 +459,12 @@ def report_exception(
         raise Invalid("report a short with report_short", code="use_report_short")
     if line_id is not None:
         line, _assignment = _line_for(session, line_id, actor)
-        return _open_exception(session, kind, actor, line=line, note=note)
+        return exceptions.open_exception(session, kind, actor, line=line, note=note)
     if assignment_id is None:
         raise Invalid("an exception names a pick line or an assignment", code="exception_target")
     assignment = get_assignment(session, assignment_id)
     _check_picker(assignment, actor)
-    return _open_exception(session, kind, actor, assignment=assignment, note=note)
+    return exceptions.open_exception(session, kind, actor, assignment=assignment, note=note)
 
 
 def complete_assignment(session: Session, assignment_id: int, actor: str) -> Location:
@@ -777,78 +599,11 @@ def _move_to_staging(
         order.status = OrderStatus.picking
 
 
-def _open_exception(
-    session: Session,
-    kind: ExceptionKind,
-    actor: str,
-    *,
-    line: PickLine | None = None,
-    assignment: Assignment | None = None,
-    quantity: int | None = None,
-    note: str = "",
-) -> PickException:
-    if line is not None:
-        assignment = line.assignment
-    assert assignment is not None
-    exception = PickException(
-        kind=kind,
-        warehouse_id=assignment.warehouse_id,
-        assignment_id=assignment.id,
-        pick_line_id=line.id if line else None,
-        quantity=quantity,
-        reported_by=actor,
-        note=note,
-        created_at=utcnow(),
-    )
-    session.add(exception)
-    session.flush()
-    return exception
-
-
-# --- Views -------------------------------------------------------------------------------
-
-
-def assignment_view(
-    session: Session, assignment: Assignment, *, show_check_digits: bool
-) -> schemas.AssignmentOut:
-    rows = session.execute(
-        select(PickLine, Order.number, Location, Sku)
-        .join(Order, Order.id == PickLine.order_id)
-        .join(Location, Location.id == PickLine.location_id)
-        .join(Sku, Sku.id == PickLine.sku_id)
-        .where(PickLine.assignment_id == assignment.id)
-        .order_by(PickLine.sequence)
-    ).all()
-    return schemas.AssignmentOut(
-        number=assignment.id,
-        wave=assignment.wave_id,
-        warehouse=assignment.warehouse.code,
-        status=assignment.status,
-        priority=assignment.priority,
-        picker=assignment.picker,
-        staging_location=assignment.staging_location.code,
-        created_at=assignment.created_at,
-        started_at=assignment.started_at,
-        completed_at=assignment.completed_at,
-        lines=[
-            schemas.PickLineOut(
-                id=line.id,
-                sequence=line.sequence,
-                order=number,
-                location=location.code,
-                aisle=location.aisle,
-                slot=location.slot,
-                check_digits=location.check_digits if show_check_digits else None,
-                sku=sku.code,
-                description=sku.description,
-                lot=line.lot or None,
-                quantity=line.quantity,
-                quantity_picked=line.quantity_picked,
-                status=line.status,
-            )
-            for line, number, location, sku in rows
-        ],
-    )
+def get_pick_line(session: Session, line_id: int) -> PickLine:
+    line = session.get(PickLine, line_id)
+    if line is None:
+        raise NotFound(f"no pick line {line_id}", code="pick_line_not_found")
+    return line
 
 
 def list_assignments(
@@ -857,11 +612,11 @@ def list_assignments(
     warehouse: str | None,
     status: str | None,
     picker: str | None,
-    show_check_digits: bool,
     limit: int,
     offset: int,
     within: Collection[int] | None = None,
-) -> schemas.Page[schemas.AssignmentOut]:
+) -> tuple[list[Assignment], int]:
+    """A page of assignments in id order, and how many match in all."""
     query = select(Assignment)
     if within is not None:
         query = query.where(Assignment.warehouse_id.in_(within))
@@ -875,118 +630,4 @@ def list_assignments(
         query = query.where(Assignment.picker == picker)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     items = session.scalars(query.order_by(Assignment.id).limit(limit).offset(offset)).all()
-    return schemas.Page(
-        items=[assignment_view(session, a, show_check_digits=show_check_digits) for a in items],
-        total=total,
-        limit=limit,
-        offset=offset,
-    )
-
-
-def wave_view(session: Session, wave: Wave) -> schemas.WaveOut:
-    orders = session.scalar(
-        select(func.count(func.distinct(PickLine.order_id))).where(PickLine.wave_id == wave.id)
-    )
-    return schemas.WaveOut(
-        number=wave.id,
-        warehouse=wave.warehouse.code,
-        status=wave.status,
-        criteria=wave.criteria,
-        released_by=wave.released_by,
-        released_at=wave.released_at,
-        orders=orders or 0,
-        assignments=[assignment_view(session, a, show_check_digits=True) for a in wave.assignments],
-    )
-
-
-def exception_view(exception: PickException, warehouse_code: str) -> schemas.ExceptionOut:
-    return schemas.ExceptionOut(
-        id=exception.id,
-        kind=exception.kind,
-        status=exception.status,
-        warehouse=warehouse_code,
-        assignment=exception.assignment_id,
-        pick_line=exception.pick_line_id,
-        quantity=exception.quantity,
-        reported_by=exception.reported_by,
-        note=exception.note,
-        created_at=exception.created_at,
-        resolved_by=exception.resolved_by,
-        resolved_at=exception.resolved_at,
-        resolution=exception.resolution,
-    )
-
-
-def exception_out(session: Session, exception: PickException) -> schemas.ExceptionOut:
-    return exception_view(exception, session.get_one(Warehouse, exception.warehouse_id).code)
-
-
-def get_wave(session: Session, number: int) -> Wave:
-    wave = session.get(Wave, number)
-    if wave is None:
-        raise NotFound(f"no wave {number}", code="wave_not_found")
-    return wave
-
-
-def get_pick_line(session: Session, line_id: int) -> PickLine:
-    line = session.get(PickLine, line_id)
-    if line is None:
-        raise NotFound(f"no pick line {line_id}", code="pick_line_not_found")
-    return line
-
-
-def list_exceptions(
-    session: Session,
-    *,
-    warehouse: str | None,
-    status: str | None,
-    limit: int,
-    offset: int,
-    within: Collection[int] | None = None,
-) -> schemas.Page[schemas.ExceptionOut]:
-    query = select(PickException, Warehouse.code).join(
-        Warehouse, Warehouse.id == PickException.warehouse_id
-    )
-    if within is not None:
-        query = query.where(PickException.warehouse_id.in_(within))
-    if warehouse:
-        query = query.where(Warehouse.code == warehouse)
-    if status:
-        query = query.where(PickException.status == status)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.execute(query.order_by(PickException.id).limit(limit).offset(offset)).all()
-    return schemas.Page(
-        items=[exception_view(exception, code) for exception, code in rows],
-        total=total,
-        limit=limit,
-        offset=offset,
-    )
-
-
-def resolve_exception(
-    session: Session, exception_id: int, actor: str, resolution: str
-) -> PickException:
-    """Close an exception with what was done about it (409 `already_resolved`)."""
-    exception = get_exception(session, exception_id)
-    resolved = session.execute(
-        update(PickException)
-        .where(PickException.id == exception_id, PickException.status == ExceptionStatus.open)
-        .values(
-            status=ExceptionStatus.resolved,
-            resolved_by=actor,
-            resolved_at=utcnow(),
-            resolution=resolution,
-        ),
-        execution_options={"synchronize_session": False},
-    )
-    if resolved.rowcount != 1:  # type: ignore[attr-defined]
-        raise Conflict(f"exception {exception_id} is already resolved", code="already_resolved")
-    session.refresh(exception)
-    return exception
-
-
-def get_exception(session: Session, exception_id: int) -> PickException:
-    exception = session.get(PickException, exception_id)
-    if exception is None:
-        raise NotFound(f"no exception {exception_id}", code="exception_not_found")
-    return exception
+    return list(items), total

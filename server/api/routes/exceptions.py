@@ -4,9 +4,10 @@ from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from server import schemas
+from server.api import views
 from server.api.pagination import PageParams, RowId
 from server.deps import DatabaseDep, Overseer, WarehouseScope
-from server.services import picking
+from server.services import exceptions
 from server.tables import ExceptionStatus
 
 router = APIRouter(prefix="/exceptions", tags=["picking"])
@@ -28,7 +29,7 @@ async def list_exceptions(
     within = scope.within(warehouse)
 
     def work(session: Session) -> schemas.Page[schemas.ExceptionOut]:
-        return picking.list_exceptions(
+        found, total = exceptions.list_exceptions(
             session,
             warehouse=warehouse,
             status=status,
@@ -36,6 +37,8 @@ async def list_exceptions(
             offset=page.offset,
             within=within,
         )
+        items = [views.exception_view(exception) for exception in found]
+        return schemas.Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
     return await db.read(work)
 
@@ -51,8 +54,10 @@ async def resolve_exception(
     """Settle an exception of a warehouse the caller works in."""
 
     def work(session: Session) -> schemas.ExceptionOut:
-        scope.require_id(picking.get_exception(session, exception_id).warehouse_id)
-        exception = picking.resolve_exception(session, exception_id, user.username, body.resolution)
-        return picking.exception_out(session, exception)
+        scope.require_id(exceptions.get_exception(session, exception_id).warehouse_id)
+        exception = exceptions.resolve_exception(
+            session, exception_id, user.username, body.resolution
+        )
+        return views.exception_view(exception)
 
     return await db.write(work)

@@ -1,0 +1,135 @@
+"""Assignments: the pickers' work, seen by overseers and signed on and off by pickers."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy.orm import Session
+
+from server import schemas
+from server.api import views
+from server.api.pagination import PageParams, RowId
+from server.deps import (
+    AnyUser,
+    DatabaseDep,
+    FloorWorker,
+    WarehouseScope,
+)
+from server.problems import Forbidden
+from server.services import picking
+from server.services.membership import Scope
+from server.tables import Assignment, AssignmentStatus, User
+
+Filter = Annotated[str | None, Query(max_length=64)]
+
+router = APIRouter(prefix="/assignments", tags=["picking"])
+
+
+def visible_assignment(session: Session, number: RowId, user: User, scope: Scope) -> Assignment:
+    """The assignment, if this user may see it: in their warehouses, and for pickers only
+    their own."""
+    assignment = assignment_in_scope(session, number, scope)
+    if not views.shows_check_digits(user) and assignment.picker != user.username:
+        raise Forbidden(f"assignment {number} is not yours", code="not_your_assignment")
+    return assignment
+
+
+def assignment_in_scope(session: Session, number: int, scope: Scope) -> Assignment:
+    """The assignment, unless it is of a warehouse the caller does not work in."""
+    assignment = picking.get_assignment(session, number)
+    scope.require_id(assignment.warehouse_id, assignment.warehouse.code)
+    return assignment
+
+
+@router.get("", response_model=schemas.Page[schemas.AssignmentOut])
+async def list_assignments(
+    user: AnyUser,
+    scope: WarehouseScope,
+    db: DatabaseDep,
+    page: PageParams,
+    warehouse: Filter = None,
+    status: AssignmentStatus | None = None,
+    picker: Filter = None,
+) -> schemas.Page[schemas.AssignmentOut]:
+    """Assignments in the caller's warehouses; a picker sees only their own, without
+    check digits."""
+    within = scope.within(warehouse)
+    overseer = views.shows_check_digits(user)
+
+    def work(session: Session) -> schemas.Page[schemas.AssignmentOut]:
+        found, total = picking.list_assignments(
+            session,
+            within=within,
+            warehouse=warehouse,
+            status=status,
+            picker=picker if overseer else user.username,
+            limit=page.limit,
+            offset=page.offset,
+        )
+        items = [views.assignment_view(session, a, show_check_digits=overseer) for a in found]
+        return schemas.Page(items=items, total=total, limit=page.limit, offset=page.offset)
+
+    return await db.read(work)
+
+
+@router.post(
+    "/sign-on",
+    response_model=schemas.AssignmentOut,
+    responses={204: {"description": "No work for this picker now."}},
+)
+async def sign_on(
+    body: schemas.SignOn, user: FloorWorker, scope: WarehouseScope, db: DatabaseDep
+) -> object:
+    """The picker's current assignment, or the most urgent ready one, now theirs: only
+    from the warehouses they work in."""
+    within = scope.within(body.warehouse)
+
+    def work(session: Session) -> object:
+        assignment = picking.sign_on(session, user.username, body.warehouse, within=within)
+        if assignment is None:
+            return Response(status_code=204)
+        return views.assignment_seen_by(session, assignment, user)
+
+    return await db.write(work)
+
+
+@router.post(
+    "/sign-off",
+    response_model=schemas.AssignmentOut,
+    responses={204: {"description": "The picker had no assignment."}},
+)
+async def sign_off(user: FloorWorker, db: DatabaseDep) -> object:
+    """Stop picking: an untouched assignment goes back to the pool, a started one stays
+    with the picker to resume."""
+
+    def work(session: Session) -> object:
+        assignment = picking.sign_off(session, user.username)
+        if assignment is None:
+            return Response(status_code=204)
+        return views.assignment_seen_by(session, assignment, user)
+
+    return await db.write(work)
+
+
+@router.get("/{number}", response_model=schemas.AssignmentOut)
+async def get_assignment(
+    number: RowId, user: AnyUser, scope: WarehouseScope, db: DatabaseDep
+) -> schemas.AssignmentOut:
+    def work(session: Session) -> schemas.AssignmentOut:
+        assignment = visible_assignment(session, number, user, scope)
+        return views.assignment_seen_by(session, assignment, user)
+
+    return await db.read(work)
+
+
+@router.post("/{number}/complete", response_model=schemas.AssignmentCompleted)
+async def complete_assignment(
+    number: RowId, user: FloorWorker, scope: WarehouseScope, db: DatabaseDep
+) -> schemas.AssignmentCompleted:
+    """Close the assignment once every line is picked or short: where to deliver."""
+
+    def work(session: Session) -> schemas.AssignmentCompleted:
+        assignment_in_scope(session, number, scope)
+        staging = picking.complete_assignment(session, number, user.username)
+        return schemas.AssignmentCompleted(number=number, staging_location=staging.code)
+
+    return await db.write(work)
