@@ -118,13 +118,14 @@ def reconcile(
     warehouse: Annotated[str | None, typer.Option(help="Only this warehouse code.")] = None,
 ) -> None:
     """Check that stock equals the sum of the ledger; exit 1 when it does not."""
+    from server.api.views import reconciliation_view
     from server.problems import Problem
-    from server.services.inventory import reconcile_view
+    from server.services import inventory
 
     sessions = make_session_factory(make_engine(_settings().database_url))
     try:
         with transaction(sessions) as session:
-            result = reconcile_view(session, warehouse)
+            result = reconciliation_view(session, inventory.reconcile(session, warehouse))
     except Problem as exc:
         err.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(2) from exc

@@ -1,15 +1,23 @@
 """Parameters shared by routes: list pages and numeric ids in paths."""
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Path, Query
+
+from server.schemas import Page
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Pagination:
     limit: int
     offset: int
+
+    def of(self, items: list[T], total: int) -> Page[T]:
+        """The response for one page of a list: its items, shaped, and how many in all."""
+        return Page(items=items, total=total, limit=self.limit, offset=self.offset)
 
 
 def _pagination(

@@ -1,21 +1,28 @@
-"""How the API shows assignments, waves and exceptions: the services hand back rows, these
-shape them into the response models (check digits only for those who may see them)."""
+"""How the API shows what the services hand back: domain rows shaped into the response
+models (check digits only for those who may see them). Each view runs inside the
+request's transaction, so what it reads through relationships is already in the session."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server import schemas
 from server.services import waves
+from server.services.ledger import Reconciliation
 from server.tables import (
     Assignment,
     Location,
+    Movement,
     Order,
     PickException,
     PickLine,
+    Receipt,
     Role,
     Sku,
+    Stock,
     User,
     Wave,
 )
@@ -103,4 +110,111 @@ def exception_view(exception: PickException) -> schemas.ExceptionOut:
         resolved_by=exception.resolved_by,
         resolved_at=exception.resolved_at,
         resolution=exception.resolution,
+    )
+
+
+def receipt_view(receipt: Receipt) -> schemas.ReceiptOut:
+    return schemas.ReceiptOut(
+        id=receipt.id,
+        warehouse=receipt.warehouse.code,
+        reference=receipt.reference,
+        received_by=receipt.received_by,
+        created_at=receipt.created_at,
+        lines=[
+            schemas.ReceiptLineOut(
+                sku=line.sku.code,
+                location=line.location.code,
+                lot=line.lot or None,
+                quantity=line.quantity,
+                damaged=line.damaged,
+                quarantined=line.quarantined,
+                counted=line.quantity + line.damaged + line.quarantined,
+            )
+            for line in receipt.lines
+        ],
+    )
+
+
+def movement_view(movement: Movement) -> schemas.MovementOut:
+    source, target = movement.from_location, movement.to_location
+    from_warehouse = source.warehouse.code if source else None
+    to_warehouse = target.warehouse.code if target else None
+    return schemas.MovementOut(
+        id=movement.id,
+        created_at=movement.created_at,
+        actor=movement.actor,
+        kind=movement.kind,
+        reason=movement.reason,
+        reference=movement.reference,
+        sku=movement.sku.code,
+        lot=movement.lot or None,
+        serials=list(movement.serials or []),
+        warehouse=from_warehouse or to_warehouse or "",
+        from_location=source.code if source else None,
+        to_location=target.code if target else None,
+        to_warehouse=to_warehouse,
+        quantity=movement.quantity,
+    )
+
+
+def stock_view(stock: Stock, expiry: dt.date | None) -> schemas.StockOut:
+    return schemas.StockOut(
+        warehouse=stock.location.warehouse.code,
+        location=stock.location.code,
+        sku=stock.sku.code,
+        lot=stock.lot or None,
+        expiry=expiry,
+        quantity=stock.quantity,
+        reserved=stock.reserved,
+        available=stock.quantity - stock.reserved,
+    )
+
+
+def reconciliation_view(session: Session, result: Reconciliation) -> schemas.ReconcileOut:
+    discrepancies = []
+    for mismatch in result.discrepancies:
+        location = session.get_one(Location, mismatch.location_id)
+        discrepancies.append(
+            schemas.Discrepancy(
+                warehouse=location.warehouse.code,
+                location=location.code,
+                sku=session.get_one(Sku, mismatch.sku_id).code,
+                lot=mismatch.lot or None,
+                ledger=mismatch.ledger,
+                stock=mismatch.stock,
+            )
+        )
+    return schemas.ReconcileOut(
+        consistent=result.consistent,
+        rows_checked=result.rows_checked,
+        discrepancies=discrepancies,
+    )
+
+
+def location_view(location: Location) -> schemas.LocationOut:
+    return schemas.LocationOut(
+        code=location.code,
+        warehouse=location.warehouse.code,
+        zone=location.zone.code,
+        kind=location.kind,
+        aisle=location.aisle,
+        slot=location.slot,
+        level=location.level,
+        pick_sequence=location.pick_sequence,
+        check_digits=location.check_digits,
+    )
+
+
+def sku_view(sku: Sku) -> schemas.SkuOut:
+    return schemas.SkuOut(
+        sku=sku.code,
+        description=sku.description,
+        barcode=sku.barcode,
+        unit=sku.unit,
+        lot_controlled=sku.lot_controlled,
+        serialized=sku.serialized,
+        length_mm=sku.length_mm,
+        width_mm=sku.width_mm,
+        height_mm=sku.height_mm,
+        weight_g=sku.weight_g,
     )

@@ -7,12 +7,12 @@ import re
 from collections.abc import Collection
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from server import schemas
 from server.problems import Conflict, Invalid, NotFound
 from server.tables import Location, LocationKind, Sku, Warehouse, Zone
 
@@ -232,75 +232,33 @@ def get_sku(session: Session, code: str) -> Sku:
 
 def list_warehouses(
     session: Session, *, limit: int, offset: int, within: Collection[int] | None = None
-) -> schemas.Page[schemas.WarehouseOut]:
-    """Warehouses by code; only those of `within` (ids) when given."""
+) -> tuple[list[Warehouse], int]:
+    """A page of warehouses by code (only those of `within`, ids, when given), and how
+    many in all."""
     query = select(Warehouse)
     if within is not None:
         query = query.where(Warehouse.id.in_(within))
-    rows = session.scalars(query.order_by(Warehouse.code).limit(limit).offset(offset))
-    return schemas.Page(
-        items=[schemas.WarehouseOut.model_validate(w) for w in rows],
-        total=session.scalar(select(func.count()).select_from(query.subquery())) or 0,
-        limit=limit,
-        offset=offset,
-    )
-
-
-def location_view(location: Location) -> schemas.LocationOut:
-    return schemas.LocationOut(
-        code=location.code,
-        warehouse=location.warehouse.code,
-        zone=location.zone.code,
-        kind=location.kind,
-        aisle=location.aisle,
-        slot=location.slot,
-        level=location.level,
-        pick_sequence=location.pick_sequence,
-        check_digits=location.check_digits,
-    )
-
-
-def add_location(session: Session, warehouse_code: str, spec: LocationSpec) -> schemas.LocationOut:
-    location = create_location(session, get_warehouse(session, warehouse_code), spec)
-    return location_view(location)
+    rows = session.scalars(query.order_by(Warehouse.code).limit(limit).offset(offset)).all()
+    return list(rows), _count(session, query)
 
 
 def list_locations(
     session: Session, warehouse_code: str, *, limit: int, offset: int
-) -> schemas.Page[schemas.LocationOut]:
+) -> tuple[list[Location], int]:
+    """A page of a warehouse's locations in walking order, and how many in all."""
     warehouse = get_warehouse(session, warehouse_code)
     query = select(Location).where(Location.warehouse_id == warehouse.id)
     rows = session.scalars(
         query.order_by(Location.pick_sequence, Location.code).limit(limit).offset(offset)
-    )
-    return schemas.Page(
-        items=[location_view(location) for location in rows],
-        total=session.scalar(select(func.count()).select_from(query.subquery())) or 0,
-        limit=limit,
-        offset=offset,
-    )
+    ).all()
+    return list(rows), _count(session, query)
 
 
-def sku_view(sku: Sku) -> schemas.SkuOut:
-    return schemas.SkuOut(
-        sku=sku.code,
-        description=sku.description,
-        barcode=sku.barcode,
-        unit=sku.unit,
-        lot_controlled=sku.lot_controlled,
-        serialized=sku.serialized,
-        length_mm=sku.length_mm,
-        width_mm=sku.width_mm,
-        height_mm=sku.height_mm,
-        weight_g=sku.weight_g,
-    )
+def list_skus(session: Session, *, limit: int, offset: int) -> tuple[list[Sku], int]:
+    """A page of SKUs by code, and how many in all."""
+    rows = session.scalars(select(Sku).order_by(Sku.code).limit(limit).offset(offset)).all()
+    return list(rows), session.scalar(select(func.count(Sku.id))) or 0
 
 
-def list_skus(session: Session, *, limit: int, offset: int) -> schemas.Page[schemas.SkuOut]:
-    rows = session.scalars(select(Sku).order_by(Sku.code).limit(limit).offset(offset))
-    return schemas.Page(
-        items=[sku_view(sku) for sku in rows],
-        total=session.scalar(select(func.count(Sku.id))) or 0,
-        limit=limit,
-        offset=offset,
-    )
+def _count(session: Session, query: Select[Any]) -> int:
+    return session.scalar(select(func.count()).select_from(query.subquery())) or 0

@@ -1,11 +1,16 @@
-"""Receipts with inspection, moves, adjustments, and the stock and ledger views."""
+"""Receipts with inspection, moves, adjustments, and looking up stock and the ledger.
+
+A write builds its movements from the master data it has already read (the SKU, the
+locations and their warehouses stay in the session), so the answer is shaped without
+reading the new rows back."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Collection
 
 from sqlalchemy import Row, Select, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, contains_eager
 
 from server import schemas
 from server.problems import Conflict, Invalid
@@ -45,7 +50,7 @@ def ensure_lot(session: Session, sku: Sku, number: str | None, expiry: object = 
     return number
 
 
-def receive(session: Session, body: schemas.ReceiptCreate, *, actor: str) -> schemas.ReceiptOut:
+def receive(session: Session, body: schemas.ReceiptCreate, *, actor: str) -> Receipt:
     """Book an inbound receipt. Each line's inspection splits the counted units: good ones
     to the given location, damaged ones to DAMAGED, quarantined ones to QUARANTINE."""
     warehouse = catalog.get_warehouse(session, body.warehouse)
@@ -104,10 +109,10 @@ def receive(session: Session, body: schemas.ReceiptCreate, *, actor: str) -> sch
     ledger.record_all(session, changes, actor=actor)
     session.flush()
     session.refresh(receipt)
-    return receipt_view(receipt)
+    return receipt
 
 
-def move(session: Session, body: schemas.MoveCreate, *, actor: str) -> schemas.MovementOut:
+def move(session: Session, body: schemas.MoveCreate, *, actor: str) -> Movement:
     warehouse = catalog.get_warehouse(session, body.warehouse)
     sku = catalog.get_sku(session, body.sku)
     change = Change(
@@ -121,10 +126,10 @@ def move(session: Session, body: schemas.MoveCreate, *, actor: str) -> schemas.M
         serials=body.serials,
         reference=body.reference,
     )
-    return movement_view(session, ledger.record(session, change, actor=actor).id)
+    return ledger.record(session, change, actor=actor)
 
 
-def adjust(session: Session, body: schemas.AdjustmentCreate, *, actor: str) -> schemas.MovementOut:
+def adjust(session: Session, body: schemas.AdjustmentCreate, *, actor: str) -> Movement:
     """A counted correction: stock found (+) enters the books, stock lost (−) leaves them."""
     warehouse = catalog.get_warehouse(session, body.warehouse)
     sku = catalog.get_sku(session, body.sku)
@@ -141,29 +146,7 @@ def adjust(session: Session, body: schemas.AdjustmentCreate, *, actor: str) -> s
         serials=body.serials,
         reference=body.reference,
     )
-    return movement_view(session, ledger.record(session, change, actor=actor).id)
-
-
-def receipt_view(receipt: Receipt) -> schemas.ReceiptOut:
-    return schemas.ReceiptOut(
-        id=receipt.id,
-        warehouse=receipt.warehouse.code,
-        reference=receipt.reference,
-        received_by=receipt.received_by,
-        created_at=receipt.created_at,
-        lines=[
-            schemas.ReceiptLineOut(
-                sku=line.sku.code,
-                location=line.location.code,
-                lot=line.lot or None,
-                quantity=line.quantity,
-                damaged=line.damaged,
-                quarantined=line.quarantined,
-                counted=line.quantity + line.damaged + line.quarantined,
-            )
-            for line in receipt.lines
-        ],
-    )
+    return ledger.record(session, change, actor=actor)
 
 
 # Named, not anonymous, aliases: the statement renders the same in every thread.
@@ -173,47 +156,24 @@ FromWarehouse = aliased(Warehouse, name="from_warehouse")
 ToWarehouse = aliased(Warehouse, name="to_warehouse")
 
 
-def _movement_query() -> Select[Movement, str, str | None, str | None, str | None, str | None]:
+def _movement_query() -> Select[Movement]:
+    """Movements with their SKU, locations and warehouses loaded in the same query."""
     return (
-        select(
-            Movement,
-            Sku.code,
-            FromLocation.code,
-            FromWarehouse.code,
-            ToLocation.code,
-            ToWarehouse.code,
-        )
+        select(Movement)
         .join(Sku, Sku.id == Movement.sku_id)
         .outerjoin(FromLocation, FromLocation.id == Movement.from_location_id)
         .outerjoin(FromWarehouse, FromWarehouse.id == FromLocation.warehouse_id)
         .outerjoin(ToLocation, ToLocation.id == Movement.to_location_id)
         .outerjoin(ToWarehouse, ToWarehouse.id == ToLocation.warehouse_id)
-    )
-
-
-def movement_view(session: Session, movement_id: int) -> schemas.MovementOut:
-    return _movement_out(session.execute(_movement_query().where(Movement.id == movement_id)).one())
-
-
-def _movement_out(
-    row: Row[Movement, str, str | None, str | None, str | None, str | None],
-) -> schemas.MovementOut:
-    m, sku, from_location, from_warehouse, to_location, to_warehouse = row
-    return schemas.MovementOut(
-        id=m.id,
-        created_at=m.created_at,
-        actor=m.actor,
-        kind=m.kind,
-        reason=m.reason,
-        reference=m.reference,
-        sku=sku,
-        lot=m.lot or None,
-        serials=list(m.serials or []),
-        warehouse=from_warehouse or to_warehouse or "",
-        from_location=from_location,
-        to_location=to_location,
-        to_warehouse=to_warehouse,
-        quantity=m.quantity,
+        .options(
+            contains_eager(Movement.sku),
+            contains_eager(Movement.from_location.of_type(FromLocation)).contains_eager(
+                FromLocation.warehouse.of_type(FromWarehouse)
+            ),
+            contains_eager(Movement.to_location.of_type(ToLocation)).contains_eager(
+                ToLocation.warehouse.of_type(ToWarehouse)
+            ),
+        )
     )
 
 
@@ -226,9 +186,10 @@ def list_movements(
     limit: int,
     offset: int,
     within: Collection[int] | None = None,
-) -> schemas.Page[schemas.MovementOut]:
-    """The ledger, newest first. A warehouse filter matches either side of a movement, and
-    so does `within` (warehouse ids; None: every warehouse)."""
+) -> tuple[list[Movement], int]:
+    """A page of the ledger, newest first, and how many movements match in all. A
+    warehouse filter matches either side of a movement, and so does `within` (warehouse
+    ids; None: every warehouse)."""
     query = _movement_query()
     if within is not None:
         query = query.where(or_(FromWarehouse.id.in_(within), ToWarehouse.id.in_(within)))
@@ -239,10 +200,8 @@ def list_movements(
     if location:
         query = query.where(or_(FromLocation.code == location, ToLocation.code == location))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.execute(query.order_by(Movement.id.desc()).limit(limit).offset(offset)).all()
-    return schemas.Page(
-        items=[_movement_out(row) for row in rows], total=total, limit=limit, offset=offset
-    )
+    found = session.scalars(query.order_by(Movement.id.desc()).limit(limit).offset(offset)).all()
+    return list(found), total
 
 
 def list_stock(
@@ -255,13 +214,19 @@ def list_stock(
     limit: int,
     offset: int,
     within: Collection[int] | None = None,
-) -> schemas.Page[schemas.StockOut]:
+) -> tuple[list[Row[Stock, dt.date | None]], int]:
+    """A page of stock rows (each with its location, warehouse and SKU loaded, and its
+    lot's expiry) in walking order, and how many match in all."""
     query = (
-        select(Stock, Warehouse.code, Location.code, Sku.code, Lot.expiry)
+        select(Stock, Lot.expiry)
         .join(Location, Location.id == Stock.location_id)
         .join(Warehouse, Warehouse.id == Location.warehouse_id)
         .join(Sku, Sku.id == Stock.sku_id)
         .outerjoin(Lot, (Lot.sku_id == Stock.sku_id) & (Lot.number == Stock.lot))
+        .options(
+            contains_eager(Stock.location).contains_eager(Location.warehouse),
+            contains_eager(Stock.sku),
+        )
     )
     if within is not None:
         query = query.where(Warehouse.id.in_(within))
@@ -279,43 +244,12 @@ def list_stock(
         .limit(limit)
         .offset(offset)
     ).all()
-    items = [
-        schemas.StockOut(
-            warehouse=wh,
-            location=loc,
-            sku=code,
-            lot=stock.lot or None,
-            expiry=expiry,
-            quantity=stock.quantity,
-            reserved=stock.reserved,
-            available=stock.quantity - stock.reserved,
-        )
-        for stock, wh, loc, code, expiry in rows
-    ]
-    return schemas.Page(items=items, total=total, limit=limit, offset=offset)
+    return list(rows), total
 
 
-def reconcile_view(
+def reconcile(
     session: Session, warehouse: str | None, *, within: Collection[int] | None = None
-) -> schemas.ReconcileOut:
+) -> ledger.Reconciliation:
     """Stock against the ledger in one warehouse, in those of `within`, or everywhere."""
     warehouse_ids = [catalog.get_warehouse(session, warehouse).id] if warehouse else within
-    result = ledger.reconcile(session, warehouse_ids=warehouse_ids)
-    discrepancies = []
-    for mismatch in result.discrepancies:
-        location = session.get_one(Location, mismatch.location_id)
-        discrepancies.append(
-            schemas.Discrepancy(
-                warehouse=location.warehouse.code,
-                location=location.code,
-                sku=session.get_one(Sku, mismatch.sku_id).code,
-                lot=mismatch.lot or None,
-                ledger=mismatch.ledger,
-                stock=mismatch.stock,
-            )
-        )
-    return schemas.ReconcileOut(
-        consistent=result.consistent,
-        rows_checked=result.rows_checked,
-        discrepancies=discrepancies,
-    )
+    return ledger.reconcile(session, warehouse_ids=warehouse_ids)

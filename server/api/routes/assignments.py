@@ -66,7 +66,7 @@ async def list_assignments(
             offset=page.offset,
         )
         items = [views.assignment_view(session, a, show_check_digits=overseer) for a in found]
-        return schemas.Page(items=items, total=total, limit=page.limit, offset=page.offset)
+        return page.of(items, total)
 
     return await db.read(work)
 

@@ -38,7 +38,7 @@ async def list_exceptions(
             within=within,
         )
         items = [views.exception_view(exception) for exception in found]
-        return schemas.Page(items=items, total=total, limit=page.limit, offset=page.offset)
+        return page.of(items, total)
 
     return await db.read(work)
 

@@ -1,6 +1,8 @@
 from fastapi import APIRouter
+from sqlalchemy.orm import Session
 
 from server import schemas
+from server.api import views
 from server.deps import DatabaseDep, Supervisor, WarehouseScope
 from server.services import inventory
 
@@ -14,4 +16,8 @@ async def create_receipt(
     """Book inbound stock against an ASN/PO, split by inspection (good, damaged, quarantined),
     in a warehouse the caller works in."""
     scope.require(body.warehouse)
-    return await db.write(inventory.receive, body, actor=user.username)
+
+    def work(session: Session) -> schemas.ReceiptOut:
+        return views.receipt_view(inventory.receive(session, body, actor=user.username))
+
+    return await db.write(work)

@@ -1,8 +1,10 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
 
 from server import schemas
+from server.api import views
 from server.api.pagination import PageParams
 from server.deps import AnyUser, DatabaseDep, FloorWorker, Overseer, Supervisor, WarehouseScope
 from server.services import inventory, serials
@@ -24,16 +26,23 @@ async def list_stock(
     include_empty: bool = False,
 ) -> schemas.Page[schemas.StockOut]:
     """Stock on hand in the caller's warehouses."""
-    return await db.read(
-        inventory.list_stock,
-        within=scope.within(warehouse),
-        warehouse=warehouse,
-        sku=sku,
-        location=location,
-        include_empty=include_empty,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    within = scope.within(warehouse)
+
+    def work(session: Session) -> schemas.Page[schemas.StockOut]:
+        found, total = inventory.list_stock(
+            session,
+            within=within,
+            warehouse=warehouse,
+            sku=sku,
+            location=location,
+            include_empty=include_empty,
+            limit=page.limit,
+            offset=page.offset,
+        )
+        items = [views.stock_view(stock, expiry) for stock, expiry in found]
+        return page.of(items, total)
+
+    return await db.read(work)
 
 
 @router.get("/serials", response_model=schemas.Page[schemas.SerialOut])
@@ -66,7 +75,11 @@ async def create_movement(
     """Move stock between two locations of a warehouse the caller works in (409
     `insufficient_stock` when the source does not hold enough unreserved units)."""
     scope.require(body.warehouse)
-    return await db.write(inventory.move, body, actor=user.username)
+
+    def work(session: Session) -> schemas.MovementOut:
+        return views.movement_view(inventory.move(session, body, actor=user.username))
+
+    return await db.write(work)
 
 
 @router.get("/movements", response_model=schemas.Page[schemas.MovementOut])
@@ -81,15 +94,22 @@ async def list_movements(
 ) -> schemas.Page[schemas.MovementOut]:
     """The immutable ledger, newest first: movements with a side in the caller's
     warehouses."""
-    return await db.read(
-        inventory.list_movements,
-        within=scope.within(warehouse),
-        warehouse=warehouse,
-        sku=sku,
-        location=location,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    within = scope.within(warehouse)
+
+    def work(session: Session) -> schemas.Page[schemas.MovementOut]:
+        found, total = inventory.list_movements(
+            session,
+            within=within,
+            warehouse=warehouse,
+            sku=sku,
+            location=location,
+            limit=page.limit,
+            offset=page.offset,
+        )
+        items = [views.movement_view(movement) for movement in found]
+        return page.of(items, total)
+
+    return await db.read(work)
 
 
 @router.post("/adjustments", response_model=schemas.MovementOut, status_code=201)
@@ -97,7 +117,11 @@ async def create_adjustment(
     body: schemas.AdjustmentCreate, user: Supervisor, scope: WarehouseScope, db: DatabaseDep
 ) -> schemas.MovementOut:
     scope.require(body.warehouse)
-    return await db.write(inventory.adjust, body, actor=user.username)
+
+    def work(session: Session) -> schemas.MovementOut:
+        return views.movement_view(inventory.adjust(session, body, actor=user.username))
+
+    return await db.write(work)
 
 
 @router.get("/reconcile", response_model=schemas.ReconcileOut)
@@ -106,4 +130,10 @@ async def reconcile(
 ) -> schemas.ReconcileOut:
     """Prove that stock equals the sum of the ledger, per location, SKU and lot (in the
     caller's warehouses)."""
-    return await db.read(inventory.reconcile_view, warehouse, within=scope.within(warehouse))
+    within = scope.within(warehouse)
+
+    def work(session: Session) -> schemas.ReconcileOut:
+        result = inventory.reconcile(session, warehouse, within=within)
+        return views.reconciliation_view(session, result)
+
+    return await db.read(work)

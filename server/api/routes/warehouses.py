@@ -1,6 +1,8 @@
 from fastapi import APIRouter
+from sqlalchemy.orm import Session
 
 from server import schemas
+from server.api import views
 from server.api.pagination import PageParams
 from server.deps import Admin, AnyUser, DatabaseDep, Supervisor, WarehouseScope
 from server.services import catalog
@@ -14,9 +16,10 @@ async def list_warehouses(
     _: AnyUser, scope: WarehouseScope, db: DatabaseDep, page: PageParams
 ) -> schemas.Page[schemas.WarehouseOut]:
     """The warehouses the caller works in (every one for an admin)."""
-    return await db.read(
+    found, total = await db.read(
         catalog.list_warehouses, within=scope.ids, limit=page.limit, offset=page.offset
     )
+    return page.of([schemas.WarehouseOut.model_validate(w) for w in found], total)
 
 
 @router.post("", response_model=schemas.WarehouseOut, status_code=201)
@@ -37,7 +40,13 @@ async def create_location(
     """Add a location; check digits are generated when not given (labels are printed from
     them)."""
     scope.require(code)
-    return await db.write(catalog.add_location, code, catalog.LocationSpec(**body.model_dump()))
+    spec = catalog.LocationSpec(**body.model_dump())
+
+    def work(session: Session) -> schemas.LocationOut:
+        warehouse = catalog.get_warehouse(session, code)
+        return views.location_view(catalog.create_location(session, warehouse, spec))
+
+    return await db.write(work)
 
 
 @router.get("/{code}/locations", response_model=schemas.Page[schemas.LocationOut])
@@ -46,4 +55,9 @@ async def list_locations(
 ) -> schemas.Page[schemas.LocationOut]:
     """Locations in walking order, with their check digits."""
     scope.require(code)
-    return await db.read(catalog.list_locations, code, limit=page.limit, offset=page.offset)
+
+    def work(session: Session) -> schemas.Page[schemas.LocationOut]:
+        found, total = catalog.list_locations(session, code, limit=page.limit, offset=page.offset)
+        return page.of([views.location_view(location) for location in found], total)
+
+    return await db.read(work)
