@@ -215,6 +215,9 @@ class Serial(Base):
     lot: Mapped[str] = mapped_column(String(64), default="")
     location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"), index=True)
 
+    sku: Mapped[Sku] = relationship()
+    location: Mapped[Location | None] = relationship()
+
 
 class Stock(Base):
     """Quantity of one SKU and lot at one location. `lot` is "" for SKUs without lots."""

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from server import schemas
+from server.api import views
 from server.db import transaction
 from server.problems import Conflict
 from server.services import allocation, shipping
@@ -48,7 +49,7 @@ def allocate(
 
 def shipped_from(sessions: sessionmaker[Session], number: str) -> dict[str, int]:
     with transaction(sessions) as session:
-        view = f.orders.order_view(session, f.orders.get_order(session, number))
+        view = views.order_view(session, f.orders.get_order(session, number))
     result: dict[str, int] = {}
     for a in view.allocations:
         result[a.warehouse] = result.get(a.warehouse, 0) + a.quantity

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from server import schemas
+from server.api import views
 from server.app import create_app
 from server.db import Database, transaction
 from server.problems import Conflict
@@ -125,7 +126,7 @@ def pick_the_rest(sessions: sessionmaker[Session], assignment: int) -> list[tupl
 
 def order_out(sessions: sessionmaker[Session], number: str) -> schemas.OrderOut:
     with transaction(sessions, write=False) as session:
-        return orders.order_view(session, orders.get_order(session, number))
+        return views.order_view(session, orders.get_order(session, number))
 
 
 def at(session: Session, location: str, sku: str, lot: str = "") -> tuple[int, int]:

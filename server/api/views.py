@@ -13,17 +13,24 @@ from server import schemas
 from server.services import waves
 from server.services.ledger import Reconciliation
 from server.tables import (
+    Allocation,
     Assignment,
     Location,
     Movement,
     Order,
+    OrderLine,
     PickException,
     PickLine,
     Receipt,
     Role,
+    Serial,
+    ShippingRate,
     Sku,
     Stock,
+    Transfer,
+    TransferLine,
     User,
+    Warehouse,
     Wave,
 )
 
@@ -217,4 +224,104 @@ def sku_view(sku: Sku) -> schemas.SkuOut:
         width_mm=sku.width_mm,
         height_mm=sku.height_mm,
         weight_g=sku.weight_g,
+    )
+
+
+def order_view(session: Session, order: Order) -> schemas.OrderOut:
+    allocations = session.execute(
+        select(OrderLine.line_no, Sku.code, Warehouse.code, Allocation.quantity)
+        .join(OrderLine, OrderLine.id == Allocation.order_line_id)
+        .join(Sku, Sku.id == OrderLine.sku_id)
+        .join(Warehouse, Warehouse.id == Allocation.warehouse_id)
+        .where(OrderLine.order_id == order.id)
+        .order_by(OrderLine.line_no, Allocation.id)
+    ).all()
+    return schemas.OrderOut(
+        number=order.number,
+        channel=order.channel,
+        country=order.country,
+        region=order.region,
+        postcode=order.postcode,
+        latitude=order.latitude,
+        longitude=order.longitude,
+        priority=order.priority,
+        ship_by=order.ship_by,
+        carrier=order.carrier,
+        value_cents=order.value_cents,
+        currency=order.currency,
+        status=order.status,
+        created_by=order.created_by,
+        created_at=order.created_at,
+        allocated_at=order.allocated_at,
+        lines=[
+            schemas.OrderLineOut(
+                line=line.line_no,
+                sku=line.sku.code,
+                quantity=line.quantity,
+                quantity_allocated=line.quantity_allocated,
+                quantity_short=line.quantity_short,
+                lot=line.lot,
+                min_expiry=line.min_expiry,
+            )
+            for line in order.lines
+        ],
+        allocations=[
+            schemas.AllocationOut(line=n, sku=sku, warehouse=wh, quantity=q)
+            for n, sku, wh, q in allocations
+        ],
+        allocation_explanation=order.allocation_explanation,
+    )
+
+
+def transfer_view(transfer: Transfer) -> schemas.TransferOut:
+    def discrepancy(line: TransferLine) -> int | None:
+        if line.quantity_received is None:
+            return None
+        return line.quantity_shipped - line.quantity_received - line.quantity_damaged
+
+    return schemas.TransferOut(
+        id=transfer.id,
+        from_warehouse=transfer.from_warehouse.code,
+        to_warehouse=transfer.to_warehouse.code,
+        status=transfer.status,
+        reference=transfer.reference,
+        shipped_by=transfer.shipped_by,
+        shipped_at=transfer.shipped_at,
+        received_by=transfer.received_by,
+        received_at=transfer.received_at,
+        lines=[
+            schemas.TransferLineOut(
+                line=number,
+                sku=line.sku.code,
+                lot=line.lot or None,
+                from_location=line.from_location.code,
+                quantity_shipped=line.quantity_shipped,
+                to_location=line.to_location.code if line.to_location else None,
+                quantity_received=line.quantity_received,
+                quantity_damaged=line.quantity_damaged,
+                discrepancy=discrepancy(line),
+            )
+            for number, line in enumerate(transfer.lines, start=1)
+        ],
+    )
+
+
+def serial_view(serial: Serial) -> schemas.SerialOut:
+    location = serial.location
+    return schemas.SerialOut(
+        serial=serial.serial,
+        sku=serial.sku.code,
+        lot=serial.lot or None,
+        warehouse=location.warehouse.code if location else "",
+        location=location.code if location else "",
+    )
+
+
+def shipping_rate_view(rate: ShippingRate) -> schemas.ShippingRateOut:
+    return schemas.ShippingRateOut(
+        warehouse=rate.warehouse.code,
+        destination=rate.destination,
+        max_weight_g=rate.max_weight_g,
+        cost_cents=rate.cost_cents,
+        currency=rate.currency,
     )

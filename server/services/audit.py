@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from server import schemas
 from server.tables import AuditEvent, User
 
 USER_FIELDS = ("role", "active", "full_name", "locale", "timezone")
@@ -120,8 +119,9 @@ def list_events(
     until: dt.datetime | None,
     limit: int,
     offset: int,
-) -> schemas.Page[schemas.AuditEventOut]:
-    """Newest first. `action` ending in `.` matches every action under it (`user.`)."""
+) -> tuple[list[AuditEvent], int]:
+    """A page of the trail, newest first, and how many events match in all. An `action`
+    ending in `.` matches every action under it (`user.`)."""
     query = select(AuditEvent)
     if actor:
         query = query.where(AuditEvent.actor == actor)
@@ -138,12 +138,7 @@ def list_events(
         query = query.where(AuditEvent.at < until)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit).offset(offset))
-    return schemas.Page(
-        items=[schemas.AuditEventOut.model_validate(event) for event in rows],
-        total=total,
-        limit=limit,
-        offset=offset,
-    )
+    return list(rows), total
 
 
 def _clip(text: str | None, size: int) -> str | None:

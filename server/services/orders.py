@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from server import schemas
 from server.problems import Conflict, Invalid, NotFound
 from server.services import catalog
-from server.tables import Allocation, Order, OrderLine, OrderStatus, Sku, Warehouse, utcnow
+from server.tables import Order, OrderLine, OrderStatus, utcnow
 
 # --- Import ------------------------------------------------------------------------------
 
@@ -236,55 +236,11 @@ def get_order(session: Session, number: str, *, for_update: bool = False) -> Ord
     return order
 
 
-def order_view(session: Session, order: Order) -> schemas.OrderOut:
-    allocations = session.execute(
-        select(OrderLine.line_no, Sku.code, Warehouse.code, Allocation.quantity)
-        .join(OrderLine, OrderLine.id == Allocation.order_line_id)
-        .join(Sku, Sku.id == OrderLine.sku_id)
-        .join(Warehouse, Warehouse.id == Allocation.warehouse_id)
-        .where(OrderLine.order_id == order.id)
-        .order_by(OrderLine.line_no, Allocation.id)
-    ).all()
-    return schemas.OrderOut(
-        number=order.number,
-        channel=order.channel,
-        country=order.country,
-        region=order.region,
-        postcode=order.postcode,
-        latitude=order.latitude,
-        longitude=order.longitude,
-        priority=order.priority,
-        ship_by=order.ship_by,
-        carrier=order.carrier,
-        value_cents=order.value_cents,
-        currency=order.currency,
-        status=order.status,
-        created_by=order.created_by,
-        created_at=order.created_at,
-        allocated_at=order.allocated_at,
-        lines=[
-            schemas.OrderLineOut(
-                line=line.line_no,
-                sku=line.sku.code,
-                quantity=line.quantity,
-                quantity_allocated=line.quantity_allocated,
-                quantity_short=line.quantity_short,
-                lot=line.lot,
-                min_expiry=line.min_expiry,
-            )
-            for line in order.lines
-        ],
-        allocations=[
-            schemas.AllocationOut(line=n, sku=sku, warehouse=wh, quantity=q)
-            for n, sku, wh, q in allocations
-        ],
-        allocation_explanation=order.allocation_explanation,
-    )
-
-
 def list_orders(
     session: Session, *, status: str | None, limit: int, offset: int
-) -> schemas.Page[schemas.OrderOut]:
+) -> tuple[list[Order], int]:
+    """A page of orders in the order they came, with their lines and SKUs loaded, and how
+    many match in all."""
     query = select(Order)
     if status:
         query = query.where(Order.status == status)
@@ -295,6 +251,4 @@ def list_orders(
         .limit(limit)
         .offset(offset)
     ).all()
-    return schemas.Page(
-        items=[order_view(session, o) for o in orders], total=total, limit=limit, offset=offset
-    )
+    return list(orders), total

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
-from server import schemas
 from server.problems import Conflict, NotFound
 from server.tables import Location, Serial, Sku, Warehouse
 
@@ -54,13 +53,18 @@ def list_serials(
     limit: int,
     offset: int,
     within: Collection[int] | None = None,
-) -> schemas.Page[schemas.SerialOut]:
-    """Serialised units on the books (at a location), by warehouse, location and SKU."""
+) -> tuple[list[Serial], int]:
+    """A page of serialised units on the books (at a location), by warehouse, location
+    and SKU, each with its SKU, location and warehouse loaded; and how many in all."""
     query = (
-        select(Serial, Sku.code, Location.code, Warehouse.code)
+        select(Serial)
         .join(Sku, Sku.id == Serial.sku_id)
         .join(Location, Location.id == Serial.location_id)
         .join(Warehouse, Warehouse.id == Location.warehouse_id)
+        .options(
+            contains_eager(Serial.sku),
+            contains_eager(Serial.location).contains_eager(Location.warehouse),
+        )
     )
     if within is not None:
         query = query.where(Warehouse.id.in_(within))
@@ -71,15 +75,9 @@ def list_serials(
     if sku:
         query = query.where(Sku.code == sku)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.execute(
+    rows = session.scalars(
         query.order_by(Warehouse.code, Location.code, Sku.code, Serial.serial)
         .limit(limit)
         .offset(offset)
     ).all()
-    items = [
-        schemas.SerialOut(
-            serial=serial.serial, sku=code, lot=serial.lot or None, warehouse=wh, location=loc
-        )
-        for serial, code, loc, wh in rows
-    ]
-    return schemas.Page(items=items, total=total, limit=limit, offset=offset)
+    return list(rows), total

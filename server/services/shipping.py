@@ -7,7 +7,7 @@ import math
 from collections.abc import Collection, Sequence
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from server import schemas
 from server.services import catalog
@@ -90,26 +90,20 @@ def rate_terms(rate: ShippingRate) -> dict[str, object]:
 
 def list_shipping_rates(
     session: Session, *, within: Collection[int] | None = None
-) -> list[schemas.ShippingRateOut]:
-    """Every rate, or those of the warehouses in `within` (ids)."""
-    query = select(ShippingRate, Warehouse.code).join(
-        Warehouse, Warehouse.id == ShippingRate.warehouse_id
+) -> list[ShippingRate]:
+    """Every rate, or those of the warehouses in `within` (ids), by warehouse, destination
+    and weight."""
+    query = (
+        select(ShippingRate)
+        .join(Warehouse, Warehouse.id == ShippingRate.warehouse_id)
+        .options(contains_eager(ShippingRate.warehouse))
     )
     if within is not None:
         query = query.where(ShippingRate.warehouse_id.in_(within))
-    rows = session.execute(
+    rows = session.scalars(
         query.order_by(Warehouse.code, ShippingRate.destination, ShippingRate.max_weight_g)
     ).all()
-    return [
-        schemas.ShippingRateOut(
-            warehouse=code,
-            destination=rate.destination,
-            max_weight_g=rate.max_weight_g,
-            cost_cents=rate.cost_cents,
-            currency=rate.currency,
-        )
-        for rate, code in rows
-    ]
+    return list(rows)
 
 
 def shipping_cost(

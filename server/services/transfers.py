@@ -13,7 +13,7 @@ from server.services.ledger import Change
 from server.tables import LocationKind, MovementKind, Transfer, TransferLine, TransferStatus, utcnow
 
 
-def ship(session: Session, body: schemas.TransferCreate, *, actor: str) -> schemas.TransferOut:
+def ship(session: Session, body: schemas.TransferCreate, *, actor: str) -> Transfer:
     if body.from_warehouse == body.to_warehouse:
         raise Invalid("a transfer goes to another warehouse; use a move", code="same_warehouse")
     source = catalog.get_warehouse(session, body.from_warehouse)
@@ -56,12 +56,12 @@ def ship(session: Session, body: schemas.TransferCreate, *, actor: str) -> schem
         )
     ledger.record_all(session, changes, actor=actor)
     session.refresh(transfer)
-    return transfer_view(transfer)
+    return transfer
 
 
 def receive(
     session: Session, transfer_id: int, body: schemas.TransferReceive, *, actor: str
-) -> schemas.TransferOut:
+) -> Transfer:
     """Receive every line of a transfer in one go. Units not received are written off from
     transit as a recorded discrepancy; damaged ones go to the destination's DAMAGED."""
     transfer = get(session, transfer_id, for_update=True)
@@ -122,7 +122,7 @@ def receive(
     transfer.received_by = actor
     transfer.received_at = utcnow()
     session.flush()
-    return transfer_view(transfer)
+    return transfer
 
 
 def get(session: Session, transfer_id: int, *, for_update: bool = False) -> Transfer:
@@ -133,40 +133,3 @@ def get(session: Session, transfer_id: int, *, for_update: bool = False) -> Tran
     if transfer is None:
         raise NotFound(f"no transfer {transfer_id}", code="transfer_not_found")
     return transfer
-
-
-def view(session: Session, transfer_id: int) -> schemas.TransferOut:
-    return transfer_view(get(session, transfer_id))
-
-
-def transfer_view(transfer: Transfer) -> schemas.TransferOut:
-    def discrepancy(line: TransferLine) -> int | None:
-        if line.quantity_received is None:
-            return None
-        return line.quantity_shipped - line.quantity_received - line.quantity_damaged
-
-    return schemas.TransferOut(
-        id=transfer.id,
-        from_warehouse=transfer.from_warehouse.code,
-        to_warehouse=transfer.to_warehouse.code,
-        status=transfer.status,
-        reference=transfer.reference,
-        shipped_by=transfer.shipped_by,
-        shipped_at=transfer.shipped_at,
-        received_by=transfer.received_by,
-        received_at=transfer.received_at,
-        lines=[
-            schemas.TransferLineOut(
-                line=number,
-                sku=line.sku.code,
-                lot=line.lot or None,
-                from_location=line.from_location.code,
-                quantity_shipped=line.quantity_shipped,
-                to_location=line.to_location.code if line.to_location else None,
-                quantity_received=line.quantity_received,
-                quantity_damaged=line.quantity_damaged,
-                discrepancy=discrepancy(line),
-            )
-            for number, line in enumerate(transfer.lines, start=1)
-        ],
-    )

@@ -101,11 +101,7 @@ def ensure_user(session: Session, username: str, password: str, role: Role, full
     )
 
 
-def list_users(session: Session, *, limit: int, offset: int) -> schemas.Page[schemas.UserOut]:
+def list_users(session: Session, *, limit: int, offset: int) -> tuple[list[User], int]:
+    """A page of users by name, and how many in all."""
     rows = session.scalars(select(User).order_by(User.username).limit(limit).offset(offset))
-    return schemas.Page(
-        items=[schemas.UserOut.model_validate(user) for user in rows],
-        total=session.scalar(select(func.count(User.id))) or 0,
-        limit=limit,
-        offset=offset,
-    )
+    return list(rows), session.scalar(select(func.count(User.id))) or 0

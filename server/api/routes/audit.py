@@ -33,7 +33,7 @@ async def list_audit_events(
     """The audit trail, newest first: user administration, allocation-policy and
     shipping-rate changes with old and new values, failed logins. `since` is inclusive,
     `until` exclusive."""
-    return await db.read(
+    found, total = await db.read(
         audit.list_events,
         actor=actor,
         action=action,
@@ -43,6 +43,7 @@ async def list_audit_events(
         limit=page.limit,
         offset=page.offset,
     )
+    return page.of([schemas.AuditEventOut.model_validate(event) for event in found], total)
 
 
 def _utc(moment: dt.datetime | None) -> dt.datetime | None:

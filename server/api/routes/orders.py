@@ -6,6 +6,7 @@ from fastapi.responses import PlainTextResponse
 from sqlalchemy.orm import Session
 
 from server import schemas
+from server.api import views
 from server.api.pagination import PageParams
 from server.deps import (
     ClientAddress,
@@ -33,7 +34,7 @@ async def create_order(
         order = orders.create_order(session, body, actor=user.username)
         if allocate:
             allocation.allocate_order(session, order.number)
-        return orders.order_view(session, order)
+        return views.order_view(session, order)
 
     return await db.write(work)
 
@@ -53,13 +54,15 @@ async def import_orders(
     batches, so other writers are not held up for the whole file."""
 
     bodies = await run_sync(order_import.parse_upload, file.file)
-    return await order_import.import_orders(
+    created = await order_import.import_orders(
         db,
         bodies,
         actor=user.username,
         allocate=allocate,
         batch_size=settings.import_batch_orders,
     )
+    result = schemas.OrderImportOut(imported=len(created), orders=created)
+    return await db.write(lambda _session: result)  # records the outcome (Idempotency-Key)
 
 
 @router.get(
@@ -87,7 +90,10 @@ async def list_orders(
     status: OrderStatus | None = None,
 ) -> schemas.Page[schemas.OrderOut]:
     def work(session: Session) -> schemas.Page[schemas.OrderOut]:
-        return orders.list_orders(session, status=status, limit=page.limit, offset=page.offset)
+        found, total = orders.list_orders(
+            session, status=status, limit=page.limit, offset=page.offset
+        )
+        return page.of([views.order_view(session, order) for order in found], total)
 
     return await db.read(work)
 
@@ -95,7 +101,7 @@ async def list_orders(
 @router.get("/orders/{number}", response_model=schemas.OrderOut)
 async def get_order(number: str, _: Overseer, db: DatabaseDep) -> schemas.OrderOut:
     def work(session: Session) -> schemas.OrderOut:
-        return orders.order_view(session, orders.get_order(session, number))
+        return views.order_view(session, orders.get_order(session, number))
 
     return await db.read(work)
 
@@ -113,7 +119,7 @@ async def allocate_order(
     def work(session: Session) -> schemas.OrderOut:
         policy = allocation.Policy.from_schema(body.policy) if body and body.policy else None
         result = allocation.allocate_order(session, number, policy=policy)
-        return orders.order_view(session, result.order)
+        return views.order_view(session, result.order)
 
     return await db.write(work)
 
@@ -123,7 +129,7 @@ async def cancel_order(number: str, _: Supervisor, db: DatabaseDep) -> schemas.O
     """Cancel an order not yet released to the floor; its reserved units become available."""
 
     def work(session: Session) -> schemas.OrderOut:
-        return orders.order_view(session, allocation.cancel_order(session, number))
+        return views.order_view(session, allocation.cancel_order(session, number))
 
     return await db.write(work)
 
@@ -177,7 +183,8 @@ async def list_rates(
     """The rates of the caller's warehouses."""
 
     def work(session: Session) -> list[schemas.ShippingRateOut]:
-        return shipping.list_shipping_rates(session, within=scope.ids)
+        rates = shipping.list_shipping_rates(session, within=scope.ids)
+        return [views.shipping_rate_view(rate) for rate in rates]
 
     return await db.read(work)
 

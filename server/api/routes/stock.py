@@ -57,15 +57,21 @@ async def list_serials(
 ) -> schemas.Page[schemas.SerialOut]:
     """Serialised units on the books and their locations (what the labels at a slot say;
     pickers give them by voice, so they do not get this list)."""
-    return await db.read(
-        serials.list_serials,
-        within=scope.within(warehouse),
-        warehouse=warehouse,
-        location=location,
-        sku=sku,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    within = scope.within(warehouse)
+
+    def work(session: Session) -> schemas.Page[schemas.SerialOut]:
+        found, total = serials.list_serials(
+            session,
+            within=within,
+            warehouse=warehouse,
+            location=location,
+            sku=sku,
+            limit=page.limit,
+            offset=page.offset,
+        )
+        return page.of([views.serial_view(serial) for serial in found], total)
+
+    return await db.read(work)
 
 
 @router.post("/movements", response_model=schemas.MovementOut, status_code=201)

@@ -2,6 +2,7 @@ from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
 from server import schemas
+from server.api import views
 from server.api.pagination import RowId
 from server.deps import DatabaseDep, Overseer, Supervisor, WarehouseScope
 from server.problems import Forbidden
@@ -17,7 +18,11 @@ async def ship_transfer(
     """Ship stock to another warehouse: it sits in the sender's IN-TRANSIT until received.
     The sender ships: the caller works in `from_warehouse` (the destination may be any)."""
     scope.require(body.from_warehouse)
-    return await db.write(transfers.ship, body, actor=user.username)
+
+    def work(session: Session) -> schemas.TransferOut:
+        return views.transfer_view(transfers.ship(session, body, actor=user.username))
+
+    return await db.write(work)
 
 
 @router.get("/{transfer_id}", response_model=schemas.TransferOut)
@@ -34,7 +39,7 @@ async def get_transfer(
                 f"transfer {transfer_id} is between warehouses you do not work in",
                 code="warehouse_forbidden",
             )
-        return transfers.transfer_view(transfer)
+        return views.transfer_view(transfer)
 
     return await db.read(work)
 
@@ -53,6 +58,7 @@ async def receive_transfer(
     def work(session: Session) -> schemas.TransferOut:
         transfer = transfers.get(session, transfer_id)
         scope.require_id(transfer.to_warehouse_id, transfer.to_warehouse.code)
-        return transfers.receive(session, transfer_id, body, actor=user.username)
+        received = transfers.receive(session, transfer_id, body, actor=user.username)
+        return views.transfer_view(received)
 
     return await db.write(work)

@@ -17,7 +17,11 @@ async def me(user: AnyUser) -> User:
 
 @router.get("", response_model=schemas.Page[schemas.UserOut])
 async def list_users(_: Admin, db: DatabaseDep, page: PageParams) -> schemas.Page[schemas.UserOut]:
-    return await db.read(users.list_users, limit=page.limit, offset=page.offset)
+    def work(session: Session) -> schemas.Page[schemas.UserOut]:
+        found, total = users.list_users(session, limit=page.limit, offset=page.offset)
+        return page.of([schemas.UserOut.model_validate(user) for user in found], total)
+
+    return await db.read(work)
 
 
 @router.post("", response_model=schemas.UserOut, status_code=201)
