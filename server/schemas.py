@@ -528,6 +528,68 @@ class WaveOut(BaseModel):
     assignments: list[AssignmentOut]
 
 
+class WaveSummary(BaseModel):
+    """A wave in a list: its progress without its assignments' lines."""
+
+    number: int
+    warehouse: str
+    status: str
+    released_by: str
+    released_at: dt.datetime
+    priority: int  # of its most urgent assignment still to finish (1 = most urgent)
+    assignments: int
+    lines: int
+    lines_closed: int
+
+
+class WavePriority(BaseModel):
+    priority: int = Field(ge=1, le=9, description="1 is the most urgent.")
+
+
+class PickerKpi(BaseModel):
+    warehouse: str
+    picker: str
+    lines: int
+    units: int
+    confirmed: int
+    short: int
+    hours_worked: int
+    lines_per_hour: float
+    accuracy: float
+
+
+class HourlyLines(BaseModel):
+    hour: dt.datetime
+    warehouse: str
+    lines: int
+
+
+class CycleTimeKpi(BaseModel):
+    warehouse: str
+    orders: int
+    p50_hours: float
+    p90_hours: float
+
+
+class SlowMoverKpi(BaseModel):
+    warehouse: str
+    sku: str
+    on_hand: int
+    units_picked: int
+    turnover: float
+
+
+class KpisOut(BaseModel):
+    """The floor's numbers for a window (UTC, `since` inclusive, `until` exclusive)."""
+
+    since: dt.datetime
+    until: dt.datetime
+    pickers: list[PickerKpi]
+    hourly: list[HourlyLines]
+    cycle_times: list[CycleTimeKpi]
+    slow_movers: list[SlowMoverKpi]
+
+
 Token_ = Field(
     min_length=1,
     max_length=128,

@@ -7,6 +7,7 @@ from server.api.routes import (
     audit,
     auth,
     exceptions,
+    kpis,
     orders,
     pick_lines,
     receipts,
@@ -33,6 +34,7 @@ for module in (
     assignments,
     pick_lines,
     exceptions,
+    kpis,
     audit,
 ):
     api_router.include_router(module.router)

@@ -102,6 +102,21 @@ def wave_view(session: Session, wave: Wave) -> schemas.WaveOut:
     )
 
 
+def wave_summary(progress: waves.WaveProgress) -> schemas.WaveSummary:
+    wave = progress.wave
+    return schemas.WaveSummary(
+        number=wave.id,
+        warehouse=wave.warehouse.code,
+        status=wave.status,
+        released_by=wave.released_by,
+        released_at=wave.released_at,
+        priority=progress.priority,
+        assignments=progress.assignments,
+        lines=progress.lines,
+        lines_closed=progress.lines_closed,
+    )
+
+
 def exception_view(exception: PickException) -> schemas.ExceptionOut:
     return schemas.ExceptionOut(
         id=exception.id,

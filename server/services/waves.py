@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
@@ -27,6 +27,7 @@ from server.tables import (
     OrderStatus,
     PickLine,
     PickLineStatus,
+    Warehouse,
     Wave,
     WaveStatus,
     Zone,
@@ -212,3 +213,75 @@ def order_count(session: Session, wave: Wave) -> int:
         select(func.count(func.distinct(PickLine.order_id))).where(PickLine.wave_id == wave.id)
     )
     return orders or 0
+
+
+@dataclass(frozen=True)
+class WaveProgress:
+    """A wave and how far its picking has come."""
+
+    wave: Wave
+    priority: int
+    assignments: int
+    lines: int
+    lines_closed: int
+
+
+def list_waves(
+    session: Session,
+    *,
+    warehouse: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+    within: Collection[int] | None = None,
+) -> tuple[list[WaveProgress], int]:
+    """A page of waves, newest first, each with its progress; and how many match in all."""
+    query = select(Wave).join(Warehouse, Warehouse.id == Wave.warehouse_id)
+    if within is not None:
+        query = query.where(Wave.warehouse_id.in_(within))
+    if warehouse:
+        query = query.where(Warehouse.code == warehouse)
+    if status:
+        query = query.where(Wave.status == status)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    found = session.scalars(query.order_by(Wave.id.desc()).limit(limit).offset(offset)).all()
+    return [progress(session, wave) for wave in found], total
+
+
+def progress(session: Session, wave: Wave) -> WaveProgress:
+    assignments, priority = session.execute(
+        select(func.count(Assignment.id), func.min(Assignment.priority)).where(
+            Assignment.wave_id == wave.id
+        )
+    ).one()
+    lines, closed = session.execute(
+        select(
+            func.count(PickLine.id),
+            func.count(PickLine.id).filter(
+                PickLine.status.in_((PickLineStatus.picked, PickLineStatus.short))
+            ),
+        ).where(PickLine.wave_id == wave.id)
+    ).one()
+    return WaveProgress(
+        wave=wave,
+        priority=priority or 0,
+        assignments=assignments,
+        lines=lines,
+        lines_closed=closed,
+    )
+
+
+def reprioritise(session: Session, number: int, priority: int) -> Wave:
+    """Give every assignment of the wave not yet completed this priority: pickers signing
+    on get the most urgent ready assignment first (1 is the most urgent)."""
+    wave = get_wave(session, number)
+    if wave.status == WaveStatus.completed:
+        raise Conflict(f"wave {number} is completed", code="wave_completed")
+    session.execute(
+        update(Assignment)
+        .where(Assignment.wave_id == wave.id, Assignment.status != AssignmentStatus.completed)
+        .values(priority=priority),
+        execution_options={"synchronize_session": False},
+    )
+    session.expire_all()
+    return wave
