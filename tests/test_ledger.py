@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from server import schemas
 from server.db import Database, make_engine, make_session_factory, transaction
@@ -71,3 +72,35 @@ def test_the_database_refuses_to_rewrite_history(db: Database, statement: str) -
     with pytest.raises(DBAPIError, match="immutable"):
         db.run(lambda s: s.execute(text(statement)))
     assert db.run(lambda s: s.query(Movement.quantity).scalar()) == 5
+
+
+def test_the_trace_of_a_unit_or_a_lot_is_every_movement_that_touched_it(db: Database) -> None:
+    def receive_watches(session: Session) -> None:
+        catalog.create_sku(session, code="WATCH", description="Watch", serialized=True)
+        lines = [
+            schemas.ReceiptLineIn(sku="WATCH", location="A-1", quantity=2, serials=["W-1", "W-10"])
+        ]
+        inventory.receive(session, schemas.ReceiptCreate(warehouse="FRA", lines=lines), actor="r")
+
+    db.run(receive_watches)
+    move = schemas.MoveCreate(
+        warehouse="FRA",
+        sku="WATCH",
+        from_location="A-1",
+        to_location="A-2",
+        quantity=1,
+        serials=["W-10"],
+        reason="reslot",
+    )
+    db.run(inventory.move, move, actor="m")
+
+    def trace(session: Session, **unit: str) -> list[tuple[str, str]]:
+        found, _total = inventory.list_movements(
+            session, warehouse=None, sku="WATCH", location=None, limit=10, offset=0, **unit
+        )
+        return [(m.actor, m.reason) for m in found]
+
+    # W-1 is not a prefix match for W-10: the serial is matched whole
+    assert db.run(trace, serial="W-1") == [("r", "received")]
+    assert db.run(trace, serial="W-10") == [("m", "reslot"), ("r", "received")]
+    assert db.run(trace, serial="W-") == []

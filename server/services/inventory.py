@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection
 
-from sqlalchemy import Row, Select, func, or_, select
+from sqlalchemy import Row, Select, String, cast, func, or_, select
 from sqlalchemy.orm import Session, aliased, contains_eager
 
 from server import schemas
@@ -186,11 +186,19 @@ def list_movements(
     limit: int,
     offset: int,
     within: Collection[int] | None = None,
+    lot: str | None = None,
+    serial: str | None = None,
 ) -> tuple[list[Movement], int]:
     """A page of the ledger, newest first, and how many movements match in all. A
     warehouse filter matches either side of a movement, and so does `within` (warehouse
-    ids; None: every warehouse)."""
+    ids; None: every warehouse). With `lot` or `serial` (and `sku`) it is the trace of that
+    lot or unit: every receipt, move, pick and adjustment that touched it."""
     query = _movement_query()
+    if lot:
+        query = query.where(Movement.lot == lot)
+    if serial:
+        quoted = f'"{serial}"'  # as the unit's serial appears in the JSON list
+        query = query.where(cast(Movement.serials, String).contains(quoted, autoescape=True))
     if within is not None:
         query = query.where(or_(FromWarehouse.id.in_(within), ToWarehouse.id.in_(within)))
     if warehouse:
@@ -214,6 +222,7 @@ def list_stock(
     limit: int,
     offset: int,
     within: Collection[int] | None = None,
+    lot: str | None = None,
 ) -> tuple[list[Row[Stock, dt.date | None]], int]:
     """A page of stock rows (each with its location, warehouse and SKU loaded, and its
     lot's expiry) in walking order, and how many match in all."""
@@ -236,6 +245,8 @@ def list_stock(
         query = query.where(Sku.code == sku)
     if location:
         query = query.where(Location.code == location)
+    if lot:
+        query = query.where(Stock.lot == lot)
     if not include_empty:
         query = query.where(Stock.quantity > 0)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0

@@ -23,6 +23,7 @@ async def list_stock(
     warehouse: Filter = None,
     sku: Filter = None,
     location: Filter = None,
+    lot: Filter = None,
     include_empty: bool = False,
 ) -> schemas.Page[schemas.StockOut]:
     """Stock on hand in the caller's warehouses."""
@@ -35,6 +36,7 @@ async def list_stock(
             warehouse=warehouse,
             sku=sku,
             location=location,
+            lot=lot,
             include_empty=include_empty,
             limit=page.limit,
             offset=page.offset,
@@ -97,9 +99,12 @@ async def list_movements(
     warehouse: Filter = None,
     sku: Filter = None,
     location: Filter = None,
+    lot: Filter = None,
+    serial: Annotated[str | None, Query(max_length=128)] = None,
 ) -> schemas.Page[schemas.MovementOut]:
     """The immutable ledger, newest first: movements with a side in the caller's
-    warehouses."""
+    warehouses. Filtered by `sku` and `lot`, or by `serial`, it is the full trace of a
+    lot or of one unit: who moved it, when, why and where."""
     within = scope.within(warehouse)
 
     def work(session: Session) -> schemas.Page[schemas.MovementOut]:
@@ -109,6 +114,8 @@ async def list_movements(
             warehouse=warehouse,
             sku=sku,
             location=location,
+            lot=lot,
+            serial=serial,
             limit=page.limit,
             offset=page.offset,
         )
