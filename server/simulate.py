@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from server.headset.client import HeadsetClient, Reply
+from server.headset.client import Exchange, HeadsetClient
 from server.services.serials import digits_of
 
 SIM_PASSWORD = "simulated-picker-pw"
@@ -264,7 +264,7 @@ def _answer(prompt: dict[str, Any], floor: Floor, warehouse: str, hands: Hands) 
     return {"no_work": "sign off", "short": "cancel", "sign_off": "no"}.get(str(state), "ready")
 
 
-def _count(tally: Tally, prompt: dict[str, Any], turn: Reply) -> None:
+def _count(tally: Tally, prompt: dict[str, Any], turn: Exchange) -> None:
     tally.turns += 1
     tally.errors.extend(f"{e['code']}: {e['message']}" for e in turn.errors)
     if turn.latency_s is not None:
@@ -275,7 +275,7 @@ def _count(tally: Tally, prompt: dict[str, Any], turn: Reply) -> None:
         tally.picks += 1
 
 
-def _line_confirmed(prompt: dict[str, Any], turn: Reply) -> bool:
+def _line_confirmed(prompt: dict[str, Any], turn: Exchange) -> bool:
     """The answer to a quantity (or a line's last serial) moved the dialog on to the next
     line or to staging."""
     moved_to = turn.prompt["state"] if turn.prompt else None

@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import pytest
 
-from server.headset.client import HeadsetClient, Reply
+from server.headset.client import Exchange, HeadsetClient
 from tests.conftest import SHARED, ServerProcess, require_service
 from tests.factories import FloorLine, auth, pick_floor, stock_at
 from voice.audio import load
@@ -51,11 +51,11 @@ def human_digits(digits: str, take: int) -> np.ndarray:
     return np.concatenate(parts)
 
 
-async def say_until(client: HeadsetClient, takes: list[np.ndarray], state: str) -> Reply:
+async def say_until(client: HeadsetClient, takes: list[np.ndarray], state: str) -> Exchange:
     """Speak takes of one answer until the dialog takes it and is in `state` (a picker
     repeats what the headset did not understand; the dialog re-prompts and stays put)."""
     before = client.prompt["state"] if client.prompt else None
-    turn = Reply()
+    turn = Exchange()
     for audio in takes:
         turn = await client.speak(audio)
         assert turn.heard is not None and turn.heard["source"] == "speech"

@@ -22,8 +22,8 @@ CHUNK_MS = 20
 
 
 @dataclass
-class Reply:
-    """What the server answered to one thing the headset said."""
+class Exchange:
+    """One thing the headset said and what the server answered to it."""
 
     heard: dict[str, Any] | None = None
     prompt: dict[str, Any] | None = None
@@ -58,12 +58,12 @@ class HeadsetClient:
         self.prompt: dict[str, Any] | None = None
         self.close_code: int | None = None
 
-    async def connect(self) -> Reply:
+    async def connect(self) -> Exchange:
         """Open the socket, say hello, and wait for the first prompt's audio."""
         await self.open()
         started = time.perf_counter()
         self.welcome = await self._next_json("welcome")
-        return await self._reply(started, expect=None)
+        return await self._exchange(started, expect=None)
 
     async def open(self) -> None:
         """Open the socket and say hello without waiting for the answer: for a headset that
@@ -101,12 +101,12 @@ class HeadsetClient:
             ticket: str = response.json()["ticket"]
             return ticket
 
-    async def say(self, text: str) -> Reply:
+    async def say(self, text: str) -> Exchange:
         """A typed answer (keypad, scanner): handled by the server like speech."""
         await self.send_json({"type": "say", "text": text})
-        return await self._reply(time.perf_counter(), expect=("text", text))
+        return await self._exchange(time.perf_counter(), expect=("text", text))
 
-    async def speak(self, pcm: np.ndarray, *, realtime: bool = False) -> Reply:
+    async def speak(self, pcm: np.ndarray, *, realtime: bool = False) -> Exchange:
         """Send an utterance (int16 at the session rate) as microphone audio in 20 ms
         chunks, followed by silence so the server hears it end, while listening for the
         answer; the turn is timed from the end of the speech."""
@@ -125,7 +125,7 @@ class HeadsetClient:
                     await asyncio.sleep(CHUNK_MS / 1000)
 
         sending = asyncio.create_task(microphone())
-        turn = await self._reply(time.perf_counter(), expect=("speech", None))
+        turn = await self._exchange(time.perf_counter(), expect=("speech", None))
         await sending
         if turn.latency_s is not None and turn.first_audio_at is not None:
             turn.latency_s = turn.first_audio_at - speech_ended.result()
@@ -156,12 +156,12 @@ class HeadsetClient:
                     if frame["type"] == kind:
                         return frame
 
-    async def _reply(self, started: float, *, expect: tuple[str, str | None] | None) -> Reply:
+    async def _exchange(self, started: float, *, expect: tuple[str, str | None] | None) -> Exchange:
         """Frames up to the first audio of the prompt that answers what was said (or the
         close). `expect` is the (source, text) of the answer's `heard` frame: turns of
         other answers still in flight (a stray noise, an earlier utterance) are passed."""
         assert self.ws is not None
-        turn = Reply()
+        turn = Exchange()
         try:
             async with asyncio.timeout(self.turn_timeout):
                 while True:
