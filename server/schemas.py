@@ -33,7 +33,7 @@ class Token(BaseModel):
     role: Role
 
 
-class SocketTicket(BaseModel):
+class TicketOut(BaseModel):
     ticket: str
     expires_in: int
 

@@ -152,7 +152,7 @@ async def _login(http: httpx.AsyncClient, username: str, password: str) -> dict[
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
-class Voice:
+class SpokenAnswers:
     """Spoken answers, synthesized once per text (a picker says the same words all day)."""
 
     def __init__(self, sample_rate: int) -> None:
@@ -182,7 +182,7 @@ async def run_picker(
     floor: Floor,
     deadline: float,
     tally: Tally,
-    voice: Voice | None,
+    voice: SpokenAnswers | None,
     think: float,
 ) -> None:
     url = base_url.replace("http", "ws", 1) + "/ws/headset"
@@ -299,7 +299,7 @@ async def simulate(
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     floor = await prepare(base_url, admin, count, progress)
-    voice = Voice(16000) if audio else None
+    voice = SpokenAnswers(16000) if audio else None
     tally = Tally()
     progress(f"{count} pickers working for {duration:g} s")
     started = time.monotonic()

@@ -39,12 +39,12 @@ async def token(
     return schemas.Token(access_token=access, expires_in=int(ttl.total_seconds()), role=user.role)
 
 
-@router.post("/ticket", response_model=schemas.SocketTicket)
+@router.post("/ticket", response_model=schemas.TicketOut)
 async def ticket(
     credentials: CredentialsDep, db: DatabaseDep, settings: SettingsDep
-) -> schemas.SocketTicket:
+) -> schemas.TicketOut:
     """A one-use ticket to open a socket as `?ticket=` (browsers cannot set a header on a
     WebSocket), valid `expires_in` seconds; the socket lives as long as the bearer token."""
     ttl = dt.timedelta(seconds=settings.ticket_ttl_seconds)
     issued = await db.write(tickets.issue_ticket, credentials.claims, ttl=ttl)
-    return schemas.SocketTicket(ticket=issued.ticket, expires_in=issued.expires_in)
+    return schemas.TicketOut(ticket=issued.ticket, expires_in=issued.expires_in)
