@@ -53,13 +53,13 @@ class PickerRate:
 
     @property
     def lines_per_hour(self) -> float:
-        return self.lines / self.hours_worked if self.hours_worked else 0.0
+        return round(self.lines / self.hours_worked, 1) if self.hours_worked else 0.0
 
     @property
     def accuracy(self) -> float:
         """Share of lines picked in full: a short is a line the books promised and the
         shelf did not hold."""
-        return self.confirmed / self.lines if self.lines else 0.0
+        return round(self.confirmed / self.lines, 4) if self.lines else 0.0
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class SlowMover:
     @property
     def turnover(self) -> float:
         """Units picked in the window per unit on hand."""
-        return self.units_picked / self.on_hand if self.on_hand else 0.0
+        return round(self.units_picked / self.on_hand, 4) if self.on_hand else 0.0
 
 
 def picker_rates(session: Session, window: Window) -> list[PickerRate]:

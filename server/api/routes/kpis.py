@@ -4,9 +4,9 @@ for a spreadsheet."""
 import csv
 import datetime as dt
 import io
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
@@ -20,6 +20,8 @@ from server.services import kpis
 from server.services.orders import csv_cell
 
 router = APIRouter(prefix="/kpis", tags=["kpis"])
+
+Row = TypeVar("Row", bound=BaseModel)
 
 DEFAULT_WINDOW = dt.timedelta(hours=24)
 LONGEST_WINDOW = dt.timedelta(days=92)
@@ -80,44 +82,15 @@ def _kpis(session: Session, window: kpis.Window) -> schemas.KpisOut:
     return schemas.KpisOut(
         since=window.since,
         until=window.until,
-        pickers=[
-            schemas.PickerKpi(
-                warehouse=rate.warehouse,
-                picker=rate.picker,
-                lines=rate.lines,
-                units=rate.units,
-                confirmed=rate.confirmed,
-                short=rate.short,
-                hours_worked=rate.hours_worked,
-                lines_per_hour=round(rate.lines_per_hour, 1),
-                accuracy=round(rate.accuracy, 4),
-            )
-            for rate in kpis.picker_rates(session, window)
-        ],
-        hourly=[
-            schemas.HourlyLines(hour=count.hour, warehouse=count.warehouse, lines=count.lines)
-            for count in kpis.lines_by_hour(session, window)
-        ],
-        cycle_times=[
-            schemas.CycleTimeKpi(
-                warehouse=cycle.warehouse,
-                orders=cycle.orders,
-                p50_hours=cycle.p50_hours,
-                p90_hours=cycle.p90_hours,
-            )
-            for cycle in kpis.cycle_times(session, window)
-        ],
-        slow_movers=[
-            schemas.SlowMoverKpi(
-                warehouse=mover.warehouse,
-                sku=mover.sku,
-                on_hand=mover.on_hand,
-                units_picked=mover.units_picked,
-                turnover=round(mover.turnover, 4),
-            )
-            for mover in kpis.slow_movers(session, window)
-        ],
+        pickers=_rows(schemas.PickerKpi, kpis.picker_rates(session, window)),
+        hourly=_rows(schemas.HourlyLines, kpis.lines_by_hour(session, window)),
+        cycle_times=_rows(schemas.CycleTimeKpi, kpis.cycle_times(session, window)),
+        slow_movers=_rows(schemas.SlowMoverKpi, kpis.slow_movers(session, window)),
     )
+
+
+def _rows(model: type[Row], items: Sequence[object]) -> list[Row]:
+    return [model.model_validate(item, from_attributes=True) for item in items]
 
 
 def _window(
