@@ -8,6 +8,7 @@ from server.api.routes import (
     exceptions,
     orders,
     receipts,
+    rooms,
     skus,
     stock,
     transfers,
@@ -29,6 +30,7 @@ for module in (
     orders,
     waves,
     exceptions,
+    rooms,
     audit,
 ):
     api_router.include_router(module.router)
