@@ -23,13 +23,14 @@ from aiortc import (
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpSender,
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from av.frame import Frame
 
 from rtc import _aiortc
@@ -64,6 +65,7 @@ class RoomClient:
     tracks: Iterable[MediaStreamTrack] = ()
     relay_only: bool = False
     decode: bool = True  # False: count encoded frames without decoding them (load clients)
+    video_codec: str | None = None  # send this codec ("video/H264"), not the first offered
     on_frame: FrameHandler | None = None  # (participant, kind, decoded frame)
 
     participant: str | None = None
@@ -97,7 +99,9 @@ class RoomClient:
         self.pc = RTCPeerConnection(self._configuration(joined["ice_servers"]))
         self.pc.on("track", self._track)
         for track in self.tracks:
-            self.pc.addTransceiver(track, direction="sendonly")
+            transceiver = self.pc.addTransceiver(track, direction="sendonly")
+            if track.kind == "video" and self.video_codec is not None:
+                transceiver.setCodecPreferences(_codecs(self.video_codec))
         self._tasks.append(asyncio.create_task(self._read(), name="room-client-read"))
         if self.pc.getTransceivers():
             await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -239,6 +243,14 @@ class RoomClient:
             self.received[(self._streams.get(reception.mid, "?"), reception.kind)] += 1
 
         _aiortc.tap_receiver(transceiver.receiver, counted, lambda: None)
+
+
+def _codecs(mime_type: str) -> list[RTCRtpCodecCapability]:
+    capabilities = RTCRtpSender.getCapabilities("video").codecs
+    chosen = [c for c in capabilities if c.mimeType.lower() == mime_type.lower()]
+    if not chosen:
+        raise ValueError(f"aiortc cannot send {mime_type}")
+    return chosen
 
 
 def streams_of(sdp: str) -> dict[str, str]:
