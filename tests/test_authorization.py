@@ -6,8 +6,8 @@ warehouse (then they are called in both) or are warehouse-free.
 
 The floor: LAX (the callers' own warehouse), FRA and SZX (others); picker, supervisor and
 manager work in LAX only, the admin everywhere. Each warehouse has stock, FRA and LAX a
-released assignment with an open exception (and its room), and there are transfers LAX→FRA, FRA→LAX and
-FRA→SZX."""
+released assignment with an open exception (and its room), and there are transfers
+LAX→FRA, FRA→LAX and FRA→SZX."""
 
 from __future__ import annotations
 
