@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,7 @@ class RoomClient:
     tracks: Iterable[MediaStreamTrack] = ()
     relay_only: bool = False
     decode: bool = True  # False: count encoded frames without decoding them (load clients)
+    decode_from: Collection[str] | None = None  # decode only these participants' tracks
     video_codec: str | None = None  # send this codec ("video/H264"), not the first offered
     on_frame: FrameHandler | None = None  # (participant, kind, decoded frame)
 
@@ -194,10 +195,12 @@ class RoomClient:
                     await self.pc.setRemoteDescription(RTCSessionDescription(frame["sdp"], "offer"))
                     await self.pc.setLocalDescription(await self.pc.createAnswer())
                     await self.send({"type": "answer", "sdp": self.pc.localDescription.sdp})
+                    self.negotiated()
                 elif kind == "answer":
                     await self.pc.setRemoteDescription(
                         RTCSessionDescription(frame["sdp"], "answer")
                     )
+                    self.negotiated()
                 elif kind == "participant_joined":
                     self.participants[frame["participant"]["id"]] = frame["participant"]
                 elif kind == "participant_left":
@@ -211,6 +214,9 @@ class RoomClient:
             self.close_code = self._ws.close_code or 1006
             self._changed.set()
 
+    def negotiated(self) -> None:
+        """Called after each offer/answer exchange (for subclasses)."""
+
     # ---- media ----
 
     def _track(self, track: MediaStreamTrack) -> None:
@@ -218,7 +224,8 @@ class RoomClient:
         transceiver = next(t for t in self.pc.getTransceivers() if t.receiver.track is track)
         mid = transceiver.mid or "?"
         reception = self.receptions[mid] = Reception(mid, track.kind)
-        if self.decode:
+        source = self._streams.get(mid, "?")
+        if self.decode and (self.decode_from is None or source in self.decode_from):
             self._tasks.append(asyncio.create_task(self._consume(track, reception)))
         else:
             self._count_encoded(transceiver, reception)

@@ -74,7 +74,7 @@ class Timeouts:
     answer: float = 15.0  # s for the participant to answer a server offer
     first_offer: float = 3.0  # s the server waits for the participant's first offer
     silence: float = 8.0  # s without a packet from a participant that should be sending
-    check_interval: float = 0.5  # s between two looks at the connection's counters
+    check_interval: float = 1.0  # s between two looks at the connection's counters
 
 
 @dataclass(eq=False)
