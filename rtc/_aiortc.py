@@ -15,6 +15,8 @@ are — and aiortc has no public API for it. So:
 - `on_keyframe_request` routes the PLI/FIR a remote receiver sends us to a callback (a
   sender of `av.Packet`s has no encoder to restart).
 - `set_stream_id` sets the MediaStream id a sender announces (`a=msid`).
+- `packets_received` counts what came in on a peer connection's transports, cheaply
+  enough to look every fraction of a second (`getStats` builds a report per track).
 
 Written against aiortc 1.14–1.16; `IncompatibleAiortc` names what is missing otherwise.
 """
@@ -26,7 +28,7 @@ import queue
 from collections.abc import Callable
 from typing import Any
 
-from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
 
@@ -36,6 +38,7 @@ FrameCallback = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+_RX_PACKETS = "_RTCDtlsTransport__rx_packets"
 _AUDIO_JITTER_CAPACITY = 16  # aiortc's own, in packets
 
 
@@ -121,3 +124,11 @@ def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
     """The MediaStream id the sender's track is announced in (`a=msid:<stream> <track>`)."""
     _require(sender, "_stream_id")
     sender._stream_id = stream_id
+
+
+def packets_received(pc: RTCPeerConnection) -> int:
+    """Datagrams (DTLS, SRTP, SRTCP) received so far on the connection's transports."""
+    transports = {t.receiver.transport for t in pc.getTransceivers()}
+    for transport in transports:
+        _require(transport, _RX_PACKETS)
+    return sum(getattr(transport, _RX_PACKETS) for transport in transports)
