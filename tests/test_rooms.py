@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -347,13 +347,20 @@ def test_a_muted_kind_is_no_longer_forwarded(sqlite_floor: Floor) -> None:
             await ben.until(lambda: gets(ben, ana, "ana"), MEDIA_WITHIN)
             await ana.send({"type": "mute", "kind": "video", "muted": True})
             assert ana.participant is not None
-            await asyncio.sleep(1)  # what was on its way when the mute came
-            video = ben.received[(ana.participant, "video")]
-            audio = ben.received[(ana.participant, "audio")]
-            await ben.until(lambda: ben.received[(ana.participant or "", "audio")] > audio + 50)
-            assert ben.received[(ana.participant, "video")] == video
+            key = ana.participant
+
+            def audio_grows_by(frames: int) -> Callable[[], bool]:
+                start = ben.received[(key, "audio")]
+                return lambda: ben.received[(key, "audio")] >= start + frames
+
+            # a second of audio lets what was on its way when the mute came arrive...
+            await ben.until(audio_grows_by(50))
+            video = ben.received[(key, "video")]
+            # ...and in the next second no video comes, while audio does
+            await ben.until(audio_grows_by(50))
+            assert ben.received[(key, "video")] == video
             await ana.send({"type": "mute", "kind": "video", "muted": False})
-            await ben.until(lambda: ben.received[(ana.participant or "", "video")] > video + 5)
+            await ben.until(lambda: ben.received[(key, "video")] > video + 5)
         finally:
             await ana.close()
             await ben.close()
