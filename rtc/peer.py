@@ -209,9 +209,17 @@ class Peer:
                         await self.pc.addIceCandidate(item)
                 except NegotiationRefused as refused:
                     await self._signal(_error(refused.code, refused.message))
+                except Exception as exc:  # aiortc refused what passed our checks
+                    log.warning("%s of %s failed: %r", kind, self.owner, exc)
+                    code = "invalid_sdp" if kind == "offer" else "invalid_candidate"
+                    await self._signal(_error(code, f"the {kind} cannot be used: {exc}"))
             if self._renegotiate and self._first_offer_done and not self._closed:
                 self._renegotiate = False
-                await self._negotiate()
+                try:
+                    await self._negotiate()
+                except Exception:
+                    log.exception("negotiating with %s failed", self.owner)
+                    self._fail("negotiation_failed", "the server could not negotiate with you")
 
     async def _answer_offer(self, sdp: str) -> None:
         try:
@@ -219,7 +227,11 @@ class Peer:
         except Exception as exc:
             log.info("offer of %s refused: %s", self.owner, exc)
             raise NegotiationRefused("invalid_sdp", f"the offer cannot be used: {exc}") from exc
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        try:
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        except Exception as exc:
+            log.info("no answer to the offer of %s: %s", self.owner, exc)
+            raise NegotiationRefused("invalid_sdp", f"the offer cannot be answered: {exc}") from exc
         await self._signal({"type": "answer", "sdp": self.pc.localDescription.sdp})
         self._first_offer_done = True
         self._first_offer_timer.cancel()
