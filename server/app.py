@@ -11,6 +11,9 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from rtc.hub import RoomHub
+from rtc.peer import Timeouts
+from rtc.room import RoomConfig
 from server import apidocs
 from server.api import api_router
 from server.bodylimit import BodyLimitMiddleware
@@ -22,6 +25,7 @@ from server.idempotency import IdempotencyMiddleware, record_outcome
 from server.login import LoginGuard
 from server.problems import install_problem_handlers
 from server.requestlog import RequestLogMiddleware, scrub_server_logs
+from server.rooms_socket import router as rooms_socket_router
 from server.securityheaders import SecurityHeadersMiddleware
 from server.services import users
 from server.sockets import Grant, SocketRegistry
@@ -44,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             warm_up.start()
         yield
         await app.state.sockets.close_all()
+        await app.state.rooms.close_all()
         engine.dispose()
 
     app = FastAPI(
@@ -68,10 +73,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.state.sockets = SocketRegistry(still_allowed, interval=settings.session_check_seconds)
     app.state.speech = make_speech_services(settings)
+    app.state.rooms = RoomHub(
+        RoomConfig(
+            ice=settings.ice,
+            forwarding=settings.room_forwarding,
+            timeouts=Timeouts(silence=settings.room_silence_seconds),
+            max_participants=settings.room_max_participants,
+        )
+    )
     app.state.headset_snapshots = {}
     install_problem_handlers(app)
     app.include_router(api_router)
     app.include_router(headset_router)
+    app.include_router(rooms_socket_router)
     app.include_router(apidocs.router)
     app.mount(apidocs.ASSETS_URL, apidocs.assets(), name="docs_assets")
 

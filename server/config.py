@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from contextlib import suppress
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from limits import parse
 from platformdirs import user_data_path
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from rtc.forwarding import Forwarding
+from rtc.ice import IceConfig, IceConfigError, check_url
 
 
 class Environment(StrEnum):
@@ -114,6 +118,42 @@ class Settings(BaseSettings):
     speech_warm_up: bool = Field(
         True, description="Load speech models and voices at start, not at the first answer."
     )
+    stun_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="STUN servers for room calls, comma-separated (stun:host:3478).",
+    )
+    turn_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="TURN servers for room calls, comma-separated "
+        "(turn:host:3478?transport=udp, turns:host:5349); they need `turn_secret`.",
+    )
+    turn_secret: SecretStr | None = Field(
+        None,
+        description="The secret shared with the TURN server (coturn `static-auth-secret`): "
+        "it signs short-lived TURN credentials.",
+    )
+    turn_ttl_seconds: int = Field(
+        8 * 3600,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="How long TURN credentials last (never past the user's sign-in).",
+    )
+    rtc_relay_only: bool = Field(
+        False, description="The server's own peer connections use TURN-relayed paths only."
+    )
+    room_max_participants: int = Field(16, ge=2, le=64)
+    room_silence_seconds: float = Field(
+        8.0,
+        ge=2,
+        le=60,
+        description="A room participant from whom no packet has come for this long, while "
+        "it should be sending, is removed.",
+    )
+    room_forwarding: Forwarding = Field(
+        Forwarding.encoded,
+        description="`encoded` forwards media as it came; `transcoded` decodes and encodes "
+        "it again per receiver (aiortc's MediaRelay; for comparison only).",
+    )
 
     @field_validator("login_user_limit", "login_client_limit")
     @classmethod
@@ -124,6 +164,19 @@ class Settings(BaseSettings):
             raise ValueError(f"not a rate limit like '10 per 15 minutes': {value!r}") from exc
         return value
 
+    @field_validator("stun_urls", "turn_urls", mode="before")
+    @classmethod
+    def _urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [url.strip() for url in value.split(",") if url.strip()]
+        if isinstance(value, list):
+            for url in value:
+                try:
+                    check_url(str(url))
+                except IceConfigError as exc:
+                    raise ValueError(str(exc)) from exc
+        return value
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.environment is Environment.production and not _strong(self.secret_key):
@@ -132,7 +185,28 @@ class Settings(BaseSettings):
                 f"{MIN_SECRET_LENGTH} characters when WAVEPICK_ENVIRONMENT=production "
                 "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
+        try:
+            self.ice  # noqa: B018  (checks the STUN/TURN settings together)
+        except IceConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        turn_secret = self.turn_secret.get_secret_value() if self.turn_secret else None
+        if self.turn_urls and self.is_production and not _strong(turn_secret):
+            raise ValueError(
+                "WAVEPICK_TURN_SECRET must be a random secret of at least "
+                f"{MIN_SECRET_LENGTH} characters when WAVEPICK_ENVIRONMENT=production"
+            )
         return self
+
+    @property
+    def ice(self) -> IceConfig:
+        """STUN and TURN for room calls."""
+        return IceConfig(
+            stun_urls=tuple(self.stun_urls),
+            turn_urls=tuple(self.turn_urls),
+            turn_secret=self.turn_secret.get_secret_value() if self.turn_secret else None,
+            turn_ttl=dt.timedelta(seconds=self.turn_ttl_seconds),
+            relay_only=self.rtc_relay_only,
+        )
 
     @property
     def is_production(self) -> bool:

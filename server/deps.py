@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request, WebSocket
 from fastapi.security import OAuth2PasswordBearer
 
+from rtc.hub import RoomHub
 from server.config import Settings
 from server.db import Database
 from server.login import LoginGuard
@@ -38,6 +39,11 @@ def get_sockets(request: Request) -> SocketRegistry:
     return sockets
 
 
+def get_live_rooms(request: Request) -> RoomHub:
+    rooms: RoomHub = request.app.state.rooms
+    return rooms
+
+
 def get_login_guard(request: Request) -> LoginGuard:
     guard: LoginGuard = request.app.state.login_guard
     return guard
@@ -47,6 +53,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SocketsDep = Annotated[SocketRegistry, Depends(get_sockets)]
 LoginGuardDep = Annotated[LoginGuard, Depends(get_login_guard)]
+LiveRoomsDep = Annotated[RoomHub, Depends(get_live_rooms)]
 
 
 @dataclass(frozen=True)

@@ -654,3 +654,38 @@ class AssignmentCompleted(BaseModel):
 
 class ExceptionResolve(BaseModel):
     resolution: str = Field(min_length=1, max_length=2000)
+
+
+class RoomCreate(BaseModel):
+    warehouse: str = Code
+    exception_id: int | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description="The exception the call is about: it has one open room, and opening "
+        "again answers that room.",
+    )
+
+
+class RoomParticipantOut(BaseModel):
+    id: str = Field(
+        description="The participant's id; its forwarded tracks are in the MediaStream of that id."
+    )
+    user: str
+    display_name: str
+    role: str
+    joined_at: dt.datetime
+
+
+class RoomOut(BaseModel):
+    id: int
+    warehouse: str
+    exception_id: int | None
+    opened_by: str
+    opened_at: dt.datetime
+    closed_by: str | None = None
+    closed_at: dt.datetime | None = None
+    socket: str = Field(description="Where to join: WebSocket, Room signaling v1.")
+    participants: list[RoomParticipantOut] = Field(
+        default_factory=list, description="Who is in the call now (on this server process)."
+    )

@@ -17,10 +17,12 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -582,7 +584,7 @@ class ExceptionStatus(StrEnum):
 
 class PickException(Base):
     """Something on the floor that needs a manager: a short, damage, a wrong item, a call
-    for help. Later work opens a video room for each."""
+    for help; a manager may settle it in a video call (`Room`)."""
 
     __tablename__ = "exceptions"
 
@@ -603,6 +605,34 @@ class PickException(Base):
     resolution: Mapped[str | None] = mapped_column(Text)
 
     warehouse: Mapped[Warehouse] = relationship()
+
+
+class Room(Base):
+    """A video call in one warehouse, usually about one exception (an exception has at most
+    one open room). `closed_at` is set when the call is over; a closed room is not joined
+    again."""
+
+    __tablename__ = "rooms"
+    __table_args__ = (
+        Index(
+            "uq_rooms_open_exception",
+            "exception_id",
+            unique=True,
+            sqlite_where=text("closed_at IS NULL"),
+            postgresql_where=text("closed_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    warehouse_id: Mapped[int] = mapped_column(ForeignKey("warehouses.id"), index=True)
+    exception_id: Mapped[int | None] = mapped_column(ForeignKey("exceptions.id"), index=True)
+    opened_by: Mapped[str] = mapped_column(String(64))
+    opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_by: Mapped[str | None] = mapped_column(String(64))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    warehouse: Mapped[Warehouse] = relationship()
+    exception: Mapped[PickException | None] = relationship()
 
 
 class ShippingRate(Base):

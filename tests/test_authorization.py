@@ -6,8 +6,8 @@ warehouse (then they are called in both) or are warehouse-free.
 
 The floor: LAX (the callers' own warehouse), FRA and SZX (others); picker, supervisor and
 manager work in LAX only, the admin everywhere. Each warehouse has stock, FRA and LAX a
-released assignment with an open exception, and there are transfers LAX→FRA, FRA→LAX and
-FRA→SZX."""
+released assignment with an open exception (and its room), and there are transfers
+LAX→FRA, FRA→LAX and FRA→SZX."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from server import schemas
 from server.app import create_app
 from server.db import transaction
-from server.services import allocation, membership, picking, transfers, waves
+from server.services import allocation, membership, picking, rooms, transfers, waves
 from server.tables import ExceptionKind, Role
 from tests import factories as f
 from tests.conftest import make_settings
@@ -79,6 +79,11 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/pick-lines/{line_id}/exceptions"): {"picker", "supervisor", "admin"},
     ("GET", "/api/v1/exceptions"): {"supervisor", "manager", "admin"},
     ("POST", "/api/v1/exceptions/{exception_id}/resolve"): {"supervisor", "manager", "admin"},
+    ("POST", "/api/v1/rooms"): {"supervisor", "manager", "admin"},
+    ("GET", "/api/v1/rooms"): {"supervisor", "manager", "admin"},
+    # every role; a picker only the room of an exception they raised (403 room_forbidden)
+    ("GET", "/api/v1/rooms/{room_id}"): ALL,
+    ("POST", "/api/v1/rooms/{room_id}/close"): {"supervisor", "manager", "admin"},
 }
 PUBLIC = {("POST", "/api/v1/auth/token")}
 SAMPLE_PATH_VALUES = {
@@ -89,6 +94,7 @@ SAMPLE_PATH_VALUES = {
     "{number}": "1",
     "{line_id}": "1",
     "{exception_id}": "1",
+    "{room_id}": "1",
 }
 
 
@@ -255,6 +261,10 @@ SCOPED: list[tuple[tuple[str, str], str, Body]] = [
         "/api/v1/exceptions/{exception_id}/resolve",
         lambda w: {"resolution": "checked on camera"},
     ),
+    (("POST", "/api/v1/rooms"), "/api/v1/rooms", lambda w: {"warehouse": w["code"]}),
+    (("GET", "/api/v1/rooms"), "/api/v1/rooms?warehouse={code}", None),
+    (("GET", "/api/v1/rooms/{room_id}"), "/api/v1/rooms/{room_id}", None),
+    (("POST", "/api/v1/rooms/{room_id}/close"), "/api/v1/rooms/{room_id}/close", None),
 ]
 # Routes that act in no one warehouse: accounts and the audit trail (admin), the shared
 # catalog, orders (allocation chooses their warehouse: they are seller-wide) and the
@@ -321,12 +331,14 @@ def _build_floor(sessions: sessionmaker[Session]) -> tuple[Side, Side]:
             exception = picking.report_exception(
                 session, ExceptionKind.help, picker, line_id=line.id
             )
+            room = rooms.open_room_for_exception(session, exception.id, picker)
             sides[code] = {
                 "code": code,
                 "wave": str(wave.id),
                 "number": str(assignment.id),
                 "line_id": str(line.id),
                 "exception_id": str(exception.id),
+                "room_id": str(room.id),
             }
 
         def ship(source: str, destination: str) -> str:
@@ -378,7 +390,8 @@ def test_every_route_says_whether_it_acts_in_a_warehouse() -> None:
 def test_each_role_acts_only_in_its_own_warehouses(floor: Floor, role: str) -> None:
     """Route × role × own/other warehouse. In its own warehouse a role may do what its
     role allows (the answer may still be a domain refusal, such as another picker's
-    assignment, but never a 403 for role or warehouse); in another it gets 403
+    assignment or a room about an exception someone else raised, but never a 403 for role
+    or warehouse); in another it gets 403
     `warehouse_forbidden`, except the admin, who works everywhere."""
     client = floor.client
     headers = auth(client, role)

@@ -11,6 +11,7 @@ from server.api.routes import (
     orders,
     pick_lines,
     receipts,
+    rooms,
     skus,
     stock,
     transfers,
@@ -35,6 +36,7 @@ for module in (
     pick_lines,
     exceptions,
     kpis,
+    rooms,
     audit,
 ):
     api_router.include_router(module.router)

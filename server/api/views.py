@@ -23,6 +23,7 @@ from server.tables import (
     PickLine,
     Receipt,
     Role,
+    Room,
     Serial,
     ShippingRate,
     Sku,
@@ -339,4 +340,17 @@ def shipping_rate_view(rate: ShippingRate) -> schemas.ShippingRateOut:
         max_weight_g=rate.max_weight_g,
         cost_cents=rate.cost_cents,
         currency=rate.currency,
+    )
+
+
+def room_view(room: Room) -> schemas.RoomOut:
+    return schemas.RoomOut(
+        id=room.id,
+        warehouse=room.warehouse.code,
+        exception_id=room.exception_id,
+        opened_by=room.opened_by,
+        opened_at=room.opened_at,
+        closed_by=room.closed_by,
+        closed_at=room.closed_at,
+        socket=f"/ws/rooms/{room.id}",
     )
