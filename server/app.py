@@ -16,6 +16,8 @@ from server.api import api_router
 from server.bodylimit import BodyLimitMiddleware
 from server.config import Settings
 from server.db import Database, make_engine, make_session_factory
+from server.events import EventBus
+from server.eventsocket import router as events_router
 from server.headset.endpoint import router as headset_router
 from server.headset.speech import make_speech_services
 from server.idempotency import IdempotencyMiddleware, record_outcome
@@ -34,6 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     scrub_server_logs()
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     sessions = make_session_factory(engine)
+    bus = EventBus(redis_url=settings.redis_url, stream=settings.events_stream)
+    bus.attach(sessions)  # what a unit of work records is published once it commits
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,8 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 target=app.state.speech.warm_up, name="speech-warm-up", daemon=True
             )
             warm_up.start()
+        await bus.start()
         yield
         await app.state.sockets.close_all()
+        await bus.stop()
         engine.dispose()
 
     app = FastAPI(
@@ -57,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
+    app.state.events = bus
     app.state.db = database = Database(
         sessions, on_write=record_outcome, writer_turns=settings.is_sqlite
     )
@@ -72,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(api_router)
     app.include_router(headset_router)
+    app.include_router(events_router)
     app.include_router(apidocs.router)
     app.mount(apidocs.ASSETS_URL, apidocs.assets(), name="docs_assets")
 
