@@ -80,8 +80,9 @@ DRAIN_S = 15.0  # after the run, how long consoles may take to receive the last 
 
 
 def seed_floor(database_url: str, pickers: int, lines: int) -> None:
-    """Users (admin, supervisor, pickers bench-NNN), one warehouse with `lines` slots of
-    their own SKU, and one released assignment of `lines` lines per picker."""
+    """Users (admin, supervisor, pickers bench-NNN), one warehouse, and per picker an aisle
+    of `lines` slots, each with its own SKU, and one released assignment of a unit from
+    each: pickers work apart, as on a real floor, rather than all at the same slots."""
     engine = make_engine(database_url, pool_size=2)
     sessions = make_session_factory(engine)
     password = hash_password(PASSWORD)
@@ -103,23 +104,24 @@ def seed_floor(database_url: str, pickers: int, lines: int) -> None:
             session.add(user)
             session.flush()
             session.add(WarehouseMember(user_id=user.id, warehouse_id=warehouse.id))
-        for k in range(lines):
-            spec = catalog.LocationSpec(code=f"S-{k:03d}", aisle="01", pick_sequence=k)
-            catalog.create_location(session, warehouse, spec)
-            catalog.create_sku(session, code=f"SKU-{k:03d}", description=f"item {k}")
         staging = catalog.LocationSpec(code="STAGE", zone="STAGE", kind=LocationKind.staging)
         catalog.create_location(session, warehouse, staging)
-        receipt = [
-            schemas.ReceiptLineIn(sku=f"SKU-{k:03d}", location=f"S-{k:03d}", quantity=1_000_000)
-            for k in range(lines)
-        ]
-        inventory.receive(
-            session, schemas.ReceiptCreate(warehouse=WAREHOUSE, lines=receipt), actor="bench"
-        )
         for n in range(pickers):
-            items = [schemas.OrderLineIn(sku=f"SKU-{k:03d}", quantity=1) for k in range(lines)]
-            body = schemas.OrderCreate(number=f"EV-{n:04d}", country="US", lines=items)
-            orders.create_order(session, body, actor="bench")
+            slots = [f"S{n:03d}-{k:02d}" for k in range(lines)]
+            for k, slot in enumerate(slots):
+                spec = catalog.LocationSpec(
+                    code=slot, zone=f"Z{n:03d}", aisle=f"{n:03d}", pick_sequence=k
+                )
+                catalog.create_location(session, warehouse, spec)
+                catalog.create_sku(session, code=slot, description=f"item {slot}")
+            receipt = [
+                schemas.ReceiptLineIn(sku=slot, location=slot, quantity=1_000) for slot in slots
+            ]
+            body = schemas.ReceiptCreate(warehouse=WAREHOUSE, lines=receipt)
+            inventory.receive(session, body, actor="bench")
+            items = [schemas.OrderLineIn(sku=slot, quantity=1) for slot in slots]
+            order = schemas.OrderCreate(number=f"EV-{n:04d}", country="US", lines=items)
+            orders.create_order(session, order, actor="bench")
     with transaction(sessions) as session:
         for n in range(pickers):
             allocation.allocate_order(session, f"EV-{n:04d}")
@@ -194,9 +196,7 @@ async def picker(
         body = {"quantity": line["quantity"], "token": f"bench-{line['id']}"}
         sent = tally.sent[line["id"]] = time.perf_counter()
         try:
-            answer = await http.post(
-                f"/api/v1/pick-lines/{line['id']}/confirm", json=body, headers=headers
-            )
+            answer = await confirm(http, line["id"], body, headers)
         except httpx.HTTPError as exc:
             tally.errors[type(exc).__name__] += 1
             continue
@@ -206,6 +206,18 @@ async def picker(
         else:
             tally.errors[f"confirm {answer.status_code}"] += 1
         await asyncio.sleep(pace * rng.uniform(0.5, 1.5))
+
+
+async def confirm(
+    http: httpx.AsyncClient, line: int, body: dict[str, Any], headers: dict[str, str]
+) -> httpx.Response:
+    """Confirm a line; once more (the same token: a replay) when the server had closed
+    the idle keep-alive connection just as the request went out."""
+    path = f"/api/v1/pick-lines/{line}/confirm"
+    try:
+        return await http.post(path, json=body, headers=headers)
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        return await http.post(path, json=body, headers=headers)
 
 
 async def drained(tally: Tally) -> None:
