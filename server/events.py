@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 PENDING = "wavepick.events"  # the `Session.info` key of the events a session recorded
 STREAM_LENGTH = 10_000  # entries the Redis stream keeps (approximately)
 OUTBOX_LIMIT = 10_000  # events waiting for Redis; more are dropped (and logged)
-READ_BATCH = 500
+BATCH = 500  # entries written or read in one round trip
 READ_BLOCK_MS = 5_000
 SOCKET_SLACK_S = 5.0
 RETRY_S = (0.1, 5.0)  # first and longest wait before retrying Redis
@@ -291,25 +291,30 @@ class _RedisStream:
     async def _write(self) -> None:
         while True:
             batch = [await self.outbox.get()]
-            while len(batch) < READ_BATCH and not self.outbox.empty():
+            while len(batch) < BATCH and not self.outbox.empty():
                 batch.append(self.outbox.get_nowait())
-            wait = RETRY_S[0]
-            while True:
-                try:
-                    async with self.client.pipeline(transaction=False) as pipe:
-                        for envelope in batch:
-                            fields: dict[FieldT, EncodableT] = {
-                                "i": envelope.id,
-                                "w": envelope.warehouse,
-                                "e": envelope.text,
-                            }
-                            pipe.xadd(self.stream, fields, maxlen=STREAM_LENGTH, approximate=True)
-                        await pipe.execute()
-                    break
-                except (RedisError, OSError) as exc:
-                    log.warning("could not append events to Redis (%s); retrying", exc)
-                    await asyncio.sleep(wait)
-                    wait = min(wait * 2, RETRY_S[1])
+            await self._append(batch)
+
+    async def _append(self, batch: list[_Envelope]) -> None:
+        """Append `batch` to the stream, retrying until Redis takes it: a retry of a write
+        that went through is delivered once all the same (`_deliver_once`)."""
+        wait = RETRY_S[0]
+        while True:
+            try:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for envelope in batch:
+                        fields: dict[FieldT, EncodableT] = {
+                            "i": envelope.id,
+                            "w": envelope.warehouse,
+                            "e": envelope.text,
+                        }
+                        pipe.xadd(self.stream, fields, maxlen=STREAM_LENGTH, approximate=True)
+                    await pipe.execute()
+                return
+            except (RedisError, OSError) as exc:
+                log.warning("could not append events to Redis (%s); retrying", exc)
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, RETRY_S[1])
 
     async def _read(self) -> None:
         last: str | None = None
@@ -319,7 +324,7 @@ class _RedisStream:
                 if last is None:
                     last = await self._tail()
                 answer: Any = await self.client.xread(
-                    {self.stream: last}, count=READ_BATCH, block=READ_BLOCK_MS
+                    {self.stream: last}, count=BATCH, block=READ_BLOCK_MS
                 )
                 wait = RETRY_S[0]
             except (RedisError, OSError) as exc:
