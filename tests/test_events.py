@@ -32,6 +32,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from websockets.asyncio.client import ClientConnection
 
+from server import events
 from server.app import create_app
 from server.config import Settings
 from server.db import Database, make_engine, make_session_factory, transaction
@@ -40,7 +41,13 @@ from server.headset.client import HeadsetClient
 from server.migrate import upgrade
 from server.problems import Conflict
 from server.services import allocation, picking, waves
-from server.services.floor_events import ExceptionOpened
+from server.services.floor_events import (
+    ExceptionOpened,
+    Heard,
+    RoomClosed,
+    RoomOpened,
+    announce_picker,
+)
 from server.tables import ExceptionKind, PickException
 from tests.conftest import ServerProcess, free_port, make_settings, require_service
 from tests.factories import (
@@ -212,6 +219,7 @@ async def test_a_supervisor_sees_each_fact_of_their_warehouse_once(floors: str) 
         post(http, f"/api/v1/pick-lines/{case['id']}/confirm", confirm, "picker")
         # the same answer again is a replay: nothing changes, nothing is published
         post(http, f"/api/v1/pick-lines/{case['id']}/confirm", confirm, "picker")
+        post(http, f"/api/v1/pick-lines/{fra2['id']}/skip", None, "supervisor")
         damage = {"kind": "damage", "note": "crushed"}
         post(http, f"/api/v1/pick-lines/{fra2['id']}/exceptions", damage, "supervisor")
         short = {"picked": 1, "token": "l2", "note": "only one"}
@@ -308,6 +316,7 @@ async def test_a_supervisor_sees_each_fact_of_their_warehouse_once(floors: str) 
         ("picker_status", "LAX"),
         ("pick_confirmed", "FRA"),
         ("pick_confirmed", "LAX"),
+        ("pick_skipped", "FRA"),
         ("exception_opened", "FRA"),
         ("pick_confirmed", "LAX"),
         ("exception_opened", "LAX"),
@@ -318,6 +327,10 @@ async def test_a_supervisor_sees_each_fact_of_their_warehouse_once(floors: str) 
         ("picker_status", "LAX"),
     ], everything
     assert [f for f in everything if f["warehouse"] == "LAX"] == seen
+    skipped = everything[4]
+    assert shape(skipped, "picker", "line", "sku", "location", "remaining") == (
+        *("pick_skipped", "FRA", "supervisor", fra2["id"], "PLUG", "A-01-02", 1),
+    )
     for ws in (everywhere, lax):
         await ws.close()
 
@@ -489,6 +502,53 @@ async def test_rolled_back_work_publishes_nothing(database_url: str, tmp_path: P
         notes = session.scalars(select(PickException.note).order_by(PickException.id)).all()
     engine.dispose()
     assert notes == ["committed", "attempt 2"]
+
+
+# ---- what other code publishes ----
+
+
+async def test_rooms_and_a_headsets_live_status_are_published_as_documented(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The calls docs/events.md gives other code: a room recorded in a unit of work, one
+    published at once, and a picker's live status from the headset."""
+    pick_floor(sqlite_url)
+    with live_app(make_settings(sqlite_url, tmp_path)) as app:
+        db: Database = app.state.db
+        bus: EventBus = app.state.events
+        with httpx.Client(base_url=app.state.url) as http:
+            ws = await watch(app.state.url, http, "manager")
+            work = post(http, "/api/v1/assignments/sign-on", {"warehouse": "LAX"}, "picker")
+        assert shape(await next_frame(ws), "status") == ("picker_status", "LAX", "picking")
+
+        def open_room(session: Session) -> None:
+            opened = RoomOpened(warehouse="LAX", room=7, exception=None, opened_by="manager")
+            events.record(session, opened)
+
+        await asyncio.to_thread(db.run, open_room)
+        bus.publish(
+            RoomClosed(warehouse="LAX", room=7, exception=None, closed_by=None, reason="empty")
+        )
+        heard = Heard(text="five seven", confidence=0.93, accepted=True)
+        await announce_picker(
+            db, bus, "picker", "heard", heard=heard, reprompts=1, dialog_state="location"
+        )
+        await announce_picker(db, bus, "other", "offline")  # no such user: nowhere to go
+        frames = [await next_frame(ws) for _ in range(3)]
+        await ws.close()
+    assert [shape(f, "room", "exception") for f in frames[:2]] == [
+        ("room_opened", "LAX", 7, None),
+        ("room_closed", "LAX", 7, None),
+    ]
+    assert (frames[0]["opened_by"], frames[1]["closed_by"], frames[1]["reason"]) == (
+        *("manager", None, "empty"),
+    )
+    status = frames[2]
+    assert shape(status, "picker", "status", "assignment", "lines", "lines_done") == (
+        *("picker_status", "LAX", "picker", "heard", work["number"], 3, 0),
+    )
+    assert status["heard"] == {"text": "five seven", "confidence": 0.93, "accepted": True}
+    assert (status["reprompts"], status["dialog_state"]) == (1, "location")
 
 
 # ---- between processes ----
