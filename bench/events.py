@@ -22,7 +22,7 @@ Driver `headset`: `wavepick simulate pickers` (server.simulate: headset sockets,
 answers, prompts synthesised) against `wavepick serve --demo`, the consoles watching. A
 headset pick's request time is not seen from here, so latency runs from the event's `at`
 (the line closed in its transaction, same machine clock) to the console reading it: the
-board-update figure issue 13 asks for ("within 1 s of the pick at p95 with 200 pickers").
+figure a live floor board is held to (within 1 s of the pick at p95, 200 pickers).
 
 Pickers, consoles, servers, PostgreSQL and Redis share this machine's cores: `machine`
 says how busy it already was, and each run gives the CPU seconds of the bench's clients and
