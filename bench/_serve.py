@@ -36,7 +36,8 @@ class ServeProcess:
     ``server.url`` until the block ends; its log is ``folder / "server.log"``.
 
     With ``demo=False`` and a `database_url` it serves that database as it is (a test's
-    own floor); `password` is then the admin's, for `admin`."""
+    own floor); `password` is then the admin's, for `admin`. `env` adds settings
+    (`WAVEPICK_REDIS_URL` for several processes)."""
 
     def __init__(
         self,
@@ -46,12 +47,14 @@ class ServeProcess:
         demo: bool = True,
         database_url: str | None = None,
         warm_up: bool = True,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.folder = folder
         self.password = password
         self.demo = demo
         self.database_url = database_url or f"sqlite:///{folder / 'wavepick.db'}"
         self.warm_up = warm_up
+        self.env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = folder / "server.log"
@@ -77,6 +80,7 @@ class ServeProcess:
             "WAVEPICK_LOG_LEVEL": "INFO",  # the warm-up line is logged at INFO
         }
         env.pop("WAVEPICK_REDIS_URL", None)  # one process: no events from anyone else
+        env.update(self.env)  # unless the caller asks for them
         started = time.monotonic()
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(

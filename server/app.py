@@ -19,6 +19,8 @@ from server.api import api_router
 from server.bodylimit import BodyLimitMiddleware
 from server.config import Settings
 from server.db import Database, make_engine, make_session_factory
+from server.events import EventBus
+from server.eventsocket import router as events_router
 from server.headset.endpoint import router as headset_router
 from server.headset.speech import make_speech_services
 from server.idempotency import IdempotencyMiddleware, record_outcome
@@ -38,6 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     scrub_server_logs()
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     sessions = make_session_factory(engine)
+    bus = EventBus(redis_url=settings.redis_url, stream=settings.events_stream)
+    bus.attach(sessions)  # what a unit of work records is published once it commits
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -46,9 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 target=app.state.speech.warm_up, name="speech-warm-up", daemon=True
             )
             warm_up.start()
+        await bus.start()
         yield
         await app.state.sockets.close_all()
         await app.state.rooms.close_all()
+        await bus.stop()
         engine.dispose()
 
     app = FastAPI(
@@ -62,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
+    app.state.events = bus
     app.state.db = database = Database(
         sessions, on_write=record_outcome, writer_turns=settings.is_sqlite
     )
@@ -86,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
     app.include_router(headset_router)
     app.include_router(rooms_socket_router)
+    app.include_router(events_router)
     app.include_router(apidocs.router)
     app.mount(apidocs.ASSETS_URL, apidocs.assets(), name="docs_assets")
 

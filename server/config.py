@@ -42,7 +42,22 @@ class Settings(BaseSettings):
 
     environment: Environment = Environment.development
     database_url: str = "sqlite:///./wavepick.db"
-    redis_url: str | None = None
+    redis_url: str | None = Field(
+        None,
+        description="Redis (redis://host:6379/0): events between several server processes, "
+        "and sign-in throttling counts they share.",
+    )
+    events_stream: str = Field(
+        "wavepick:events",
+        min_length=1,
+        description="The Redis stream that carries events between processes (one per "
+        "deployment sharing a Redis).",
+    )
+    events_queue: int = Field(
+        256,
+        ge=8,
+        description="Frames an events socket may fall behind before it is closed (4408).",
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     secret_key: str | None = Field(

@@ -81,7 +81,7 @@ async def room_socket(websocket: WebSocket, room_id: str) -> None:
     except NotFound as missing:
         await refuse(websocket, NOT_FOUND, missing.code, missing.detail)
         return
-    except rooms.RoomClosed as closed:
+    except rooms.RoomShut as closed:
         await refuse(websocket, NOT_FOUND, closed.code, closed.detail)
         return
     except Forbidden as refused:

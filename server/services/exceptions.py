@@ -1,5 +1,6 @@
 """Exceptions from the floor: shorts, damage, wrong items and calls for help, opened by
-the picking that meets them and settled by a supervisor or manager of the warehouse."""
+the picking that meets them and settled by a supervisor or manager of the warehouse; each
+opening and settling is an event (`exception_opened`, `exception_resolved`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, contains_eager
 
 from server.problems import Conflict, NotFound
+from server.services import floor_events
 from server.tables import (
     Assignment,
     ExceptionKind,
@@ -45,6 +47,7 @@ def open_exception(
     )
     session.add(exception)
     session.flush()
+    floor_events.exception_opened(session, exception)
     return exception
 
 
@@ -93,6 +96,7 @@ def resolve_exception(
     if resolved.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(f"exception {exception_id} is already resolved", code="already_resolved")
     session.refresh(exception)
+    floor_events.exception_resolved(session, exception)
     return exception
 
 

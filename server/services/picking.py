@@ -16,6 +16,12 @@ The headset dialog calls, each inside one transaction:
     complete_assignment(session, assignment_id, actor) -> Location   (the staging area)
     sign_off(session, username) -> Assignment | None
 
+Each call that changes something records its event (`floor_events`) in its transaction,
+published to the warehouse's boards once it commits: sign on/off → `picker_status`, a
+closed line → `pick_confirmed`, a skip → `pick_skipped`, a completion →
+`assignment_completed`, an exception → `exception_opened`. A replayed answer changes
+nothing and publishes nothing.
+
 Every close of a pick line is a compare-and-set on its status that also stores the
 answer's token: the same answer arriving twice (a retry, a reconnect) is recognised and
 moves stock once. Picked units move in the ledger from the
@@ -39,7 +45,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from server.problems import Conflict, Forbidden, Invalid, NotFound
-from server.services import allocation, catalog, exceptions, ledger, serials, waves
+from server.services import allocation, catalog, exceptions, floor_events, ledger, serials, waves
 from server.services.ledger import Change
 from server.tables import (
     Assignment,
@@ -85,7 +91,10 @@ def sign_on(
     there is handed out, and an assignment left in another warehouse is not resumed."""
     current = current_assignment(session, username)
     if current is not None:
-        return current if within is None or current.warehouse_id in within else None
+        if within is not None and current.warehouse_id not in within:
+            return None
+        floor_events.picker_signed_on(session, username, current, warehouse)
+        return current
     query = select(Assignment.id).where(
         Assignment.status == AssignmentStatus.ready, Assignment.picker.is_(None)
     )
@@ -107,7 +116,9 @@ def sign_on(
         if claimed.rowcount == 1:  # type: ignore[attr-defined]
             assignment = session.get_one(Assignment, assignment_id)
             session.refresh(assignment)
+            floor_events.picker_signed_on(session, username, assignment, warehouse)
             return assignment
+    floor_events.picker_signed_on(session, username, None, warehouse)
     return None
 
 
@@ -116,6 +127,7 @@ def sign_off(session: Session, username: str) -> Assignment | None:
     pool; one they started stays theirs, to resume at the next sign-on."""
     current = current_assignment(session, username)
     if current is None:
+        floor_events.picker_signed_off(session, username, None)
         return None
     started = session.scalar(
         select(func.count(PickLine.id)).where(
@@ -136,6 +148,7 @@ def sign_off(session: Session, username: str) -> Assignment | None:
             execution_options={"synchronize_session": False},
         )
         session.refresh(current)
+    floor_events.picker_signed_off(session, username, current)
     return current
 
 
@@ -303,7 +316,9 @@ def confirm_pick(
     if not _close(session, line, PickLineStatus.picked, quantity, actor, idempotency_token):
         return _replay_or_conflict(session, line, idempotency_token)
     _move_to_staging(session, line, assignment, quantity, actor, serials)
-    return PickResult(line=line, replayed=False, remaining=remaining_lines(session, assignment.id))
+    remaining = remaining_lines(session, assignment.id)
+    floor_events.pick_closed(session, line, assignment, remaining)
+    return PickResult(line=line, replayed=False, remaining=remaining)
 
 
 def report_short(
@@ -340,6 +355,8 @@ def report_short(
         raise Conflict("the reservation of this line is gone", code="reservation_missing")
     outcome = allocation.reallocate_short(session, line, missing)
     _walk_into(session, line, outcome.substitutes)
+    remaining = remaining_lines(session, assignment.id)
+    floor_events.pick_closed(session, line, assignment, remaining)
     exception = exceptions.open_exception(
         session,
         ExceptionKind.short,
@@ -351,7 +368,7 @@ def report_short(
     return PickResult(
         line=line,
         replayed=False,
-        remaining=remaining_lines(session, assignment.id),
+        remaining=remaining,
         exception=exception,
         substitutes=tuple(outcome.substitutes),
     )
@@ -430,16 +447,19 @@ def _short_note(
 
 def skip_line(session: Session, line_id: int, actor: str) -> PickLine:
     """Pass the slot for now; the line is offered again after the open ones."""
-    line, _assignment = _line_for(session, line_id, actor)
+    line, assignment = _line_for(session, line_id, actor)
     if line.status in CLOSED:
         raise Conflict(f"pick line {line.id} is already {line.status}", code="line_closed")
-    session.execute(
+    skipped = session.execute(
         update(PickLine)
         .where(PickLine.id == line.id, PickLine.status == PickLineStatus.open)
         .values(status=PickLineStatus.skipped),
         execution_options={"synchronize_session": False},
     )
     session.refresh(line)
+    if skipped.rowcount == 1:  # type: ignore[attr-defined]
+        remaining = remaining_lines(session, assignment.id)
+        floor_events.pick_skipped(session, line, assignment, actor, remaining)
     return line
 
 
@@ -477,13 +497,15 @@ def complete_assignment(session: Session, assignment_id: int, actor: str) -> Loc
     remaining = remaining_lines(session, assignment.id)
     if remaining:
         raise Conflict(f"{remaining} lines are still to pick", code="lines_remaining")
-    session.execute(
+    completed = session.execute(
         update(Assignment)
         .where(Assignment.id == assignment.id, Assignment.status == AssignmentStatus.in_progress)
         .values(status=AssignmentStatus.completed, completed_at=utcnow()),
         execution_options={"synchronize_session": False},
     )
     session.refresh(assignment)
+    if completed.rowcount != 1:  # type: ignore[attr-defined]
+        return assignment.staging_location  # a twin request completed it first
     order_ids = {line.order_id for line in assignment.lines}
     for order in session.scalars(select(Order).where(Order.id.in_(order_ids))):
         pending = session.scalar(
@@ -503,6 +525,7 @@ def complete_assignment(session: Session, assignment_id: int, actor: str) -> Loc
     if not wave_pending:
         assignment.wave.status = WaveStatus.completed
     session.flush()
+    floor_events.assignment_completed(session, assignment, wave_completed=not wave_pending)
     return assignment.staging_location
 
 

@@ -16,15 +16,19 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager
 
+from server import events
 from server.problems import Conflict, Forbidden, Invalid, NotFound
 from server.services import catalog, exceptions
+from server.services.floor_events import RoomClosed, RoomOpened
 from server.services.membership import Scope
 from server.tables import ExceptionStatus, PickException, Role, Room, User, Warehouse, utcnow
 
 OVERSEERS = frozenset({Role.supervisor, Role.manager, Role.admin})
 
 
-class RoomClosed(Conflict):
+class RoomShut(Conflict):
+    """Joining a room that has closed (409 `room_closed`)."""
+
     code = "room_closed"
 
 
@@ -42,6 +46,7 @@ def open_room(session: Session, *, warehouse: str, exception_id: int | None, act
         room = Room(warehouse_id=place.id, opened_by=actor)
         session.add(room)
         session.flush()
+        _announce_opened(session, room, place.code)
         return Opened(room, created=True)
     exception = exceptions.get_exception(session, exception_id)
     if exception.warehouse_id != place.id:
@@ -75,7 +80,15 @@ def _room_of(session: Session, exception: PickException, actor: str) -> Opened:
         if existing is None:
             raise
         return Opened(existing, created=False)
+    _announce_opened(session, room, room.warehouse.code)
     return Opened(room, created=True)
+
+
+def _announce_opened(session: Session, room: Room, warehouse: str) -> None:
+    opened = RoomOpened(
+        warehouse=warehouse, room=room.id, exception=room.exception_id, opened_by=room.opened_by
+    )
+    events.record(session, opened)
 
 
 def _open_room_of(session: Session, exception_id: int) -> Room | None:
@@ -106,7 +119,7 @@ def admit(session: Session, room_id: int, user: User, *, joining: bool = True) -
             code="room_forbidden",
         )
     if joining and room.closed_at is not None:
-        raise RoomClosed(f"room {room_id} is closed")
+        raise RoomShut(f"room {room_id} is closed")
     return room
 
 
@@ -117,6 +130,14 @@ def close_room(session: Session, room_id: int, actor: str) -> Room:
         room.closed_at = utcnow()
         room.closed_by = actor
         session.flush()
+        closed = RoomClosed(
+            warehouse=room.warehouse.code,
+            room=room.id,
+            exception=room.exception_id,
+            closed_by=actor,
+            reason="closed",
+        )
+        events.record(session, closed)
     return room
 
 
