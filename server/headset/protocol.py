@@ -63,10 +63,23 @@ class Bye(BaseModel):
     type: Literal["bye"]
 
 
-Frame = Hello | Say | Bye
+class RtcOffer(BaseModel):
+    """The headset offers WebRTC audio: an SDP offer with its ICE candidates gathered."""
+
+    type: Literal["rtc_offer"]
+    sdp: str = Field(min_length=1)
+
+
+class RtcClose(BaseModel):
+    """The headset leaves WebRTC audio (its peer connection failed): binary frames again."""
+
+    type: Literal["rtc_close"]
+
+
+Frame = Hello | Say | Bye | RtcOffer | RtcClose
 ClientFrame = Annotated[Frame, Field(discriminator="type")]
 _client_frame: TypeAdapter[Frame] = TypeAdapter(ClientFrame)
-KNOWN_TYPES = {"hello", "say", "bye"}
+KNOWN_TYPES = {"hello", "say", "bye", "rtc_offer", "rtc_close"}
 
 
 def parse_text_frame(text: str) -> Frame:

@@ -1,5 +1,8 @@
 """One headset connection on `/ws/headset`: protocol v1 frames translated to and from the
-pick `Conversation`: microphone audio in and prompt audio out as binary frames."""
+pick `Conversation`. Microphone audio comes as binary frames, or, once the headset has
+offered WebRTC (`rtc_offer`) and the peer connection is up, as an audio track (`peer.py`);
+prompt audio goes out the same way it comes in. If the peer connection fails or closes,
+the conversation goes on over binary frames; JSON frames always travel on the socket."""
 
 from __future__ import annotations
 
@@ -10,14 +13,19 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import numpy as np
+from aiortc import RTCConfiguration
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server.headset.conversation import Busy, Conversation, Event
+from server.headset.peer import HeadsetPeer, OfferRefused
 from server.headset.protocol import (
     PROTOCOL_ERROR,
     Bye,
     FrameError,
     Hello,
+    RtcClose,
+    RtcOffer,
     Say,
     check_audio_frame,
     error,
@@ -61,10 +69,14 @@ class HeadsetSession:
         speech: SpeechServices,
         open_work: Callable[[str], PickWork],
         snapshots: dict[str, dict[str, Any]],
+        rtc: RTCConfiguration | None = None,
     ) -> None:
+        """`rtc`: how to set up WebRTC audio for headsets that offer it (ICE servers);
+        None answers their offers with an `rtc_unavailable` error."""
         self.websocket = websocket
         self.operator = operator
         self.speech = speech
+        self.rtc = rtc
         self.id = uuid.uuid4().hex
         self.socket_audio = SocketPromptAudio(self.send_bytes)
         self.conversation = Conversation(
@@ -75,6 +87,7 @@ class HeadsetSession:
             open_work=open_work,
             snapshots=snapshots,
         )
+        self.peer: HeadsetPeer | None = None
         self._send_lock = asyncio.Lock()
         self._closing = False
 
@@ -82,7 +95,12 @@ class HeadsetSession:
         """Serve the connection until the headset says bye, signs off or goes away."""
         try:
             while not self._closing:
-                message = await asyncio.wait_for(self.websocket.receive(), IDLE_TIMEOUT_S)
+                try:
+                    message = await asyncio.wait_for(self.websocket.receive(), IDLE_TIMEOUT_S)
+                except TimeoutError:
+                    if self.peer is not None and self.peer.connected:
+                        continue  # the headset talks over WebRTC, and its socket is quiet
+                    raise
                 if message["type"] == "websocket.disconnect":
                     break
                 try:
@@ -94,6 +112,10 @@ class HeadsetSession:
                             await self._on_hello(frame)
                         elif isinstance(frame, Say):
                             await self._on_say(frame)
+                        elif isinstance(frame, RtcOffer):
+                            await self._on_rtc_offer(frame)
+                        elif isinstance(frame, RtcClose):
+                            await self._close_peer()
                         elif isinstance(frame, Bye):
                             break
                 except FrameError as exc:
@@ -104,6 +126,7 @@ class HeadsetSession:
         except (WebSocketDisconnect, TimeoutError):
             pass
         finally:
+            await self._close_peer()
             await self.conversation.close()
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await self.websocket.close()
@@ -164,6 +187,64 @@ class HeadsetSession:
             await self.conversation.hear_text(frame.text)
         except Busy as exc:
             raise FrameError("busy", str(exc)) from None
+
+    # -- WebRTC audio -------------------------------------------------------------------
+
+    async def _on_rtc_offer(self, offer: RtcOffer) -> None:
+        """Answer the headset's offer with a peer connection of our own (a new offer
+        replaces the one before); until it is up, audio goes on over binary frames."""
+        if not self.conversation.started:
+            raise FrameError("hello_required", "send hello before rtc_offer")
+        if self.rtc is None:
+            raise FrameError(
+                "rtc_unavailable", "this server takes no WebRTC audio; go on with binary frames"
+            )
+        await self._close_peer()
+        peer = self.peer = HeadsetPeer(
+            self.rtc,
+            self.conversation.sample_rate,
+            hear=self._hear_track,
+            on_state=self._on_peer_state,
+        )
+        try:
+            answer = await peer.answer(offer.sdp)
+        except OfferRefused as exc:
+            await self._close_peer()
+            raise FrameError("invalid_offer", str(exc)) from None
+        await self.send_json({"type": "rtc_answer", "sdp": answer})
+
+    async def _hear_track(self, pcm: np.ndarray) -> None:
+        try:
+            await self.conversation.hear_audio(pcm)
+        except Busy as exc:
+            await self.send_json(error("busy", str(exc)))
+
+    async def _on_peer_state(self, peer: HeadsetPeer, state: str) -> None:
+        if peer is not self.peer:
+            return
+        if state == "connected":
+            log.info("headset %s: WebRTC audio connected", self.operator)
+            if peer.sends_prompts:
+                self.conversation.prompt_audio = peer.prompt_track
+            await self._tell_rtc_state("connected")
+        elif state in ("failed", "closed"):
+            log.info("headset %s: WebRTC audio %s; back to the socket", self.operator, state)
+            await self._close_peer()
+            await self._tell_rtc_state("closed")
+
+    async def _tell_rtc_state(self, state: str) -> None:
+        """Tell the headset where its audio goes now, if it is still there to hear it."""
+        try:
+            await self.send_json({"type": "rtc_state", "state": state})
+        except (RuntimeError, OSError, WebSocketDisconnect) as exc:
+            log.debug("headset %s: rtc_state %s not sent: %r", self.operator, state, exc)
+
+    async def _close_peer(self) -> None:
+        """Back to binary frames both ways (a prompt playing on the track stops there)."""
+        peer, self.peer = self.peer, None
+        self.conversation.prompt_audio = self.socket_audio
+        if peer is not None:
+            await peer.close()
 
     # -- sending ------------------------------------------------------------------------
 
