@@ -1,5 +1,7 @@
 """One picker walking one whole assignment over `/ws/headset`, as a person with a headset
-does: the microphone streams from hello to goodbye over a quiet noise floor, the picker
+does: the microphone streams from hello to goodbye over a quiet noise floor (as binary
+socket frames, or with `transport="webrtc"` on a WebRTC audio track once the server says
+the peer connection is up, prompts coming back on the track too), the picker
 waits for each prompt to be played (plus a reaction time) before answering, says digits in
 a human voice (fsdd-dev) and types the rest ("ready", and "cancel" or "no" to get back
 from a command the server wrongly acted on), and says an answer again, with other takes,
@@ -39,12 +41,15 @@ from bench._walk_score import (
     percentiles_ms,
 )
 from server.headset.client import HeadsetClient
+from server.headset.client_peer import ClientPeer
 from server.services.serials import digits_of
 from server.simulate import Floor
 
 FSDD = Path(__file__).resolve().parents[1].parent / "shared" / "speech" / "fsdd-dev"
 UNHEARD_S = 10.0  # no heard frame this long after an answer: the picker says it again
 PROMPT_S = 60.0  # the longest a prompt may take to arrive and play
+RTC_S = 10.0  # the longest WebRTC audio may take to come up before the walk goes on without
+SILENT = 32  # track audio whose samples all stay below this is the silence between prompts
 
 
 @dataclass
@@ -80,9 +85,14 @@ class Earpiece:
         self.heard: list[HeardFrame] = []
         self.errors: list[dict[str, Any]] = []
         self.welcome: dict[str, Any] = {}
+        self.rtc_answer: str | None = None
+        self.rtc_states: list[str] = []  # as the server told them
+        self.socket_audio_bytes = 0  # prompt audio that came as binary frames
+        self.track_audio_samples = 0  # ... and on the WebRTC track (silence left out)
         self.closed = False
         self.close_code: int | None = None
         self._changed = asyncio.Condition()
+        self._notifying: set[asyncio.Task[None]] = set()
 
     @property
     def latest(self) -> PromptSeen | None:
@@ -92,14 +102,17 @@ class Earpiece:
         try:
             async for message in ws:
                 self._take(message, time.perf_counter())
-                async with self._changed:
-                    self._changed.notify_all()
+                await self._notify()
         except websockets.ConnectionClosed:
             pass
         finally:
             self.closed, self.close_code = True, ws.close_code
             async with self._changed:
                 self._changed.notify_all()
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
 
     async def until(self, ready: Callable[[], bool], within: float) -> bool:
         """Wait until `ready()` (or the socket closes, or `within` s); returns `ready()`."""
@@ -121,12 +134,30 @@ class Earpiece:
         latest = self.latest
         return heard is not None and latest is not None and latest.at >= heard.at
 
+    def take_track_audio(self, samples: np.ndarray) -> None:
+        """Prompt audio from the WebRTC track (int16 at the session rate)."""
+        if len(samples) and int(np.max(np.abs(samples))) >= SILENT:
+            self.track_audio_samples += len(samples)
+            if self._take_audio(2 * len(samples), time.perf_counter()):
+                task = asyncio.create_task(self._notify())  # a prompt began to play
+                self._notifying.add(task)
+                task.add_done_callback(self._notifying.discard)
+
+    def _take_audio(self, size: int, at: float) -> bool:
+        """Count prompt audio; whether it is the first of the latest prompt."""
+        latest = self.latest
+        if latest is None:
+            return False
+        first = latest.first_audio_at is None
+        latest.first_audio_at = latest.first_audio_at or at
+        latest.audio_bytes += size
+        return first
+
     def _take(self, message: str | bytes, at: float) -> None:
         latest = self.latest
         if isinstance(message, bytes):
-            if latest is not None:
-                latest.first_audio_at = latest.first_audio_at or at
-                latest.audio_bytes += len(message)
+            self.socket_audio_bytes += len(message)
+            self._take_audio(len(message), at)
             return
         frame: dict[str, Any] = json.loads(message)
         kind = frame.get("type")
@@ -154,6 +185,10 @@ class Earpiece:
             self.errors.append(frame)
         elif kind == "welcome":
             self.welcome = frame
+        elif kind == "rtc_answer":
+            self.rtc_answer = frame["sdp"]
+        elif kind == "rtc_state":
+            self.rtc_states.append(frame["state"])
 
 
 @dataclass
@@ -166,6 +201,7 @@ class WalkReport:
     gain_db: float
     floor_dbfs: float
     seed: int
+    transport: str = "socket"
     picker: str = ""
     assignment: int | None = None
     warehouse: str = ""
@@ -182,6 +218,7 @@ class WalkReport:
     ledger_rows_checked: int | None = None
     errors: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    webrtc: dict[str, Any] | None = None  # how WebRTC audio went, on that transport
 
     def counts(self) -> dict[str, int]:
         return count(self.answers)
@@ -198,6 +235,7 @@ class WalkReport:
             "gain_db": self.gain_db,
             "floor_dbfs": self.floor_dbfs,
             "seed": self.seed,
+            "transport": self.transport,
             "picker": self.picker,
             "assignment": self.assignment,
             "warehouse": self.warehouse,
@@ -220,6 +258,8 @@ class WalkReport:
             "errors": self.errors,
             "duration_s": self.duration_s,
         }
+        if self.webrtc is not None:
+            report["webrtc"] = self.webrtc
         if detail:
             report["answers"] = [a.to_json() for a in self.answers]
         return report
@@ -250,28 +290,51 @@ async def walk(
     reaction_s: float = 0.25,
     max_turns: int = 80,
     max_attempts: int = 6,
+    transport: str = "socket",
 ) -> WalkReport:
     """Walk the picker of `token` through the assignment they get at sign-on (it should be
-    a fresh one) and report it; stock and ledger are reconciled afterwards."""
-    report = WalkReport(speaker, rate, gap_ms, gain_db, floor_dbfs, seed)
+    a fresh one) and report it; stock and ledger are reconciled afterwards. `transport`:
+    "socket" (binary frames) or "webrtc" (audio on a WebRTC track once it is up)."""
+    if transport not in ("socket", "webrtc"):
+        raise ValueError(f"transport must be socket or webrtc, not {transport!r}")
+    report = WalkReport(speaker, rate, gap_ms, gain_db, floor_dbfs, seed, transport)
     voice = HumanVoice(fsdd, speaker, rate, gap_ms=gap_ms, gain_db=gain_db)
     url = base_url.replace("http", "ws", 1) + "/ws/headset"
     client = HeadsetClient(url, token, sample_rate=rate, device=f"walk-{speaker}")
     ear = Earpiece()
+    peer = ClientPeer(rate, on_audio=ear.take_track_audio) if transport == "webrtc" else None
     started = time.perf_counter()
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
         await client.open()
-        assert client.ws is not None
-        mic = Microphone(client.ws.send, rate, NoiseFloor(floor_dbfs, floor_colour, seed))
-        tasks = [asyncio.create_task(ear.run(client.ws)), asyncio.create_task(mic.run())]
+        ws = client.ws
+        assert ws is not None
+
+        async def microphone(pcm: bytes) -> None:
+            if peer is not None and ear.rtc_states[-1:] == ["connected"]:
+                await peer.microphone.send(pcm)
+            else:
+                await ws.send(pcm)
+
+        mic = Microphone(microphone, rate, NoiseFloor(floor_dbfs, floor_colour, seed))
+        tasks = [asyncio.create_task(ear.run(ws)), asyncio.create_task(mic.run())]
         walker = _Walker(http, token, floor, voice, random.Random(seed), (client, ear, mic), report)
         try:
+            if peer is not None:
+                await connect_webrtc(ws, peer, ear)
             report.end = await walker.work(reaction_s, max_turns, max_attempts)
         except (_Stop, ConnectionError, websockets.ConnectionClosed) as exc:
             report.end = f"{type(exc).__name__}: {exc}"
         finally:
             mic.stop()
             await client.close()
+            if peer is not None:
+                await peer.close()
+                report.webrtc = {
+                    "states": ear.rtc_states,
+                    "microphone_s": round(peer.microphone.samples_sent / rate, 1),
+                    "prompt_audio_s": round(ear.track_audio_samples / rate, 1),
+                    "socket_prompt_audio_s": round(ear.socket_audio_bytes / (2 * rate), 1),
+                }
             await asyncio.gather(*tasks, return_exceptions=True)
         report.duration_s = round(time.perf_counter() - started, 1)
         report.finished = report.end == "delivered"
@@ -280,6 +343,18 @@ async def walk(
         _attribute(ear, report)
         await _check_the_books(http, floor, report)
     return report
+
+
+async def connect_webrtc(ws: ClientConnection, peer: ClientPeer, ear: Earpiece) -> None:
+    """Offer WebRTC audio after the welcome and wait (a while) for the server to say it is
+    up; if it does not come up, the walk goes on over the socket."""
+    if not await ear.until(lambda: bool(ear.welcome), PROMPT_S):
+        raise _Stop("no welcome")
+    await ws.send(json.dumps({"type": "rtc_offer", "sdp": await peer.offer()}))
+    await ear.until(lambda: ear.rtc_answer is not None or bool(ear.errors), RTC_S)
+    if ear.rtc_answer is not None:
+        await peer.accept(ear.rtc_answer)
+        await ear.until(lambda: bool(ear.rtc_states), RTC_S)
 
 
 class _Walker:

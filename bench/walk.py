@@ -4,13 +4,16 @@ speaking with human voices (fsdd-dev); prints one JSON document.
     python bench/walk.py [--rate 8000 16000] [--gap-ms 40 150 300] [--gain-db -25]
                          [--floor-dbfs -60] [--floor-colour pink|white]
                          [--speakers george jackson lucas] [--seed N] [--pickers 1] [--detail]
+                         [--transport socket|webrtc]
 
 One fresh `wavepick serve --demo` process (speech warmed up before the first walk) serves
 every walk. Each walk is a new simulated picker (`server.simulate.prepare`) who signs on,
 takes the most urgent fresh assignment and walks it to "Deliver to staging": the microphone
 streams 20 ms frames in real time over a quiet noise floor, check digits, quantities and
 serial suffixes are spoken digit by digit by one speaker (takes 3-49, `--gap-ms` between
-digits, `--gain-db` quieter than the recordings), everything else is typed. One walk per
+digits, `--gain-db` quieter than the recordings), everything else is typed. With
+`--transport webrtc` the microphone and the prompts travel on a WebRTC audio track (Opus)
+once the headset's peer connection is up, as the headset page's do. One walk per
 speaker x rate x gap; with `--pickers N`, N pickers walk each condition at once (latency
 under load).
 
@@ -151,6 +154,12 @@ def main() -> None:
     parser.add_argument("--max-turns", type=int, default=80)
     parser.add_argument("--data", type=Path, default=FSDD, help="the fsdd-dev folder")
     parser.add_argument("--detail", action="store_true", help="every answer and heard frame")
+    parser.add_argument(
+        "--transport",
+        choices=("socket", "webrtc"),
+        default="socket",
+        help="microphone and prompt audio as binary socket frames, or on a WebRTC track",
+    )
     args = parser.parse_args()
     if not args.data.is_dir():
         parser.error(f"no human recordings at {args.data}")
@@ -166,6 +175,7 @@ def main() -> None:
         "floor_colour": args.floor_colour,
         "max_turns": args.max_turns,
         "fsdd": args.data,
+        "transport": args.transport,
     }
     settings = {
         **{k: v for k, v in options.items() if k != "fsdd"},

@@ -1,5 +1,6 @@
-/* WavePick headset audio: microphone capture to PCM s16le mono at the session rate, and
- * gapless playback of the prompt audio the server streams back.
+/* WavePick headset audio: microphone capture to PCM s16le mono at the session rate (and,
+ * for WebRTC, as a gated track to send), and gapless playback of the prompt audio the
+ * server streams back over the socket.
  *
  * Exposes window.WavePickAudio = {MicCapture, PromptPlayer, PcmResampler}. No dependencies.
  */
@@ -107,9 +108,21 @@ class WavePickCapture extends AudioWorkletProcessor {
 registerProcessor("wavepick-capture", WavePickCapture);
 `;
 
+  /* What the server's recognition wants from the browser's audio processing: echo
+   * cancellation, so prompts played on the same device are not heard back (nor taken for
+   * barge-in); no noise suppression, whose artefacts on quiet digits cost more than the
+   * steady noise it removes (the server tracks the noise floor and was tuned on noisy
+   * speech); no automatic gain, which pumps the floor between words, when the server
+   * brings every utterance to one level itself. */
+  const MIC_CONSTRAINTS = {
+    echoCancellation: true, noiseSuppression: false, autoGainControl: false, channelCount: 1,
+  };
+
   /* The microphone: getUserMedia → AudioWorklet (or ScriptProcessor) → onChunk(ArrayBuffer
    * of int16 LE samples at outRate, level in dBFS). The chunks flow as long as the mic is
-   * started; the caller decides which ones to send (push-to-talk, hands-free). */
+   * started; the caller decides which ones to send (push-to-talk, hands-free). For WebRTC,
+   * sendTrack() is the same microphone delayed and gated: openSend()/closeSend() decide
+   * what goes out, and the delay lets push-to-talk send the moment before the press. */
   class MicCapture {
     constructor(context, {outRate = 16000, chunkMs = 40, onChunk}) {
       this.context = context;
@@ -121,6 +134,8 @@ registerProcessor("wavepick-capture", WavePickCapture);
       this.worklet = null;
       this.resampler = null;
       this.kind = null;
+      this.source = null;
+      this.send = null; // {delay, gate, out}: the WebRTC send graph, once asked for
     }
 
     static supported() {
@@ -134,13 +149,11 @@ registerProcessor("wavepick-capture", WavePickCapture);
 
     async start() {
       if (this.stream) return;
-      const stream = await navigator.mediaDevices.getUserMedia({
-        audio: {echoCancellation: true, noiseSuppression: true, autoGainControl: true,
-                channelCount: 1},
-      });
+      const stream = await navigator.mediaDevices.getUserMedia({audio: MIC_CONSTRAINTS});
       this.stream = stream;
       const ctx = this.context;
       const source = ctx.createMediaStreamSource(stream);
+      this.source = source;
       const sink = ctx.createGain();
       sink.gain.value = 0; // keeps the graph pulled without echoing the mic to the speaker
       sink.connect(ctx.destination);
@@ -180,6 +193,45 @@ registerProcessor("wavepick-capture", WavePickCapture);
       this.nodes = [source, processor, sink];
     }
 
+    /* The microphone as a track for a peer connection, silent until openSend(). */
+    sendTrack() {
+      if (!this.source) return null;
+      if (!this.send) {
+        const ctx = this.context;
+        const delay = ctx.createDelay(1);
+        const gate = ctx.createGain();
+        gate.gain.value = 0;
+        const out = ctx.createMediaStreamDestination();
+        this.source.connect(delay);
+        delay.connect(gate);
+        gate.connect(out);
+        this.send = {delay, gate, out};
+      }
+      return this.send.out.stream.getAudioTracks()[0];
+    }
+
+    /* Delay what the track sends by `ms` (push-to-talk's pre-roll; 0 hands-free). */
+    setSendDelay(ms) {
+      if (this.send) this.send.delay.delayTime.value = ms / 1000;
+    }
+
+    openSend() {
+      if (!this.send) return;
+      const gain = this.send.gate.gain;
+      gain.cancelScheduledValues(this.context.currentTime);
+      gain.setValueAtTime(1, this.context.currentTime);
+    }
+
+    /* Close the track after `ms` more (and the delay): push-to-talk's hang-over. */
+    closeSend(ms = 0) {
+      if (!this.send) return;
+      const gain = this.send.gate.gain;
+      const at = this.context.currentTime + ms / 1000 + this.send.delay.delayTime.value;
+      gain.cancelScheduledValues(this.context.currentTime);
+      gain.setValueAtTime(gain.value, this.context.currentTime);
+      gain.setValueAtTime(0, at);
+    }
+
     setOutRate(rate) {
       this.outRate = rate;
       if (this.worklet) this.worklet.port.postMessage({outRate: rate});
@@ -189,6 +241,12 @@ registerProcessor("wavepick-capture", WavePickCapture);
     stop() {
       for (const node of this.nodes) node.disconnect();
       this.nodes = [];
+      if (this.send) {
+        for (const node of [this.send.delay, this.send.gate]) node.disconnect();
+        for (const track of this.send.out.stream.getTracks()) track.stop();
+      }
+      this.send = null;
+      this.source = null;
       if (this.worklet) this.worklet.port.onmessage = null;
       this.worklet = null;
       this.resampler = null;

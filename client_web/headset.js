@@ -1,11 +1,16 @@
 /* WavePick headset page: sign in, then speak the headset protocol v1 (DESIGN.md) over
  * /ws/headset — prompts shown big and played gaplessly, the microphone streamed as PCM
  * s16le (push-to-talk or hands-free), and a keypad / command buttons as a fallback.
+ * Where the network allows, the microphone and the prompts move to WebRTC audio (Opus,
+ * the browser's echo cancellation and jitter buffer): offered over the socket after the
+ * welcome (rtc_offer), used once the server says it is up (rtc_state), and left for the
+ * socket's PCM frames if it fails. `?audio=socket` keeps to the socket.
  *
  * window.wavepick is a small read-only view of the page for tests:
  *   {state, connected, lastPrompt, lastHeard, lastError, session, operator, sampleRate,
  *    mode, talking, micBytesSent, micChunksDropped, bargeIns,
- *    promptAudio: {frames, bytes, seconds}}
+ *    promptAudio: {frames, bytes, seconds}, audioPath,
+ *    rtc: {state, offers, bytesSent, bytesReceived, audioEnergy}}
  */
 "use strict";
 
@@ -27,6 +32,13 @@
   const PTT_HANGOVER_CHUNKS = 5; // keep streaming briefly after release
   const PTT_SILENCE_CHUNKS = 20; // then 0.8 s of silence, so the server's endpointer closes the utterance
   const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
+  // WebRTC audio: "auto" where the browser has it, "socket" (?audio=socket) never
+  const AUDIO_PREFERENCE =
+    new URLSearchParams(location.search).get("audio") === "socket" ? "socket" : "auto";
+  const RTC_GATHER_MS = 3000; // send the offer with the candidates found by then
+  const RTC_ERRORS = new Set(["rtc_unavailable", "invalid_offer"]);
+  const PTT_PREROLL_MS = PTT_PREROLL_CHUNKS * CHUNK_MS;
+  const PTT_HANGOVER_MS = PTT_HANGOVER_CHUNKS * CHUNK_MS;
 
   /* Command buttons send the canonical token names ("say_again"), the same in every locale
    * and accepted by the server whatever the session's language; labels follow the UI
@@ -121,7 +133,8 @@
     state: "signed_out", connected: false, lastPrompt: null, lastHeard: null,
     lastError: null, session: null, operator: null, sampleRate: REQUESTED_RATE,
     mode: "ptt", talking: false, micBytesSent: 0, micChunksDropped: 0, bargeIns: 0,
-    promptAudio: {frames: 0, bytes: 0, seconds: 0},
+    promptAudio: {frames: 0, bytes: 0, seconds: 0}, audioPath: "socket",
+    rtc: {state: "off", offers: 0, bytesSent: 0, bytesReceived: 0, audioEnergy: 0},
   };
   window.wavepick = hook;
 
@@ -130,6 +143,7 @@
   let player = null;
   let mic = null;
   let socket = null;
+  let rtc = null; // the WebRTC audio of this socket: {pc, ws, audio, stats}
   let attempt = 0;
   let reconnectTimer = null;
   let countdownTimer = null;
@@ -237,6 +251,7 @@
   }
 
   function signOut(message) {
+    leaveRtc(rtc, false);
     const ws = socket;
     socket = null;
     if (ws && ws.readyState === WebSocket.OPEN) {
@@ -369,6 +384,7 @@
   }
 
   function onClose(event) {
+    leaveRtc(rtc, false); // the server's side went with the socket
     hook.connected = false;
     hook.talking = false;
     if (event.code === 4401) {
@@ -431,12 +447,14 @@
         el.operator.textContent = hook.operator || "";
         showError("");
         renderConnection();
+        offerRtc(socket);
         break;
       case "prompt":
         hook.lastPrompt = frame;
         if (currentPromptId !== null && frame.id !== currentPromptId && player) player.stop();
         currentPromptId = frame.id;
         mutedPromptId = null;
+        if (rtc && rtc.audio) rtc.audio.muted = false;
         el.promptText.dataset.speaking = "true";
         renderPrompt(frame);
         break;
@@ -452,7 +470,20 @@
         break;
       case "error":
         hook.lastError = frame;
+        if (RTC_ERRORS.has(frame.code)) { // no WebRTC audio: the socket carries it
+          console.info("wavepick: WebRTC audio refused:", frame.code, frame.message);
+          leaveRtc(rtc, false);
+          hook.rtc.state = "unavailable";
+          break;
+        }
         showError(frame.message || frame.code || "error");
+        break;
+      case "rtc_answer":
+        if (rtc && rtc.ws === socket) acceptRtc(rtc, frame.sdp);
+        break;
+      case "rtc_state":
+        if (rtc && frame.state === "connected") useRtc(rtc);
+        else if (rtc && frame.state === "closed") leaveRtc(rtc, false);
         break;
       default:
         console.info("wavepick: ignoring frame type", frame.type);
@@ -595,7 +626,7 @@
       if (micPaused) return;
       // Barge-in: the picker talks over the prompt, so stop playing it.
       loudChunks = db > BARGE_IN_DB ? loudChunks + 1 : 0;
-      if (loudChunks >= BARGE_IN_CHUNKS && player && player.playing) bargeIn();
+      if (loudChunks >= BARGE_IN_CHUNKS && promptPlaying()) bargeIn();
       sendAudio(buffer);
       return;
     }
@@ -616,6 +647,7 @@
   }
 
   function sendAudio(buffer) {
+    if (hook.audioPath === "webrtc") return; // the microphone goes on the track
     if (!hook.connected || !socket || socket.readyState !== WebSocket.OPEN) return;
     if (socket.bufferedAmount > MAX_BUFFERED) {
       hook.micChunksDropped += 1;
@@ -625,9 +657,15 @@
     hook.micBytesSent += buffer.byteLength;
   }
 
+  function promptPlaying() {
+    if (player && player.playing) return true;
+    return hook.audioPath === "webrtc" && el.promptText.dataset.speaking === "true";
+  }
+
   function bargeIn() {
-    if (player && player.playing) hook.bargeIns += 1;
+    if (promptPlaying()) hook.bargeIns += 1;
     if (player) player.stop();
+    if (rtc && rtc.audio) rtc.audio.muted = true; // until the next prompt
     mutedPromptId = currentPromptId;
     el.promptText.dataset.speaking = "false";
   }
@@ -641,6 +679,7 @@
     hangover = 0;
     for (const chunk of preroll) sendAudio(chunk);
     preroll = [];
+    gateRtcMic();
     renderTalk();
   }
 
@@ -648,6 +687,7 @@
     if (!hook.talking) return;
     hook.talking = false;
     hangover = PTT_HANGOVER_CHUNKS;
+    gateRtcMic(PTT_HANGOVER_MS);
     renderTalk();
   }
 
@@ -660,6 +700,7 @@
     hook.talking = false;
     hangover = 0;
     if (!el.headsetView.hidden) startMic();
+    gateRtcMic();
     renderTalk();
   }
 
@@ -680,10 +721,129 @@
     el.talkLabel.textContent = label;
   }
 
+  /* ---------- WebRTC audio ---------- */
+
+  /* Offer WebRTC audio on this socket: the microphone's gated track out, the prompts in.
+   * Until the server says it is up, audio goes on over the socket. */
+  function offerRtc(ws) {
+    openRtc(ws).catch((err) => {
+      console.warn("wavepick: no WebRTC audio", err);
+      leaveRtc(rtc, false);
+    });
+  }
+
+  async function openRtc(ws) {
+    if (AUDIO_PREFERENCE === "socket" || !window.RTCPeerConnection || rtc) return;
+    await startMic();
+    const track = mic && mic.running ? mic.sendTrack() : null;
+    if (!track || socket !== ws || rtc) return;
+    const pc = new RTCPeerConnection({iceServers: []});
+    const link = {pc, ws, audio: null, stats: null};
+    rtc = link;
+    hook.rtc.state = "offering";
+    pc.addTransceiver(track, {direction: "sendrecv"});
+    pc.ontrack = (event) => {
+      if (rtc !== link) return;
+      link.audio = new Audio();
+      link.audio.srcObject = new MediaStream([event.track]);
+      playRtcAudio(link);
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === "failed") leaveRtc(link, true);
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    await iceGathered(pc);
+    if (rtc !== link || socket !== ws) return;
+    hook.rtc.state = "connecting";
+    hook.rtc.offers += 1;
+    send({type: "rtc_offer", sdp: pc.localDescription.sdp});
+  }
+
+  /* The protocol has no trickle ICE: the offer carries the candidates found in time. */
+  function iceGathered(pc) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        pc.removeEventListener("icegatheringstatechange", check);
+        resolve();
+      };
+      const check = () => { if (pc.iceGatheringState === "complete") done(); };
+      const timer = setTimeout(done, RTC_GATHER_MS);
+      pc.addEventListener("icegatheringstatechange", check);
+    });
+  }
+
+  async function acceptRtc(link, sdp) {
+    try {
+      await link.pc.setRemoteDescription({type: "answer", sdp});
+    } catch (err) {
+      console.warn("wavepick: unusable WebRTC answer", err);
+      leaveRtc(link, true);
+    }
+  }
+
+  function playRtcAudio(link) {
+    link.audio.play().catch((err) => console.info("wavepick: prompt audio waits for a tap", err.name));
+  }
+
+  /* The server hears the track and speaks on it now: the socket carries frames only. */
+  function useRtc(link) {
+    if (rtc !== link) return;
+    hook.audioPath = "webrtc";
+    hook.rtc.state = "connected";
+    gateRtcMic();
+    clearInterval(link.stats);
+    link.stats = setInterval(() => readRtcStats(link), 1000);
+  }
+
+  /* Back to the socket's PCM frames (telling the server, unless it told us). */
+  function leaveRtc(link, tell) {
+    if (!link || rtc !== link) return;
+    rtc = null;
+    if (tell) send({type: "rtc_close"});
+    clearInterval(link.stats);
+    link.pc.close();
+    if (link.audio) {
+      link.audio.pause();
+      link.audio.srcObject = null;
+    }
+    hook.audioPath = "socket";
+    hook.rtc.state = "closed";
+    if (mic) mic.closeSend();
+  }
+
+  /* What the track sends: hands-free all but paused; push-to-talk while held, with the
+   * pre-roll (a delay) before the press and the hang-over after the release. */
+  function gateRtcMic(hangoverMs = 0) {
+    if (!mic || hook.audioPath !== "webrtc") return;
+    const handsFree = hook.mode === "handsfree";
+    mic.setSendDelay(handsFree ? 0 : PTT_PREROLL_MS);
+    if (handsFree ? !micPaused : hook.talking) mic.openSend();
+    else mic.closeSend(hangoverMs);
+  }
+
+  async function readRtcStats(link) {
+    if (rtc !== link) return;
+    try {
+      const report = await link.pc.getStats();
+      report.forEach((stat) => {
+        if (stat.kind !== "audio") return;
+        if (stat.type === "outbound-rtp") hook.rtc.bytesSent = stat.bytesSent || 0;
+        if (stat.type === "inbound-rtp") {
+          hook.rtc.bytesReceived = stat.bytesReceived || 0;
+          hook.rtc.audioEnergy = stat.totalAudioEnergy || 0;
+        }
+      });
+    } catch (err) {
+      console.warn("wavepick: WebRTC stats", err);
+    }
+  }
+
   /* ---------- keypad and commands ---------- */
 
   function say(text) {
-    if (player && player.playing) bargeIn();
+    if (promptPlaying()) bargeIn();
     if (!send({type: "say", text})) showError(t("connecting"));
   }
 
@@ -743,6 +903,7 @@
     el.soundButton.addEventListener("click", unlockAudio);
     document.addEventListener("pointerdown", () => {
       if (audioContext && audioContext.state === "suspended") unlockAudio();
+      if (rtc && rtc.audio && rtc.audio.paused) playRtcAudio(rtc);
     }, {capture: true});
 
     const talk = el.talkButton;
@@ -760,6 +921,7 @@
       if (hook.mode !== "handsfree") return;
       micPaused = !micPaused;
       if (!micPaused) startMic();
+      gateRtcMic();
       renderTalk();
     });
     for (const radio of document.querySelectorAll('input[name="mode"]')) {

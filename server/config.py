@@ -130,6 +130,11 @@ class Settings(BaseSettings):
         description="Orders a CSV import creates per transaction (other writers wait for "
         "one batch, not for the whole file).",
     )
+    rtc_headset_audio: bool = Field(
+        True,
+        description="Headsets may send and receive their audio over WebRTC (rtc_offer on "
+        "/ws/headset); off, they are told so and use binary socket frames.",
+    )
     speech_warm_up: bool = Field(
         True, description="Load speech models and voices at start, not at the first answer."
     )

@@ -4,8 +4,9 @@ with a fake microphone fed from a WAV file (Chromium loops it).
 `HeadsetPage` signs in on the headset page of a running server and drives its inputs (the
 keypad, the command buttons, push-to-talk, hands-free) while recording every frame on the
 page's /ws/headset sockets. `run_headset_page_check` goes through all of them against the
-real pick dialog; `run_voice_pick` confirms the first pick of an assignment by voice. Both
-return what they saw, so a test can assert on it and a person can read it.
+real pick dialog with the audio on the socket; `run_voice_pick` confirms the first pick of
+an assignment by voice; `run_webrtc_audio_check` listens with the audio on WebRTC. Each
+returns what it saw, so a test can assert on it and a person can read it.
 """
 
 from __future__ import annotations
@@ -183,12 +184,19 @@ class HeadsetPage:
             self.page.wait_for_timeout(50)
 
     def sign_in(
-        self, base_url: str, username: str, password: str, locale: str | None = None
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        locale: str | None = None,
+        *,
+        audio: str | None = None,
     ) -> Frame:
         """Sign in (in `locale`, chosen on the sign-in form, when given) and wait for the
-        first prompt; returns it."""
+        first prompt; returns it. `audio="socket"` keeps the page's audio off WebRTC."""
         page = self.page
-        page.goto(f"{base_url.rstrip('/')}/headset.html")
+        query = f"?audio={audio}" if audio else ""
+        page.goto(f"{base_url.rstrip('/')}/headset.html{query}")
         if locale is not None:
             page.select_option("#locale", locale)
         page.fill("#username", username)
@@ -363,14 +371,14 @@ def run_headset_page_check(
     screenshot: Path | None = None,
 ) -> dict[str, Any]:
     """Sign in on `base_url`/headset.html at the start of an assignment and go through the
-    page's inputs against the real dialog: "say_again" from the command buttons, "ready"
-    spoken hands-free (`wav_path` says it), push-to-talk (streams only while held), check
-    digits from the keypad, a dropped and resumed socket, sign-out. Every step records
-    what came back; nothing here asserts."""
+    page's inputs against the real dialog, the audio on the socket: "say_again" from the
+    command buttons, "ready" spoken hands-free (`wav_path` says it), push-to-talk (streams
+    only while held), check digits from the keypad, a dropped and resumed socket,
+    sign-out. Every step records what came back; nothing here asserts."""
     result: dict[str, Any] = {}
     with headset_page(base_url, wav_path, result, timeout=timeout) as headset:
         frames = headset.frames
-        first = headset.sign_in(base_url, username, password)
+        first = headset.sign_in(base_url, username, password, audio="socket")
         result["hello"] = next((f for f in frames.sent if f.get("type") == "hello"), None)
         result["welcome"] = next(iter(frames.received_of("welcome")), None)
         result["first_prompt"] = first
@@ -443,13 +451,59 @@ def run_voice_pick(
     `listen_timeout` seconds)."""
     result: dict[str, Any] = {}
     with headset_page(base_url, wav_path, result, timeout=timeout) as headset:
-        result["first_prompt"] = headset.sign_in(base_url, username, password)
+        result["first_prompt"] = headset.sign_in(base_url, username, password, audio="socket")
         headset.mode("ptt")
         before = headset.frames.sent_audio_bytes
         result["ready"] = headset.command("ready")
         result["check_digits"] = headset.keypad(check_digits)
         result["audio_bytes_before_listening"] = headset.frames.sent_audio_bytes - before
         result["voice"] = headset.hands_free_until_accepted(listen_timeout)
+        result["hook"] = headset.hook
+        result.update(headset.sign_out())
+    return result
+
+
+def run_webrtc_audio_check(
+    base_url: str,
+    username: str,
+    password: str,
+    wav_path: Path,
+    *,
+    timeout: float = 30.0,
+    listen_timeout: float = 60.0,
+) -> dict[str, Any]:
+    """Sign in at the start of an assignment with the page's audio on WebRTC where it can
+    be: once the server says the peer connection is up, listen hands-free until "ready"
+    (`wav_path` says it, over and over) is accepted, then push-to-talk: quiet with the
+    button up, heard while it is held. Records the WebRTC frames, the audio on the socket
+    both ways, and the page's own view (`window.wavepick.rtc`); nothing here asserts."""
+    result: dict[str, Any] = {}
+    with headset_page(base_url, wav_path, result, timeout=timeout) as headset:
+        frames, page = headset.frames, headset.page
+        first = headset.sign_in(base_url, username, password)
+        page.wait_for_function(
+            "() => window.wavepick.audioPath === 'webrtc'", timeout=timeout * 1000
+        )
+        headset.prompt_end(first["id"])  # its audio may have begun on the socket
+        result["offers"] = [f for f in frames.sent if f.get("type") == "rtc_offer"]
+        result["answers"] = frames.received_of("rtc_answer")
+        result["states"] = [f["state"] for f in frames.received_of("rtc_state")]
+        sent, received = frames.sent_audio_bytes, frames.received_audio_bytes
+
+        result["hands_free"] = headset.hands_free_until_accepted(listen_timeout)
+        headset.settle()  # answers still queued from hands-free are heard first
+        idle = len(frames.received)
+        page.wait_for_timeout(2000)  # the fake microphone goes on saying "ready"
+        result["ptt_idle_heard"] = [
+            f for f in frames.received_of("heard", idle) if f.get("source") == "speech"
+        ]
+        mark = len(frames.received)
+        headset.hold_talk(4000)  # longer than a loop of the microphone's file
+        result["ptt"] = headset.next_turn(mark, lambda f: f.get("source") == "speech", timeout)
+        headset.settle()
+        page.wait_for_timeout(1500)  # the page reads WebRTC stats every second
+        result["socket_audio_sent"] = frames.sent_audio_bytes - sent
+        result["socket_audio_received"] = frames.received_audio_bytes - received
         result["hook"] = headset.hook
         result.update(headset.sign_out())
     return result

@@ -1,4 +1,4 @@
-"""How the headset session reads an utterance to decide it is a whole answer, with the
+"""How the headset conversation reads an utterance to decide it is a whole answer, with the
 recogniser isolated (what it returns is given per grammar) and the real pick dialog over
 an in-memory warehouse. The same reading over real audio is walked in tests/test_walk.py."""
 
@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from bench.walk import FSDD
-from server.headset.session import HeadsetSession, Utterance
+from server.headset.conversation import Conversation, Event, Utterance
+from server.headset.protocol import event_frame
 from tests.conftest import require_service
 from tests.voice.test_dialog import mug, said, warehouse
 from voice.audio import load
@@ -36,16 +37,22 @@ class Recogniser:
         return Result(" ".join(tokens), tokens, confidence, "fake", accepted)
 
 
-class Socket:
-    """What the session sends, kept: the headset's side of the socket."""
+class Headset:
+    """What the conversation tells the headset, kept as the socket's frames."""
 
     def __init__(self) -> None:
         self.frames: list[dict[str, Any]] = []
 
-    async def send_json(self, frame: dict[str, Any]) -> None:
-        self.frames.append(frame)
+    async def tell(self, event: Event) -> None:
+        frame = event_frame(event)
+        if frame is not None:
+            self.frames.append(frame)
 
-    async def send_bytes(self, data: bytes) -> None:
+
+class Speaker:
+    """Prompt audio, played nowhere."""
+
+    async def play(self, pcm: bytes, sample_rate: int) -> None:
         pass
 
 
@@ -56,9 +63,10 @@ class Speech(Recogniser):
         return bytes(sample_rate // 50)
 
 
-def session(recogniser: Recogniser, dialog: PickDialog | None = None) -> HeadsetSession:
-    heard = HeadsetSession(
-        Socket(),  # type: ignore[arg-type]
+def conversation(recogniser: Recogniser, dialog: PickDialog | None = None) -> Conversation:
+    heard = Conversation(
+        Headset(),
+        Speaker(),
         operator="picker",
         speech=recogniser,  # type: ignore[arg-type]
         open_work=lambda operator: warehouse(),
@@ -75,7 +83,7 @@ def test_digits_where_a_word_is_wanted_are_never_read_again_as_a_word() -> None:
     dialog = PickDialog(warehouse())
     dialog.start()  # "Say ready."
     recogniser = Recogniser({"listening": (("9", "2"), 0.9, True)})
-    reading, whole = session(recogniser)._read(dialog, AUDIO)
+    reading, whole = conversation(recogniser)._read(dialog, AUDIO)
     assert reading.tokens == ("9", "2") and whole  # whole, and refused by the dialog
     assert [g.name for g in recogniser.asked] == ["pick.assignment.listening"]
     assert not dialog.hear(reading.tokens, reading.confidence, reading.accepted).accepted
@@ -89,7 +97,7 @@ def test_check_digits_are_read_again_as_digits_of_the_lines_length() -> None:
     recogniser = Recogniser(
         {"listening": (("5", "7", "1"), 0.4, False), "2": (("5", "7"), 0.9, True)}
     )
-    reading, whole = session(recogniser)._read(dialog, AUDIO)
+    reading, whole = conversation(recogniser)._read(dialog, AUDIO)
     assert (reading.tokens, whole) == (("5", "7"), True)
     narrowed = recogniser.asked[-1]
     assert (narrowed.commands, narrowed.min_digits, narrowed.max_digits) == ((), 2, 2)
@@ -100,13 +108,13 @@ def test_only_a_reading_that_is_taken_ends_an_answer() -> None:
     dialog.start()
     said(dialog, "ready")
     unsure_word = Recogniser({"listening": (("help",), 0.3, False)})
-    assert session(unsure_word)._read(dialog, AUDIO)[1] is False
+    assert conversation(unsure_word)._read(dialog, AUDIO)[1] is False
     unsure_digits = Recogniser(
         {"listening": (("2", "0"), 0.4, False), "2": (("2", "0"), 0.4, False)}
     )
-    assert session(unsure_digits)._read(dialog, AUDIO)[1] is False
+    assert conversation(unsure_digits)._read(dialog, AUDIO)[1] is False
     part = Recogniser({"listening": (("5",), 0.9, True)})
-    assert session(part)._read(dialog, AUDIO)[1] is False  # one of two check digits
+    assert conversation(part)._read(dialog, AUDIO)[1] is False  # one of two check digits
     assert len(part.asked) == 1
 
 
@@ -127,12 +135,12 @@ def test_the_rest_of_an_answer_said_to_a_prompt_left_behind_ends_at_its_pause(
     rate = 8000
     rest, repeat = (load(fsdd / f"{d}_jackson_9.wav", rate) for d in "76")
     quiet = np.zeros(rate * 3 // 10, np.int16)
-    heard = session(Recogniser({"listening": (("6",), 0.9, True)}), PickDialog(warehouse()))
+    heard = conversation(Recogniser({"listening": (("6",), 0.9, True)}), PickDialog(warehouse()))
     heard._endpointer = Endpointer(rate, LIVE_ANSWERS)
 
     async def say(samples: np.ndarray) -> None:
         for start in range(0, len(samples), rate // 50):
-            await heard._on_audio(samples[start : start + rate // 50].tobytes())
+            await heard.hear_audio(samples[start : start + rate // 50].tobytes())
 
     async def scene() -> list[Utterance]:
         await say(np.concatenate([quiet, rest[: len(rest) // 2]]))  # said to turn 0 ...
@@ -173,7 +181,7 @@ def test_the_rest_of_a_refused_answer_said_right_after_it_is_heard_with_it(
     dialog = PickDialog(warehouse())
     dialog.start()
     said(dialog, "ready")
-    headset = session(Blocks(), dialog)
+    headset = conversation(Blocks(), dialog)
     five = Utterance(np.full(800, 5, np.int16), turn=0, started_at=1.0, ended_at=1.1)
     seven = Utterance(np.full(800, 7, np.int16), turn=said_to, started_at=1.1 + gap_s, ended_at=2.5)
 
@@ -182,6 +190,6 @@ def test_the_rest_of_a_refused_answer_said_right_after_it_is_heard_with_it(
         await headset._answer(seven)
 
     asyncio.run(answer())
-    socket: Socket = headset.websocket  # type: ignore[assignment]
-    heard = [(f["text"], f["accepted"]) for f in socket.frames if f["type"] == "heard"]
+    told: Headset = headset.headset  # type: ignore[assignment]
+    heard = [(f["text"], f["accepted"]) for f in told.frames if f["type"] == "heard"]
     assert heard == [("5", False), heard_then]

@@ -1,8 +1,10 @@
 """The headset page in a real headless Chromium against a real server process and the real
 pick dialog: sign in, the first prompt shown and played, keypad and command buttons sent as
 `say` frames, push-to-talk and hands-free audio streamed as PCM and recognised, a dropped
-socket resumed, a pick confirmed by voice end to end (stock moved in the ledger), and every
-command button in every dialog state that listens for it, in en-US and in zh-CN."""
+socket resumed, a pick confirmed by voice end to end (stock moved in the ledger), the same
+listening with the audio on WebRTC, and every command button in every dialog state that
+listens for it, in en-US and in zh-CN (with WebRTC audio up, as the page has it where it
+can)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from tests.browser import (
     require_chromium,
     run_headset_page_check,
     run_voice_pick,
+    run_webrtc_audio_check,
     speak_to_wav,
 )
 from tests.conftest import ServerProcess
@@ -202,6 +205,58 @@ def test_a_pick_is_confirmed_by_voice(
         assert reconcile["consistent"] is True, reconcile
         assert reconcile["discrepancies"] == []
         assert reconcile["rows_checked"] > 0
+
+
+@pytest.fixture
+def sqlite_server(chromium: Path, sqlite_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    """One real server on SQLite with the pick floor (WebRTC does not depend on the
+    database)."""
+    pick_floor(sqlite_url)
+    server = ServerProcess(sqlite_url, tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_headset_page_listens_over_webrtc_audio(
+    sqlite_server: ServerProcess, tmp_path: Path
+) -> None:
+    """Where the network allows, the page moves its audio to WebRTC: it offers after the
+    welcome, the server answers and says the connection is up, and from then on "ready"
+    said hands-free is heard from the Opus track and the prompts are played from it; the
+    socket carries no audio either way. Push-to-talk sends nothing with the button up."""
+    # "ready" every 3.5 s: while the server loads its models for the first answer, the
+    # answers waiting stay fewer than the queue holds
+    ready_wav = speak_to_wav("ready", tmp_path / "ready.wav", trailing_silence_ms=3000)
+    result = run_webrtc_audio_check(sqlite_server.url, "picker", PASSWORD, ready_wav)
+
+    assert result["page_errors"] == []
+    assert result["console_errors"] == []
+    assert result["error_frames"] == []
+    assert len(result["offers"]) == 1 and "m=audio" in result["offers"][0]["sdp"]
+    assert len(result["answers"]) == 1
+    assert result["states"] == ["connected"]
+
+    hands_free = result["hands_free"]
+    assert hands_free["heard"] is not None, (
+        f"'ready' was never accepted over WebRTC; heard {hands_free['speech_heard']}"
+    )
+    assert (hands_free["heard"]["text"], hands_free["heard"]["source"]) == ("ready", "speech")
+    assert hands_free["prompt"] is not None and hands_free["prompt"]["state"] == "location"
+    assert result["ptt_idle_heard"] == [], "push-to-talk was heard with the button up"
+    ptt = result["ptt"]
+    assert ptt["heard"] is not None, "nothing heard from push-to-talk over WebRTC"
+    assert ptt["prompt"] is not None and ptt["prompt"]["state"] == "location"
+
+    assert result["socket_audio_sent"] == 0, "the microphone went on the socket"
+    assert result["socket_audio_received"] == 0, "prompt audio came on the socket"
+    rtc = result["hook"]["rtc"]
+    assert result["hook"]["audioPath"] == "webrtc", result["hook"]
+    assert rtc["bytesSent"] > 0 and rtc["bytesReceived"] > 0, rtc
+    assert rtc["audioEnergy"] > 0, f"no prompt was heard from the track: {rtc}"
+    assert result["hook"]["micBytesSent"] == 0
+    assert result["bye_sent"] is True
 
 
 # -- every command button, in both locales ----------------------------------------------

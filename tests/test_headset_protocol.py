@@ -73,6 +73,8 @@ def _run(url: str, token: str, scenario: Callable[[Any], Awaitable[None]]) -> No
         ('{"type": "dance"}', "unknown_type"),
         ('{"type": "say", "text": 5}', "invalid_frame"),
         ('{"type": "say", "text": "ready"}', "hello_required"),
+        ('{"type": "rtc_offer", "sdp": "v=0"}', "hello_required"),
+        ('{"type": "rtc_offer"}', "invalid_frame"),
         (json.dumps({"type": "say", "text": "x" * (MAX_TEXT_FRAME + 10)}), "frame_too_large"),
     ],
 )

@@ -1,12 +1,16 @@
 """`GET /ws/headset`: authenticate the headset (a one-use `?ticket=`, the `Authorization`
 header, or the older `?token=`), check that its user may pick, then hand the connection to
 a `HeadsetSession`, held in the socket registry: one live session per operator (a new one
-takes over), re-checked while it lasts, closed at shutdown."""
+takes over), re-checked while it lasts, closed at shutdown. Headsets may move their audio to
+WebRTC (`rtc_offer`) unless `WAVEPICK_RTC_HEADSET_AUDIO` is off; ICE gathers host candidates
+only, so nothing is asked of a STUN server outside the warehouse."""
 
 from __future__ import annotations
 
+from aiortc import RTCConfiguration
 from fastapi import APIRouter, WebSocket
 
+from server.config import Settings
 from server.db import Database
 from server.deps import MAY_PICK, socket_user
 from server.headset.protocol import FORBIDDEN, UNAUTHORIZED, error
@@ -21,6 +25,7 @@ router = APIRouter()
 async def headset(websocket: WebSocket) -> None:
     state = websocket.app.state
     db: Database = state.db
+    settings: Settings = state.settings
     registry: SocketRegistry = state.sockets
     signed_in = await socket_user(websocket)
     await websocket.accept()
@@ -40,6 +45,8 @@ async def headset(websocket: WebSocket) -> None:
             db, operator, token_version=grant.token_version
         ),
         snapshots=state.headset_snapshots,
+        # no ICE servers: host candidates only (aiortc's default would ask Google's STUN)
+        rtc=RTCConfiguration(iceServers=[]) if settings.rtc_headset_audio else None,
     )
     async with registry.hold("headset", grant, session, exclusive=True):
         await session.run()

@@ -1,6 +1,7 @@
-"""Headset protocol v1 frames (see DESIGN.md): parsing what a headset sends, and building
-what the server answers. Bad input becomes a `FrameError` with a stable code, sent back as
-an `error` frame; the session stays open unless the error is fatal to the protocol."""
+"""Headset protocol v1 frames (see DESIGN.md and docs/headset-protocol.md): parsing what a
+headset sends, and building what the server answers from what the conversation tells it.
+Bad input becomes a `FrameError` with a stable code, sent back as an `error` frame; the
+session stays open unless the error is fatal to the protocol."""
 
 from __future__ import annotations
 
@@ -9,6 +10,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
+from server.headset.conversation import (
+    Event,
+    Failed,
+    Heard,
+    PromptEnded,
+    PromptStarted,
+    SignedOff,
+)
 from server.sockets import FORBIDDEN, GOING_AWAY, SESSION_REPLACED, UNAUTHORIZED
 
 PROTOCOL_VERSION = 1
@@ -54,12 +63,26 @@ class Bye(BaseModel):
     type: Literal["bye"]
 
 
-ClientFrame = Annotated[Hello | Say | Bye, Field(discriminator="type")]
-_client_frame: TypeAdapter[Hello | Say | Bye] = TypeAdapter(ClientFrame)
-KNOWN_TYPES = {"hello", "say", "bye"}
+class RtcOffer(BaseModel):
+    """The headset offers WebRTC audio: an SDP offer with its ICE candidates gathered."""
+
+    type: Literal["rtc_offer"]
+    sdp: str = Field(min_length=1)
 
 
-def parse_text_frame(text: str) -> Hello | Say | Bye:
+class RtcClose(BaseModel):
+    """The headset leaves WebRTC audio (its peer connection failed): binary frames again."""
+
+    type: Literal["rtc_close"]
+
+
+Frame = Hello | Say | Bye | RtcOffer | RtcClose
+ClientFrame = Annotated[Frame, Field(discriminator="type")]
+_client_frame: TypeAdapter[Frame] = TypeAdapter(ClientFrame)
+KNOWN_TYPES = {"hello", "say", "bye", "rtc_offer", "rtc_close"}
+
+
+def parse_text_frame(text: str) -> Frame:
     if len(text.encode()) > MAX_TEXT_FRAME:
         raise FrameError("frame_too_large", f"text frames are at most {MAX_TEXT_FRAME} bytes")
     try:
@@ -99,3 +122,29 @@ def check_audio_frame(data: bytes) -> None:
 
 def error(code: str, message: str) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message}
+
+
+def event_frame(event: Event) -> dict[str, Any] | None:
+    """The text frame that tells the headset of a conversation event (None: the socket
+    closes instead, after a sign-off)."""
+    if isinstance(event, PromptStarted):
+        prompt = event.prompt
+        return {
+            "type": "prompt",
+            "id": event.id,
+            "text": prompt.text,
+            "state": prompt.state,
+            "display": prompt.display,
+        }
+    if isinstance(event, PromptEnded):
+        return {"type": "prompt_end", "id": event.id} | (
+            {"interrupted": True} if event.interrupted else {}
+        )
+    if isinstance(event, Heard):
+        heard = {"type": "heard", "text": event.text, "confidence": event.confidence}
+        heard |= {"accepted": event.accepted, "source": event.source}
+        return heard | ({"dropped": event.dropped} if event.dropped else {})
+    if isinstance(event, Failed):
+        return error(event.code, event.message)
+    assert isinstance(event, SignedOff)
+    return None

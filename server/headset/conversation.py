@@ -1,0 +1,408 @@
+"""The pick conversation of one headset, apart from how it travels: microphone audio (PCM at
+the session rate) and typed answers in; prompts, what was heard and failures out as
+events, and each prompt's audio played through a `PromptAudio` at speaking speed. The
+headset socket (`session.py`) and its WebRTC audio (`peer.py`) carry it.
+
+Speech is endpointed as it streams in. At each pause the utterance so far is read against
+the grammar of the dialog state it answers; when that is a whole answer (a command, or as
+many digits as the line expects) it ends there, and otherwise the picker has up to 700 ms
+more to go on ("five ... seven" stays one answer). An utterance belongs to the prompt it
+was spoken to: if the dialog has moved on by the time it is handled (a second half of an
+answer that was already taken), it is dropped, never read against the next state's
+grammar; one still being said when the dialog moves on ends at its first pause, so the
+answer said again after the new prompt is heard on its own. One exception: an answer
+that ended at a pause and was refused without the dialog moving on (four digits heard
+in "zero zero nine" while the "seven" was still coming) is joined by speech that starts
+within 400 ms of its end, and the two are heard as one answer. Typed answers take the
+same path from there. Prompt audio is paced at speaking speed so that the picker talking
+over it (barge-in) stops the rest. Blocking work (recognition, synthesis, the dialog's
+database calls) runs in worker threads; the queue of answers is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from anyio.to_thread import run_sync
+
+from server.headset.speech import SpeechServices
+from voice.dialog import PickDialog, Prompt, Turn
+from voice.dialog.pick import PickWork
+from voice.endpoint import LIVE_ANSWERS, Endpointer, SpeechEnded, SpeechPaused, SpeechStarted
+from voice.stt import Result
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING_ANSWERS = 8
+CONTINUATION_S = 0.4  # a pause this short inside an answer keeps it one answer
+
+
+# -- what the conversation tells the headset ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromptStarted:
+    """A prompt is said; its audio follows through the `PromptAudio`."""
+
+    id: int
+    prompt: Prompt
+
+
+@dataclass(frozen=True)
+class PromptEnded:
+    """All of the prompt's audio went out, or the picker talked over it (`interrupted`)."""
+
+    id: int
+    interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class Heard:
+    """An answer as the dialog took it (`accepted`) or not; `dropped` says why speech was
+    not even read ("earlier_prompt": said to a prompt the dialog has left)."""
+
+    text: str
+    confidence: float
+    accepted: bool
+    source: Literal["speech", "text"]
+    dropped: str | None = None
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Something the headset said could not be handled; the conversation goes on."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SignedOff:
+    """The dialog has ended (the picker signed off): nothing more will be said or heard."""
+
+
+Event = PromptStarted | PromptEnded | Heard | Failed | SignedOff
+
+
+class Headset(Protocol):
+    """The conversation's other end, as a transport presents it."""
+
+    async def tell(self, event: Event) -> None: ...
+
+
+class PromptAudio(Protocol):
+    """Where prompt audio goes: binary socket frames, or a WebRTC track."""
+
+    async def play(self, pcm: bytes, sample_rate: int) -> None:
+        """Send `pcm` (s16le at `sample_rate`, the session's) at speaking speed and return
+        once all of it has gone out; cancelled (barge-in), stop sending at once."""
+        ...
+
+
+class Busy(Exception):
+    """Too many answers are waiting to be handled; this one was not taken."""
+
+
+# -- what the conversation hears ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One spoken answer: its audio, the turn it answers (the dialog's turn when the picker
+    started to speak), when speech started and ended (stream seconds), and its reading when
+    it was read at a pause to see it was whole (`continued`: read after a refused answer)."""
+
+    audio: np.ndarray
+    turn: int
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    reading: Result | None = None
+    continued: bool = False
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A spoken answer the dialog refused without moving on: ended at a pause as whole, it
+    may have been only the start of what the picker was saying ("zero zero nine" read as
+    four digits while the "seven" was still to come). Speech that starts within
+    `CONTINUATION_S` of its end is the rest of it, and the two are heard as one answer."""
+
+    turn: int  # the turn it answered
+    audio: np.ndarray
+    ended_at: float  # stream seconds
+
+
+class Conversation:
+    """``await conversation.start(locale, rate)``, then `hear_audio` / `hear_text` as the
+    headset sends them, and `close` when it goes away. `prompt_audio` may be swapped while
+    the conversation runs (a prompt already playing finishes where it started)."""
+
+    def __init__(
+        self,
+        headset: Headset,
+        prompt_audio: PromptAudio,
+        *,
+        operator: str,
+        speech: SpeechServices,
+        open_work: Callable[[str], PickWork],
+        snapshots: dict[str, dict[str, Any]],
+    ) -> None:
+        self.headset = headset
+        self.prompt_audio = prompt_audio
+        self.operator = operator
+        self.speech = speech
+        self.open_work = open_work
+        self.snapshots = snapshots
+        self.locale = "en-US"
+        self.sample_rate = 16000
+        self.dialog: PickDialog | None = None
+        self.answers: asyncio.Queue[Utterance | str] = asyncio.Queue(MAX_PENDING_ANSWERS)
+        self._worker: asyncio.Task[None] | None = None
+        self._speaking: asyncio.Task[None] | None = None
+        self._prompt_id = 0
+        self._endpointer: Endpointer | None = None
+        self._closing = False
+        self._turn = 0  # answers handled so far: each one is answered by a new prompt
+        self._speaking_to = 0  # the turn the utterance in progress answers
+        self._started_at = 0.0  # when it started, in stream seconds
+        self._refusal: Refusal | None = None  # the last answer, when it was refused
+        # the utterance in progress, read at its pauses (and whether after a refused answer)
+        self._readings: dict[int, tuple[Result, bool]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def started(self) -> bool:
+        return self.dialog is not None
+
+    async def start(self, locale: str, sample_rate: int) -> None:
+        """Resume the operator's dialog where it stopped (in the same locale), or start one,
+        and say its prompt."""
+        self.locale, self.sample_rate = locale, sample_rate
+        self._endpointer = Endpointer(sample_rate, LIVE_ANSWERS)
+        snapshot = self.snapshots.get(self.operator)
+        work = self.open_work(self.operator)
+        if snapshot and snapshot.get("locale") == self.locale:
+            self.dialog, prompt = await run_sync(self._restore, work, snapshot)
+        else:
+            self.dialog = PickDialog(
+                work, locale=self.locale, min_confidence=self.speech.min_confidence
+            )
+            prompt = await run_sync(self.dialog.start)
+        self._save()
+        self._worker = asyncio.create_task(self._answer_worker())
+        await self.speak(prompt)
+
+    def _restore(self, work: PickWork, snapshot: dict[str, Any]) -> tuple[PickDialog, Prompt]:
+        dialog = PickDialog.restore(
+            work, snapshot["dialog"], locale=self.locale, min_confidence=self.speech.min_confidence
+        )
+        return dialog, dialog.repeat()
+
+    async def close(self) -> None:
+        """Stop listening and speaking; the dialog is kept for the operator's next session
+        (unless it ended, or `abandon` was called)."""
+        for task in (self._worker, self._speaking, *self._background):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._save()
+
+    def abandon(self) -> None:
+        """Save nothing more of this dialog (the session was ended from outside: the user
+        was revoked, or another headset took over and holds the dialog now)."""
+        self._closing = True
+
+    # -- hearing ------------------------------------------------------------------------
+
+    async def hear_audio(self, pcm: bytes | np.ndarray) -> None:
+        """Microphone audio, int16 (or s16le bytes) at the session rate, any chunk size."""
+        assert self._endpointer is not None, "start the conversation first"
+        for event in self._endpointer.feed(pcm):
+            if isinstance(event, SpeechStarted):
+                self._speaking_to, self._started_at, self._readings = self._turn, event.at, {}
+                await self._barge_in()
+            elif isinstance(event, SpeechPaused):
+                if self._speaking_to != self._turn and not self._continuing(
+                    self._speaking_to, self._started_at
+                ):
+                    await self._end_stale(event)
+                else:
+                    read = self._read_at_pause(event, self._speaking_to, self._started_at)
+                    self._track(asyncio.create_task(read))
+            elif isinstance(event, SpeechEnded):
+                await self._end_utterance(event)
+
+    async def hear_text(self, text: str) -> None:
+        """A typed answer (keypad, scanner, button), handled exactly like speech."""
+        assert self.dialog is not None, "start the conversation first"
+        await self._queue(text)
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        """Keep a background task until it is done (and cancel it with the conversation)."""
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _end_stale(self, paused: SpeechPaused) -> None:
+        """The dialog has moved on since this utterance began (its first half was taken or
+        refused): end it at its first pause, to be dropped, so the picker's next answer,
+        said after the new prompt, starts an utterance of its own instead of joining it."""
+        assert self._endpointer is not None
+        ended = self._endpointer.end_after_pause(paused.pause)
+        if ended is not None:
+            await self._end_utterance(ended)
+
+    def _continuing(self, turn: int, started_at: float) -> Refusal | None:
+        """The refused answer that speech said to `turn` from `started_at` goes on with, if
+        it started right after it and nothing else has been answered since."""
+        refusal = self._refusal
+        if refusal is None or self._turn != refusal.turn + 1 or turn < refusal.turn:
+            return None
+        return refusal if started_at - refusal.ended_at <= CONTINUATION_S else None
+
+    async def _read_at_pause(self, paused: SpeechPaused, turn: int, started_at: float) -> None:
+        """Read the utterance so far; if it is a whole answer and the picker stays quiet,
+        end it after the short pause instead of waiting out the long silence."""
+        dialog, endpointer = self.dialog, self._endpointer
+        refusal = self._continuing(turn, started_at)
+        if dialog is None or endpointer is None or (turn != self._turn and refusal is None):
+            return
+        audio = paused.audio if refusal is None else np.concatenate([refusal.audio, paused.audio])
+        reading, whole = await run_sync(self._read, dialog, audio)
+        self._readings[paused.pause] = (reading, refusal is not None)
+        if whole:
+            ended = endpointer.end_after_pause(paused.pause)
+            if ended is not None:
+                try:
+                    await self._end_utterance(ended)
+                except Busy as exc:
+                    await self.headset.tell(Failed("busy", str(exc)))
+
+    def _read(self, dialog: PickDialog, audio: np.ndarray) -> tuple[Result, bool]:
+        """(what was said, whether it is a whole answer). It is first heard as what it is
+        (`Grammar.listening`): a partial answer is never forced into a whole one, nor
+        digits into a word. Digits as many as the line expects are then read as the answer
+        they seem to be (`Dialog.answer_grammar`). Only a reading that is taken ends the
+        answer: an unsure "help", or a digit too many read into a lone "two", cut answers
+        in half; the dialog judges what was heard."""
+        listening = dialog.grammar().listening()
+        heard = self.speech.recognize(audio, listening, self.sample_rate, self.operator)
+        if not dialog.answer_complete(heard.tokens):
+            return heard, False
+        answer = dialog.answer_grammar()
+        narrower = answer.accepts_digits and answer.max_digits < listening.max_digits
+        if heard.tokens[0].isdigit() and narrower:
+            heard = self.speech.recognize(audio, answer, self.sample_rate, self.operator)
+        return heard, heard.accepted
+
+    async def _end_utterance(self, ended: SpeechEnded) -> None:
+        if not len(ended.audio):
+            return
+        reading, continued = (
+            self._readings.get(ended.pause, (None, False))
+            if ended.pause is not None
+            else (None, False)
+        )
+        self._readings = {}
+        await self._queue(
+            Utterance(
+                ended.audio, self._speaking_to, self._started_at, ended.end, reading, continued
+            )
+        )
+
+    async def _queue(self, answer: Utterance | str) -> None:
+        """Answers wait in order, speech as audio with the turn it answers."""
+        try:
+            self.answers.put_nowait(answer)
+        except asyncio.QueueFull:
+            raise Busy("too many answers waiting; slow down") from None
+
+    # -- answering ----------------------------------------------------------------------
+
+    async def _answer_worker(self) -> None:
+        while True:
+            answer = await self.answers.get()
+            try:
+                await self._answer(answer)
+            except Exception:
+                log.exception("headset %s: answer failed", self.operator)
+                await self.headset.tell(
+                    Failed("internal_error", "that answer could not be handled")
+                )
+
+    async def _answer(self, answer: Utterance | str) -> None:
+        """Hand one answer to the dialog, tell the headset what was heard, then prompt."""
+        assert self.dialog is not None
+        dialog = self.dialog
+        refusal = (
+            None if isinstance(answer, str) else self._continuing(answer.turn, answer.started_at)
+        )
+        self._refusal = None
+        if isinstance(answer, str):
+            turn: Turn = await run_sync(dialog.hear_text, answer)
+            heard = Heard(answer, 1.0, turn.accepted, "text")
+        elif answer.turn != self._turn and refusal is None:
+            # said to a prompt the dialog has left (the rest of an answer already taken)
+            log.info("headset %s: dropped speech said to an earlier prompt", self.operator)
+            await self.headset.tell(Heard("", 0.0, False, "speech", dropped="earlier_prompt"))
+            return
+        else:
+            audio = answer.audio
+            if refusal is not None:
+                audio = np.concatenate([refusal.audio, audio])
+            result = answer.reading if answer.continued == (refusal is not None) else None
+            result = result or (await run_sync(self._read, dialog, audio))[0]
+            state = dialog.state.name
+            turn = await run_sync(dialog.hear, result.tokens, result.confidence, result.accepted)
+            if not turn.accepted and dialog.state.name == state:
+                self._refusal = Refusal(self._turn, audio, answer.ended_at)
+            heard = Heard(result.text, round(result.confidence, 3), turn.accepted, "speech")
+        self._turn += 1
+        await self.headset.tell(heard)
+        self._save()
+        if turn.prompt is not None:
+            await self.speak(turn.prompt)
+        if turn.ended:
+            self.snapshots.pop(self.operator, None)
+            self._closing = True
+            await self.headset.tell(SignedOff())
+
+    # -- speaking -----------------------------------------------------------------------
+
+    async def speak(self, prompt: Prompt) -> None:
+        """Say a prompt and start its audio; a prompt still playing is cut short."""
+        await self._barge_in()
+        self._prompt_id += 1
+        prompt_id = self._prompt_id
+        await self.headset.tell(PromptStarted(prompt_id, prompt))
+        pcm = await run_sync(self.speech.synthesize, prompt.text, self.locale, self.sample_rate)
+        self._speaking = asyncio.create_task(self._play(prompt_id, pcm, self.prompt_audio))
+
+    async def _play(self, prompt_id: int, pcm: bytes, audio: PromptAudio) -> None:
+        interrupted = True
+        try:
+            await audio.play(pcm, self.sample_rate)
+            interrupted = False
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.headset.tell(PromptEnded(prompt_id, interrupted)))
+
+    async def _barge_in(self) -> None:
+        speaking, self._speaking = self._speaking, None
+        if speaking is not None and not speaking.done():
+            speaking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await speaking
+
+    def _save(self) -> None:
+        if self.dialog is not None and not self._closing:
+            self.snapshots[self.operator] = {
+                "locale": self.locale,
+                "dialog": self.dialog.snapshot(),
+            }

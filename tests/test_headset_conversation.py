@@ -1,0 +1,135 @@
+"""The pick conversation with no transport at all: PCM in, events and prompt audio out, the
+real pick dialog over an in-memory warehouse and a recogniser that is told what it hears.
+What the socket and WebRTC carry of it is tested in test_headset*.py and test_walk.py."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bench.walk import FSDD
+from server.headset.conversation import (
+    Conversation,
+    Event,
+    Heard,
+    PromptEnded,
+    PromptStarted,
+)
+from tests.conftest import REPO, require_service
+from tests.voice.test_dialog import warehouse
+from voice.audio import load, microphone_floor
+from voice.grammar import Grammar
+from voice.stt import Result
+
+RATE = 8000
+
+
+def test_the_conversation_needs_no_transport() -> None:
+    """Neither Starlette nor aiortc (nor av) comes with the conversation."""
+    check = (
+        "import sys, server.headset.conversation; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'starlette', 'fastapi', 'aiortc', 'av', 'websockets'}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", check], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]"
+
+
+class Headset:
+    """The events the conversation tells, kept."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.changed = asyncio.Condition()
+
+    async def tell(self, event: Event) -> None:
+        async with self.changed:
+            self.events.append(event)
+            self.changed.notify_all()
+
+    async def prompted(self, times: int) -> None:
+        async with self.changed:
+            await self.changed.wait_for(lambda: len(self.of(PromptStarted)) >= times)
+
+    def of(self, kind: type[Any]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+class Loudspeaker:
+    """Prompt audio that plays until it is stopped (each prompt is long)."""
+
+    def __init__(self) -> None:
+        self.played: list[int] = []  # bytes of each prompt's audio
+        self.changed = asyncio.Condition()
+
+    async def play(self, pcm: bytes, sample_rate: int) -> None:
+        async with self.changed:
+            self.played.append(len(pcm))
+            self.changed.notify_all()
+        await asyncio.Event().wait()
+
+    async def playing(self, prompts: int) -> None:
+        async with self.changed:
+            await self.changed.wait_for(lambda: len(self.played) >= prompts)
+
+
+class Speech:
+    """Hears "ready" in whatever is said; speaks a second of silence."""
+
+    min_confidence = 0.5
+
+    def recognize(self, audio: Any, grammar: Grammar, rate: int, operator: str) -> Result:
+        return Result("ready", ("ready",), 0.9, "fake", True)
+
+    def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes:
+        return bytes(2 * sample_rate)
+
+
+@pytest.fixture
+def speech_audio() -> np.ndarray:
+    """Someone saying something, after a second of a quiet microphone, and the quiet after
+    it: human audio, so that the endpointer hears speech."""
+    if not FSDD.is_dir():
+        require_service("the human recordings of fsdd-dev", f"not found at {FSDD}")
+    quiet = np.zeros(RATE, np.int16)
+    said = np.concatenate([quiet, load(Path(FSDD) / "5_jackson_7.wav", RATE), quiet])
+    return microphone_floor(said, RATE, dbfs=-60.0)
+
+
+def test_talking_over_a_prompt_stops_it_and_is_heard(speech_audio: np.ndarray) -> None:
+    headset, loudspeaker = Headset(), Loudspeaker()
+    snapshots: dict[str, dict[str, Any]] = {}
+
+    async def scene() -> None:
+        conversation = Conversation(
+            headset,
+            loudspeaker,
+            operator="picker",
+            speech=Speech(),  # type: ignore[arg-type]
+            open_work=lambda operator: warehouse(),
+            snapshots=snapshots,
+        )
+        async with asyncio.timeout(60):  # a hang fails here, not a slow machine
+            await conversation.start("en-US", RATE)
+            await loudspeaker.playing(1)
+            for start in range(0, len(speech_audio), RATE // 50):
+                await conversation.hear_audio(speech_audio[start : start + RATE // 50])
+            await headset.prompted(2)
+            await loudspeaker.playing(2)
+            await conversation.close()
+
+    asyncio.run(scene())
+    first, second = headset.of(PromptStarted)
+    assert (first.prompt.state, second.prompt.state) == ("assignment", "location")
+    assert headset.of(PromptEnded)[0] == PromptEnded(first.id, interrupted=True)
+    assert headset.of(Heard) == [Heard("ready", 0.9, True, "speech")]
+    assert loudspeaker.played == [2 * RATE, 2 * RATE]
+    assert snapshots["picker"]["locale"] == "en-US"  # kept for a reconnect
