@@ -7,7 +7,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from server.tables import LocationKind, MovementKind, Role, TransferStatus
+from server.tables import ExceptionOutcome, LocationKind, MovementKind, Role, TransferStatus
 
 T = TypeVar("T")
 
@@ -633,6 +633,9 @@ class ExceptionOut(BaseModel):
     resolved_by: str | None = None
     resolved_at: dt.datetime | None = None
     resolution: str | None = None
+    outcome: str | None = None
+    room: int | None = None  # the call it was decided in
+    movement: int | None = None  # the ledger entry the decision wrote
 
 
 class PickResultOut(BaseModel):
@@ -653,7 +656,18 @@ class AssignmentCompleted(BaseModel):
 
 
 class ExceptionResolve(BaseModel):
+    """What was decided. Without `outcome` (or with `noted`) nothing else changes; see
+    `POST /exceptions/{id}/resolve` for the others."""
+
     resolution: str = Field(min_length=1, max_length=2000)
+    outcome: ExceptionOutcome = ExceptionOutcome.noted
+    location: str | None = Field(
+        None, max_length=64, description="`adjusted`: where (default: the line's slot)."
+    )
+    quantity: int | None = Field(
+        None, ge=-1_000_000, le=1_000_000, description="`adjusted`: the signed change."
+    )
+    reason: AdjustmentReason = "count_correction"
 
 
 class RoomCreate(BaseModel):

@@ -575,6 +575,16 @@ class ExceptionKind(StrEnum):
     damage = "damage"
     wrong_item = "wrong_item"
     help = "help"
+    recount = "recount"  # a manager asks for a slot to be counted again
+
+
+class ExceptionOutcome(StrEnum):
+    """What the manager who settled an exception did about it."""
+
+    noted = "noted"  # a decision in words only: nothing else changed
+    short_accepted = "short_accepted"  # the missing units were written off at the slot
+    adjusted = "adjusted"  # stock was corrected at a location
+    recount = "recount"  # a recount of the slot was sent (a `recount` exception)
 
 
 class ExceptionStatus(StrEnum):
@@ -603,8 +613,15 @@ class PickException(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(64))
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     resolution: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[ExceptionOutcome | None] = mapped_column(String(16))
+    # the call it was decided in, and the ledger entry the decision wrote
+    room_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rooms.id", use_alter=True, name="fk_exceptions_room_id_rooms")
+    )
+    movement_id: Mapped[int | None] = mapped_column(ForeignKey("movements.id"))
 
     warehouse: Mapped[Warehouse] = relationship()
+    pick_line: Mapped[PickLine | None] = relationship()
 
 
 class Room(Base):
@@ -632,7 +649,7 @@ class Room(Base):
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     warehouse: Mapped[Warehouse] = relationship()
-    exception: Mapped[PickException | None] = relationship()
+    exception: Mapped[PickException | None] = relationship(foreign_keys=[exception_id])
 
 
 class ShippingRate(Base):

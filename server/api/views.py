@@ -133,6 +133,9 @@ def exception_view(exception: PickException) -> schemas.ExceptionOut:
         resolved_by=exception.resolved_by,
         resolved_at=exception.resolved_at,
         resolution=exception.resolution,
+        outcome=exception.outcome,
+        room=exception.room_id,
+        movement=exception.movement_id,
     )
 
 

@@ -134,6 +134,16 @@ def _take(
         )
 
 
+def unreserved(session: Session, location_id: int, sku_id: int, lot: str) -> int:
+    """Units of `sku`/`lot` at a location that no order holds: what may be taken."""
+    row = session.execute(
+        select(Stock.quantity, Stock.reserved).where(
+            Stock.location_id == location_id, Stock.sku_id == sku_id, Stock.lot == lot
+        )
+    ).one_or_none()
+    return 0 if row is None else max(0, row.quantity - row.reserved)
+
+
 def lock_sku(session: Session, sku_id: int, warehouse_id: int) -> None:
     """Lock every stock row of a SKU in a warehouse, in the ledger's row order, for work
     that touches several of them in an order it cannot know up front (a short: its slot,

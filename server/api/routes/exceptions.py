@@ -51,13 +51,28 @@ async def resolve_exception(
     scope: WarehouseScope,
     db: DatabaseDep,
 ) -> schemas.ExceptionOut:
-    """Settle an exception of a warehouse the caller works in."""
+    """Settle an exception of a warehouse the caller works in, and record who decided,
+    when, in which call (its latest room) and what it changed:
+
+    - `noted` (the default): the decision in words, nothing else changes;
+    - `short_accepted`: a short's missing units are written off at the slot (at most what
+      the books still hold there; the adjustment is in `movement`);
+    - `adjusted`: the line's SKU and lot are corrected by `quantity` at `location` (default
+      the slot) for `reason`; stock never goes below zero (409 `insufficient_stock`);
+    - `recount`: a `recount` exception is opened for the slot.
+
+    What the decision changes is written with it or not at all."""
+    decision = exceptions.Decision(
+        resolution=body.resolution,
+        outcome=body.outcome,
+        location=body.location,
+        quantity=body.quantity,
+        reason=body.reason,
+    )
 
     def work(session: Session) -> schemas.ExceptionOut:
         scope.require_id(exceptions.get_exception(session, exception_id).warehouse_id)
-        exception = exceptions.resolve_exception(
-            session, exception_id, user.username, body.resolution
-        )
+        exception = exceptions.resolve_exception(session, exception_id, user.username, decision)
         return views.exception_view(exception)
 
     return await db.write(work)
