@@ -436,6 +436,31 @@ async def test_the_headset_dialog_publishes_through_the_same_services(
     await ws.close()
 
 
+async def test_a_picker_calling_a_supervisor_by_voice_opens_a_call_for_the_managers(
+    watched: ServerProcess,
+) -> None:
+    with httpx.Client(base_url=watched.url) as http:
+        ws = await watch(watched.url, http, "manager")
+        token = auth(http, "picker")["Authorization"].split()[1]
+        manager = auth(http, "manager")
+        headset = HeadsetClient(f"{ws_base(watched.url)}/ws/headset", token, ticket=True)
+        await headset.connect()
+        await headset.say("ready")
+        called = await headset.say("call supervisor")
+        assert called.heard is not None and called.heard["accepted"], called
+        await headset.close()
+        frames = await frames_until(ws, lambda f: f["type"] == "room_opened")
+        await ws.close()
+        opened = next(f for f in frames if f["type"] == "exception_opened")
+        room = frames[-1]
+        assert (opened["kind"], opened["picker"]) == ("help", "picker")
+        assert (room["exception"], room["opened_by"]) == (opened["exception"], "picker")
+    room_url = f"{watched.url}/api/v1/rooms/{room['room']}"
+    async with httpx.AsyncClient() as client:
+        joinable = await client.get(room_url, headers=manager)
+    assert joinable.status_code == 200 and joinable.json()["closed_at"] is None
+
+
 # ---- committed facts only, once ----
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from server.db import Database
 from server.problems import Forbidden, Problem, Unauthorized
-from server.services import membership, picking, users
+from server.services import membership, picking, rooms, users
 from server.tables import Assignment, AssignmentStatus, ExceptionKind
 from voice.dialog import AssignmentInfo, PickRejected, PickTask
 
@@ -167,18 +167,28 @@ class DatabasePickWork:
         self._run(picking.skip_line, line_id, self.operator)
 
     def report_damaged(self, line_id: int) -> None:
-        self._run(picking.report_exception, ExceptionKind.damage, self.operator, line_id=line_id)
+        def damaged(session: Session) -> None:
+            exception = picking.report_exception(
+                session, ExceptionKind.damage, self.operator, line_id=line_id
+            )
+            rooms.open_room_for_exception(session, exception.id, self.operator)
+
+        self._run(damaged)
 
     def call_supervisor(self, line_id: int | None) -> None:
+        """A call for help opens its exception and the exception's video room at once, so
+        a manager notified of it can join the picker straight away."""
+
         def call(session: Session) -> None:
             assignment_id = None if line_id is not None else self._help_assignment(session).id
-            picking.report_exception(
+            exception = picking.report_exception(
                 session,
                 ExceptionKind.help,
                 self.operator,
                 line_id=line_id,
                 assignment_id=assignment_id,
             )
+            rooms.open_room_for_exception(session, exception.id, self.operator)
 
         self._run(call)
 
