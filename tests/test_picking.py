@@ -140,9 +140,7 @@ def test_picking_an_assignment_end_to_end(floor: sessionmaker[Session]) -> None:
         assert session.get_one(Assignment, number).wave.status == WaveStatus.completed
         assert picking.complete_assignment(session, number, "picker1").code == "STAGE-1"
         at_staging = session.scalar(
-            select(func.sum(Stock.quantity))
-            .join(Stock.location)
-            .where(Location.code == "STAGE-1")
+            select(func.sum(Stock.quantity)).join(Stock.location).where(Location.code == "STAGE-1")
         )
         assert at_staging == picked == 10
         assert session.scalar(select(func.sum(Stock.reserved))) == 0
