@@ -568,27 +568,77 @@ async function openPeer(link, iceServers) {
   if (hook.muted.video) send({type: "mute", kind: "video", muted: true});
 }
 
-/* The server (aiortc) numbers RTP header extensions its own way and keeps to its numbers
- * when it offers again; a browser refuses an extension whose id changes. So our offers use
- * its numbers from the start, and only the extensions it knows. */
+/* The server (aiortc) numbers RTP header extensions and payload types its own way, and
+ * keeps to its numbers when it offers again; a browser that had other numbers then sends
+ * what the server no longer reads (or refuses an extension whose id changed). So our
+ * offers use the server's numbers from the start, and only what it can forward: Opus (and
+ * G.722, G.711) for audio, VP8 with its retransmissions for video. */
 const SERVER_EXTENSIONS = new Map([
   ["urn:ietf:params:rtp-hdrext:sdes:mid", 1],
   ["urn:ietf:params:rtp-hdrext:ssrc-audio-level", 2],
   ["http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", 3],
 ]);
+const SERVER_PAYLOAD_TYPES = {
+  audio: new Map([["opus/48000/2", 96], ["g722/8000", 9], ["pcmu/8000", 0], ["pcma/8000", 8]]),
+  video: new Map([["vp8/90000", 97]]),
+};
+const SERVER_RTX = new Map([[97, 98]]); // media payload type -> its rtx payload type
 
-function withServerExtensions(sdp) {
-  const lines = [];
-  for (const line of sdp.split("\r\n")) {
-    const match = /^a=extmap:(\d+)(\/\w+)? (\S+)(.*)$/.exec(line);
-    if (!match) {
-      lines.push(line);
+function inServerNumbers(sdp) {
+  const sections = sdp.split(/\r\n(?=m=)/);
+  return sections.map((section, index) => (index === 0 ? section : renumberSection(section)))
+    .join("\r\n");
+}
+
+function renumberSection(section) {
+  const lines = section.split("\r\n");
+  const kind = /^m=(\w+)/.exec(lines[0])[1];
+  const known = SERVER_PAYLOAD_TYPES[kind];
+  if (!known) return section;
+  const renumber = new Map(); // browser's payload type -> server's
+  const rtx = new Map(); // browser's rtx payload type -> browser's media payload type
+  for (const line of lines) {
+    let match = /^a=rtpmap:(\d+) (\S+)/.exec(line);
+    if (match && known.has(match[2].toLowerCase())) renumber.set(match[1], known.get(match[2].toLowerCase()));
+    match = /^a=fmtp:(\d+) apt=(\d+)$/.exec(line);
+    if (match) rtx.set(match[1], match[2]);
+  }
+  for (const [pt, media] of rtx) {
+    const server = renumber.get(media);
+    if (server !== undefined && SERVER_RTX.has(server) && !renumber.has(pt)) {
+      renumber.set(pt, SERVER_RTX.get(server));
+    }
+  }
+  const out = [];
+  for (const line of lines) {
+    if (line.startsWith("m=")) {
+      const [head, ...types] = line.split(" ").reduce((acc, part, i) => {
+        if (i < 3) acc[0] = acc[0] ? `${acc[0]} ${part}` : part;
+        else acc.push(part);
+        return acc;
+      }, [""]);
+      const kept = types.filter((pt) => renumber.has(pt)).map((pt) => renumber.get(pt));
+      out.push(`${head} ${kept.join(" ")}`);
       continue;
     }
-    const id = SERVER_EXTENSIONS.get(match[3]);
-    if (id !== undefined) lines.push(`a=extmap:${id}${match[2] || ""} ${match[3]}${match[4]}`);
+    const extmap = /^a=extmap:(\d+)(\/\w+)? (\S+)(.*)$/.exec(line);
+    if (extmap) {
+      const id = SERVER_EXTENSIONS.get(extmap[3]);
+      if (id !== undefined) out.push(`a=extmap:${id}${extmap[2] || ""} ${extmap[3]}${extmap[4]}`);
+      continue;
+    }
+    const codecLine = /^a=(rtpmap|fmtp|rtcp-fb):(\d+)(.*)$/.exec(line);
+    if (codecLine) {
+      if (!renumber.has(codecLine[2])) continue;
+      let rest = codecLine[3];
+      const apt = /apt=(\d+)/.exec(rest);
+      if (apt) rest = rest.replace(`apt=${apt[1]}`, `apt=${renumber.get(apt[1])}`);
+      out.push(`a=${codecLine[1]}:${renumber.get(codecLine[2])}${rest}`);
+      continue;
+    }
+    out.push(line);
   }
-  return lines.join("\r\n");
+  return out.join("\r\n");
 }
 
 async function offer(link) {
@@ -596,7 +646,7 @@ async function offer(link) {
   try {
     link.makingOffer = true;
     const description = await pc.createOffer();
-    await pc.setLocalDescription({type: "offer", sdp: withServerExtensions(description.sdp)});
+    await pc.setLocalDescription({type: "offer", sdp: inServerNumbers(description.sdp)});
     send({type: "offer", sdp: pc.localDescription.sdp});
   } finally {
     link.makingOffer = false;
