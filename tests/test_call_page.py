@@ -256,13 +256,6 @@ async def _browser_side(floor: CallFloor, microphone: Path) -> None:
 
 @pytest.mark.browser
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the server receives the browser's tracks (they go live and are offered to the "
-    "aiortc peer in m-lines with the browser's stream id, Opus and VP8; Chromium's "
-    "packetsSent grows), yet no frame reaches the peer: forwarding from a browser source "
-    "is broken in rtc/, to be fixed there",
-)
 def test_an_aiortc_peer_decodes_the_browsers_audio_and_video(
     call_floor: CallFloor, microphone: Path
 ) -> None:
