@@ -1,0 +1,307 @@
+"""The call page in a real headless Chromium (fake camera and microphone) against a real
+server process: a manager opens the call of an exception from its link, an aiortc peer
+(`rtc.client.RoomClient`) joins the same room, and each receives and decodes the other's
+audio and video; the exception is shown beside the video, in en-US and zh-CN; mute is
+said to the server; leaving is seen by the peer. A picker of another warehouse is told
+they may not join (4403)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import wave
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from rtc.client import RoomClient
+from rtc.synthetic import ColorTrack, ToneTrack
+from server.db import make_engine, make_session_factory, transaction
+from server.migrate import upgrade
+from server.services import catalog
+from server.tables import ExceptionKind, PickException
+from tests import factories as f
+from tests.browser import CHROMIUM, chromium_args, require_chromium
+from tests.conftest import ServerProcess
+
+WITHIN = 30  # s: for media to flow on a loaded machine
+NOTE = "Carton crushed at A-01-02"
+
+
+@dataclass
+class CallFloor:
+    """A real server with LAX and FRA: the seeded users work in both, `fra-picker` in FRA
+    only; one damage exception raised in LAX by `picker`."""
+
+    server: ServerProcess
+    exception_id: int
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def room_socket(self, room: str, username: str) -> str:
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            issued = http.post("/api/v1/auth/ticket", headers=f.auth(http, username))
+            assert issued.status_code == 200, issued.text
+            ticket = issued.json()["ticket"]
+        return f"{self.url.replace('http://', 'ws://', 1)}/ws/rooms/{room}?ticket={ticket}"
+
+
+@pytest.fixture(scope="module")
+def call_floor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CallFloor]:
+    require_chromium()
+    folder = tmp_path_factory.mktemp("call")
+    url = f"sqlite:///{folder / 'wavepick.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    f.seed_users(sessions)
+    with transaction(sessions) as session:
+        f.warehouse(session, "LAX", country="US", at=f.LOS_ANGELES)
+        f.warehouse(session, "FRA", country="DE", at=f.FRANKFURT)
+    f.seed_users(sessions)
+    with transaction(sessions) as session:
+        exception = PickException(
+            kind=ExceptionKind.damage,
+            warehouse_id=catalog.get_warehouse(session, "LAX").id,
+            reported_by="picker",
+            note=NOTE,
+        )
+        session.add(exception)
+        session.flush()
+        exception_id = exception.id
+    engine.dispose()
+    server = ServerProcess(url, folder)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            f.user(http, "fra-picker", "picker", "FRA")
+        yield CallFloor(server, exception_id)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fake microphone: a 500 Hz tone, 1 s, looped by Chromium."""
+    path = tmp_path_factory.mktemp("media") / "tone.wav"
+    rate = 48000
+    t = np.arange(rate) / rate
+    samples = (0.3 * 32767 * np.sin(2 * np.pi * 500 * t)).astype("<i2")
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(samples.tobytes())
+    return path
+
+
+class CallPage:
+    """The call page in Chromium, with what the page says on its sockets and its errors."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.sent: list[dict[str, Any]] = []
+        self.page_errors: list[str] = []
+        self.console: list[str] = []
+        page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
+        page.on("console", lambda message: self.console.append(f"{message.type}: {message.text}"))
+        page.on("websocket", self._socket)
+
+    def _socket(self, ws: Any) -> None:
+        def sent(payload: str | bytes) -> None:
+            if isinstance(payload, str):
+                self.sent.append(json.loads(payload))
+
+        ws.on("framesent", sent)
+
+    async def hook(self) -> dict[str, Any]:
+        hook: dict[str, Any] = await self.page.evaluate(
+            "() => JSON.parse(JSON.stringify(window.wavepickCall))"
+        )
+        return hook
+
+    async def until(self, condition: str, within: float = WITHIN) -> None:
+        """Wait until `condition` (JavaScript, of `hook`) holds; fail with the hook."""
+        try:
+            await self.page.wait_for_function(
+                f"() => {{ const hook = window.wavepickCall; return {condition}; }}",
+                timeout=within * 1000,
+                polling=200,
+            )
+        except Exception as exc:
+            said = await self.page.evaluate(
+                "() => [...document.querySelectorAll('[role=alert]')].map((n) => n.textContent)"
+            )
+            raise AssertionError(
+                f"{condition}: never; the page: {await self.hook()}, said {said},"
+                f" errors {self.page_errors}, console {self.console[-10:]}"
+            ) from exc
+
+    async def sign_in(self, url: str, username: str) -> None:
+        await self.page.goto(url)
+        await self.page.fill("#username", username)
+        await self.page.fill("#password", f.PASSWORD)
+        await self.page.click("#signin-button")
+
+
+def _offered(peer: RoomClient) -> list[str]:
+    keep = ("m=", "a=mid", "a=rtpmap", "a=sendonly", "a=recvonly", "a=inactive", "a=msid")
+    offers = [fr["sdp"] for fr in peer.frames if fr["type"] == "offer"]
+    return [ln for sdp in offers[-1:] for ln in sdp.splitlines() if ln.startswith(keep)]
+
+
+@asynccontextmanager
+async def call_page(base_url: str, microphone: Path) -> AsyncIterator[CallPage]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=chromium_args(microphone), headless=True
+        )
+        try:
+            context = await browser.new_context(viewport={"width": 1024, "height": 768})
+            await context.grant_permissions(["camera", "microphone"], origin=base_url)
+            yield CallPage(await context.new_page())
+        finally:
+            await browser.close()
+
+
+def test_the_call_page_is_served_and_linked(client: TestClient) -> None:
+    for page in ("/call.html", "/call.js", "/call.css"):
+        assert client.get(page).status_code == 200, page
+    assert 'href="call.html"' in client.get("/").text
+
+
+@asynccontextmanager
+async def in_a_call(
+    floor: CallFloor, microphone: Path
+) -> AsyncIterator[tuple[CallPage, RoomClient, str]]:
+    """The manager on the call page, joined from the exception's link, and an aiortc peer
+    (a tone and a red picture) in the same room; the page's participant id."""
+    async with call_page(floor.url, microphone) as call:
+        # From the exception's link: the room is opened, then joined.
+        await call.sign_in(f"{floor.url}/call.html?exception={floor.exception_id}", "manager")
+        await call.until("hook.state === 'joined' && hook.room !== null")
+        browser = await call.hook()
+        room, me = browser["room"], browser["participant"]
+        assert call.page.url.endswith(f"room={room}")
+        peer = RoomClient(
+            floor.room_socket(room, "supervisor"),
+            display_name="Ana",
+            tracks=[ToneTrack(700.0), ColorTrack((200, 40, 40))],
+        )
+        try:
+            await peer.join()
+            assert me in peer.participants
+            yield call, peer, me
+        finally:
+            await peer.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_browser_sees_and_hears_an_aiortc_peer_then_leaves(
+    call_floor: CallFloor, microphone: Path
+) -> None:
+    asyncio.run(_browser_side(call_floor, microphone))
+
+
+async def _browser_side(floor: CallFloor, microphone: Path) -> None:
+    async with in_a_call(floor, microphone) as (call, peer, me):
+        # the browser decodes the peer's video and receives its audio
+        await call.until(
+            "hook.framesDecoded >= 10 && hook.audioPacketsReceived >= 20"
+            " && hook.remoteTracks.video === 1 && hook.remoteTracks.audio === 1"
+        )
+        shown = await call.hook()
+        assert shown["packetsSent"]["audio"] > 0 and shown["packetsSent"]["video"] > 0, shown
+        assert [p["display_name"] for p in shown["participants"]] == ["Ana"]
+        assert await call.page.text_content("#grid figcaption") == "Ana"
+        assert shown["lastError"] is None, shown
+
+        # The exception beside the video, its time in the viewer's zone.
+        assert await call.page.locator("#exception-panel").is_visible()
+        assert await call.page.text_content("#exception-kind") == "Damage"
+        assert await call.page.text_content("#exception-note") == NOTE
+        assert await call.page.text_content("#exception-reporter") == "picker"
+        assert await call.page.get_attribute("#exception-created", "datetime")
+        assert (await call.page.text_content("#exception-created") or "").strip()
+
+        # Mute is said to the server; the page in Chinese.
+        await call.page.click("#mute-audio")
+        assert {"type": "mute", "kind": "audio", "muted": True} in call.sent
+        assert await call.page.get_attribute("#mute-audio", "aria-pressed") == "true"
+        await call.page.select_option("#call-locale", "zh-CN")
+        assert await call.page.text_content("#leave") == "离开"
+        assert await call.page.text_content("#exception-kind") == "破损"
+        assert await call.page.get_attribute("html", "lang") == "zh-CN"
+
+        # Leaving: the peer sees the browser go.
+        await call.page.click("#leave")
+        await peer.until(lambda: me not in peer.participants, WITHIN)
+        left = [fr for fr in peer.frames if fr["type"] == "participant_left"]
+        assert [fr["participant"]["id"] for fr in left] == [me]
+        await call.until("hook.state === 'left'")
+        assert {"type": "leave"} in call.sent
+        assert call.page_errors == []
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_an_aiortc_peer_decodes_the_browsers_audio_and_video(
+    call_floor: CallFloor, microphone: Path
+) -> None:
+    asyncio.run(_peer_side(call_floor, microphone))
+
+
+async def _peer_side(floor: CallFloor, microphone: Path) -> None:
+    async with in_a_call(floor, microphone) as (call, peer, me):
+        await call.until("hook.packetsSent.audio > 0 && hook.packetsSent.video > 0")
+        try:
+            await peer.until(
+                lambda: peer.received[(me, "video")] >= 10 and peer.received[(me, "audio")] >= 20,
+                15,
+            )
+        except TimeoutError:
+            raise AssertionError(
+                f"the peer got {peer.received} on {peer.receptions} from {me};"
+                f" the page: {await call.hook()}; offered {_offered(peer)}"
+            ) from None
+        video = peer.last_frame(me, "video")
+        assert video is not None and video.width >= 320, video
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_picker_of_another_warehouse_is_told_they_may_not_join(
+    call_floor: CallFloor, microphone: Path
+) -> None:
+    with httpx.Client(base_url=call_floor.url, timeout=30) as http:
+        opened = http.post(
+            "/api/v1/rooms",
+            json={"warehouse": "LAX", "exception_id": call_floor.exception_id},
+            headers=f.auth(http, "manager"),
+        )
+        assert opened.status_code in (200, 201), opened.text
+        room = opened.json()["id"]
+    asyncio.run(_refused(call_floor, microphone, room))
+
+
+async def _refused(floor: CallFloor, microphone: Path, room: int) -> None:
+    async with call_page(floor.url, microphone) as call:
+        await call.sign_in(f"{floor.url}/call.html?room={room}", "fra-picker")
+        await call.until("hook.state === 'error'")
+        error = (await call.hook())["lastError"]
+        assert (error["closeCode"], error["code"]) == (4403, "warehouse_forbidden"), error
+        shown = await call.page.text_content("#error")
+        assert shown is not None and "may not join" in shown
+        assert await call.page.is_visible("#error")
+        assert call.page_errors == []
