@@ -12,3 +12,14 @@ ICE/TURN configuration.
 
 A library: no FastAPI and no import of `server`.
 """
+
+from enum import StrEnum
+
+
+class Forwarding(StrEnum):
+    """How a room forwards: `encoded` frames as they came (the default, no transcoding),
+    or `transcoded` through aiortc's `MediaRelay` (decoded once per source, encoded once
+    per subscriber; kept to measure what encoded forwarding saves)."""
+
+    encoded = "encoded"
+    transcoded = "transcoded"

@@ -18,7 +18,6 @@ import fractions
 import logging
 import time
 from collections.abc import Callable
-from enum import StrEnum
 
 from aiortc import MediaStreamTrack, RTCRtpReceiver
 from aiortc.jitterbuffer import JitterFrame
@@ -37,15 +36,6 @@ OUTLET_QUEUE_FRAMES = {"audio": 50, "video": 30}  # about 1 s: a sender further 
 FRAMES_PER_SECOND = {"audio": 50, "video": 30}
 
 CodecKey = tuple[str, int, int | None, tuple[tuple[str, str], ...]]
-
-
-class Forwarding(StrEnum):
-    """How a room forwards: `encoded` frames as they came (the default, no transcoding),
-    or `transcoded` through aiortc's `MediaRelay` (decoded once per source, encoded once
-    per subscriber; kept to measure what encoded forwarding saves)."""
-
-    encoded = "encoded"
-    transcoded = "transcoded"
 
 
 def codec_key(codec: RTCRtpCodecParameters | RTCRtpCodecCapability) -> CodecKey:

@@ -18,10 +18,10 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiortc import RTCConfiguration, RTCIceServer
-from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
+if TYPE_CHECKING:  # settings read this module: loading aiortc waits for a peer connection
+    from aiortc import RTCConfiguration
 
 STUN_URL = re.compile(r"stuns?:(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+)(:\d{1,5})?")
 TURN_URL = re.compile(
@@ -123,6 +123,9 @@ class IceConfig:
 
     def rtc_configuration(self, user: str, *, now: dt.datetime) -> RTCConfiguration:
         """The configuration of one of the server's own peer connections."""
+        from aiortc import RTCConfiguration, RTCIceServer
+        from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
+
         return RTCConfiguration(
             iceServers=[
                 RTCIceServer(list(s.urls), s.username, s.credential)

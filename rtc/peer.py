@@ -41,9 +41,9 @@ from aiortc import (
 from aiortc.contrib.media import MediaRelay
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
-from rtc import _aiortc
+from rtc import Forwarding, _aiortc
 from rtc._tasks import spawn
-from rtc.forwarding import Forwarding, Outlet, Source, capability, codec_key
+from rtc.forwarding import Outlet, Source, capability, codec_key
 
 log = logging.getLogger(__name__)
 

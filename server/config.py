@@ -16,7 +16,7 @@ from platformdirs import user_data_path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from rtc.forwarding import Forwarding
+from rtc import Forwarding
 from rtc.ice import IceConfig, IceConfigError, check_url
 
 

@@ -18,9 +18,9 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av import VideoFrame
 
-from rtc import _aiortc
+from rtc import Forwarding, _aiortc
 from rtc.client import RoomClient
-from rtc.forwarding import Forwarding, is_keyframe
+from rtc.forwarding import is_keyframe
 from rtc.hub import RoomHub
 from rtc.ice import IceConfig, IceConfigError, turn_credentials
 from rtc.room import Member, Room, RoomConfig
