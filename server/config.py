@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     speech_warm_up: bool = Field(
         True, description="Load speech models and voices at start, not at the first answer."
     )
+    speech_cache_dir: Path | None = Field(
+        None,
+        description="Where speech keeps what it computes once and reuses after a restart "
+        "(the words in synthetic voices); default <data_dir>/speech-cache. Processes may "
+        "share it.",
+    )
     stun_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="STUN servers for room calls, comma-separated (stun:host:3478).",
@@ -248,6 +254,10 @@ class Settings(BaseSettings):
             with os.fdopen(descriptor, "w") as secret:
                 secret.write(secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+    @property
+    def speech_cache_path(self) -> Path:
+        return self.speech_cache_dir or self.data_dir / "speech-cache"
 
     @property
     def models_path(self) -> Path:

@@ -9,13 +9,16 @@ where a missing part fails the run instead (`require_service`).
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import httpx
@@ -35,6 +38,28 @@ REPO = Path(__file__).resolve().parents[1]
 # the shared data beside the checkout (speech recordings); elsewhere with WAVEPICK_TEST_SHARED
 SHARED = Path(os.environ.get("WAVEPICK_TEST_SHARED") or REPO.parent / "shared")
 TEST_SECRET = "test-secret-key-for-signing-tokens-0123456789"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One speech cache for the whole run, for the apps tests build and the servers they
+    start: the words in synthetic voices are computed once, not in every test (about 25 s
+    of CPU each time)."""
+    os.environ["WAVEPICK_SPEECH_CACHE_DIR"] = tempfile.mkdtemp(prefix="wavepick-speech-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ.pop("WAVEPICK_SPEECH_CACHE_DIR", ""), ignore_errors=True)
+
+
+@cache
+def warm_speech_cache() -> None:
+    """Fill the run's speech cache before the first server starts, so that no server's
+    first answer waits for it (a server's own warm-up is off: it would take every test's
+    server seconds)."""
+    from server.headset.speech import make_speech_services
+
+    cache_dir = Path(os.environ["WAVEPICK_SPEECH_CACHE_DIR"])
+    make_speech_services(Settings(data_dir=cache_dir)).warm_up()
 
 
 def require_service(what: str, reason: str) -> None:
@@ -131,6 +156,7 @@ class ServerProcess:
         log_level: str = "warning",
         cli: bool = False,
     ):
+        warm_speech_cache()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {

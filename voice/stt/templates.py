@@ -119,6 +119,10 @@ class TemplateModel:
     def tokens(self) -> set[str]:
         return set(self._features)
 
+    def frames(self, token: str) -> list[np.ndarray]:
+        """A word's templates, each the frames of one take."""
+        return self._features[token]
+
     def missing(self, grammar: Grammar) -> list[str]:
         """Grammar tokens this profile has no takes for."""
         return [t for t in grammar.tokens if t not in self._features]

@@ -50,6 +50,8 @@ class _Library:
         lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_Info.restype = ctypes.c_char_p
+        lib.espeak_Info.argtypes = [ctypes.c_void_p]
         lib.espeak_Synth.argtypes = [
             ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
             ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
@@ -59,6 +61,7 @@ class _Library:
             raise SynthesisFailed(f"espeak_Initialize failed ({sample_rate})")
         self._lib = lib
         self.sample_rate: int = sample_rate
+        self.version: str = (lib.espeak_Info(None) or b"").decode(errors="replace")
         self._blocks: list[bytes] = []
         self._callback = _SynthCallback(self._collect)  # kept alive as long as the library
         lib.espeak_SetSynthCallback(self._callback)
@@ -94,9 +97,20 @@ class EspeakEngine:
     name = "espeak-ng"
 
     def render(self, text: str, voice: Voice) -> Rendering:
-        global _library
         with ESPEAK_LOCK:
-            if _library is None:
-                claim_espeak("libespeak-ng direct")
-                _library = _Library()
-            return Rendering(pcm=_library.render(text, voice), sample_rate=_library.sample_rate)
+            library = _loaded()
+            return Rendering(pcm=library.render(text, voice), sample_rate=library.sample_rate)
+
+    def version(self) -> str:
+        """libespeak-ng's version: a word renders differently from one to the next."""
+        with ESPEAK_LOCK:
+            return _loaded().version
+
+
+def _loaded() -> _Library:
+    """The library, initialised on first use. Call with `ESPEAK_LOCK` held."""
+    global _library
+    if _library is None:
+        claim_espeak("libespeak-ng direct")
+        _library = _Library()
+    return _library
