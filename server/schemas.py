@@ -558,6 +558,33 @@ class PickerKpi(BaseModel):
     accuracy: float
 
 
+class WarehouseKpi(BaseModel):
+    warehouse: str
+    lines: int
+    units: int
+    hours_worked: int
+    lines_per_hour: float
+
+
+class RecognitionKpi(BaseModel):
+    warehouse: str
+    picker: str
+    answers: int
+    refused: int
+    first_answers: int
+    right_first_time: int
+    right_first_time_rate: float
+    reprompt_rate: float
+
+
+class InventoryAccuracyKpi(BaseModel):
+    warehouse: str
+    recounts: int
+    matched: int
+    corrected: int
+    accuracy: float
+
+
 class HourlyLines(BaseModel):
     hour: dt.datetime
     warehouse: str
@@ -585,6 +612,9 @@ class KpisOut(BaseModel):
     since: dt.datetime
     until: dt.datetime
     pickers: list[PickerKpi]
+    warehouses: list[WarehouseKpi]
+    recognition: list[RecognitionKpi]
+    inventory_accuracy: list[InventoryAccuracyKpi]
     hourly: list[HourlyLines]
     cycle_times: list[CycleTimeKpi]
     slow_movers: list[SlowMoverKpi]

@@ -702,3 +702,23 @@ class AuditEvent(Base):
     old: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     new: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     client: Mapped[str | None] = mapped_column(String(64))
+
+
+class HeardAnswer(Base):
+    """One answer a headset's dialog judged: what was heard, how sure, and whether the
+    dialog took it. The floor's recognition figures (right first time, re-prompts) are
+    counted from these; the audio itself is not kept."""
+
+    __tablename__ = "heard_answers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    picker: Mapped[str] = mapped_column(String(64), index=True)
+    warehouse_id: Mapped[int | None] = mapped_column(ForeignKey("warehouses.id"), index=True)
+    assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id"))
+    dialog_state: Mapped[str] = mapped_column(String(32))  # the prompt it answered
+    source: Mapped[str] = mapped_column(String(8))  # speech, text
+    text: Mapped[str] = mapped_column(String(200))
+    confidence: Mapped[float] = mapped_column(Float)
+    accepted: Mapped[bool] = mapped_column(Boolean)
+    reprompts: Mapped[int] = mapped_column(Integer)  # answers refused at this prompt before it

@@ -157,6 +157,7 @@ class ServerProcess:
         cli: bool = False,
     ):
         warm_speech_cache()
+        self.database_url = database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {

@@ -48,7 +48,7 @@ from server.services.floor_events import (
     RoomOpened,
     announce_picker,
 )
-from server.tables import ExceptionKind, PickException
+from server.tables import ExceptionKind, HeardAnswer, PickException
 from tests.conftest import ServerProcess, free_port, make_settings, require_service
 from tests.factories import (
     FRANKFURT,
@@ -416,24 +416,57 @@ async def test_a_watcher_moved_to_another_warehouse_follows_it(watched: ServerPr
 async def test_the_headset_dialog_publishes_through_the_same_services(
     watched: ServerProcess,
 ) -> None:
+    """The dialog's writes publish their facts; the headset adds the picker's live status:
+    connected, each answer heard (and kept for the recognition figures), offline when the
+    headset goes without signing off."""
     with httpx.Client(base_url=watched.url) as http:
         ws = await watch(watched.url, http, "supervisor")
         token = auth(http, "picker")["Authorization"].split()[1]
     headset = HeadsetClient(f"{ws_base(watched.url)}/ws/headset", token, ticket=True)
     await headset.connect()  # signs on: picker_status
     await headset.say("ready")
-    await headset.say("57")  # the check digits of A-01-01
+    await headset.say("58")  # heard right, but not the check digits of A-01-01 (57)
+    await headset.say("banana")  # not an answer: refused, asked again
+    await headset.say("57")
     turn = await headset.say("3")  # the quantity: pick_confirmed
     assert turn.prompt is not None and turn.prompt["state"] == "location", turn
     await headset.close()
-    frames = await frames_until(ws, lambda f: f["type"] == "pick_confirmed")
-    assert [shape(f, "picker", "status") for f in frames[:1]] == [
-        ("picker_status", "LAX", "picker", "picking")
+    frames = await frames_until(ws, lambda f: f.get("status") == "offline")
+    statuses = [f["status"] for f in frames if f["type"] == "picker_status"]
+    assert {"connected", "picking"} == set(statuses[:3])  # connected in LAX and in FRA
+    heard = [
+        (f["heard"]["text"], f["heard"]["accepted"], f["dialog_state"], f["reprompts"])
+        for f in frames
+        if f.get("status") == "heard"
     ]
-    assert [shape(f, "picker", "sku", "location", "picked") for f in frames[1:]] == [
-        ("pick_confirmed", "LAX", "picker", "CASE", "A-01-01", 3)
+    assert heard == [
+        ("ready", True, "assignment", 0),
+        ("58", True, "location", 0),
+        ("banana", False, "location", 1),
+        ("57", True, "location", 1),  # taken after one re-prompt
+        ("3", True, "quantity", 0),
     ]
+    assert statuses[-1] == "offline"
+    (confirmed,) = [f for f in frames if f["type"] == "pick_confirmed"]
+    assert shape(confirmed, "picker", "sku", "location", "picked") == (
+        *("pick_confirmed", "LAX", "picker", "CASE", "A-01-01", 3),
+    )
     await ws.close()
+    engine = make_engine(watched.database_url)
+    with make_session_factory(engine)() as session:
+        kept = session.execute(
+            select(HeardAnswer.text, HeardAnswer.source, HeardAnswer.accepted)
+            .where(HeardAnswer.picker == "picker")
+            .order_by(HeardAnswer.id)
+        ).all()
+    engine.dispose()
+    assert [tuple(row) for row in kept] == [
+        ("ready", "text", True),
+        ("58", "text", True),
+        ("banana", "text", False),
+        ("57", "text", True),
+        ("3", "text", True),
+    ]
 
 
 async def test_a_picker_calling_a_supervisor_by_voice_opens_a_call_for_the_managers(

@@ -12,7 +12,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from server.config import Settings
 from server.db import transaction
 from server.services import kpis, picking
-from server.tables import Order, PickLine, Warehouse
+from server.services.answers import AnswerJudged, record_answer
+from server.tables import (
+    ExceptionKind,
+    ExceptionOutcome,
+    ExceptionStatus,
+    Order,
+    PickException,
+    PickLine,
+    Warehouse,
+)
 from tests import factories as f
 
 MORNING = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
@@ -84,6 +93,64 @@ def test_kpis_count_only_the_window_and_the_warehouses_asked_for(
         assert kpis.slow_movers(session, elsewhere) == []
 
 
+def test_recognition_counts_spoken_answers_taken_first_time_and_the_re_prompts(
+    database_url: str, sessions: sessionmaker[Session]
+) -> None:
+    """Answers as the headset reports them: at the first slot the picker's check digits
+    were refused once, then taken; the quantity was taken at once; a keypad entry says
+    nothing of recognition. Recounts: one slot matched the books, one was corrected."""
+    f.pick_floor(database_url, PLAN, orders=1)
+
+    def spoken(state: str, accepted: bool, reprompts: int, source: str = "speech") -> AnswerJudged:
+        return AnswerJudged(state, source, "five seven", 0.8, accepted, reprompts)
+
+    with transaction(sessions) as session:
+        assert picking.sign_on(session, "picker", "LAX") is not None
+        for answer in (
+            spoken("location", False, 0),
+            spoken("location", True, 1),
+            spoken("quantity", True, 0),
+            spoken("location", True, 0, source="text"),
+        ):
+            record_answer(session, "picker", answer)
+        lax = session.query(Warehouse).filter_by(code="LAX").one().id
+        for outcome in (ExceptionOutcome.noted, ExceptionOutcome.adjusted):
+            session.add(
+                PickException(
+                    kind=ExceptionKind.recount,
+                    status=ExceptionStatus.resolved,
+                    warehouse_id=lax,
+                    reported_by="manager",
+                    resolved_by="picker",
+                    resolved_at=dt.datetime.now(dt.UTC),
+                    outcome=outcome,
+                )
+            )
+    now = dt.datetime.now(dt.UTC)
+    window = kpis.Window(since=now - dt.timedelta(hours=1), until=now + dt.timedelta(minutes=1))
+    with transaction(sessions) as session:
+        (rate,) = kpis.recognition_rates(session, window)
+        (accuracy,) = kpis.inventory_accuracy(session, window)
+        later = kpis.Window(since=window.until, until=window.until + dt.timedelta(hours=1))
+        assert kpis.recognition_rates(session, later) == []
+    assert (rate.warehouse, rate.picker, rate.answers, rate.refused) == ("LAX", "picker", 3, 1)
+    assert (rate.first_answers, rate.right_first_time) == (2, 1)
+    assert (rate.right_first_time_rate, rate.reprompt_rate) == (0.5, 0.3333)
+    assert (accuracy.recounts, accuracy.matched, accuracy.corrected) == (2, 1, 1)
+    assert accuracy.accuracy == 0.5
+
+
+def test_a_warehouses_rate_is_per_hour_it_picked(
+    database_url: str, sessions: sessionmaker[Session]
+) -> None:
+    picked_morning(database_url, sessions)
+    day = kpis.Window(since=MORNING, until=MORNING + dt.timedelta(hours=12))
+    with transaction(sessions) as session:
+        (lax,) = kpis.warehouse_rates(session, day)
+    assert (lax.warehouse, lax.lines, lax.units, lax.hours_worked) == ("LAX", 2, 4, 2)
+    assert lax.lines_per_hour == 1.0
+
+
 def test_the_console_reads_kpis_as_json_and_csv_and_a_picker_may_not(
     client: TestClient, settings: Settings
 ) -> None:
@@ -96,6 +163,8 @@ def test_the_console_reads_kpis_as_json_and_csv_and_a_picker_may_not(
         ("picker", 2, 0.5)
     ]
     assert body["cycle_times"][0]["orders"] == 1
+    assert [(w["warehouse"], w["lines"]) for w in body["warehouses"]] == [("LAX", 2)]
+    assert body["recognition"] == body["inventory_accuracy"] == []  # none in that window
 
     csv = client.get(
         "/api/v1/kpis/export", params={**window, "table": "pickers"}, headers=supervisor

@@ -75,6 +75,17 @@ class Heard:
 
 
 @dataclass(frozen=True)
+class Answered:
+    """An answer the dialog judged, for the floor: the supervisor's board and the
+    recognition figures. `state` is the prompt it answered, `reprompts` how many answers
+    to that prompt were refused before it."""
+
+    heard: Heard
+    state: str
+    reprompts: int
+
+
+@dataclass(frozen=True)
 class Failed:
     """Something the headset said could not be handled; the conversation goes on."""
 
@@ -152,13 +163,19 @@ class Conversation:
         speech: SpeechServices,
         open_work: Callable[[str], PickWork],
         snapshots: dict[str, dict[str, Any]],
+        on_answer: Callable[[Answered], None] | None = None,
     ) -> None:
+        """`on_answer` hears of every answer judged (it must not block: the picker waits
+        for the next prompt)."""
         self.headset = headset
         self.prompt_audio = prompt_audio
         self.operator = operator
         self.speech = speech
         self.open_work = open_work
         self.snapshots = snapshots
+        self.on_answer = on_answer
+        self.signed_off = False
+        self._reprompts = 0  # answers refused at the current prompt
         self.locale = "en-US"
         self.sample_rate = 16000
         self.dialog: PickDialog | None = None
@@ -344,6 +361,7 @@ class Conversation:
             None if isinstance(answer, str) else self._continuing(answer.turn, answer.started_at)
         )
         self._refusal = None
+        state = dialog.state.name
         if isinstance(answer, str):
             turn: Turn = await run_sync(dialog.hear_text, answer)
             heard = Heard(answer, 1.0, turn.accepted, "text")
@@ -358,19 +376,22 @@ class Conversation:
                 audio = np.concatenate([refusal.audio, audio])
             result = answer.reading if answer.continued == (refusal is not None) else None
             result = result or (await run_sync(self._read, dialog, audio))[0]
-            state = dialog.state.name
             turn = await run_sync(dialog.hear, result.tokens, result.confidence, result.accepted)
             if not turn.accepted and dialog.state.name == state:
                 self._refusal = Refusal(self._turn, audio, answer.ended_at)
             heard = Heard(result.text, round(result.confidence, 3), turn.accepted, "speech")
         self._turn += 1
         await self.headset.tell(heard)
+        if self.on_answer is not None:
+            self.on_answer(Answered(heard, state, self._reprompts))
+        self._reprompts = 0 if turn.accepted or dialog.state.name != state else self._reprompts + 1
         self._save()
         if turn.prompt is not None:
             await self.speak(turn.prompt)
         if turn.ended:
             self.snapshots.pop(self.operator, None)
             self._closing = True
+            self.signed_off = True
             await self.headset.tell(SignedOff())
 
     # -- speaking -----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """`GET /ws/headset`: authenticate the headset (a one-use `?ticket=`, the `Authorization`
 header, or the older `?token=`), check that its user may pick, then hand the connection to
 a `HeadsetSession`, held in the socket registry: one live session per operator (a new one
-takes over), re-checked while it lasts, closed at shutdown. Headsets may move their audio to
+takes over), re-checked while it lasts, closed at shutdown. What it hears is reported to
+the floor (`FloorReport`). Headsets may move their audio to
 WebRTC (`rtc_offer`) unless `WAVEPICK_RTC_HEADSET_AUDIO` is off; ICE gathers host candidates
 only, so nothing is asked of a STUN server outside the warehouse."""
 
@@ -13,6 +14,7 @@ from fastapi import APIRouter, WebSocket
 from server.config import Settings
 from server.db import Database
 from server.deps import MAY_PICK, socket_user
+from server.headset.floor import FloorReport
 from server.headset.protocol import FORBIDDEN, UNAUTHORIZED, error
 from server.headset.session import HeadsetSession
 from server.headset.work import DatabasePickWork
@@ -37,6 +39,7 @@ async def headset(websocket: WebSocket) -> None:
         await websocket.send_json(error("forbidden", f"role {user.role} may not pick"))
         await websocket.close(FORBIDDEN, "forbidden")
         return
+    floor = FloorReport(db, state.events, user.username)
     session = HeadsetSession(
         websocket,
         operator=user.username,
@@ -47,6 +50,13 @@ async def headset(websocket: WebSocket) -> None:
         snapshots=state.headset_snapshots,
         # no ICE servers: host candidates only (aiortc's default would ask Google's STUN)
         rtc=RTCConfiguration(iceServers=[]) if settings.rtc_headset_audio else None,
+        on_answer=floor.answered,
     )
     async with registry.hold("headset", grant, session, exclusive=True):
-        await session.run()
+        floor.status("connected")
+        try:
+            await session.run()
+        finally:
+            if not (session.conversation.signed_off or session.ended):
+                floor.status("offline")  # gone without signing off: the board warns
+            await floor.close()

@@ -17,7 +17,7 @@ import numpy as np
 from aiortc import RTCConfiguration
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from server.headset.conversation import Busy, Conversation, Event
+from server.headset.conversation import Answered, Busy, Conversation, Event
 from server.headset.peer import HeadsetPeer, OfferRefused
 from server.headset.protocol import (
     PROTOCOL_ERROR,
@@ -70,9 +70,11 @@ class HeadsetSession:
         open_work: Callable[[str], PickWork],
         snapshots: dict[str, dict[str, Any]],
         rtc: RTCConfiguration | None = None,
+        on_answer: Callable[[Answered], None] | None = None,
     ) -> None:
         """`rtc`: how to set up WebRTC audio for headsets that offer it (ICE servers);
-        None answers their offers with an `rtc_unavailable` error."""
+        None answers their offers with an `rtc_unavailable` error. `on_answer`: see
+        `Conversation`."""
         self.websocket = websocket
         self.operator = operator
         self.speech = speech
@@ -86,10 +88,12 @@ class HeadsetSession:
             speech=speech,
             open_work=open_work,
             snapshots=snapshots,
+            on_answer=on_answer,
         )
         self.peer: HeadsetPeer | None = None
         self._send_lock = asyncio.Lock()
         self._closing = False
+        self.ended = False  # ended from outside (`end`), not by the headset
 
     async def run(self) -> None:
         """Serve the connection until the headset says bye, signs off or goes away."""
@@ -135,7 +139,7 @@ class HeadsetSession:
         """End the session from outside (user revoked, taken over by another headset,
         server shutdown): an `error` frame says why, then the socket closes with the
         ending's code and `run` returns. The dialog is not saved after this."""
-        self._closing = True
+        self._closing = self.ended = True
         self.conversation.abandon()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.send_json(error(ending.code, ending.message)), 2)

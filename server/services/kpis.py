@@ -1,5 +1,6 @@
 """Floor KPIs over a time window, from what the books already hold: pick lines closed by
-whom and when, orders and their last pick, stock and the picks that drew on it.
+whom and when, orders and their last pick, stock and the picks that drew on it, the answers
+the headsets heard, and the recounts managers asked for.
 
 Rates are per hour worked, not per hour of the window: a picker's hours are the hours
 (UTC, on the clock) in which they closed at least one line, so a picker on a four-hour
@@ -18,9 +19,14 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from server.tables import (
+    ExceptionKind,
+    ExceptionOutcome,
+    ExceptionStatus,
+    HeardAnswer,
     Location,
     Order,
     OrderStatus,
+    PickException,
     PickLine,
     PickLineStatus,
     Sku,
@@ -60,6 +66,56 @@ class PickerRate:
         """Share of lines picked in full: a short is a line the books promised and the
         shelf did not hold."""
         return round(self.confirmed / self.lines, 4) if self.lines else 0.0
+
+
+@dataclass(frozen=True)
+class WarehouseRate:
+    warehouse: str
+    lines: int
+    units: int
+    hours_worked: int  # clock hours in which the warehouse closed at least one line
+
+    @property
+    def lines_per_hour(self) -> float:
+        return round(self.lines / self.hours_worked, 1) if self.hours_worked else 0.0
+
+
+@dataclass(frozen=True)
+class RecognitionRate:
+    """How well a picker's headset understood them: of the prompts they answered by
+    voice, how many took the first answer (right first time), and of all their spoken
+    answers, how many were refused and asked again (re-prompts). Typed answers (keypad,
+    buttons) are left out: they say nothing of recognition."""
+
+    warehouse: str
+    picker: str
+    answers: int  # spoken answers
+    refused: int  # of them, refused (the prompt was asked again)
+    first_answers: int  # spoken answers that were the first to their prompt
+    right_first_time: int  # of them, taken
+
+    @property
+    def right_first_time_rate(self) -> float:
+        return round(self.right_first_time / self.first_answers, 4) if self.first_answers else 0.0
+
+    @property
+    def reprompt_rate(self) -> float:
+        return round(self.refused / self.answers, 4) if self.answers else 0.0
+
+
+@dataclass(frozen=True)
+class InventoryAccuracy:
+    """Recounts settled in the window: a slot whose count matched the books (`noted`)
+    or had to be corrected (`adjusted`, `short_accepted`)."""
+
+    warehouse: str
+    recounts: int
+    matched: int
+    corrected: int
+
+    @property
+    def accuracy(self) -> float:
+        return round(self.matched / self.recounts, 4) if self.recounts else 0.0
 
 
 @dataclass(frozen=True)
@@ -121,6 +177,72 @@ def picker_rates(session: Session, window: Window) -> list[PickerRate]:
         )
         for (warehouse, picker), (lines, units, confirmed, short) in sorted(totals.items())
     ]
+
+
+def warehouse_rates(session: Session, window: Window) -> list[WarehouseRate]:
+    """Lines and units per warehouse, per clock hour in which it picked."""
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    hours: dict[str, set[dt.datetime]] = defaultdict(set)
+    for warehouse, picked_at, units in session.execute(
+        _closed_lines(window).add_columns(PickLine.picked_at, PickLine.quantity_picked)
+    ):
+        totals[warehouse][0] += 1
+        totals[warehouse][1] += units
+        hours[warehouse].add(_hour(picked_at))
+    return [
+        WarehouseRate(warehouse, lines, units, len(hours[warehouse]))
+        for warehouse, (lines, units) in sorted(totals.items())
+    ]
+
+
+def recognition_rates(session: Session, window: Window) -> list[RecognitionRate]:
+    """Right first time and re-prompts per picker and warehouse, from spoken answers."""
+    query = (
+        select(Warehouse.code, HeardAnswer.picker, HeardAnswer.accepted, HeardAnswer.reprompts)
+        .join(Warehouse, Warehouse.id == HeardAnswer.warehouse_id)
+        .where(
+            HeardAnswer.source == "speech",
+            HeardAnswer.at >= window.since,
+            HeardAnswer.at < window.until,
+        )
+    )
+    if window.warehouse_ids is not None:
+        query = query.where(HeardAnswer.warehouse_id.in_(window.warehouse_ids))
+    counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for warehouse, picker, accepted, reprompts in session.execute(query):
+        count = counts[(warehouse, picker)]
+        count[0] += 1
+        count[1] += not accepted
+        if reprompts == 0:
+            count[2] += 1
+            count[3] += bool(accepted)
+    return [
+        RecognitionRate(warehouse, picker, *count)
+        for (warehouse, picker), count in sorted(counts.items())
+    ]
+
+
+def inventory_accuracy(session: Session, window: Window) -> list[InventoryAccuracy]:
+    """Per warehouse, the recounts settled in the window and how many matched."""
+    query = (
+        select(Warehouse.code, PickException.outcome)
+        .join(Warehouse, Warehouse.id == PickException.warehouse_id)
+        .where(
+            PickException.kind == ExceptionKind.recount,
+            PickException.status == ExceptionStatus.resolved,
+            PickException.resolved_at >= window.since,
+            PickException.resolved_at < window.until,
+        )
+    )
+    if window.warehouse_ids is not None:
+        query = query.where(PickException.warehouse_id.in_(window.warehouse_ids))
+    corrections = (ExceptionOutcome.adjusted, ExceptionOutcome.short_accepted)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for warehouse, outcome in session.execute(query):
+        count = counts[warehouse]
+        count[0] += 1
+        count[1 if outcome not in corrections else 2] += 1
+    return [InventoryAccuracy(warehouse, *count) for warehouse, count in sorted(counts.items())]
 
 
 def lines_by_hour(session: Session, window: Window) -> list[HourCount]:

@@ -32,6 +32,9 @@ Warehouse = Annotated[str | None, Query(max_length=64)]
 
 class Table(StrEnum):
     pickers = "pickers"
+    warehouses = "warehouses"
+    recognition = "recognition"
+    inventory_accuracy = "inventory_accuracy"
     hourly = "hourly"
     cycle_times = "cycle_times"
     slow_movers = "slow_movers"
@@ -46,9 +49,10 @@ async def get_kpis(
     since: Time = None,
     until: Time = None,
 ) -> schemas.KpisOut:
-    """Picks per hour worked and pick accuracy per picker, lines per clock hour, order
-    cycle time and slow movers, in the caller's warehouses. The window defaults to the
-    last 24 hours; `since` is inclusive, `until` exclusive."""
+    """Picks per hour worked and pick accuracy per picker and per warehouse, recognition
+    (right first time, re-prompts) per picker, inventory accuracy from recounts, lines per
+    clock hour, order cycle time and slow movers, in the caller's warehouses. The window
+    defaults to the last 24 hours; `since` is inclusive, `until` exclusive."""
     window = _window(scope.within(warehouse), since, until)
     return await db.read(_kpis, window)
 
@@ -83,6 +87,11 @@ def _kpis(session: Session, window: kpis.Window) -> schemas.KpisOut:
         since=window.since,
         until=window.until,
         pickers=_rows(schemas.PickerKpi, kpis.picker_rates(session, window)),
+        warehouses=_rows(schemas.WarehouseKpi, kpis.warehouse_rates(session, window)),
+        recognition=_rows(schemas.RecognitionKpi, kpis.recognition_rates(session, window)),
+        inventory_accuracy=_rows(
+            schemas.InventoryAccuracyKpi, kpis.inventory_accuracy(session, window)
+        ),
         hourly=_rows(schemas.HourlyLines, kpis.lines_by_hour(session, window)),
         cycle_times=_rows(schemas.CycleTimeKpi, kpis.cycle_times(session, window)),
         slow_movers=_rows(schemas.SlowMoverKpi, kpis.slow_movers(session, window)),
@@ -113,6 +122,9 @@ def _utc(moment: dt.datetime | None) -> dt.datetime | None:
 
 ROW_MODELS: dict[Table, type[BaseModel]] = {
     Table.pickers: schemas.PickerKpi,
+    Table.warehouses: schemas.WarehouseKpi,
+    Table.recognition: schemas.RecognitionKpi,
+    Table.inventory_accuracy: schemas.InventoryAccuracyKpi,
     Table.hourly: schemas.HourlyLines,
     Table.cycle_times: schemas.CycleTimeKpi,
     Table.slow_movers: schemas.SlowMoverKpi,
