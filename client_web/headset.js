@@ -65,6 +65,7 @@
       replaced: "You signed in on another headset. Sign in again to pick here.",
       signedOff: "You are signed off.", serverUnreachable: "Cannot reach the server.",
       connecting: "Connecting…", online: "Online", reconnecting: "Reconnecting in {s} s…",
+      inCall: "In a call with your supervisor",
       waiting: "Waiting for the first prompt…", prompt: "Prompt",
       voice: "Voice", keypad: "Keypad", commands: "Commands", mode: "Mode",
       pushToTalk: "Push to talk", handsFree: "Hands-free",
@@ -93,6 +94,7 @@
       notAPicker: "此账号不能拣货。", replaced: "您已在另一台耳机上登录。请重新登录以在此拣货。",
       serverUnreachable: "无法连接服务器。",
       connecting: "正在连接…", online: "在线", reconnecting: "{s} 秒后重新连接…",
+      inCall: "正在与主管通话",
       waiting: "等待第一条提示…", prompt: "提示",
       voice: "语音", keypad: "键盘", commands: "指令", mode: "模式",
       pushToTalk: "按住说话", handsFree: "免提",
@@ -135,6 +137,7 @@
     mode: "ptt", talking: false, micBytesSent: 0, micChunksDropped: 0, bargeIns: 0,
     promptAudio: {frames: 0, bytes: 0, seconds: 0}, audioPath: "socket",
     rtc: {state: "off", offers: 0, bytesSent: 0, bytesReceived: 0, audioEnergy: 0},
+    call: null,
   };
   window.wavepick = hook;
 
@@ -148,6 +151,7 @@
   let reconnectTimer = null;
   let countdownTimer = null;
   let mutedPromptId = null; // barge-in: drop the rest of this prompt's audio
+  let inCall = null; // the room whose call has the headset's audio now
   let currentPromptId = null;
   let signOffHeard = false; // the last accepted answer was "sign off"
   let entry = "";
@@ -485,6 +489,13 @@
         if (rtc && frame.state === "connected") useRtc(rtc);
         else if (rtc && frame.state === "closed") leaveRtc(rtc, false);
         break;
+      case "call": // a supervisor's call has the microphone and the speaker
+        inCall = frame.state === "started" ? frame.room : null;
+        hook.call = inCall;
+        mutedPromptId = null;
+        if (rtc && rtc.audio) rtc.audio.muted = false;
+        renderConnection();
+        break;
       default:
         console.info("wavepick: ignoring frame type", frame.type);
     }
@@ -502,7 +513,7 @@
     const state = hook.state;
     el.connection.dataset.state = state === "ready" ? "online" : state;
     let text;
-    if (state === "ready") text = t("online");
+    if (state === "ready") text = inCall !== null ? t("inCall") : t("online");
     else if (state === "reconnecting") text = t("reconnecting", {s: seconds ?? ""});
     else text = t("connecting");
     el.connectionText.textContent = text;
@@ -663,6 +674,7 @@
   }
 
   function bargeIn() {
+    if (inCall !== null) return; // talking in a call cuts nobody off
     if (promptPlaying()) hook.bargeIns += 1;
     if (player) player.stop();
     if (rtc && rtc.audio) rtc.audio.muted = true; // until the next prompt

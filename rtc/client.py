@@ -1,6 +1,7 @@
-"""`RoomClient`: a participant of a room over Room signaling v1 (a WebSocket) with one
-aiortc peer connection: what the tests and the benchmark join rooms with, and a short
-model of what any client does.
+"""`RoomClient`: a participant of a room over Room signaling v1 (a WebSocket, or a
+`LoopbackSignaling` in the server's own process) with one aiortc peer connection: what the
+tests and the benchmark join rooms with, what a headset is bridged into a call with, and a
+short model of what any client does.
 
 It offers what it sends right after `joined` (or, sending nothing, waits for the server's
 offer), answers the server's offers, and tells the tracks it receives apart by the
@@ -68,6 +69,7 @@ class RoomClient:
     decode_from: Collection[str] | None = None  # decode only these participants' tracks
     video_codec: str | None = None  # send this codec ("video/H264"), not the first offered
     on_frame: FrameHandler | None = None  # (participant, kind, decoded frame)
+    connection: Any = None  # signaling already open (`LoopbackSignaling`), not `url`
 
     participant: str | None = None
     participants: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -89,7 +91,7 @@ class RoomClient:
 
     async def join(self, within: float = 30) -> dict[str, Any]:
         """Open the socket, join, and offer what this client sends; the `joined` frame."""
-        self._ws = await websockets.connect(
+        self._ws = self.connection or await websockets.connect(
             self.url, additional_headers=self.headers, max_size=1 << 20, open_timeout=within
         )
         with contextlib.suppress(websockets.ConnectionClosed):  # refused: read why below

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -149,6 +149,18 @@ class Refusal:
     ended_at: float  # stream seconds
 
 
+class CallAudio(Protocol):
+    """A call that takes the headset over (`Conversation.enter_call`)."""
+
+    def push(self, pcm: np.ndarray) -> None:
+        """The microphone's audio, int16 at the session rate."""
+        ...
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """What the others in the call say, s16le at the session rate, as it comes."""
+        ...
+
+
 class Conversation:
     """``await conversation.start(locale, rate)``, then `hear_audio` / `hear_text` as the
     headset sends them, and `close` when it goes away. `prompt_audio` may be swapped while
@@ -192,6 +204,8 @@ class Conversation:
         # the utterance in progress, read at its pauses (and whether after a refused answer)
         self._readings: dict[int, tuple[Result, bool]] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._call: CallAudio | None = None
+        self._call_audio: asyncio.Task[None] | None = None
 
     @property
     def started(self) -> bool:
@@ -224,7 +238,7 @@ class Conversation:
     async def close(self) -> None:
         """Stop listening and speaking; the dialog is kept for the operator's next session
         (unless it ended, or `abandon` was called)."""
-        for task in (self._worker, self._speaking, *self._background):
+        for task in (self._worker, self._speaking, self._call_audio, *self._background):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -239,8 +253,12 @@ class Conversation:
     # -- hearing ------------------------------------------------------------------------
 
     async def hear_audio(self, pcm: bytes | np.ndarray) -> None:
-        """Microphone audio, int16 (or s16le bytes) at the session rate, any chunk size."""
+        """Microphone audio, int16 (or s16le bytes) at the session rate, any chunk size;
+        in a call, the call's."""
         assert self._endpointer is not None, "start the conversation first"
+        if self._call is not None:
+            self._call.push(np.frombuffer(pcm, "<i2") if isinstance(pcm, bytes) else pcm)
+            return
         for event in self._endpointer.feed(pcm):
             if isinstance(event, SpeechStarted):
                 self._speaking_to, self._started_at, self._readings = self._turn, event.at, {}
@@ -394,6 +412,32 @@ class Conversation:
             self.signed_off = True
             await self.headset.tell(SignedOff())
 
+    # -- a call -------------------------------------------------------------------------
+
+    async def enter_call(self, call: CallAudio) -> None:
+        """A call takes the headset over: the microphone goes to it and what the others
+        say is played instead of prompts. The dialog waits where it is (typed answers
+        still reach it, their prompts shown but not spoken)."""
+        await self._barge_in()
+        self._call = call
+        self._call_audio = asyncio.create_task(self._relay(call))
+
+    async def leave_call(self) -> None:
+        """The call is over: listen again from silence and repeat the dialog's prompt."""
+        relay, self._call, self._call_audio = self._call_audio, None, None
+        if relay is not None:
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+        self._endpointer = Endpointer(self.sample_rate, LIVE_ANSWERS)
+        self._readings = {}
+        if self.dialog is not None and not self._closing:
+            await self.speak(await run_sync(self.dialog.repeat))
+
+    async def _relay(self, call: CallAudio) -> None:
+        async for chunk in call.chunks():
+            await self.prompt_audio.play(chunk, self.sample_rate)
+
     # -- speaking -----------------------------------------------------------------------
 
     async def speak(self, prompt: Prompt) -> None:
@@ -402,6 +446,9 @@ class Conversation:
         self._prompt_id += 1
         prompt_id = self._prompt_id
         await self.headset.tell(PromptStarted(prompt_id, prompt))
+        if self._call is not None:  # the call has the speaker
+            await self.headset.tell(PromptEnded(prompt_id, interrupted=True))
+            return
         pcm = await run_sync(self.speech.synthesize, prompt.text, self.locale, self.sample_rate)
         self._speaking = asyncio.create_task(self._play(prompt_id, pcm, self.prompt_audio))
 

@@ -2,15 +2,20 @@
 header, or the older `?token=`), check that its user may pick, then hand the connection to
 a `HeadsetSession`, held in the socket registry: one live session per operator (a new one
 takes over), re-checked while it lasts, closed at shutdown. What it hears is reported to
-the floor (`FloorReport`). Headsets may move their audio to
-WebRTC (`rtc_offer`) unless `WAVEPICK_RTC_HEADSET_AUDIO` is off; ICE gathers host candidates
-only, so nothing is asked of a STUN server outside the warehouse."""
+the floor (`FloorReport`). A video room the picker's words open ("call supervisor",
+"damaged") is joined for them: the headset is in the call once someone else joins.
+Headsets may move their audio to WebRTC (`rtc_offer`) unless `WAVEPICK_RTC_HEADSET_AUDIO`
+is off; ICE gathers host candidates only, so nothing is asked of a STUN server outside the
+warehouse."""
 
 from __future__ import annotations
+
+import asyncio
 
 from aiortc import RTCConfiguration
 from fastapi import APIRouter, WebSocket
 
+from rtc.room import Member
 from server.config import Settings
 from server.db import Database
 from server.deps import MAY_PICK, socket_user
@@ -40,17 +45,24 @@ async def headset(websocket: WebSocket) -> None:
         await websocket.close(FORBIDDEN, "forbidden")
         return
     floor = FloorReport(db, state.events, user.username)
+    loop = asyncio.get_running_loop()
+
+    def call_opened(room_id: int) -> None:  # on the dialog's worker thread
+        loop.call_soon_threadsafe(session.join_call, room_id)
+
     session = HeadsetSession(
         websocket,
         operator=user.username,
         speech=state.speech,
         open_work=lambda operator: DatabasePickWork(
-            db, operator, token_version=grant.token_version
+            db, operator, token_version=grant.token_version, on_room=call_opened
         ),
         snapshots=state.headset_snapshots,
         # no ICE servers: host candidates only (aiortc's default would ask Google's STUN)
         rtc=RTCConfiguration(iceServers=[]) if settings.rtc_headset_audio else None,
         on_answer=floor.answered,
+        calls=state.rooms,
+        member=Member(user.username, user.full_name or user.username, user.role),
     )
     async with registry.hold("headset", grant, session, exclusive=True):
         floor.status("connected")

@@ -17,6 +17,9 @@ import numpy as np
 from aiortc import RTCConfiguration
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from rtc.hub import RoomHub
+from rtc.room import Member
+from server.headset.call import HeadsetCall
 from server.headset.conversation import Answered, Busy, Conversation, Event
 from server.headset.peer import HeadsetPeer, OfferRefused
 from server.headset.protocol import (
@@ -71,10 +74,13 @@ class HeadsetSession:
         snapshots: dict[str, dict[str, Any]],
         rtc: RTCConfiguration | None = None,
         on_answer: Callable[[Answered], None] | None = None,
+        calls: RoomHub | None = None,
+        member: Member | None = None,
     ) -> None:
         """`rtc`: how to set up WebRTC audio for headsets that offer it (ICE servers);
         None answers their offers with an `rtc_unavailable` error. `on_answer`: see
-        `Conversation`."""
+        `Conversation`. `calls`: the rooms a call the picker asks for is joined in, as
+        `member`."""
         self.websocket = websocket
         self.operator = operator
         self.speech = speech
@@ -94,6 +100,9 @@ class HeadsetSession:
         self._send_lock = asyncio.Lock()
         self._closing = False
         self.ended = False  # ended from outside (`end`), not by the headset
+        self.calls = calls
+        self.member = member or Member(operator, operator, "picker")
+        self.call: HeadsetCall | None = None
 
     async def run(self) -> None:
         """Serve the connection until the headset says bye, signs off or goes away."""
@@ -130,6 +139,8 @@ class HeadsetSession:
         except (WebSocketDisconnect, TimeoutError):
             pass
         finally:
+            if self.call is not None:
+                await self.call.hang_up()
             await self._close_peer()
             await self.conversation.close()
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
@@ -154,6 +165,33 @@ class HeadsetSession:
             return
         self._closing = True
         await self.websocket.close(1000, "signed off")
+
+    # -- a call -------------------------------------------------------------------------
+
+    def join_call(self, room_id: int) -> None:
+        """Wait in the video room the picker's words opened; when someone joins, the call
+        takes the headset over (a `call` frame says so) until they have all left."""
+        if self.calls is None or self.call is not None or self._closing:
+            return
+        self.call = HeadsetCall(
+            self.calls,
+            room_id,
+            self.member,
+            self.conversation.sample_rate,
+            on_started=self._call_started,
+            on_ended=self._call_ended,
+        )
+
+    async def _call_started(self, call: HeadsetCall) -> None:
+        await self.send_json({"type": "call", "room": call.room_id, "state": "started"})
+        await self.conversation.enter_call(call)
+
+    async def _call_ended(self, call: HeadsetCall) -> None:
+        self.call = None
+        if self._closing:
+            return
+        await self.send_json({"type": "call", "room": call.room_id, "state": "ended"})
+        await self.conversation.leave_call()
 
     async def _on_hello(self, hello: Hello) -> None:
         if self.conversation.started:

@@ -40,11 +40,15 @@ class DatabasePickWork:
         warehouse: str | None = None,
         *,
         token_version: int | None = None,
+        on_room: Callable[[int], None] | None = None,
     ) -> None:
+        """`on_room` hears of each video room the picker's words opened (its id), once
+        committed, on the dialog's worker thread."""
         self.db = db
         self.operator = operator
         self.warehouse = warehouse
         self.token_version = token_version
+        self.on_room = on_room
 
     def _run(self, work: Callable[..., T], *args: Any, write: bool = True, **kwargs: Any) -> T:
         try:
@@ -167,19 +171,19 @@ class DatabasePickWork:
         self._run(picking.skip_line, line_id, self.operator)
 
     def report_damaged(self, line_id: int) -> None:
-        def damaged(session: Session) -> None:
+        def damaged(session: Session) -> int:
             exception = picking.report_exception(
                 session, ExceptionKind.damage, self.operator, line_id=line_id
             )
-            rooms.open_room_for_exception(session, exception.id, self.operator)
+            return rooms.open_room_for_exception(session, exception.id, self.operator).id
 
-        self._run(damaged)
+        self._room_opened(self._run(damaged))
 
     def call_supervisor(self, line_id: int | None) -> None:
         """A call for help opens its exception and the exception's video room at once, so
         a manager notified of it can join the picker straight away."""
 
-        def call(session: Session) -> None:
+        def call(session: Session) -> int:
             assignment_id = None if line_id is not None else self._help_assignment(session).id
             exception = picking.report_exception(
                 session,
@@ -188,9 +192,13 @@ class DatabasePickWork:
                 line_id=line_id,
                 assignment_id=assignment_id,
             )
-            rooms.open_room_for_exception(session, exception.id, self.operator)
+            return rooms.open_room_for_exception(session, exception.id, self.operator).id
 
-        self._run(call)
+        self._room_opened(self._run(call))
+
+    def _room_opened(self, room_id: int) -> None:
+        if self.on_room is not None:
+            self.on_room(room_id)
 
     def complete_assignment(self) -> str:
         def complete(session: Session) -> str:

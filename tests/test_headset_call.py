@@ -1,0 +1,138 @@
+"""A picker's headset in the manager's call: the picker says "call supervisor", a manager
+joins the room the words opened from a WebRTC client, and they hear each other (the
+headset's microphone on the socket, the manager's voice back as the headset's audio); when
+the manager leaves, the dialog picks up where it stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from rtc.client import RoomClient
+from rtc.synthetic import ToneTrack, dominant_frequency
+from server.headset.client import HeadsetClient
+from tests.conftest import ServerProcess, serving
+from tests.factories import auth, pick_floor
+
+RATE = 16000
+PICKER_TONE = 1000.0  # what the headset's microphone says
+MANAGER_TONE = 440.0  # what the manager's microphone says
+
+
+@pytest.fixture
+def floor(sqlite_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    pick_floor(sqlite_url)
+    with serving(sqlite_url, tmp_path) as server:
+        yield server
+
+
+def tone(frequency: float, seconds: float) -> np.ndarray:
+    t = np.arange(int(RATE * seconds)) / RATE
+    return (0.3 * 32767 * np.sin(2 * np.pi * frequency * t)).astype("<i2")
+
+
+def main_frequency(pcm: bytes) -> float:
+    samples = np.frombuffer(pcm, "<i2").astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.fft.rfftfreq(len(samples), 1 / RATE)[int(np.argmax(spectrum))])
+
+
+class Listening:
+    """Everything the server sends the headset from now on: JSON frames, and the audio
+    that came after the call started."""
+
+    def __init__(self, headset: HeadsetClient) -> None:
+        assert headset.ws is not None
+        self.ws = headset.ws
+        self.frames: list[dict[str, Any]] = []
+        self.call_audio = bytearray()
+        self.in_call = False
+        self._changed = asyncio.Event()
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for message in self.ws:
+            if isinstance(message, bytes):
+                if self.in_call:
+                    self.call_audio += message
+                continue
+            frame = json.loads(message)
+            self.frames.append(frame)
+            if frame["type"] == "call":
+                self.in_call = frame["state"] == "started"
+            self._changed.set()
+
+    async def until(self, condition: Any, within: float = 30) -> None:
+        async with asyncio.timeout(within):
+            while not condition():
+                self._changed.clear()
+                await self._changed.wait()
+
+
+async def in_a_call(server: ServerProcess) -> dict[str, Any]:
+    ws_url = server.url.replace("http", "ws", 1)
+    with httpx.Client(base_url=server.url) as http:
+        token = auth(http, "picker")["Authorization"].split()[1]
+        manager = auth(http, "manager")
+    headset = HeadsetClient(f"{ws_url}/ws/headset", token, ticket=True)
+    await headset.connect()
+    await headset.say("ready")
+    called = await headset.say("call supervisor")
+    assert called.heard is not None and called.heard["accepted"], called
+    listening = Listening(headset)
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        (room,) = (await http.get("/api/v1/rooms", headers=manager)).json()["items"]
+        ticket = (await http.post("/api/v1/auth/ticket", headers=manager)).json()["ticket"]
+    assert room["opened_by"] == "picker"
+    client = RoomClient(
+        f"{ws_url}/ws/rooms/{room['id']}?ticket={ticket}",
+        display_name="Manager",
+        tracks=[ToneTrack(MANAGER_TONE)],
+    )
+    joined = await client.join()
+    (picker,) = joined["participants"]  # the headset waits in the room it opened
+    await listening.until(lambda: listening.in_call)
+    microphone = tone(PICKER_TONE, 3.0)
+    for start in range(0, len(microphone), RATE // 50):  # 20 ms frames, in real time
+        await headset.ws.send(microphone[start : start + RATE // 50].tobytes())  # type: ignore[union-attr]
+        await asyncio.sleep(0.02)
+    heard_from_picker = client.last_frame(picker["id"], "audio")
+    mark = len(listening.frames)
+    await client.leave()
+    await listening.until(lambda: not listening.in_call)
+    await listening.until(lambda: any(f["type"] == "prompt" for f in listening.frames[mark:]))
+    after = listening.frames[mark:]
+    await headset.close()
+    listening.task.cancel()
+    return {
+        "picker": picker,
+        "heard_from_picker": heard_from_picker,
+        "call_audio": bytes(listening.call_audio),
+        "after": after,
+        "frames": listening.frames,
+    }
+
+
+def test_a_manager_and_a_picker_on_a_headset_hear_each_other_in_the_call(
+    floor: ServerProcess,
+) -> None:
+    call = asyncio.run(in_a_call(floor))
+    assert call["picker"]["display_name"] == "Picker"
+    started = [f for f in call["frames"] if f["type"] == "call"]
+    assert [f["state"] for f in started] == ["started", "ended"]
+    # the manager hears the headset's microphone
+    assert call["heard_from_picker"] is not None
+    assert abs(dominant_frequency(call["heard_from_picker"]) - PICKER_TONE) < 30
+    # the headset hears the manager
+    assert len(call["call_audio"]) > RATE * 2  # more than a second of it
+    assert abs(main_frequency(call["call_audio"]) - MANAGER_TONE) < 30
+    # the call over, the dialog says its prompt again
+    prompt = next(f for f in call["after"] if f["type"] == "prompt")
+    assert prompt["state"] == "location"
