@@ -1,7 +1,8 @@
-"""A picker's headset in the manager's call: the picker says "call supervisor", a manager
-joins the room the words opened from a WebRTC client, and they hear each other (the
-headset's microphone on the socket, the manager's voice back as the headset's audio); when
-the manager leaves, the dialog picks up where it stopped."""
+"""A picker's headset in the manager's call, end to end: the picker says "call supervisor"
+(spoken), the manager watching the floor is told and joins the room the words opened from
+a WebRTC client, they hear each other (the headset's microphone on the socket, the
+manager's voice back as the headset's audio), the manager settles it (stock corrected with
+a reason), and when the manager leaves, the dialog picks up where it stopped."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import soundfile as sf
+import websockets
 
 from rtc.client import RoomClient
 from rtc.synthetic import ToneTrack, dominant_frequency
 from server.headset.client import HeadsetClient
+from tests.browser import speak_to_wav
 from tests.conftest import ServerProcess, serving
 from tests.factories import auth, pick_floor
 
@@ -76,21 +80,35 @@ class Listening:
                 await self._changed.wait()
 
 
-async def in_a_call(server: ServerProcess) -> dict[str, Any]:
+async def next_event(events: Any, kind: str) -> dict[str, Any]:
+    async with asyncio.timeout(30):
+        while True:
+            frame: dict[str, Any] = json.loads(await events.recv())
+            if frame["type"] == kind:
+                return frame
+
+
+async def in_a_call(server: ServerProcess, call_supervisor: np.ndarray) -> dict[str, Any]:
     ws_url = server.url.replace("http", "ws", 1)
     with httpx.Client(base_url=server.url) as http:
         token = auth(http, "picker")["Authorization"].split()[1]
         manager = auth(http, "manager")
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        watching = (await http.post("/api/v1/auth/ticket", headers=manager)).json()["ticket"]
+    events = await websockets.connect(f"{ws_url}/ws/events?ticket={watching}")
     headset = HeadsetClient(f"{ws_url}/ws/headset", token, ticket=True)
     await headset.connect()
     await headset.say("ready")
-    called = await headset.say("call supervisor")
+    called = await headset.speak(call_supervisor)
     assert called.heard is not None and called.heard["accepted"], called
+    assert called.heard["text"] == "call supervisor"
     listening = Listening(headset)
+    opened = await next_event(events, "room_opened")  # the manager is told
+    await events.close()
     async with httpx.AsyncClient(base_url=server.url) as http:
-        (room,) = (await http.get("/api/v1/rooms", headers=manager)).json()["items"]
+        room = (await http.get(f"/api/v1/rooms/{opened['room']}", headers=manager)).json()
         ticket = (await http.post("/api/v1/auth/ticket", headers=manager)).json()["ticket"]
-    assert room["opened_by"] == "picker"
+    assert room["opened_by"] == "picker" and room["exception_id"] == opened["exception"]
     client = RoomClient(
         f"{ws_url}/ws/rooms/{room['id']}?ticket={ticket}",
         display_name="Manager",
@@ -104,6 +122,18 @@ async def in_a_call(server: ServerProcess) -> dict[str, Any]:
         await headset.ws.send(microphone[start : start + RATE // 50].tobytes())  # type: ignore[union-attr]
         await asyncio.sleep(0.02)
     heard_from_picker = client.last_frame(picker["id"], "audio")
+    # settled in the call: two cases of stock found damaged beside the slot, written off
+    decision = {
+        "resolution": "two crushed cases, written off",
+        "outcome": "adjusted",
+        "quantity": -2,
+        "reason": "damaged",
+    }
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        resolved = await http.post(
+            f"/api/v1/exceptions/{opened['exception']}/resolve", json=decision, headers=manager
+        )
+        ledger = (await http.get("/api/v1/movements?limit=500", headers=manager)).json()
     mark = len(listening.frames)
     await client.leave()
     await listening.until(lambda: not listening.in_call)
@@ -112,6 +142,10 @@ async def in_a_call(server: ServerProcess) -> dict[str, Any]:
     await headset.close()
     listening.task.cancel()
     return {
+        "resolved": resolved.json(),
+        "resolved_status": resolved.status_code,
+        "ledger": ledger["items"],
+        "room": room,
         "picker": picker,
         "heard_from_picker": heard_from_picker,
         "call_audio": bytes(listening.call_audio),
@@ -121,9 +155,15 @@ async def in_a_call(server: ServerProcess) -> dict[str, Any]:
 
 
 def test_a_manager_and_a_picker_on_a_headset_hear_each_other_in_the_call(
-    floor: ServerProcess,
+    floor: ServerProcess, tmp_path: Path
 ) -> None:
-    call = asyncio.run(in_a_call(floor))
+    wav = speak_to_wav("call supervisor", tmp_path / "call.wav", trailing_silence_ms=0)
+    spoken, rate = sf.read(wav, dtype="int16")
+    if rate != RATE:
+        from voice.audio import resample
+
+        spoken = resample(spoken, rate, RATE)
+    call = asyncio.run(in_a_call(floor, spoken))
     assert call["picker"]["display_name"] == "Picker"
     started = [f for f in call["frames"] if f["type"] == "call"]
     assert [f["state"] for f in started] == ["started", "ended"]
@@ -136,3 +176,17 @@ def test_a_manager_and_a_picker_on_a_headset_hear_each_other_in_the_call(
     # the call over, the dialog says its prompt again
     prompt = next(f for f in call["after"] if f["type"] == "prompt")
     assert prompt["state"] == "location"
+    # the decision: on the exception (who, the room, the ledger entry) and in the ledger
+    assert call["resolved_status"] == 200, call["resolved"]
+    exception = call["resolved"]
+    assert (exception["status"], exception["outcome"], exception["resolved_by"]) == (
+        *("resolved", "adjusted", "manager"),
+    )
+    assert exception["room"] == call["room"]["id"]
+    (movement,) = [m for m in call["ledger"] if m["id"] == exception["movement"]]
+    assert (movement["actor"], movement["reason"], movement["sku"]) == (
+        "manager",
+        "damaged",
+        "CASE",
+    )
+    assert (movement["from_location"], movement["quantity"]) == ("A-01-01", 2)
