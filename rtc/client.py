@@ -70,6 +70,8 @@ class RoomClient:
     video_codec: str | None = None  # send this codec ("video/H264"), not the first offered
     on_frame: FrameHandler | None = None  # (participant, kind, decoded frame)
     connection: Any = None  # signaling already open (`LoopbackSignaling`), not `url`
+    take_track: Callable[[str, MediaStreamTrack], None] | None = None  # (participant, track):
+    # each received track handed over whole (a recorder reads it), instead of read here
 
     participant: str | None = None
     participants: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -227,7 +229,9 @@ class RoomClient:
         mid = transceiver.mid or "?"
         reception = self.receptions[mid] = Reception(mid, track.kind)
         source = self._streams.get(mid, "?")
-        if self.decode and (self.decode_from is None or source in self.decode_from):
+        if self.take_track is not None:
+            self.take_track(source, track)
+        elif self.decode and (self.decode_from is None or source in self.decode_from):
             self._tasks.append(asyncio.create_task(self._consume(track, reception)))
         else:
             self._count_encoded(transceiver, reception)

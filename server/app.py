@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import threading
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from rtc.room import RoomConfig
 from server import apidocs
 from server.api import api_router
 from server.bodylimit import BodyLimitMiddleware
+from server.call_recordings import CallRecordings
 from server.config import Settings
 from server.db import Database, make_engine, make_session_factory
 from server.events import EventBus
@@ -51,8 +53,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             warm_up.start()
         await bus.start()
+        expiry = asyncio.create_task(app.state.recordings.expire_hourly())
         yield
+        expiry.cancel()
         await app.state.sockets.close_all()
+        await app.state.recordings.stop_all()
         await app.state.rooms.close_all()
         await bus.stop()
         engine.dispose()
@@ -87,6 +92,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             timeouts=Timeouts(silence=settings.room_silence_seconds),
             max_participants=settings.room_max_participants,
         )
+    )
+    app.state.recordings = CallRecordings(
+        app.state.db, settings.recordings_path, settings.recording_days
     )
     app.state.headset_snapshots = {}
     install_problem_handlers(app)

@@ -138,6 +138,14 @@ class Settings(BaseSettings):
     speech_warm_up: bool = Field(
         True, description="Load speech models and voices at start, not at the first answer."
     )
+    recordings_dir: Path | None = Field(
+        None,
+        description="Where the calls of warehouses that record them are kept; default "
+        "<data_dir>/recordings.",
+    )
+    recording_days: int = Field(
+        30, ge=1, le=3650, description="Days a call recording is kept, then deleted."
+    )
     speech_cache_dir: Path | None = Field(
         None,
         description="Where speech keeps what it computes once and reuses after a restart "
@@ -254,6 +262,10 @@ class Settings(BaseSettings):
             with os.fdopen(descriptor, "w") as secret:
                 secret.write(secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+    @property
+    def recordings_path(self) -> Path:
+        return self.recordings_dir or self.data_dir / "recordings"
 
     @property
     def speech_cache_path(self) -> Path:

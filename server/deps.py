@@ -129,6 +129,7 @@ MAY_PICK = frozenset({Role.picker, Role.supervisor, Role.admin})
 AnyUser = Annotated[User, Depends(require(*ANYONE))]
 Supervisor = Annotated[User, Depends(require(Role.supervisor))]
 Overseer = Annotated[User, Depends(require(Role.supervisor, Role.manager))]
+Manager = Annotated[User, Depends(require(Role.manager))]
 FloorWorker = Annotated[User, Depends(require(Role.picker, Role.supervisor))]
 Admin = Annotated[User, Depends(require())]
 

@@ -88,8 +88,10 @@ async def room_socket(websocket: WebSocket, room_id: str) -> None:
         await refuse(websocket, FORBIDDEN, refused.code, refused.detail)
         return
     member = Member(user.username, user.full_name or user.username, user.role)
+    call = live.room(str(room.id))
+    await state.recordings.admit(room.id, call)
     session = RoomSession(
-        live.room(str(room.id)),
+        call,
         member,
         SocketChannel(websocket),
         credentials_until=grant.expires_at,

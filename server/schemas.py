@@ -121,6 +121,27 @@ class WarehouseOut(BaseModel):
     address: str
     latitude: float | None
     longitude: float | None
+    record_calls: bool = Field(description="Video rooms' calls are recorded.")
+
+
+class WarehouseUpdate(BaseModel):
+    record_calls: bool = Field(
+        description="Record the calls of this warehouse's video rooms (kept "
+        "`WAVEPICK_RECORDING_DAYS` days, for its managers)."
+    )
+
+
+class RecordingOut(BaseModel):
+    id: int
+    room: int
+    warehouse: str
+    participant: str
+    kind: str
+    media_type: str
+    bytes: int
+    started_at: dt.datetime
+    ended_at: dt.datetime
+    file: str = Field(description="Where to download it (managers of the warehouse).")
 
 
 class LocationCreate(BaseModel):

@@ -142,6 +142,7 @@ class Warehouse(Base):
     latitude: Mapped[float | None] = mapped_column(Float)
     longitude: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    record_calls: Mapped[bool] = mapped_column(Boolean, default=False)  # video rooms' calls
 
     zones: Mapped[list[Zone]] = relationship(back_populates="warehouse")
 
@@ -722,3 +723,23 @@ class HeardAnswer(Base):
     confidence: Mapped[float] = mapped_column(Float)
     accepted: Mapped[bool] = mapped_column(Boolean)
     reprompts: Mapped[int] = mapped_column(Integer)  # answers refused at this prompt before it
+
+
+class Recording(Base):
+    """One participant's audio or video in a recorded call: a file under the recordings
+    directory (`path` is relative to it), kept for `WAVEPICK_RECORDING_DAYS` days."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"), index=True)
+    warehouse_id: Mapped[int] = mapped_column(ForeignKey("warehouses.id"), index=True)
+    participant: Mapped[str] = mapped_column(String(100))  # the name shown in the call
+    kind: Mapped[str] = mapped_column(String(8))  # audio, video
+    path: Mapped[str] = mapped_column(String(300))
+    media_type: Mapped[str] = mapped_column(String(32))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    ended_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    room: Mapped[Room] = relationship()

@@ -88,6 +88,10 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     # every role; a picker only the room of an exception they raised (403 room_forbidden)
     ("GET", "/api/v1/rooms/{room_id}"): ALL,
     ("POST", "/api/v1/rooms/{room_id}/close"): {"supervisor", "manager", "admin"},
+    ("PATCH", "/api/v1/warehouses/{code}"): {"admin"},
+    # recorded calls: their warehouse's managers only
+    ("GET", "/api/v1/recordings"): {"manager", "admin"},
+    ("GET", "/api/v1/recordings/{recording_id}/file"): {"manager", "admin"},
 }
 PUBLIC = {("POST", "/api/v1/auth/token")}
 SAMPLE_PATH_VALUES = {
@@ -99,6 +103,7 @@ SAMPLE_PATH_VALUES = {
     "{line_id}": "1",
     "{exception_id}": "1",
     "{room_id}": "1",
+    "{recording_id}": "1",
 }
 
 
@@ -282,6 +287,10 @@ SCOPED: list[tuple[tuple[str, str], str, Body]] = [
 # catalog, orders (allocation chooses their warehouse: they are seller-wide) and the
 # allocation policy, and lists that show only the caller's warehouses (tested below).
 WAREHOUSE_FREE = {
+    ("PATCH", "/api/v1/warehouses/{code}"),  # admins only, who act everywhere
+    ("GET", "/api/v1/recordings"),
+    # another warehouse's recording is not found (tests/test_recordings.py)
+    ("GET", "/api/v1/recordings/{recording_id}/file"),
     ("GET", "/api/v1/orders/export"),
     ("POST", "/api/v1/auth/ticket"),
     ("GET", "/api/v1/users/me"),

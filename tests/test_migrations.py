@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.db import Base, transaction
 from server.migrate import alembic_config, upgrade
-from server.services import allocation, catalog, users
+from server.services import allocation, users
 from server.tables import Allocation, OrderLine
 from tests import factories as f
 
@@ -59,8 +59,14 @@ def test_upgrading_keeps_everyones_access_until_an_admin_narrows_it(
                 ),
                 {"u": username, "r": role},
             )
-        for code in ("LAX", "FRA"):
-            catalog.create_warehouse(session, code=code, name=code, country="US", timezone="UTC")
+        for code in ("LAX", "FRA"):  # as 0003 had them (today's model has more columns)
+            session.execute(
+                text(
+                    "INSERT INTO warehouses (code, name, country, timezone, address, "
+                    "created_at) VALUES (:c, :c, 'US', 'UTC', '', CURRENT_TIMESTAMP)"
+                ),
+                {"c": code},
+            )
     upgrade(database_url)
     with transaction(sessions) as session:
         picker = users.get_by_username(session, "old-picker")

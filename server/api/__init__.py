@@ -11,6 +11,7 @@ from server.api.routes import (
     orders,
     pick_lines,
     receipts,
+    recordings,
     rooms,
     skus,
     stock,
@@ -37,6 +38,7 @@ for module in (
     exceptions,
     kpis,
     rooms,
+    recordings,
     audit,
 ):
     api_router.include_router(module.router)

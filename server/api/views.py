@@ -22,6 +22,7 @@ from server.tables import (
     PickException,
     PickLine,
     Receipt,
+    Recording,
     Role,
     Room,
     Serial,
@@ -356,4 +357,19 @@ def room_view(room: Room) -> schemas.RoomOut:
         closed_by=room.closed_by,
         closed_at=room.closed_at,
         socket=f"/ws/rooms/{room.id}",
+    )
+
+
+def recording_view(recording: Recording) -> schemas.RecordingOut:
+    return schemas.RecordingOut(
+        id=recording.id,
+        room=recording.room_id,
+        warehouse=recording.room.warehouse.code,
+        participant=recording.participant,
+        kind=recording.kind,
+        media_type=recording.media_type,
+        bytes=recording.bytes,
+        started_at=recording.started_at,
+        ended_at=recording.ended_at,
+        file=f"/api/v1/recordings/{recording.id}/file",
     )

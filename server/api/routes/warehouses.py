@@ -5,7 +5,7 @@ from server import schemas
 from server.api import views
 from server.api.pagination import PageParams
 from server.deps import Admin, AnyUser, DatabaseDep, Supervisor, WarehouseScope
-from server.services import catalog
+from server.services import catalog, recordings
 from server.tables import Warehouse
 
 router = APIRouter(prefix="/warehouses", tags=["warehouses"])
@@ -25,6 +25,14 @@ async def list_warehouses(
 @router.post("", response_model=schemas.WarehouseOut, status_code=201)
 async def create_warehouse(body: schemas.WarehouseCreate, _: Admin, db: DatabaseDep) -> Warehouse:
     return await db.write(catalog.create_warehouse, **body.model_dump())
+
+
+@router.patch("/{code}", response_model=schemas.WarehouseOut)
+async def update_warehouse(
+    code: str, body: schemas.WarehouseUpdate, _: Admin, db: DatabaseDep
+) -> Warehouse:
+    """Whether the warehouse records its calls (admins)."""
+    return await db.write(recordings.set_record_calls, code, body.record_calls)
 
 
 @router.get("/{code}", response_model=schemas.WarehouseOut)
