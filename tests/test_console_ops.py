@@ -84,6 +84,12 @@ def _count(selector: str, count: int) -> str:
     return f"document.querySelectorAll({selector!r}).length === {count}"
 
 
+def _shoot(console: ConsolePage, name: str) -> None:
+    """A screenshot from the top of the page (the sticky bar where it belongs)."""
+    console.page.evaluate("() => window.scrollTo(0, 0)")
+    screenshot(console, name)
+
+
 def _buttons_are_big_enough(console: ConsolePage, screen: str) -> None:
     heights = console.page.eval_on_selector_all(
         f"#screen-{screen} button",
@@ -142,7 +148,7 @@ def test_orders_and_waves(ops_server: ServerProcess, tmp_path: Path) -> None:
         page.wait_for_selector("#order-body tr.allocation")
         assert _api(ops_server, "/api/v1/orders/W-3")["status"] == "allocated"
         _buttons_are_big_enough(console, "orders")
-        screenshot(console, "orders")
+        _shoot(console, "orders")
 
         # release a wave of LAX, one line per assignment
         page.select_option("#orders-release-warehouse", "LAX")
@@ -185,7 +191,7 @@ def test_orders_and_waves(ops_server: ServerProcess, tmp_path: Path) -> None:
         assert "not an active picker" in _text(console, "#wave-message")
         assert _api(ops_server, f"/api/v1/assignments/{other}")["picker"] is None
         _buttons_are_big_enough(console, "orders")
-        screenshot(console, "waves")
+        _shoot(console, "waves")
 
         console.language("zh-CN")
         assert _text(console, "#waves-list-title") == "波次"
@@ -276,7 +282,7 @@ def test_stock_ledger_and_labels_on_a_tablet(ops_server: ServerProcess, tmp_path
         assert "REPLEN-7" in _text(console, f"{move} td.why")
         _buttons_are_big_enough(console, "stock")
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-        screenshot(console, "stock")
+        _shoot(console, "stock")
 
         # labels of LAX's aisle slots: check digits large, a Code 128 barcode with bars
         page.select_option("#labels-warehouse", "LAX")
@@ -311,7 +317,7 @@ def test_stock_ledger_and_labels_on_a_tablet(ops_server: ServerProcess, tmp_path
         page.click("#labels-print")
         assert page.evaluate("window.__printed") == 1
         page.emulate_media(media="print")
-        screenshot(console, "labels")
+        _shoot(console, "labels")
         page.emulate_media(media="screen")
 
         console.language("zh-CN")

@@ -573,7 +573,8 @@ function explain(explanation, chosen, order) {
 function describeDestination(destination) {
   if (destination === null || destination === undefined) return "—";
   if (typeof destination === "string") return destination;
-  return Object.entries(destination).map(([key, value]) => `${key}: ${value}`).join(", ");
+  return Object.entries(destination).filter(([, value]) => value !== "" && value !== null)
+    .map(([key, value]) => `${key}: ${value}`).join(", ");
 }
 
 /* ---------- waves ---------- */
