@@ -168,7 +168,7 @@ def test_orders_and_waves(ops_server: ServerProcess, tmp_path: Path) -> None:
 
         # more urgent
         page.fill(f"#wave-priority-{wave}", "2")
-        page.click(f"tr[data-wave='{wave}'] button.set-priority")
+        page.press(f"#wave-priority-{wave}", "Enter")  # from the keyboard
         console.wait_until(
             f"document.querySelector(\"tr[data-wave='{wave}']\")?.dataset.priority === '2'"
         )

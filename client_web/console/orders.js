@@ -606,10 +606,12 @@ function renderWaves() {
       h("td", {class: "num"}, wave.assignments),
       h("td", {}, t("waves.releasedBy", {time: core.formatTime(wave.released_at), user: wave.released_by})),
       h("td", {class: "actions"},
-        h("span", {class: "inline-field"},
-          hiddenLabel(inputId, t("waves.priorityOf", {wave: wave.number})), priority,
-          h("button", {type: "button", class: "set-priority", disabled: done,
-            onclick: () => reprioritise(wave.number, priority)}, t("waves.setPriority"))),
+        h("form", {class: "inline-field", onsubmit: (event) => {
+          event.preventDefault();
+          reprioritise(wave.number, priority);
+        }},
+        hiddenLabel(inputId, t("waves.priorityOf", {wave: wave.number})), priority,
+        h("button", {type: "submit", class: "set-priority", disabled: done}, t("waves.setPriority"))),
         h("button", {type: "button", class: "open-wave", "aria-label": t("waves.openOf", {wave: wave.number}),
           onclick: () => showWave(wave.number)}, t("waves.open"))));
   });
