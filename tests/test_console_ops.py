@@ -37,7 +37,8 @@ GOOD_CSV = (
 @pytest.fixture
 def ops_server(sqlite_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
     """LAX (Los Angeles) and FRA, six slots each with check digits and a staging area;
-    CASE in both, lot L-2027 of SERUM in LAX; the seeded users work in both."""
+    CASE in both, lot L-2027 of SERUM and serials SN-1, SN-2 of WATCH in LAX; the seeded
+    users work in both."""
     require_chromium()
     engine = make_engine(sqlite_url)
     sessions = make_session_factory(engine)
@@ -50,6 +51,8 @@ def ops_server(sqlite_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
         f.stock(session, "LAX", "A-01-01", "CASE", 20)
         f.stock(session, "FRA", "A-01-01", "CASE", 4)
         f.stock(session, "LAX", "A-01-02", "SERUM", 8, lot="L-2027", expiry=dt.date(2027, 3, 1))
+        f.sku(session, "WATCH", serials=True)
+        f.stock(session, "LAX", "A-01-04", "WATCH", 2, serials=("SN-1", "SN-2"))
     engine.dispose()
     with serving(sqlite_url, tmp_path) as server:
         yield server
@@ -280,6 +283,27 @@ def test_stock_ledger_and_labels_on_a_tablet(ops_server: ServerProcess, tmp_path
         assert _text(console, f"{move} td.who") == "supervisor"
         assert "replenish" in _text(console, f"{move} td.why")
         assert "REPLEN-7" in _text(console, f"{move} td.why")
+
+        # by serial: where the unit is, and its trace
+        page.click("button[data-i18n='stock.clear']")
+        page.fill("#stock-serial", "SN-2")
+        page.click("#stock-search")
+        console.wait_until("document.getElementById('ledger').dataset.trace === 'serial'")
+        page.wait_for_selector("#stock-result tr[data-serial='SN-2']")
+        unit = _api(ops_server, "/api/v1/serials", serial="SN-2")["items"]
+        assert [u["location"] for u in unit] == ["A-01-04"]
+        assert "A-01-04" in _text(console, "#stock-result tr[data-serial='SN-2']")
+        units = _api(ops_server, "/api/v1/movements", serial="SN-2")
+        assert units["total"] >= 1
+        console.wait_until(_count("#ledger tr.movement", units["total"]))
+        assert _text(console, "#ledger-title") == "Full trace of serial SN-2"
+
+        # back to the lot for the screenshot
+        page.click("button[data-i18n='stock.clear']")
+        page.fill("#stock-sku", "SERUM")
+        page.fill("#stock-lot", "L-2027")
+        page.click("#stock-search")
+        console.wait_until("document.getElementById('ledger').dataset.trace === 'lot'")
         _buttons_are_big_enough(console, "stock")
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         _shoot(console, "stock")

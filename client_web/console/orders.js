@@ -412,7 +412,10 @@ function renderImport() {
 
 /* ---------- orders ---------- */
 
+let ordersAsked = 0; // only the answer to the latest question is shown
+
 async function loadOrders() {
+  const asked = ++ordersAsked;
   const status = state.status ? `&status=${encodeURIComponent(state.status)}` : "";
   // the API lists oldest first: read the total, then the page counted from the newest
   const head = await core.api(`/api/v1/orders?limit=1${status}`);
@@ -423,6 +426,7 @@ async function loadOrders() {
   const offset = Math.max(0, end - PAGE);
   const limit = Math.max(1, end - offset);
   const page = await core.api(`/api/v1/orders?limit=${limit}&offset=${offset}${status}`);
+  if (asked !== ordersAsked) return;
   state.orders = {items: page.items.slice().reverse(), total, from: total - end + 1, to: total - offset};
   renderOrders();
 }
@@ -579,8 +583,12 @@ function describeDestination(destination) {
 
 /* ---------- waves ---------- */
 
+let wavesAsked = 0;
+
 async function loadWaves() {
+  const asked = ++wavesAsked;
   const page = await core.api(`/api/v1/waves?limit=50${core.warehouseQuery("&")}`);
+  if (asked !== wavesAsked) return;
   state.waves = page.items;
   renderWaves();
 }

@@ -189,22 +189,27 @@ function fail(err) {
 
 /* ---------- stock ---------- */
 
+let stockAsked = 0; // only the answer to the latest search is shown
+
 async function searchStock(event) {
   event?.preventDefault();
   const sku = el.sku.value.trim();
   const location = el.location.value.trim();
   const lot = el.lot.value.trim();
   const serial = el.serial.value.trim();
+  const asked = ++stockAsked;
   el.searchButton.disabled = true;
   el.searchButton.textContent = t("stock.searching");
   try {
     if (serial) {
       const page = await core.api(`/api/v1/serials${query({sku, location, serial, limit: 500})}`);
+      if (asked !== stockAsked) return;
       state.stock = {kind: "serials", items: page.items, total: page.total};
       await showLedger({serial}, {trace: "serial"});
     } else {
       const page = await core.api(`/api/v1/stock${query({sku, location, lot, limit: 500,
         include_empty: el.includeEmpty.checked ? "true" : ""})}`);
+      if (asked !== stockAsked) return;
       state.stock = {kind: "stock", items: page.items, total: page.total};
       if (sku || location || lot) {
         await showLedger({sku, location, lot}, {trace: lot && sku ? "lot" : null});
@@ -268,6 +273,7 @@ function renderStock() {
 function clearSearch() {
   for (const input of [el.sku, el.location, el.lot, el.serial]) input.value = "";
   el.includeEmpty.checked = false;
+  stockAsked += 1;
   state.stock = null;
   renderStock();
   showLedger({}).catch(fail);
@@ -278,9 +284,13 @@ function clearSearch() {
 
 /* Movements matching `filters` ({sku, location, lot, serial, warehouse}); a trace ("lot",
  * "serial") is shown as the full history of that lot or unit. */
+let ledgerAsked = 0; // only the answer to the latest question is shown
+
 async function showLedger(filters, {trace = null, focus = false} = {}) {
   const clean = Object.fromEntries(Object.entries(filters).filter(([, value]) => value));
+  const asked = ++ledgerAsked;
   const page = await core.api(`/api/v1/movements${query({...clean, limit: MOVEMENTS_PAGE})}`);
+  if (asked !== ledgerAsked) return;
   state.ledger = {filters: clean, trace, items: page.items, total: page.total};
   renderLedger();
   if (focus) el.ledgerTitle.focus();
@@ -288,8 +298,10 @@ async function showLedger(filters, {trace = null, focus = false} = {}) {
 
 async function moreLedger() {
   const ledger = state.ledger;
+  const asked = ledgerAsked;
   const page = await core.api(`/api/v1/movements${query({...ledger.filters, limit: MOVEMENTS_PAGE,
     offset: ledger.items.length})}`);
+  if (asked !== ledgerAsked) return;
   ledger.items.push(...page.items);
   ledger.total = page.total;
   renderLedger();

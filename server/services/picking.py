@@ -89,7 +89,8 @@ def sign_on(
     within: Collection[int] | None = None,
 ) -> Assignment | None:
     """The picker's current assignment, or the most urgent ready one (in `warehouse` when
-    given), now theirs; None when there is no work. Two pickers signing on at once never
+    given) that a supervisor gave them (`assign_picker`), else the most urgent ready one
+    nobody was given, now theirs; None when there is no work. Two pickers signing on at once never
     get the same assignment. With `within` (the ids of the picker's warehouses) only work
     there is handed out, and an assignment left in another warehouse is not resumed."""
     current = current_assignment(session, username)
