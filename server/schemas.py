@@ -538,6 +538,15 @@ class AssignmentOut(BaseModel):
     lines: list[PickLineOut]
 
 
+class AssignmentPicker(BaseModel):
+    picker: str | None = Field(
+        min_length=1,
+        max_length=64,
+        description="Username of the picker who gets it at their next sign-on; null puts "
+        "it back in the pool.",
+    )
+
+
 class WaveOut(BaseModel):
     number: int
     warehouse: str

@@ -76,6 +76,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/assignments/sign-on"): {"picker", "supervisor", "admin"},
     ("POST", "/api/v1/assignments/sign-off"): {"picker", "supervisor", "admin"},
     ("GET", "/api/v1/assignments/{number}"): ALL,
+    ("PATCH", "/api/v1/assignments/{number}"): {"supervisor", "manager", "admin"},
     ("POST", "/api/v1/assignments/{number}/complete"): {"picker", "supervisor", "admin"},
     ("POST", "/api/v1/pick-lines/{line_id}/confirm"): {"picker", "supervisor", "admin"},
     ("POST", "/api/v1/pick-lines/{line_id}/short"): {"picker", "supervisor", "admin"},
@@ -247,6 +248,11 @@ SCOPED: list[tuple[tuple[str, str], str, Body]] = [
         lambda w: {"warehouse": w["code"]},
     ),
     (("GET", "/api/v1/assignments/{number}"), "/api/v1/assignments/{number}", None),
+    (
+        ("PATCH", "/api/v1/assignments/{number}"),
+        "/api/v1/assignments/{number}",
+        lambda w: {"picker": "picker"},
+    ),
     (
         ("POST", "/api/v1/assignments/{number}/complete"),
         "/api/v1/assignments/{number}/complete",

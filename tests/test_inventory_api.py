@@ -164,6 +164,8 @@ def test_serialised_units_move_by_serial(client: TestClient) -> None:
         ("S1", "A-01"),
         ("S2", "A-02"),
     ]
+    found = client.get("/api/v1/serials", params={"serial": "S2"}, headers=admin).json()
+    assert [(i["serial"], i["location"]) for i in found["items"]] == [("S2", "A-02")]
 
 
 def test_adjustments_need_a_reason_and_never_go_negative(client: TestClient) -> None:

@@ -221,3 +221,39 @@ def test_formula_cells_are_stored_as_given_and_neutralised_on_export(
     assert (rows[0]["postcode"], rows[0]["channel"]) == ("'-90001", "'+1")
     assert rows[0]["latitude"] == "-33.9"  # a number, not text: left as it is
     assert (rows[0]["sku"], rows[0]["quantity"]) == ("SKU-1", "1")
+
+
+def test_refusals_after_parsing_name_the_rows(app_client: TestClient) -> None:
+    """An unknown SKU, an order that exists and a lot asked of a SKU without lots: each
+    error names the file's row (1 is the header), its order and its SKU."""
+    supervisor = auth(app_client, "supervisor")
+    lotted = {"sku": "LOT-1", "description": "lots", "lot_controlled": True}
+    assert app_client.post("/api/v1/skus", json=lotted, headers=supervisor).status_code == 201
+    head = "order,sku,quantity,country,lot\n"
+
+    unknown = _upload(app_client, head + "U-1,SKU-1,1,US,\nU-2,NOPE,1,US,\nU-2,GONE,2,US,\n")
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "sku_not_found")
+    assert unknown.json()["errors"] == [
+        {"row": 3, "order": "U-2", "sku": "NOPE", "msg": "unknown SKU"},
+        {"row": 4, "order": "U-2", "sku": "GONE", "msg": "unknown SKU"},
+    ]
+
+    lotless = _upload(app_client, head + "L-1,LOT-1,1,US,B1\nL-2,SKU-1,1,US,\nL-2,SKU-1,1,US,B1\n")
+    assert (lotless.status_code, lotless.json()["code"]) == (422, "lot_not_allowed")
+    assert [(e["row"], e["order"], e["sku"]) for e in lotless.json()["errors"]] == [
+        (4, "L-2", "SKU-1")
+    ]
+
+    assert _upload(app_client, head + "D-1,SKU-1,1,US,\n").status_code == 201
+    taken = _upload(app_client, head + "D-0,SKU-1,1,US,\nD-1,SKU-1,1,US,\n")
+    assert (taken.status_code, taken.json()["code"]) == (409, "duplicate_order")
+    assert taken.json()["errors"] == [{"row": 3, "order": "D-1", "msg": "already exists"}]
+    assert _order_count(app_client) == 1
+
+
+def test_a_bad_line_is_refused_at_its_own_row(client: TestClient) -> None:
+    make_warehouse(client)
+    text = HEADER + "A-1,SKU-1,1,US,,,,,\nA-1,SKU-1,0,US,,,,,\n"
+    errors = _upload(client, text).json()["errors"]
+    assert [(e["row"], e["order"], e["sku"]) for e in errors] == [(3, "A-1", "SKU-1")]
+    assert "lines.1.quantity" in errors[0]["msg"]

@@ -12,7 +12,7 @@ orders of the earlier batches are removed again: the import stays all or none.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, BinaryIO
 
 from sqlalchemy import select
@@ -30,8 +30,9 @@ MAX_CSV = 5 * 1024 * 1024
 LOOKUP_CHUNK = 500  # values per IN (...) list
 
 
-def parse_upload(upload: BinaryIO) -> list[schemas.OrderCreate]:
-    """The orders of an uploaded CSV file (UTF-8, at most MAX_CSV bytes)."""
+def parse_upload(upload: BinaryIO) -> orders.ParsedCsv:
+    """The orders of an uploaded CSV file (UTF-8, at most MAX_CSV bytes), with the rows
+    their lines came from."""
     data = upload.read(MAX_CSV + 1)
     if len(data) > MAX_CSV:
         raise Invalid(f"CSV larger than {MAX_CSV} bytes", code="payload_too_large")
@@ -39,7 +40,7 @@ def parse_upload(upload: BinaryIO) -> list[schemas.OrderCreate]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Invalid("CSV must be UTF-8", code="invalid_csv") from exc
-    return orders.parse_csv(text)
+    return orders.parse_csv_rows(text)
 
 
 async def import_orders(
@@ -49,10 +50,12 @@ async def import_orders(
     actor: str,
     allocate: bool,
     batch_size: int,
+    rows: Mapping[str, Sequence[int]] | None = None,
 ) -> list[str]:
     """Create the orders in batches (and allocate them); the numbers created. All or none:
-    a problem in a later batch removes the orders of the earlier ones."""
-    await db.read(check_importable, bodies)
+    a problem in a later batch removes the orders of the earlier ones. `rows` (from
+    `orders.parse_csv_rows`) puts the file's row numbers into the refusals."""
+    await db.read(check_importable, bodies, rows)
     batches = [bodies[i : i + batch_size] for i in range(0, len(bodies), batch_size)]
     created: list[str] = []
     try:
@@ -71,9 +74,21 @@ async def import_orders(
     return created
 
 
-def check_importable(session: Session, bodies: Sequence[schemas.OrderCreate]) -> None:
+def check_importable(
+    session: Session,
+    bodies: Sequence[schemas.OrderCreate],
+    rows: Mapping[str, Sequence[int]] | None = None,
+) -> None:
     """Every order number new and once in the file, every SKU known and lot-controlled
-    where a lot is asked for; all that is wrong is listed in the problem's `errors`."""
+    where a lot is asked for; all that is wrong is listed in the problem's `errors`, each
+    with its `order` (and `sku`), and with the file's `row` when `rows` says where each
+    order line came from."""
+    rows = rows or {}
+
+    def row_of(number: str, line: int = 0) -> dict[str, int]:
+        found = rows.get(number, ())
+        return {"row": found[line]} if line < len(found) else {}
+
     numbers = [b.number for b in bodies]
     if len(set(numbers)) != len(numbers):
         raise Invalid("an order number appears twice", code="duplicate_order")
@@ -83,7 +98,9 @@ def check_importable(session: Session, bodies: Sequence[schemas.OrderCreate]) ->
             f"order {sorted(taken)[0]} already exists"
             + (f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""),
             code="duplicate_order",
-            errors=[{"order": n, "msg": "already exists"} for n in sorted(taken)[:100]],
+            errors=_by_row(
+                [{**row_of(n), "order": n, "msg": "already exists"} for n in sorted(taken)]
+            ),
         )
     codes = {line.sku for body in bodies for line in body.lines}
     skus = {
@@ -93,15 +110,35 @@ def check_importable(session: Session, bodies: Sequence[schemas.OrderCreate]) ->
     }
     unknown = sorted(codes - skus.keys())
     if unknown:
+        if rows:  # one error per row that names an unknown SKU
+            errors = [
+                {**row_of(b.number, i), "order": b.number, "sku": line.sku, "msg": "unknown SKU"}
+                for b in bodies
+                for i, line in enumerate(b.lines)
+                if line.sku not in skus
+            ]
+        else:
+            errors = [{"sku": code, "msg": "unknown SKU"} for code in unknown]
         raise NotFound(
             f"no SKU {unknown[0]}" + (f" (and {len(unknown) - 1} more)" if unknown[1:] else ""),
             code="sku_not_found",
-            errors=[{"sku": code, "msg": "unknown SKU"} for code in unknown[:100]],
+            errors=_by_row(errors),
         )
-    for body in bodies:
-        for line in body.lines:
-            if line.lot and not skus[line.sku].lot_controlled:
-                raise Invalid(f"SKU {line.sku} has no lots", code="lot_not_allowed")
+    lotless = [
+        {**row_of(b.number, i), "order": b.number, "sku": line.sku, "msg": "SKU has no lots"}
+        for b in bodies
+        for i, line in enumerate(b.lines)
+        if line.lot and not skus[line.sku].lot_controlled
+    ]
+    if lotless:
+        raise Invalid(
+            f"SKU {lotless[0]['sku']} has no lots", code="lot_not_allowed", errors=_by_row(lotless)
+        )
+
+
+def _by_row(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Errors in the file's order, at most MAX_ROW_ERRORS of them."""
+    return sorted(errors, key=lambda e: e.get("row", 0))[: orders.MAX_ROW_ERRORS]
 
 
 def _create_batch(session: Session, bodies: Sequence[schemas.OrderCreate], actor: str) -> list[str]:

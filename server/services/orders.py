@@ -8,6 +8,7 @@ import datetime as dt
 import io
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -97,7 +98,21 @@ class CsvRefused(Invalid):
         super().__init__(detail, errors=problems[:MAX_ROW_ERRORS])
 
 
+@dataclass(frozen=True)
+class ParsedCsv:
+    """The orders of a CSV file and where each line came from: `rows[number][i]` is the
+    file's row (1 is the header) of line i of that order, for errors found later."""
+
+    orders: list[schemas.OrderCreate]
+    rows: dict[str, list[int]]
+
+
 def parse_csv(text: str) -> list[schemas.OrderCreate]:
+    """The orders of a CSV file (`parse_csv_rows` without the rows)."""
+    return parse_csv_rows(text).orders
+
+
+def parse_csv_rows(text: str) -> ParsedCsv:
     """Orders from CSV, one row per order line; rows with the same `order` number form one
     order whose header fields come from its first row. Columns: order, sku, quantity and
     country are required; channel, region, postcode, latitude, longitude, priority,
@@ -135,12 +150,10 @@ def _check_header(header: list[str]) -> None:
         raise CsvRefused([{"msg": f"CSV lacks columns: {', '.join(sorted(missing))}"}])
 
 
-def _orders_from_rows(
-    header: list[str], rows: list[tuple[int, list[str]]]
-) -> list[schemas.OrderCreate]:
+def _orders_from_rows(header: list[str], rows: list[tuple[int, list[str]]]) -> ParsedCsv:
     problems: list[dict[str, Any]] = []
     grouped: dict[str, dict[str, Any]] = {}
-    first_row: dict[str, int] = {}
+    line_rows: dict[str, list[int]] = {}
     for row_number, row in rows:
         if len(row) > len(header):
             problems.append(
@@ -155,28 +168,37 @@ def _orders_from_rows(
         if number not in grouped:
             order_fields = {k: values[k] for k in CSV_ORDER_FIELDS if values.get(k)}
             grouped[number] = {"number": number, **order_fields, "lines": []}
-            first_row[number] = row_number
+            line_rows[number] = []
         line = {k: values[k] for k in CSV_LINE_FIELDS if values.get(k)}
         grouped[number]["lines"].append(line)
+        line_rows[number].append(row_number)
     orders = []
     for number, data in grouped.items():
         try:
             orders.append(schemas.OrderCreate.model_validate(data))
         except ValidationError as exc:
-            for error in exc.errors():
-                where = ".".join(str(p) for p in error["loc"])
-                problems.append(
-                    {
-                        "row": first_row[number],
-                        "msg": f"order {number} (from row {first_row[number]}): "
-                        f"{where}: {error['msg']}",
-                    }
-                )
+            problems += [_field_problem(number, data, line_rows[number], e) for e in exc.errors()]
     if problems:
         raise CsvRefused(sorted(problems, key=lambda p: p.get("row", 0)))
     if not orders:
         raise CsvRefused([{"msg": "CSV holds no orders"}])
-    return orders
+    return ParsedCsv(orders, line_rows)
+
+
+def _field_problem(
+    number: str, data: dict[str, Any], rows: list[int], error: Any
+) -> dict[str, Any]:
+    """A value the order schema refused, at the row it came from: a line's own row for a
+    line field (`lines.2.quantity`), the order's first row for a header field."""
+    loc = error["loc"]
+    where = ".".join(str(p) for p in loc)
+    row, problem = rows[0], {"order": number}
+    if len(loc) >= 2 and loc[0] == "lines" and isinstance(loc[1], int) and loc[1] < len(rows):
+        row = rows[loc[1]]
+        if sku := data["lines"][loc[1]].get("sku"):
+            problem["sku"] = sku
+    problem["msg"] = f"order {number} (from row {row}): {where}: {error['msg']}"
+    return {"row": row, **problem}
 
 
 # --- Export ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ picker who signs on again gets back the assignment they were working on.
 The headset dialog calls, each inside one transaction:
 
     sign_on(session, username, warehouse=None) -> Assignment | None
+                                   (what a supervisor assigned them first: `assign_picker`)
     brief(session, assignment) -> AssignmentBrief       "Assignment 412. Twelve picks."
     next_task(session, assignment_id) -> NextLine | None  location, check digits, quantity
     match_serial(session, line_id, digits, actor) -> str  the serial whose digits end so
@@ -58,7 +59,9 @@ from server.tables import (
     PickException,
     PickLine,
     PickLineStatus,
+    Role,
     Stock,
+    User,
     Warehouse,
     WaveStatus,
     utcnow,
@@ -86,7 +89,8 @@ def sign_on(
     within: Collection[int] | None = None,
 ) -> Assignment | None:
     """The picker's current assignment, or the most urgent ready one (in `warehouse` when
-    given), now theirs; None when there is no work. Two pickers signing on at once never
+    given) that a supervisor gave them (`assign_picker`), else the most urgent ready one
+    nobody was given, now theirs; None when there is no work. Two pickers signing on at once never
     get the same assignment. With `within` (the ids of the picker's warehouses) only work
     there is handed out, and an assignment left in another warehouse is not resumed."""
     current = current_assignment(session, username)
@@ -95,31 +99,70 @@ def sign_on(
             return None
         floor_events.picker_signed_on(session, username, current, warehouse)
         return current
-    query = select(Assignment.id).where(
-        Assignment.status == AssignmentStatus.ready, Assignment.picker.is_(None)
-    )
-    if within is not None:
-        query = query.where(Assignment.warehouse_id.in_(within))
-    if warehouse is not None:
-        query = query.where(Assignment.warehouse_id == catalog.get_warehouse(session, warehouse).id)
-    for assignment_id in session.scalars(query.order_by(Assignment.priority, Assignment.id)).all():
-        claimed = session.execute(
-            update(Assignment)
-            .where(
-                Assignment.id == assignment_id,
-                Assignment.status == AssignmentStatus.ready,
-                Assignment.picker.is_(None),
+    warehouse_id = catalog.get_warehouse(session, warehouse).id if warehouse is not None else None
+    # work a supervisor assigned to this picker first, then the pool's
+    for holder in (Assignment.picker == username, Assignment.picker.is_(None)):
+        query = select(Assignment.id).where(Assignment.status == AssignmentStatus.ready, holder)
+        if within is not None:
+            query = query.where(Assignment.warehouse_id.in_(within))
+        if warehouse_id is not None:
+            query = query.where(Assignment.warehouse_id == warehouse_id)
+        for assignment_id in session.scalars(query.order_by(Assignment.priority, Assignment.id)):
+            claimed = session.execute(
+                update(Assignment)
+                .where(
+                    Assignment.id == assignment_id,
+                    Assignment.status == AssignmentStatus.ready,
+                    holder,
+                )
+                .values(picker=username, status=AssignmentStatus.in_progress, started_at=utcnow()),
+                execution_options={"synchronize_session": False},
             )
-            .values(picker=username, status=AssignmentStatus.in_progress, started_at=utcnow()),
-            execution_options={"synchronize_session": False},
-        )
-        if claimed.rowcount == 1:  # type: ignore[attr-defined]
-            assignment = session.get_one(Assignment, assignment_id)
-            session.refresh(assignment)
-            floor_events.picker_signed_on(session, username, assignment, warehouse)
-            return assignment
+            if claimed.rowcount == 1:  # type: ignore[attr-defined]
+                assignment = session.get_one(Assignment, assignment_id)
+                session.refresh(assignment)
+                floor_events.picker_signed_on(session, username, assignment, warehouse)
+                return assignment
     floor_events.picker_signed_on(session, username, None, warehouse)
     return None
+
+
+def assign_picker(session: Session, number: int, picker: str | None) -> Assignment:
+    """Hand an assignment nobody has started to `picker` (None: back to the pool); the
+    picker gets it at their next sign-on, before the pool's work, and no one else does.
+
+    Only a `ready` assignment is (re)assigned: one in progress is in someone's headset and
+    one completed is done (409 `assignment_in_progress`, `assignment_completed`). The
+    picker must be an active user with the picker role (422 `not_a_picker`) who works in
+    the assignment's warehouse (422 `picker_not_member`). A picker signing on at the same
+    moment wins: the change is a compare-and-set on the status."""
+    assignment = get_assignment(session, number)
+    if assignment.status == AssignmentStatus.completed:
+        raise Conflict(f"assignment {number} is completed", code="assignment_completed")
+    if assignment.status != AssignmentStatus.ready:
+        raise Conflict(
+            f"assignment {number} is in progress with {assignment.picker}",
+            code="assignment_in_progress",
+        )
+    if picker is not None:
+        user = session.scalar(select(User).where(User.username == picker))
+        if user is None or not user.active or user.role != Role.picker:
+            raise Invalid(f"{picker} is not an active picker", code="not_a_picker")
+        if assignment.warehouse_id not in {w.id for w in user.warehouses}:
+            raise Invalid(
+                f"{picker} does not work in warehouse {assignment.warehouse.code}",
+                code="picker_not_member",
+            )
+    changed = session.execute(
+        update(Assignment)
+        .where(Assignment.id == number, Assignment.status == AssignmentStatus.ready)
+        .values(picker=picker),
+        execution_options={"synchronize_session": False},
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"assignment {number} was just started", code="assignment_in_progress")
+    session.refresh(assignment)
+    return assignment
 
 
 def sign_off(session: Session, username: str) -> Assignment | None:

@@ -53,9 +53,11 @@ def list_serials(
     limit: int,
     offset: int,
     within: Collection[int] | None = None,
+    serial: str | None = None,
 ) -> tuple[list[Serial], int]:
-    """A page of serialised units on the books (at a location), by warehouse, location
-    and SKU, each with its SKU, location and warehouse loaded; and how many in all."""
+    """A page of serialised units on the books (at a location), by warehouse, location,
+    SKU and serial number, each with its SKU, location and warehouse loaded; and how many
+    in all."""
     query = (
         select(Serial)
         .join(Sku, Sku.id == Serial.sku_id)
@@ -74,6 +76,8 @@ def list_serials(
         query = query.where(Location.code == location)
     if sku:
         query = query.where(Sku.code == sku)
+    if serial:
+        query = query.where(Serial.serial == serial)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(
         query.order_by(Warehouse.code, Location.code, Sku.code, Serial.serial)

@@ -10,12 +10,14 @@ from server.api import views
 from server.api.pagination import PageParams, RowId
 from server.deps import (
     AnyUser,
+    ClientAddress,
     DatabaseDep,
     FloorWorker,
+    Overseer,
     WarehouseScope,
 )
 from server.problems import Forbidden
-from server.services import picking
+from server.services import audit, picking
 from server.services.membership import Scope
 from server.tables import Assignment, AssignmentStatus, User
 
@@ -119,6 +121,37 @@ async def get_assignment(
         return views.assignment_seen_by(session, assignment, user)
 
     return await db.read(work)
+
+
+@router.patch("/{number}", response_model=schemas.AssignmentOut)
+async def assign_picker(
+    number: RowId,
+    body: schemas.AssignmentPicker,
+    user: Overseer,
+    scope: WarehouseScope,
+    client: ClientAddress,
+    db: DatabaseDep,
+) -> schemas.AssignmentOut:
+    """Give an assignment nobody has started to a picker of its warehouse, who gets it at
+    their next sign-on (null: back to the pool). 409 `assignment_in_progress` or
+    `assignment_completed` once it is started; 422 `not_a_picker`, `picker_not_member`.
+    Audited."""
+
+    def work(session: Session) -> schemas.AssignmentOut:
+        before = assignment_in_scope(session, number, scope).picker
+        assignment = picking.assign_picker(session, number, body.picker)
+        audit.record(
+            session,
+            "assignment.assign",
+            actor=user.username,
+            client=client,
+            subject=f"assignment:{number}",
+            old={"picker": before},
+            new={"picker": assignment.picker},
+        )
+        return views.assignment_view(session, assignment, show_check_digits=True)
+
+    return await db.write(work)
 
 
 @router.post("/{number}/complete", response_model=schemas.AssignmentCompleted)

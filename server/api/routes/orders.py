@@ -50,16 +50,21 @@ async def import_orders(
     """Import orders from CSV, all or none. Columns: order, sku, quantity, country
     (required); channel, region, postcode, latitude, longitude, priority, ship_by, carrier,
     value_cents, currency, lot, min_expiry. Rows of one order share its number. A bad file
-    is refused (422 `invalid_csv`) with every bad row in `errors`; a good one is created in
-    batches, so other writers are not held up for the whole file."""
+    is refused (422 `invalid_csv`) with every bad row in `errors`; so is one whose orders
+    exist (409 `duplicate_order`), whose SKUs are unknown (404 `sku_not_found`) or that
+    asks for a lot of a SKU without lots (422 `lot_not_allowed`): each error names the
+    file's `row` (1 is the header), its `order` and, where it is about a line, its `sku`.
+    A good file is created in batches, so other writers are not held up for the whole
+    file."""
 
-    bodies = await run_sync(order_import.parse_upload, file.file)
+    parsed = await run_sync(order_import.parse_upload, file.file)
     created = await order_import.import_orders(
         db,
-        bodies,
+        parsed.orders,
         actor=user.username,
         allocate=allocate,
         batch_size=settings.import_batch_orders,
+        rows=parsed.rows,
     )
     result = schemas.OrderImportOut(imported=len(created), orders=created)
     return await db.write(lambda _session: result)  # records the outcome (Idempotency-Key)

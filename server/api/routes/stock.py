@@ -56,9 +56,10 @@ async def list_serials(
     warehouse: Filter = None,
     location: Filter = None,
     sku: Filter = None,
+    serial: Annotated[str | None, Query(max_length=128)] = None,
 ) -> schemas.Page[schemas.SerialOut]:
     """Serialised units on the books and their locations (what the labels at a slot say;
-    pickers give them by voice, so they do not get this list)."""
+    pickers give them by voice, so they do not get this list); `serial` finds one unit."""
     within = scope.within(warehouse)
 
     def work(session: Session) -> schemas.Page[schemas.SerialOut]:
@@ -68,10 +69,11 @@ async def list_serials(
             warehouse=warehouse,
             location=location,
             sku=sku,
+            serial=serial,
             limit=page.limit,
             offset=page.offset,
         )
-        return page.of([views.serial_view(serial) for serial in found], total)
+        return page.of([views.serial_view(unit) for unit in found], total)
 
     return await db.read(work)
 
