@@ -108,6 +108,14 @@ def test_the_board_follows_a_simulated_picker_live(
                 }}""",
                 timeout=60_000,
             )
+            # what the headset heard, typed answers being sure of themselves
+            confidence = f"{card('sim-001')} [data-field='confidence']"
+            console.page.wait_for_function(
+                f"() => document.querySelector(\"{confidence}\")?.textContent === '100%'"
+            )
+            assert field(console, card("sim-001"), "heard").startswith("“")
+            assert field(console, card("sim-001"), "dialog_state") != "–"
+            assert field(console, card("sim-001"), "reprompts") == "0"
             assert console.page.evaluate(f"() => {MARKER}")
             assert console.hook["live"]["connects"] == 1  # no reconnection reloaded it
             seen = console.page.locator(card("sim-001"))

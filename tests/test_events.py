@@ -427,12 +427,21 @@ async def test_the_headset_dialog_publishes_through_the_same_services(
     assert turn.prompt is not None and turn.prompt["state"] == "location", turn
     await headset.close()
     frames = await frames_until(ws, lambda f: f["type"] == "pick_confirmed")
-    assert [shape(f, "picker", "status") for f in frames[:1]] == [
+    live = [f for f in frames if f.get("status") in ("connected", "heard")]  # the headset's
+    facts = [f for f in frames if f not in live]  # the database's
+    assert [shape(f, "picker", "status") for f in facts[:1]] == [
         ("picker_status", "LAX", "picker", "picking")
     ]
-    assert [shape(f, "picker", "sku", "location", "picked") for f in frames[1:]] == [
+    assert [shape(f, "picker", "sku", "location", "picked") for f in facts[1:]] == [
         ("pick_confirmed", "LAX", "picker", "CASE", "A-01-01", 3)
     ]
+    heard = [f for f in live if f["status"] == "heard"]
+    assert [(f["heard"]["text"], f["heard"]["accepted"], f["reprompts"]) for f in heard] == [
+        ("ready", True, 0),
+        ("57", True, 0),
+    ]
+    assert [f["dialog_state"] for f in heard] == ["location", "quantity"]
+    assert {f["assignment"] for f in heard} == {facts[0]["assignment"]}
     await ws.close()
 
 

@@ -227,7 +227,7 @@ function takeAssignment(card, frame) {
 
 const HANDLERS = {
   picker_status(frame) {
-    if (frame.status === "signed_off") {
+    if (frame.status === "signed_off" || frame.dialog_state === "signed_off") {
       cards.delete(frame.picker);
       return;
     }

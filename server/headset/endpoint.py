@@ -3,7 +3,8 @@ header, or the older `?token=`), check that its user may pick, then hand the con
 a `HeadsetSession`, held in the socket registry: one live session per operator (a new one
 takes over), re-checked while it lasts, closed at shutdown. Headsets may move their audio to
 WebRTC (`rtc_offer`) unless `WAVEPICK_RTC_HEADSET_AUDIO` is off; ICE gathers host candidates
-only, so nothing is asked of a STUN server outside the warehouse."""
+only, so nothing is asked of a STUN server outside the warehouse. The picker's live status
+(headset connected, each answer heard, offline) goes to the floor boards (Events v1)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from server.deps import MAY_PICK, socket_user
 from server.headset.protocol import FORBIDDEN, UNAUTHORIZED, error
 from server.headset.session import HeadsetSession
 from server.headset.work import DatabasePickWork
+from server.services.floor_events import announce_picker
 from server.sockets import SocketRegistry
 
 router = APIRouter()
@@ -47,6 +49,9 @@ async def headset(websocket: WebSocket) -> None:
         snapshots=state.headset_snapshots,
         # no ICE servers: host candidates only (aiortc's default would ask Google's STUN)
         rtc=RTCConfiguration(iceServers=[]) if settings.rtc_headset_audio else None,
+        announce=lambda status, **fields: announce_picker(
+            db, state.events, user.username, status, **fields
+        ),
     )
     async with registry.hold("headset", grant, session, exclusive=True):
         await session.run()

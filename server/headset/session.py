@@ -17,7 +17,7 @@ import numpy as np
 from aiortc import RTCConfiguration
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from server.headset.conversation import Busy, Conversation, Event
+from server.headset.conversation import Busy, Conversation, Event, Heard
 from server.headset.peer import HeadsetPeer, OfferRefused
 from server.headset.protocol import (
     PROTOCOL_ERROR,
@@ -33,12 +33,19 @@ from server.headset.protocol import (
     parse_text_frame,
 )
 from server.headset.speech import SpeechServices
+from server.services import floor_events
 from server.sockets import Ending
 from voice.dialog.pick import PickWork
 
 log = logging.getLogger(__name__)
 
 IDLE_TIMEOUT_S = 15 * 60
+ANNOUNCE_TIMEOUT_S = 5
+
+# Tells the floor boards a picker's live status: `announce("heard", heard=…, reprompts=…,
+# dialog_state=…)`, `announce("connected")`, `announce("offline")` (see
+# `floor_events.announce_picker`).
+Announce = Callable[..., Awaitable[None]]
 
 
 class SocketPromptAudio:
@@ -70,10 +77,16 @@ class HeadsetSession:
         open_work: Callable[[str], PickWork],
         snapshots: dict[str, dict[str, Any]],
         rtc: RTCConfiguration | None = None,
+        announce: Announce | None = None,
     ) -> None:
         """`rtc`: how to set up WebRTC audio for headsets that offer it (ICE servers);
-        None answers their offers with an `rtc_unavailable` error."""
+        None answers their offers with an `rtc_unavailable` error. `announce`: where the
+        picker's live status goes (connected, each answer heard, offline when the headset
+        goes away without signing off); None tells no one."""
         self.websocket = websocket
+        self.announce = announce
+        self._announcing: asyncio.Task[None] | None = None
+        self._reprompts = 0
         self.operator = operator
         self.speech = speech
         self.rtc = rtc
@@ -128,6 +141,9 @@ class HeadsetSession:
         finally:
             await self._close_peer()
             await self.conversation.close()
+            if not self._closing and self.conversation.started:
+                self._announce("offline")  # gone without signing off
+            await self._announced()
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await self.websocket.close()
 
@@ -147,6 +163,8 @@ class HeadsetSession:
         frame = event_frame(event)
         if frame is not None:
             await self.send_json(frame)
+            if isinstance(event, Heard) and event.dropped is None:
+                self._announce_heard(event)
             return
         self._closing = True
         await self.websocket.close(1000, "signed off")
@@ -169,6 +187,7 @@ class HeadsetSession:
                 "sample_rate": sample_rate,
             }
         )
+        self._announce("connected")
         await self.conversation.start(hello.locale, sample_rate)
 
     async def _on_audio(self, data: bytes) -> None:
@@ -245,6 +264,46 @@ class HeadsetSession:
         self.conversation.prompt_audio = self.socket_audio
         if peer is not None:
             await peer.close()
+
+    # -- the picker's live status, for the floor boards ----------------------------------
+
+    def _announce_heard(self, heard: Heard) -> None:
+        self._reprompts = 0 if heard.accepted else self._reprompts + 1
+        dialog = self.conversation.dialog
+        if dialog is not None and dialog.state.name == "signed_off":
+            return  # the answer that signed off: its `signed_off` event says it all
+        self._announce(
+            "heard",
+            heard=floor_events.Heard(
+                text=heard.text, confidence=heard.confidence, accepted=heard.accepted
+            ),
+            reprompts=self._reprompts,
+            dialog_state=dialog.state.name if dialog is not None else None,
+        )
+
+    def _announce(self, status: str, **fields: Any) -> None:
+        """Announce in the background, one after the other (a board sees them in order);
+        the dialog never waits for it, and a failure is logged, not the headset's."""
+        if self.announce is None:
+            return
+        announce, previous = self.announce, self._announcing
+
+        async def run() -> None:
+            if previous is not None:
+                with contextlib.suppress(Exception):
+                    await previous
+            try:
+                await announce(status, **fields)
+            except Exception:
+                log.exception("headset %s: status %s not announced", self.operator, status)
+
+        self._announcing = asyncio.create_task(run())
+
+    async def _announced(self) -> None:
+        """Wait (a little) for the announcements still going out."""
+        if self._announcing is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._announcing), ANNOUNCE_TIMEOUT_S)
 
     # -- sending ------------------------------------------------------------------------
 
