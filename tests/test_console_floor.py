@@ -7,17 +7,21 @@ takes it out of the open list; both screens speak Chinese."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from server.headset.client import HeadsetClient
 from tests.browser import require_chromium
 from tests.conftest import REPO, ServerProcess, serving
 from tests.console_browser import ConsolePage, console_page, screenshot
@@ -225,6 +229,64 @@ def test_an_exception_arrives_live_is_joined_by_call_and_resolved(
         # the one refusal asked for: Chromium logs the 422 answer itself
         assert all("422" in message for message in console.console_errors)
         assert len(console.console_errors) <= 1
+
+
+@contextmanager
+def a_loop() -> Iterator[Callable[[Coroutine[Any, Any, Any]], Any]]:
+    """An event loop in a thread of its own (Playwright's sync API holds this thread's),
+    and a call that runs a coroutine on it to its end."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield lambda work: asyncio.run_coroutine_threadsafe(work, loop).result(timeout=120)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def test_a_quiet_picker_is_idle_and_a_lost_headset_offline(
+    floor_server: ServerProcess, tmp_path: Path
+) -> None:
+    """No event for two minutes (the page's clock moved on): idle; the headset's socket
+    dropped without a sign-off: offline."""
+    with httpx.Client(base_url=floor_server.url, timeout=30) as http:
+        token = auth(http, "picker")["Authorization"].split()[1]
+    headset = HeadsetClient(
+        f"{floor_server.url.replace('http://', 'ws://', 1)}/ws/headset", token, ticket=True
+    )
+    with console_page(floor_server.url, tmp_path) as console, a_loop() as run:
+        console.page.clock.install()
+        console.sign_in("supervisor", PASSWORD)
+        console.live()
+        console.wait_until("!document.querySelector('#board-empty').hidden")
+
+        async def sign_on_by_voice() -> None:
+            await headset.connect()
+            await headset.say("ready")
+
+        run(sign_on_by_voice())
+        picker = card("picker")
+        console.page.wait_for_selector(f"{picker}[data-status='picking']")
+        console.page.wait_for_function(
+            f"""() => document.querySelector("{picker} [data-field='dialog_state']")
+                        ?.textContent === 'Going to slot'"""
+        )
+        assert console.page.get_attribute(picker, "data-warn") == ""
+        assert console.page.is_hidden(f"{picker} .picker-warning")
+
+        console.page.clock.fast_forward("02:10")
+        console.page.wait_for_selector(f"{picker}[data-warn='idle']")
+        assert field(console, picker, "warning") == "Idle: nothing for 2 minutes"
+
+        run(headset.drop())
+        console.page.wait_for_selector(f"{picker}[data-warn='offline']")
+        assert field(console, picker, "warning") == "Offline: the headset went away"
+        assert field(console, picker, "status") == "Offline"
+        assert field(console, picker, "lines_done") == "0"
+    assert console.page_errors == []
+    assert console.console_errors == []
 
 
 def field_text(console: ConsolePage, selector: str) -> str:
