@@ -154,7 +154,7 @@ def test_an_exception_arrives_live_is_joined_by_call_and_resolved(
 ) -> None:
     with httpx.Client(base_url=floor_server.url, timeout=30) as http:
         assignment = sign_on(http, "picker")
-        with console_page(floor_server.url, tmp_path) as console:
+        with console_page(floor_server.url, tmp_path, viewport=(768, 1024)) as console:
             console.sign_in("supervisor", PASSWORD)
             console.live()
             console.open("exceptions")
