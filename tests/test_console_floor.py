@@ -308,6 +308,13 @@ def test_the_board_and_inbox_speak_chinese(floor_server: ServerProcess, tmp_path
         assert field(console, card("picker"), "status") == "拣货中"
         assert console.page.text_content("label[for='board-view']") == "视图"
         screenshot(console, "board-zh")
+        console.page.select_option("#board-view", "table")
+        console.page.wait_for_selector("#board-table tr[data-row-picker='picker']")
+        headers = console.page.locator("#board-table th[scope='col']").all_text_contents()
+        assert headers[:4] == ["拣货员", "任务", "仓库", "已拣"]
+        assert console.page.is_hidden("#board-cards")
+        console.page.select_option("#board-view", "cards")
+        console.page.wait_for_selector(card("picker"))
 
         console.open("exceptions")
         console.page.wait_for_selector(".exception-item")
