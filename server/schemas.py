@@ -690,6 +690,8 @@ class ExceptionOut(BaseModel):
     reported_by: str
     note: str
     created_at: dt.datetime
+    sku: str | None = None  # of its pick line, when it has one
+    location: str | None = None  # the pick line's slot
     resolved_by: str | None = None
     resolved_at: dt.datetime | None = None
     resolution: str | None = None
@@ -713,6 +715,21 @@ class PickResultOut(BaseModel):
 class AssignmentCompleted(BaseModel):
     number: int
     staging_location: str
+
+
+class FloorPickerOut(BaseModel):
+    """A picker with an assignment in progress, as a floor board shows them."""
+
+    picker: str
+    assignment: int
+    warehouse: str
+    lines: int
+    lines_done: int = Field(description="Lines of the assignment picked or short.")
+    started_at: dt.datetime | None
+    last_pick_at: dt.datetime | None = Field(
+        description="When they last closed a line of the assignment."
+    )
+    picks_last_hour: int = Field(description="Lines they closed in the warehouse in the last hour.")
 
 
 class ExceptionResolve(BaseModel):

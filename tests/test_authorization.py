@@ -72,6 +72,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("PATCH", "/api/v1/waves/{number}"): {"supervisor", "admin"},
     ("GET", "/api/v1/kpis"): {"supervisor", "manager", "admin"},
     ("GET", "/api/v1/kpis/export"): {"supervisor", "manager", "admin"},
+    ("GET", "/api/v1/floor"): {"supervisor", "manager", "admin"},
     ("GET", "/api/v1/assignments"): ALL,
     ("POST", "/api/v1/assignments/sign-on"): {"picker", "supervisor", "admin"},
     ("POST", "/api/v1/assignments/sign-off"): {"picker", "supervisor", "admin"},
@@ -241,6 +242,7 @@ SCOPED: list[tuple[tuple[str, str], str, Body]] = [
         "/api/v1/kpis/export?table=pickers&warehouse={code}",
         None,
     ),
+    (("GET", "/api/v1/floor"), "/api/v1/floor?warehouse={code}", None),
     (("GET", "/api/v1/assignments"), "/api/v1/assignments?warehouse={code}", None),
     (
         ("POST", "/api/v1/assignments/sign-on"),
@@ -461,7 +463,11 @@ def test_lists_show_only_the_callers_warehouses(floor: Floor) -> None:
         assert all("LAX" in (m["warehouse"], m["to_warehouse"]) for m in movements)
         assert {a["warehouse"] for a in listed("/api/v1/assignments", role)} == {"LAX"}
         assert {e["warehouse"] for e in listed("/api/v1/exceptions", role)} == {"LAX"}
+        assert [(p["picker"], p["warehouse"]) for p in listed("/api/v1/floor", role)] == [
+            ("picker", "LAX")
+        ]
     assert {s["warehouse"] for s in listed("/api/v1/stock", "picker")} == {"LAX"}
     everywhere = {s["warehouse"] for s in listed("/api/v1/stock", "admin")}
     assert everywhere == {"LAX", "FRA", "SZX"}
     assert {e["warehouse"] for e in listed("/api/v1/exceptions", "admin")} == {"LAX", "FRA"}
+    assert {p["warehouse"] for p in listed("/api/v1/floor", "admin")} == {"LAX", "FRA"}

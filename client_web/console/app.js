@@ -66,7 +66,7 @@ const el = Object.fromEntries(
 
 const hook = {
   state: "signed_out", screen: null, user: null, warehouse: null, locale: core.locale,
-  live: {state: "closed", events: 0, lastEvent: null, connects: 0},
+  live: {state: "closed", events: 0, lastEvent: null, connects: 0}, sounds: 0,
 };
 window.wavepickConsole = hook;
 

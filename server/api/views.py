@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from server import schemas
 from server.services import waves
+from server.services.floor import PickerOnShift
 from server.services.ledger import Reconciliation
 from server.tables import (
     Allocation,
@@ -120,6 +121,7 @@ def wave_summary(progress: waves.WaveProgress) -> schemas.WaveSummary:
 
 
 def exception_view(exception: PickException) -> schemas.ExceptionOut:
+    line = exception.pick_line
     return schemas.ExceptionOut(
         id=exception.id,
         kind=exception.kind,
@@ -131,12 +133,27 @@ def exception_view(exception: PickException) -> schemas.ExceptionOut:
         reported_by=exception.reported_by,
         note=exception.note,
         created_at=exception.created_at,
+        sku=line.sku.code if line else None,
+        location=line.location.code if line else None,
         resolved_by=exception.resolved_by,
         resolved_at=exception.resolved_at,
         resolution=exception.resolution,
         outcome=exception.outcome,
         room=exception.room_id,
         movement=exception.movement_id,
+    )
+
+
+def floor_picker_view(picker: PickerOnShift) -> schemas.FloorPickerOut:
+    return schemas.FloorPickerOut(
+        picker=picker.picker,
+        assignment=picker.assignment,
+        warehouse=picker.warehouse,
+        lines=picker.lines,
+        lines_done=picker.lines_done,
+        started_at=picker.started_at,
+        last_pick_at=picker.last_pick_at,
+        picks_last_hour=picker.picks_last_hour,
     )
 
 

@@ -8,7 +8,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from server import schemas
 from server.problems import Conflict, Invalid, NotFound
@@ -69,7 +69,12 @@ def list_exceptions(
     query = (
         select(PickException)
         .join(Warehouse, Warehouse.id == PickException.warehouse_id)
-        .options(contains_eager(PickException.warehouse))
+        .options(
+            contains_eager(PickException.warehouse),
+            selectinload(PickException.pick_line).options(
+                selectinload(PickLine.sku), selectinload(PickLine.location)
+            ),
+        )
     )
     if within is not None:
         query = query.where(PickException.warehouse_id.in_(within))
