@@ -439,12 +439,12 @@ async def test_the_headset_dialog_publishes_through_the_same_services(
         for f in frames
         if f.get("status") == "heard"
     ]
-    assert heard == [
-        ("ready", True, "assignment", 0),
+    assert heard == [  # where the dialog is after each answer, re-prompted how often
+        ("ready", True, "location", 0),
         ("58", True, "location", 0),
         ("banana", False, "location", 1),
-        ("57", True, "location", 1),  # taken after one re-prompt
-        ("3", True, "quantity", 0),
+        ("57", True, "quantity", 0),
+        ("3", True, "location", 0),
     ]
     assert statuses[-1] == "offline"
     (confirmed,) = [f for f in frames if f["type"] == "pick_confirmed"]
@@ -455,17 +455,23 @@ async def test_the_headset_dialog_publishes_through_the_same_services(
     engine = make_engine(watched.database_url)
     with make_session_factory(engine)() as session:
         kept = session.execute(
-            select(HeardAnswer.text, HeardAnswer.source, HeardAnswer.accepted)
+            select(
+                HeardAnswer.text,
+                HeardAnswer.source,
+                HeardAnswer.accepted,
+                HeardAnswer.dialog_state,
+                HeardAnswer.reprompts,
+            )
             .where(HeardAnswer.picker == "picker")
             .order_by(HeardAnswer.id)
         ).all()
     engine.dispose()
-    assert [tuple(row) for row in kept] == [
-        ("ready", "text", True),
-        ("58", "text", True),
-        ("banana", "text", False),
-        ("57", "text", True),
-        ("3", "text", True),
+    assert [tuple(row) for row in kept] == [  # the prompt each answered, and its re-prompts
+        ("ready", "text", True, "assignment", 0),
+        ("58", "text", True, "location", 0),
+        ("banana", "text", False, "location", 0),
+        ("57", "text", True, "location", 1),
+        ("3", "text", True, "quantity", 0),
     ]
 
 

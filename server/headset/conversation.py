@@ -76,13 +76,17 @@ class Heard:
 
 @dataclass(frozen=True)
 class Answered:
-    """An answer the dialog judged, for the floor: the supervisor's board and the
-    recognition figures. `state` is the prompt it answered, `reprompts` how many answers
-    to that prompt were refused before it."""
+    """An answer the dialog judged, for the floor: the recognition figures (`state`, the
+    prompt it answered, and `reprompts`, how many answers to it were refused before) and
+    the supervisor's board (where the dialog is now: `next_state`, `next_reprompts`;
+    `ended` when it was the dialog's last)."""
 
     heard: Heard
     state: str
     reprompts: int
+    next_state: str
+    next_reprompts: int
+    ended: bool = False
 
 
 @dataclass(frozen=True)
@@ -400,9 +404,10 @@ class Conversation:
             heard = Heard(result.text, round(result.confidence, 3), turn.accepted, "speech")
         self._turn += 1
         await self.headset.tell(heard)
+        before, now = self._reprompts, dialog.state.name
+        self._reprompts = 0 if turn.accepted or now != state else before + 1
         if self.on_answer is not None:
-            self.on_answer(Answered(heard, state, self._reprompts))
-        self._reprompts = 0 if turn.accepted or dialog.state.name != state else self._reprompts + 1
+            self.on_answer(Answered(heard, state, before, now, self._reprompts, turn.ended))
         self._save()
         if turn.prompt is not None:
             await self.speak(turn.prompt)

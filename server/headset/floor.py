@@ -46,14 +46,16 @@ class FloorReport:
 
         async def report() -> None:
             await self.db.write(record_answer, self.picker, judged)
+            if answered.ended:  # the sign-off: its `signed_off` is the last word
+                return
             await announce_picker(
                 self.db,
                 self.bus,
                 self.picker,
                 "heard",
                 heard=Heard(text=heard.text, confidence=heard.confidence, accepted=heard.accepted),
-                reprompts=answered.reprompts + (0 if heard.accepted else 1),
-                dialog_state=answered.state,
+                reprompts=answered.next_reprompts,
+                dialog_state=answered.next_state,
             )
 
         self._later(report)
