@@ -24,8 +24,9 @@ FRAME_MS = 20
 MAX_BUFFERED_S = 1.0  # more than this waiting is dropped, oldest first: a call stays live
 
 
-class PcmTrack(MediaStreamTrack):
-    """Mono s16 audio at `sample_rate`, pushed in any chunk size, sent in 20 ms frames."""
+class PacedPcmTrack(MediaStreamTrack):
+    """An outgoing audio track of mono s16 at `sample_rate`, in 20 ms frames paced by the
+    clock; each frame's samples come from `next_samples`."""
 
     kind = "audio"
 
@@ -34,13 +35,12 @@ class PcmTrack(MediaStreamTrack):
         self.sample_rate = sample_rate
         self.frame_samples = sample_rate * FRAME_MS // 1000
         self.time_base = fractions.Fraction(1, sample_rate)
-        self._buffer = _Samples(int(sample_rate * MAX_BUFFERED_S))
         self._started: float | None = None
         self._pts = 0
 
-    def push(self, pcm: np.ndarray | bytes) -> None:
-        samples = np.frombuffer(pcm, "<i2") if isinstance(pcm, bytes) else pcm.astype("<i2")
-        self._buffer.add(samples)
+    def next_samples(self) -> np.ndarray:
+        """The next frame's `frame_samples` samples (int16)."""
+        raise NotImplementedError
 
     async def recv(self) -> AudioFrame:
         if self.readyState != "live":
@@ -53,12 +53,29 @@ class PcmTrack(MediaStreamTrack):
             wait = self._started + self._pts / self.sample_rate - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
-        samples = self._buffer.take(self.frame_samples).reshape(1, -1)
-        frame = AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        frame = AudioFrame.from_ndarray(
+            self.next_samples().reshape(1, -1), format="s16", layout="mono"
+        )
         frame.pts = self._pts
         frame.sample_rate = self.sample_rate
         frame.time_base = self.time_base
         return frame
+
+
+class PcmTrack(PacedPcmTrack):
+    """Mono s16 audio at `sample_rate`, pushed in any chunk size, sent as it comes
+    (silence when nothing did)."""
+
+    def __init__(self, sample_rate: int) -> None:
+        super().__init__(sample_rate)
+        self._buffer = _Samples(int(sample_rate * MAX_BUFFERED_S))
+
+    def push(self, pcm: np.ndarray | bytes) -> None:
+        samples = np.frombuffer(pcm, "<i2") if isinstance(pcm, bytes) else pcm.astype("<i2")
+        self._buffer.add(samples)
+
+    def next_samples(self) -> np.ndarray:
+        return self._buffer.take(self.frame_samples)
 
 
 class PcmMixer:
