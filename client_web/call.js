@@ -36,6 +36,13 @@ const MESSAGES = {
     reconnecting: "Reconnecting…",
     exception: "Exception", kind: "Kind", note: "Note", reportedBy: "Reported by",
     createdAt: "Reported at", warehouse: "Warehouse",
+    decide: "Decision", resolution: "What was decided", outcome: "Outcome", settle: "Settle",
+    outcome_noted: "Noted, nothing changes", outcome_short_accepted: "Accept the short (write off)",
+    outcome_adjusted: "Adjust stock at the slot", outcome_recount: "Send a recount",
+    outcome_reassigned: "Give the rest to another picker", adjustQuantity: "Change (e.g. -2)",
+    reason: "Reason", reason_count_correction: "Count correction", reason_damaged: "Damaged",
+    reason_lost: "Lost", reason_found: "Found", takesOver: "Picker who takes over",
+    needResolution: "Say what was decided.", decided: "Settled by {who}: {what}",
     controls: "Call controls", camera: "Camera", microphone: "Microphone",
     muteAudio: "Mute", unmuteAudio: "Unmute", muteVideo: "Stop video", unmuteVideo: "Start video",
     flipCamera: "Flip camera", leave: "Leave", rejoin: "Join again",
@@ -66,6 +73,13 @@ const MESSAGES = {
     reconnecting: "正在重新连接…",
     exception: "异常", kind: "类型", note: "备注", reportedBy: "报告人",
     createdAt: "报告时间", warehouse: "仓库",
+    decide: "处理决定", resolution: "决定内容", outcome: "处理方式", settle: "处理",
+    outcome_noted: "已记录，不做更改", outcome_short_accepted: "确认缺货（核销）",
+    outcome_adjusted: "调整该货位库存", outcome_recount: "安排复盘",
+    outcome_reassigned: "将剩余任务转给其他拣货员", adjustQuantity: "变化数量（如 -2）",
+    reason: "原因", reason_count_correction: "盘点更正", reason_damaged: "破损",
+    reason_lost: "丢失", reason_found: "找到", takesOver: "接手的拣货员",
+    needResolution: "请填写决定内容。", decided: "{who} 已处理：{what}",
     controls: "通话控制", camera: "摄像头", microphone: "麦克风",
     muteAudio: "静音", unmuteAudio: "取消静音", muteVideo: "关闭视频", unmuteVideo: "开启视频",
     flipCamera: "切换摄像头", leave: "离开", rejoin: "重新加入",
@@ -104,12 +118,18 @@ const el = {
   exceptionWarehouse: $("exception-warehouse"), cameraSelect: $("camera-select"),
   micSelect: $("mic-select"), muteAudio: $("mute-audio"), muteVideo: $("mute-video"),
   flipCamera: $("flip-camera"), leave: $("leave"), rejoin: $("rejoin"),
+  decideForm: $("decide-form"), decideResolution: $("decide-resolution"),
+  decideOutcome: $("decide-outcome"), decideAdjust: $("decide-adjust"),
+  decideQuantity: $("decide-quantity"), decideReason: $("decide-reason"),
+  decideHandover: $("decide-handover"), decidePicker: $("decide-picker"),
+  decideMessage: $("decide-message"), decideButton: $("decide-button"), decided: $("decided"),
 };
 
 const hook = {
   state: "signed_out", room: null, participant: null, participants: [],
   remoteTracks: {audio: 0, video: 0}, framesDecoded: 0, audioPacketsReceived: 0,
   audioLevel: 0, packetsSent: {audio: 0, video: 0}, muted: {audio: false, video: false}, facingMode: "user", lastError: null,
+  decision: null,
 };
 window.wavepickCall = hook;
 
@@ -857,6 +877,86 @@ function renderException() {
     year: "numeric", month: "short", day: "numeric", hour: "numeric", minute: "2-digit",
     timeZoneName: "short",
   }).format(when);
+  renderDecision();
+}
+
+/* ---------- settling the exception from the call ---------- */
+
+/* The outcomes this exception allows: a line's stock needs its line, a hand-over its
+ * assignment, writing a short off a short. */
+function outcomesFor(item) {
+  const all = ["noted", "short_accepted", "adjusted", "recount", "reassigned"];
+  return all.filter((outcome) => {
+    if (outcome === "reassigned") return Boolean(item.assignment);
+    if (outcome === "noted") return true;
+    if (!item.pick_line) return false;
+    return outcome !== "short_accepted" || item.kind === "short";
+  });
+}
+
+function renderDecision() {
+  const open = exception && exception.status === "open";
+  el.decideForm.hidden = !open;
+  el.decided.hidden = open || !exception || !exception.resolved_by;
+  if (exception && exception.resolved_by) {
+    el.decided.textContent = t("decided", {who: exception.resolved_by, what: exception.resolution || ""});
+  }
+  if (!open) return;
+  const chosen = el.decideOutcome.value;
+  el.decideOutcome.replaceChildren(...outcomesFor(exception).map((value) => {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = t(`outcome_${value}`);
+    return option;
+  }));
+  if ([...el.decideOutcome.options].some((o) => o.value === chosen)) el.decideOutcome.value = chosen;
+  showDecisionFields();
+}
+
+function showDecisionFields() {
+  el.decideAdjust.hidden = el.decideOutcome.value !== "adjusted";
+  el.decideHandover.hidden = el.decideOutcome.value !== "reassigned";
+}
+
+async function settle(event) {
+  event.preventDefault();
+  const say = (message) => {
+    el.decideMessage.textContent = message;
+    el.decideMessage.hidden = !message;
+  };
+  const resolution = el.decideResolution.value.trim();
+  if (!resolution) {
+    say(t("needResolution"));
+    el.decideResolution.focus();
+    return;
+  }
+  const body = {resolution, outcome: el.decideOutcome.value};
+  if (body.outcome === "adjusted") {
+    if (el.decideQuantity.value !== "") body.quantity = Number(el.decideQuantity.value);
+    body.reason = el.decideReason.value;
+  }
+  if (body.outcome === "reassigned") body.picker = el.decidePicker.value.trim() || null;
+  say("");
+  el.decideButton.disabled = true;
+  try {
+    const response = await api(`/api/v1/exceptions/${exception.id}/resolve`, {
+      method: "POST",
+      headers: {"Content-Type": "application/json"},
+      body: JSON.stringify(body),
+    });
+    const answer = await response.json();
+    if (!response.ok) {
+      say(answer.detail || answer.title || `HTTP ${response.status}`);
+      return;
+    }
+    exception = answer;
+    hook.decision = answer;
+    renderException();
+  } catch (err) {
+    say(String(err.message || err));
+  } finally {
+    el.decideButton.disabled = false;
+  }
 }
 
 /* ---------- wiring ---------- */
@@ -881,6 +981,8 @@ function wire() {
   el.muteAudio.addEventListener("click", () => toggleMute("audio"));
   el.muteVideo.addEventListener("click", () => toggleMute("video"));
   el.flipCamera.addEventListener("click", flipCamera);
+  el.decideForm.addEventListener("submit", settle);
+  el.decideOutcome.addEventListener("change", showDecisionFields);
   el.leave.addEventListener("click", leave);
   el.rejoin.addEventListener("click", rejoin);
   el.cameraSelect.addEventListener("change", () => chooseDevice("video", el.cameraSelect, CAMERA_KEY));

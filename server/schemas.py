@@ -745,6 +745,9 @@ class ExceptionResolve(BaseModel):
         None, ge=-1_000_000, le=1_000_000, description="`adjusted`: the signed change."
     )
     reason: AdjustmentReason = "count_correction"
+    picker: str | None = Field(
+        None, min_length=1, max_length=64, description="`reassigned`: who takes the work over."
+    )
 
 
 class RoomCreate(BaseModel):

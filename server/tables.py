@@ -586,6 +586,7 @@ class ExceptionOutcome(StrEnum):
     short_accepted = "short_accepted"  # the missing units were written off at the slot
     adjusted = "adjusted"  # stock was corrected at a location
     recount = "recount"  # a recount of the slot was sent (a `recount` exception)
+    reassigned = "reassigned"  # the rest of the assignment was given to another picker
 
 
 class ExceptionStatus(StrEnum):

@@ -305,3 +305,47 @@ async def _refused(floor: CallFloor, microphone: Path, room: int) -> None:
         assert shown is not None and "may not join" in shown
         assert await call.page.is_visible("#error")
         assert call.page_errors == []
+
+
+@pytest.mark.browser
+def test_the_manager_settles_the_exception_from_the_call(
+    call_floor: CallFloor, microphone: Path
+) -> None:
+    engine = make_engine(call_floor.server.database_url)
+    with transaction(make_session_factory(engine)) as session:
+        crushed = PickException(
+            kind=ExceptionKind.damage,
+            warehouse_id=catalog.get_warehouse(session, "LAX").id,
+            reported_by="picker",
+            note="carton crushed",
+        )
+        session.add(crushed)
+        session.flush()
+        exception_id = crushed.id
+    engine.dispose()
+    asyncio.run(_settle(call_floor, microphone, exception_id))
+
+
+async def _settle(floor: CallFloor, microphone: Path, exception_id: int) -> None:
+    async with call_page(floor.url, microphone) as call:
+        await call.sign_in(f"{floor.url}/call.html?exception={exception_id}", "manager")
+        await call.until("hook.state === 'joined' && hook.room !== null")
+        room = (await call.hook())["room"]
+        page = call.page
+        # no line and no assignment to change: it is settled in words
+        offered = await page.eval_on_selector_all(
+            "#decide-outcome option", "options => options.map(o => o.value)"
+        )
+        assert offered == ["noted"]
+        await page.click("#decide-button")
+        assert await page.text_content("#decide-message") == "Say what was decided."
+        await page.fill("#decide-resolution", "photographed; a claim to the carrier")
+        await page.click("#decide-button")
+        await call.until("hook.decision !== null")
+        decision = (await call.hook())["decision"]
+        assert (decision["status"], decision["resolved_by"], decision["room"]) == (
+            *("resolved", "manager", int(room)),
+        )
+        assert await page.locator("#decide-form").is_hidden()
+        assert "photographed" in (await page.text_content("#decided") or "")
+        assert call.page_errors == []

@@ -147,3 +147,46 @@ def test_the_api_settles_with_an_outcome_and_shows_the_room_and_the_ledger_entry
     assert (ledger_entry["id"], ledger_entry["reason"], ledger_entry["quantity"]) == (
         *(body["movement"], "lost", 2),
     )
+
+
+def test_a_picker_who_cannot_go_on_hands_the_rest_of_the_assignment_over(
+    client: TestClient, settings: Settings
+) -> None:
+    """In the call the manager gives what is left to picker2: the line picked short stays
+    closed, picker2 resumes at the next line, and the first picker writes nothing more."""
+    exception_id, room_id = short_in_a_call(settings.database_url, client.app.state.sessions)  # type: ignore[attr-defined]
+    manager = f.auth(client, "manager")
+    f.user(client, "picker2", "picker", "LAX")
+    url = f"/api/v1/exceptions/{exception_id}/resolve"
+    reassign = {"resolution": "hurt his wrist; picker2 takes over", "outcome": "reassigned"}
+
+    nobody = client.post(url, json=reassign, headers=manager)
+    assert (nobody.status_code, nobody.json()["code"]) == (422, "picker_required")
+    supervisor = client.post(url, json={**reassign, "picker": "supervisor"}, headers=manager)
+    assert (supervisor.status_code, supervisor.json()["code"]) == (422, "not_a_picker")
+
+    done = client.post(url, json={**reassign, "picker": "picker2"}, headers=manager)
+    assert done.status_code == 200, done.text
+    assert (done.json()["outcome"], done.json()["room"]) == ("reassigned", room_id)
+
+    picker2 = f.auth(client, "picker2")
+    resumed = client.post("/api/v1/assignments/sign-on", json={"warehouse": "LAX"}, headers=picker2)
+    assert resumed.status_code == 200, resumed.text
+    work = resumed.json()
+    assert (work["picker"], work["status"]) == ("picker2", "in_progress")
+    first, second = sorted(work["lines"], key=lambda line: line["sequence"])
+    assert (first["status"], second["status"]) == ("short", "open")
+
+    before = f.auth(client, "picker")
+    stale = client.post(
+        f"/api/v1/pick-lines/{second['id']}/confirm",
+        json={"quantity": 2, "token": "old-picker"},
+        headers=before,
+    )
+    assert (stale.status_code, stale.json()["code"]) == (403, "not_your_assignment")
+    confirmed = client.post(
+        f"/api/v1/pick-lines/{second['id']}/confirm",
+        json={"quantity": 2, "token": "new-picker"},
+        headers=picker2,
+    )
+    assert confirmed.status_code == 200, confirmed.text

@@ -9,7 +9,8 @@
  *
  * Each open row has a "Join call" link (call.html?exception=<id>, a new tab) and a form
  * to resolve it: what was decided (required) and the outcome (noted, short_accepted,
- * adjusted with location/quantity/reason, recount) → POST /exceptions/{id}/resolve;
+ * adjusted with location/quantity/reason, recount, reassigned to a picker) → POST
+ * /exceptions/{id}/resolve;
  * a refusal (problem+json) is said in the row.
  *
  * Tests read `.exception-item[data-exception="<id>"]` (`data-status`, `data-new`) and its
@@ -23,7 +24,7 @@ import * as core from "./core.js";
 const {h, t} = core;
 
 const KINDS = ["short", "damage", "wrong_item", "help", "recount"];
-const OUTCOMES = ["noted", "short_accepted", "adjusted", "recount"];
+const OUTCOMES = ["noted", "short_accepted", "adjusted", "recount", "reassigned"];
 const REASONS = ["count_correction", "found", "lost", "damaged", "expired", "other"];
 const SOUND_KEY = "wavepick.exceptions.sound";
 const RESOLVED_SHOWN = 100;
@@ -66,6 +67,8 @@ const strings = {
     "exceptions.outcome.short_accepted": "Accept the short (write off)",
     "exceptions.outcome.adjusted": "Adjust stock",
     "exceptions.outcome.recount": "Send a recount",
+    "exceptions.outcome.reassigned": "Give the rest to another picker",
+    "exceptions.picker": "Picker who takes over",
     "exceptions.adjustLocation": "At location (default: the slot)",
     "exceptions.adjustQuantity": "Change (+/− units)",
     "exceptions.reason": "Reason",
@@ -118,6 +121,8 @@ const strings = {
     "exceptions.outcome.short_accepted": "确认缺货（核销）",
     "exceptions.outcome.adjusted": "调整库存",
     "exceptions.outcome.recount": "安排复盘",
+    "exceptions.outcome.reassigned": "将剩余任务转给其他拣货员",
+    "exceptions.picker": "接手的拣货员",
     "exceptions.adjustLocation": "货位（默认：该货位）",
     "exceptions.adjustQuantity": "变动（+/− 件）",
     "exceptions.reason": "原因",
@@ -346,6 +351,7 @@ function actions(exception, typed = {}) {
   const prefix = `exception-${id}`;
   const outcomes = OUTCOMES.filter((outcome) => {
     if (outcome === "noted") return true;
+    if (outcome === "reassigned") return Boolean(exception.assignment);
     if (!exception.pick_line) return false;
     return outcome !== "short_accepted" || exception.kind === "short";
   });
@@ -370,8 +376,14 @@ function actions(exception, typed = {}) {
     control("location", "exceptions.adjustLocation", location),
     control("quantity", "exceptions.adjustQuantity", quantity),
     control("reason", "exceptions.reason", reason));
+  const picker = h("input", {id: `${prefix}-picker`, name: "picker", maxlength: "64",
+    autocomplete: "off", autocapitalize: "none", spellcheck: "false"});
+  picker.value = typed.picker || "";
+  const handOver = h("div", {class: "row hand-over"},
+    control("picker", "exceptions.picker", picker));
   const showAdjust = () => {
     adjust.hidden = outcome.value !== "adjusted";
+    handOver.hidden = outcome.value !== "reassigned";
   };
   outcome.addEventListener("change", showAdjust);
   showAdjust();
@@ -383,11 +395,12 @@ function actions(exception, typed = {}) {
   h("div", {class: "row"},
     control("resolution", "exceptions.resolution", resolution),
     control("outcome", "exceptions.outcome", outcome)),
-  adjust, error,
+  adjust, handOver, error,
   h("div", {class: "row"}, submit));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    resolve(exception, {form, resolution, outcome, location, quantity, reason, error, submit});
+    resolve(exception, {form, resolution, outcome, location, quantity, reason, picker, error,
+      submit});
   });
   const call = h("a", {class: "button-link", href: `call.html?exception=${id}`,
     target: "_blank", rel: "opener", "aria-label": t("exceptions.joinCallLabel", {id})},
@@ -396,7 +409,7 @@ function actions(exception, typed = {}) {
 }
 
 async function resolve(exception, parts) {
-  const {resolution, outcome, location, quantity, reason, error, submit} = parts;
+  const {resolution, outcome, location, quantity, reason, picker, error, submit} = parts;
   const text = resolution.value.trim();
   const say = (message) => {
     error.textContent = message;
@@ -415,6 +428,7 @@ async function resolve(exception, parts) {
     if (quantity.value !== "") body.quantity = Number(quantity.value);
     body.reason = reason.value;
   }
+  if (outcome.value === "reassigned") body.picker = picker.value.trim() || null;
   say("");
   submit.disabled = true;
   submit.textContent = t("exceptions.resolving");

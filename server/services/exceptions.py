@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from server import schemas
 from server.problems import Conflict, Invalid, NotFound
-from server.services import floor_events, inventory, ledger
+from server.services import assignments, floor_events, inventory, ledger
 from server.tables import (
     Assignment,
     ExceptionKind,
@@ -96,7 +96,8 @@ class Decision:
       written off there (an adjustment of at most what the books still hold);
     - `adjusted`: stock of the exception's SKU and lot is corrected by `quantity` (signed)
       at `location` (default: the line's slot), for `reason`;
-    - `recount`: the slot is to be counted again: a `recount` exception is opened for it.
+    - `recount`: the slot is to be counted again: a `recount` exception is opened for it;
+    - `reassigned`: the rest of the exception's assignment is handed to `picker`.
     """
 
     resolution: str
@@ -104,6 +105,7 @@ class Decision:
     location: str | None = None
     quantity: int | None = None
     reason: schemas.AdjustmentReason = "count_correction"
+    picker: str | None = None
 
 
 def resolve_exception(
@@ -137,10 +139,25 @@ def resolve_exception(
     return exception
 
 
+def _hand_over(session: Session, exception: PickException, picker: str | None) -> None:
+    line = exception.pick_line
+    assignment_id = exception.assignment_id or (line.assignment_id if line else None)
+    if assignment_id is None:
+        raise Invalid(
+            f"exception {exception.id} names no assignment to reassign", code="no_assignment"
+        )
+    if picker is None:
+        raise Invalid("say who takes the work over (`picker`)", code="picker_required")
+    assignments.hand_over(session, assignment_id, picker)
+
+
 def _carry_out(
     session: Session, exception: PickException, decision: Decision, actor: str
 ) -> Movement | None:
     if decision.outcome == ExceptionOutcome.noted:
+        return None
+    if decision.outcome == ExceptionOutcome.reassigned:
+        _hand_over(session, exception, decision.picker)
         return None
     line = exception.pick_line
     if line is None:

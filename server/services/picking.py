@@ -6,7 +6,7 @@ picker who signs on again gets back the assignment they were working on.
 The headset dialog calls, each inside one transaction:
 
     sign_on(session, username, warehouse=None) -> Assignment | None
-                                   (what a supervisor assigned them first: `assign_picker`)
+                                   (what a supervisor gave them first: `assignments`)
     brief(session, assignment) -> AssignmentBrief       "Assignment 412. Twelve picks."
     next_task(session, assignment_id) -> NextLine | None  location, check digits, quantity
     match_serial(session, line_id, digits, actor) -> str  the serial whose digits end so
@@ -59,9 +59,7 @@ from server.tables import (
     PickException,
     PickLine,
     PickLineStatus,
-    Role,
     Stock,
-    User,
     Warehouse,
     WaveStatus,
     utcnow,
@@ -89,7 +87,7 @@ def sign_on(
     within: Collection[int] | None = None,
 ) -> Assignment | None:
     """The picker's current assignment, or the most urgent ready one (in `warehouse` when
-    given) that a supervisor gave them (`assign_picker`), else the most urgent ready one
+    given) that a supervisor gave them (`assignments.assign_picker`), else the most urgent ready one
     nobody was given, now theirs; None when there is no work. Two pickers signing on at once never
     get the same assignment. With `within` (the ids of the picker's warehouses) only work
     there is handed out, and an assignment left in another warehouse is not resumed."""
@@ -125,44 +123,6 @@ def sign_on(
                 return assignment
     floor_events.picker_signed_on(session, username, None, warehouse)
     return None
-
-
-def assign_picker(session: Session, number: int, picker: str | None) -> Assignment:
-    """Hand an assignment nobody has started to `picker` (None: back to the pool); the
-    picker gets it at their next sign-on, before the pool's work, and no one else does.
-
-    Only a `ready` assignment is (re)assigned: one in progress is in someone's headset and
-    one completed is done (409 `assignment_in_progress`, `assignment_completed`). The
-    picker must be an active user with the picker role (422 `not_a_picker`) who works in
-    the assignment's warehouse (422 `picker_not_member`). A picker signing on at the same
-    moment wins: the change is a compare-and-set on the status."""
-    assignment = get_assignment(session, number)
-    if assignment.status == AssignmentStatus.completed:
-        raise Conflict(f"assignment {number} is completed", code="assignment_completed")
-    if assignment.status != AssignmentStatus.ready:
-        raise Conflict(
-            f"assignment {number} is in progress with {assignment.picker}",
-            code="assignment_in_progress",
-        )
-    if picker is not None:
-        user = session.scalar(select(User).where(User.username == picker))
-        if user is None or not user.active or user.role != Role.picker:
-            raise Invalid(f"{picker} is not an active picker", code="not_a_picker")
-        if assignment.warehouse_id not in {w.id for w in user.warehouses}:
-            raise Invalid(
-                f"{picker} does not work in warehouse {assignment.warehouse.code}",
-                code="picker_not_member",
-            )
-    changed = session.execute(
-        update(Assignment)
-        .where(Assignment.id == number, Assignment.status == AssignmentStatus.ready)
-        .values(picker=picker),
-        execution_options={"synchronize_session": False},
-    )
-    if changed.rowcount != 1:  # type: ignore[attr-defined]
-        raise Conflict(f"assignment {number} was just started", code="assignment_in_progress")
-    session.refresh(assignment)
-    return assignment
 
 
 def sign_off(session: Session, username: str) -> Assignment | None:

@@ -17,7 +17,7 @@ from server.deps import (
     WarehouseScope,
 )
 from server.problems import Forbidden
-from server.services import audit, picking
+from server.services import assignments, audit, picking
 from server.services.membership import Scope
 from server.tables import Assignment, AssignmentStatus, User
 
@@ -139,7 +139,7 @@ async def assign_picker(
 
     def work(session: Session) -> schemas.AssignmentOut:
         before = assignment_in_scope(session, number, scope).picker
-        assignment = picking.assign_picker(session, number, body.picker)
+        assignment = assignments.assign_picker(session, number, body.picker)
         audit.record(
             session,
             "assignment.assign",

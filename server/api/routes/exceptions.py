@@ -59,7 +59,10 @@ async def resolve_exception(
       the books still hold there; the adjustment is in `movement`);
     - `adjusted`: the line's SKU and lot are corrected by `quantity` at `location` (default
       the slot) for `reason`; stock never goes below zero (409 `insufficient_stock`);
-    - `recount`: a `recount` exception is opened for the slot.
+    - `recount`: a `recount` exception is opened for the slot;
+    - `reassigned`: what is left of the exception's assignment goes to `picker` (an active
+      picker of the warehouse with no other work in progress), who resumes it at the next
+      unpicked line when they sign on.
 
     What the decision changes is written with it or not at all."""
     decision = exceptions.Decision(
@@ -68,6 +71,7 @@ async def resolve_exception(
         location=body.location,
         quantity=body.quantity,
         reason=body.reason,
+        picker=body.picker,
     )
 
     def work(session: Session) -> schemas.ExceptionOut:
