@@ -27,6 +27,7 @@ from rtc.room import Member, Room
 
 log = logging.getLogger(__name__)
 
+RECORDER_ROLE = "recorder"  # its role in the participant list: not a person in the call
 FIRST_JOIN_S = 60.0  # started for a participant who then never joined: give up
 CALL_LIMIT_S = 4 * 3600.0
 FORMATS = {"audio": ("ogg", "audio/ogg"), "video": ("webm", "video/webm")}
@@ -59,7 +60,7 @@ class RoomRecorder:
         self.client = RoomClient(
             url="",
             display_name=name,
-            connection=LoopbackSignaling(room, Member("recorder", name, "recorder")),
+            connection=LoopbackSignaling(room, Member("recorder", name, RECORDER_ROLE)),
             take_track=self._record,
         )
         self.task = asyncio.create_task(self._run(), name=f"record-{room.key}")

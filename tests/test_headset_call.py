@@ -190,3 +190,74 @@ def test_a_manager_and_a_picker_on_a_headset_hear_each_other_in_the_call(
         "CASE",
     )
     assert (movement["from_location"], movement["quantity"]) == ("A-01-01", 2)
+
+
+async def bridged(tmp_path: Path) -> dict[str, Any]:
+    """In one process: a headset call nobody joins, then one a recorder and a manager
+    join, the manager alone counting as someone to talk to."""
+    from rtc.hub import RoomHub
+    from rtc.loopback import LoopbackSignaling
+    from rtc.recorder import RoomRecorder
+    from rtc.room import Member
+    from server.headset.call import HeadsetCall
+
+    hub = RoomHub()
+    seen: list[str] = []
+    happened = {"started": asyncio.Event(), "ended": asyncio.Event()}
+
+    async def started(call: HeadsetCall) -> None:
+        seen.append("started")
+        happened["started"].set()
+
+    async def ended(call: HeadsetCall) -> None:
+        seen.append("ended")
+        happened["ended"].set()
+
+    picker = Member("picker", "Picker", "picker")
+    alone = HeadsetCall(
+        hub, 1, picker, RATE, on_started=started, on_ended=ended, wait_for_others_s=1
+    )
+    over = asyncio.Event()
+    alone.when_over(over.set)
+    await asyncio.wait_for(over.wait(), 10)
+    nobody_came = list(seen)
+
+    call = HeadsetCall(hub, 2, picker, RATE, on_started=started, on_ended=ended)
+    filed: list[Any] = []
+
+    async def file(tracks: list[Any]) -> None:
+        filed.append(tracks)
+
+    recorder = RoomRecorder(hub.room("2"), tmp_path / "rec", on_done=file)
+    await asyncio.sleep(2)
+    before_manager = list(seen)
+    manager = RoomClient(
+        url="",
+        display_name="Mia",
+        tracks=[ToneTrack(MANAGER_TONE)],
+        connection=LoopbackSignaling(hub.room("2"), Member("manager", "Mia", "manager")),
+    )
+    await manager.join()
+    await asyncio.wait_for(happened["started"].wait(), 10)
+    await manager.leave()
+    await asyncio.wait_for(happened["ended"].wait(), 10)
+    await asyncio.wait_for(recorder.task, 20)  # then the recorder is left alone, and goes
+    await call.hang_up()
+    return {
+        "nobody_came": nobody_came,
+        "before_manager": before_manager,
+        "seen": seen,
+        "filed": filed,
+        "room_gone": "2" not in hub,
+    }
+
+
+def test_a_call_nobody_joins_is_given_up_and_a_recorder_is_nobody_to_talk_to(
+    tmp_path: Path,
+) -> None:
+    result = asyncio.run(bridged(tmp_path))
+    assert result["nobody_came"] == []  # given up quietly: the dialog never left
+    assert result["before_manager"] == []  # the recorder alone starts no call
+    assert result["seen"] == ["started", "ended"]
+    assert result["filed"]  # the recorder left once the people had
+    assert result["room_gone"]

@@ -22,6 +22,7 @@ from rtc.client import RoomClient
 from rtc.hub import RoomHub
 from rtc.loopback import LoopbackSignaling
 from rtc.pcm import PcmMixer, PcmTrack
+from rtc.recorder import RECORDER_ROLE
 from rtc.room import Member
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,10 @@ class HeadsetCall:
         """What the others say, mixed, at the headset's rate."""
         return self.mixer.chunks()
 
+    def when_over(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the headset is out of the room, however that came about."""
+        self._task.add_done_callback(lambda _: callback())
+
     async def hang_up(self) -> None:
         """Leave the call (the headset went away)."""
         self._task.cancel()
@@ -79,7 +84,7 @@ class HeadsetCall:
         try:
             await client.join()
             await client.until(
-                lambda: bool(client.participants) or client.close_code is not None,
+                lambda: self._anyone_else() or client.close_code is not None,
                 self.wait_for_others_s,
             )
             if client.close_code is not None:
@@ -87,7 +92,7 @@ class HeadsetCall:
             self.started = True
             await self.on_started(self)
             await client.until(
-                lambda: not client.participants or client.close_code is not None, CALL_LIMIT_S
+                lambda: not self._anyone_else() or client.close_code is not None, CALL_LIMIT_S
             )
         except asyncio.CancelledError:
             hung_up = True
@@ -104,6 +109,10 @@ class HeadsetCall:
             if self.started and not hung_up:
                 with contextlib.suppress(Exception):
                     await self.on_ended(self)
+
+    def _anyone_else(self) -> bool:
+        """Whether a person is in the call with the picker (a recorder is not one)."""
+        return any(p.get("role") != RECORDER_ROLE for p in self.client.participants.values())
 
     def _heard(self, participant: str, kind: str, frame: Frame) -> None:
         if kind == "audio" and isinstance(frame, AudioFrame):

@@ -173,7 +173,7 @@ class HeadsetSession:
         takes the headset over (a `call` frame says so) until they have all left."""
         if self.calls is None or self.call is not None or self._closing:
             return
-        self.call = HeadsetCall(
+        call = self.call = HeadsetCall(
             self.calls,
             room_id,
             self.member,
@@ -181,6 +181,11 @@ class HeadsetSession:
             on_started=self._call_started,
             on_ended=self._call_ended,
         )
+        call.when_over(lambda: self._forget_call(call))
+
+    def _forget_call(self, call: HeadsetCall) -> None:
+        if self.call is call:  # nobody came, or it ended: the next call may be joined
+            self.call = None
 
     async def _call_started(self, call: HeadsetCall) -> None:
         await self.send_json({"type": "call", "room": call.room_id, "state": "started"})
