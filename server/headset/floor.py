@@ -10,11 +10,20 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.orm import Session
+
 from server.db import Database
 from server.events import EventBus
 from server.headset.conversation import Answered
 from server.services.answers import AnswerJudged, record_answer
-from server.services.floor_events import Heard, PickerState, announce_picker
+from server.services.floor_events import (
+    Heard,
+    PickerState,
+    Whereabouts,
+    announce_picker,
+    publish_picker,
+    whereabouts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +53,19 @@ class FloorReport:
             reprompts=answered.reprompts,
         )
 
+        def keep(session: Session) -> Whereabouts:
+            record_answer(session, self.picker, judged)
+            return whereabouts(session, self.picker)
+
         async def report() -> None:
-            await self.db.write(record_answer, self.picker, judged)
+            where = await self.db.write(keep)  # one transaction: kept, and where it goes
             if answered.ended:  # the sign-off: its `signed_off` is the last word
                 return
-            await announce_picker(
-                self.db,
+            publish_picker(
                 self.bus,
                 self.picker,
                 "heard",
+                where,
                 heard=Heard(text=heard.text, confidence=heard.confidence, accepted=heard.accepted),
                 reprompts=answered.next_reprompts,
                 dialog_state=answered.next_state,

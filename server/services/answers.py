@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.tables import Assignment, AssignmentStatus, HeardAnswer
+from server.services import picking
+from server.tables import HeardAnswer
 
 
 @dataclass(frozen=True)
@@ -26,12 +26,7 @@ class AnswerJudged:
 def record_answer(session: Session, picker: str, answer: AnswerJudged) -> HeardAnswer:
     """Keep `answer`, in the warehouse of the picker's assignment in progress (none when
     they have no work: signing on, signing off)."""
-    in_progress = session.execute(
-        select(Assignment.id, Assignment.warehouse_id)
-        .where(Assignment.picker == picker, Assignment.status == AssignmentStatus.in_progress)
-        .order_by(Assignment.id)
-        .limit(1)
-    ).first()
+    in_progress = picking.current_assignment(session, picker)
     row = HeardAnswer(
         picker=picker,
         warehouse_id=in_progress.warehouse_id if in_progress else None,

@@ -373,6 +373,22 @@ async def announce_picker(
     progress, with its progress, or of every warehouse they work in when they have none.
     Costs one short read."""
     where = await db.read(whereabouts, picker)
+    publish_picker(
+        bus, picker, status, where, heard=heard, reprompts=reprompts, dialog_state=dialog_state
+    )
+
+
+def publish_picker(
+    bus: EventBus,
+    picker: str,
+    status: PickerState,
+    where: Whereabouts,
+    *,
+    heard: Heard | None = None,
+    reprompts: int | None = None,
+    dialog_state: str | None = None,
+) -> None:
+    """`announce_picker` with `where` already read (in a transaction the caller had)."""
     for code in where.warehouses:
         bus.publish(
             PickerStatus(
