@@ -7,7 +7,7 @@
 
 import {
   api, describeError, formatNumber, formatPercent, formatTime, h, locale, notify, onEvent,
-  onLocale, onWarehouse, session, t, translate,
+  onLocale, onWarehouse, session, t, timeZone, translate,
 } from "./core.js";
 
 const WINDOWS = {day: 24, week: 24 * 7, month: 24 * 30};
@@ -197,11 +197,10 @@ function render() {
   if (!root) return;
   translate(root);
   if (!data || !span) return;
-  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
   root.querySelector(".showing").textContent = t("kpis.showing", {
     since: formatTime(span.since.toISOString(), {dateStyle: "medium", timeStyle: "short"}),
     until: formatTime(span.until.toISOString(), {dateStyle: "medium", timeStyle: "short"}),
-    zone,
+    zone: timeZone,
   });
   for (const chart of CHARTS) {
     const box = root.querySelector(`[data-chart="${chart.id}"]`);
