@@ -45,21 +45,22 @@ class TemplateSet:
         return cls([t for t, _ in items], frames, lengths, int(lengths.max()))
 
     @cached_property
-    def positions(self) -> tuple[np.ndarray, np.ndarray]:
-        """(template, frame within it) of each row of `frames`."""
-        template = np.repeat(np.arange(len(self.lengths)), self.lengths)
-        starts = np.cumsum(self.lengths) - self.lengths
-        return template, np.arange(len(self.frames)) - np.repeat(starts, self.lengths)
+    def starts(self) -> np.ndarray:
+        """Where each template's frames begin in `frames`."""
+        return np.cumsum(self.lengths) - self.lengths
+
+    @cached_property
+    def squared_norms(self) -> np.ndarray:
+        return (self.frames.astype(np.float32) ** 2).sum(1)
 
 
 def local_costs(query: np.ndarray, templates: TemplateSet) -> np.ndarray:
-    """N × K × Lmax Euclidean distances; padding positions are +inf."""
-    flat = templates.frames
-    sq = (query**2).sum(1)[:, None] + (flat**2).sum(1)[None, :] - 2.0 * query @ flat.T
-    cost = np.full((len(query), len(templates.lengths), templates.longest), np.inf, np.float32)
-    template, frame = templates.positions
-    cost[:, template, frame] = np.sqrt(np.maximum(sq, 0.0))
-    return cost
+    """N × sum(lengths) Euclidean distances from each utterance frame to each template
+    frame (templates one after the other, as in `templates.frames`)."""
+    query = query.astype(np.float32, copy=False)
+    sq = (query**2).sum(1)[:, None] + templates.squared_norms[None, :]
+    sq -= 2.0 * (query @ templates.frames.T)
+    return np.sqrt(np.maximum(sq, 0.0, out=sq), out=sq)
 
 
 def match(
@@ -84,7 +85,9 @@ def match(
     entry_allowed = digit_mask | command_mask
     strings, singles = _level_building(
         cost,
+        templates.starts,
         templates.lengths,
+        templates.longest,
         np.asarray(digit_mask, np.bool_),
         np.asarray(entry_allowed, np.bool_),
         levels,
@@ -133,7 +136,9 @@ def _skipped(frames: int, skip_cost: float) -> float:
 @njit(nogil=True, cache=True)
 def _level_building(
     cost: np.ndarray,
+    starts: np.ndarray,
     lengths: np.ndarray,
+    lmax: int,
     digit_mask: np.ndarray,
     entry_allowed: np.ndarray,
     levels: int,
@@ -144,8 +149,11 @@ def _level_building(
 
     Per utterance frame i, level lv and template k: a template frame j is reached from
     j, j - 1 or j - 2 at frame i - 1, or entered at j = 0 from the level below's best
-    digit ending at i - 1 (level 0: from the start, after skipping i frames of noise)."""
-    n, kk, lmax = cost.shape
+    digit ending at i - 1 (level 0: from the start, after skipping i frames of noise).
+    Above level 0 only digits are entered, so only digit templates are followed there:
+    the others would stay unreachable (+inf) at every frame."""
+    n = cost.shape[0]
+    kk = len(lengths)
     inf = np.inf
     score = np.full((levels, kk, lmax), inf)
     start = np.zeros((levels, kk, lmax), np.int64)
@@ -170,6 +178,9 @@ def _level_building(
             best_k = 0
             for k in range(kk):
                 allowed = entry_allowed[k] if lv == 0 else digit_mask[k]
+                if lv > 0 and not allowed:
+                    continue
+                offset = starts[k]
                 for j in range(lengths[k]):
                     value = score[lv, k, j]
                     origin = start[lv, k, j]
@@ -182,7 +193,7 @@ def _level_building(
                     if j == 0 and allowed and enter < value:
                         value = enter
                         origin = i
-                    new_score[lv, k, j] = cost[i, k, j] + value
+                    new_score[lv, k, j] = cost[i, offset + j] + value
                     new_start[lv, k, j] = origin
                 last = lengths[k] - 1
                 if digit_mask[k] and new_score[lv, k, last] < best_value:
