@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.recordings.stop_all()
         await app.state.rooms.close_all()
         await bus.stop()
+        await asyncio.to_thread(app.state.speech.close)
         engine.dispose()
 
     app = FastAPI(

@@ -135,6 +135,12 @@ class Settings(BaseSettings):
         description="Headsets may send and receive their audio over WebRTC (rtc_offer on "
         "/ws/headset); off, they are told so and use binary socket frames.",
     )
+    speech_workers: int | None = Field(
+        None,
+        ge=0,
+        description="Processes that recognise and synthesise speech beside the app: "
+        "default one per core; 0 runs speech in the app's own threads.",
+    )
     speech_warm_up: bool = Field(
         True, description="Load speech models and voices at start, not at the first answer."
     )

@@ -59,7 +59,7 @@ def warm_speech_cache() -> None:
     from server.headset.speech import make_speech_services
 
     cache_dir = Path(os.environ["WAVEPICK_SPEECH_CACHE_DIR"])
-    make_speech_services(Settings(data_dir=cache_dir)).warm_up()
+    make_speech_services(Settings(data_dir=cache_dir, speech_workers=0)).warm_up()
 
 
 def require_service(what: str, reason: str) -> None:
@@ -117,7 +117,11 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 def make_settings(database_url: str, data_dir: Path) -> Settings:
     return Settings(
-        database_url=database_url, secret_key=TEST_SECRET, data_dir=data_dir, speech_warm_up=False
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        data_dir=data_dir,
+        speech_warm_up=False,
+        speech_workers=0,  # in the test's threads, like a test server's (ServerProcess)
     )
 
 
@@ -167,6 +171,9 @@ class ServerProcess:
             "WAVEPICK_DATA_DIR": str(data_dir),
             "WAVEPICK_LOG_LEVEL": log_level.upper(),
             "WAVEPICK_SPEECH_WARM_UP": "false",  # each test's server would spend seconds on it
+            # speech in the server's threads: workers would warm up at the first answer
+            # (tests/voice/test_workers.py and test_walk.py run speech in workers)
+            "WAVEPICK_SPEECH_WORKERS": "0",
             **(extra_env or {}),
         }
         self.log_path = data_dir / f"server-{self.port}.log"

@@ -173,9 +173,12 @@ def test_after_warm_up_no_word_is_synthesised_while_a_picker_waits(
     from server.headset.speech import make_speech_services
     from tests.conftest import make_settings
     from voice.grammar import named_grammar
+    from voice.workers import LocalSpeech
 
     speech = make_speech_services(make_settings("sqlite://", tmp_path))
     speech.warm_up()
+    local = speech.speech
+    assert isinstance(local, LocalSpeech)
 
     def synthesising(*_: object) -> None:
         raise AssertionError("a word was synthesised after the warm-up")
@@ -183,6 +186,6 @@ def test_after_warm_up_no_word_is_synthesised_while_a_picker_waits(
     monkeypatch.setattr(voice.stt.synthetic, "synthetic_takes", synthesising)
     for locale in ("en-US", "zh-CN"):
         for grammar in ("digit", "check_digits", "commands"):
-            assert speech.engines.synthetic(named_grammar(grammar, locale)) is not None
+            assert local.engines.synthetic(named_grammar(grammar, locale)) is not None
     heard = speech.recognize(human_digits("7", 30), named_grammar("digit"), RATE, "nobody")
     assert heard.tokens == ("7",)

@@ -1,5 +1,6 @@
-"""Speech for headset sessions: one synthesizer and one set of loaded recognition models,
-shared by every connection (created once in the app's lifespan)."""
+"""Speech for headset sessions: one set of loaded recognition models and one synthesizer,
+in this process or in speech worker processes (`WAVEPICK_SPEECH_WORKERS`), shared by every
+connection (created once with the app)."""
 
 from __future__ import annotations
 
@@ -11,20 +12,16 @@ import numpy as np
 
 from models.registry import ModelStore
 from server.config import Settings
-from voice.grammar import Grammar, named_grammar
-from voice.stt import EngineCache, open_recognizer
+from voice.grammar import Grammar
 from voice.stt.base import Result
-from voice.stt.factory import EngineUnavailable
-from voice.tts import Synthesizer
+from voice.workers import LocalSpeech, Speech, SpeechSetup, SpeechWorkers, default_processes
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class SpeechServices:
-    synthesizer: Synthesizer
-    engines: EngineCache
-    engine: str = "auto"
+    speech: Speech
     profiles_dir: Path | None = None
     min_confidence: float = 0.5
     locales: frozenset[str] = field(default_factory=lambda: frozenset({"en-US", "zh-CN"}))
@@ -39,54 +36,47 @@ class SpeechServices:
     def recognize(
         self, audio: np.ndarray, grammar: Grammar, sample_rate: int, operator: str
     ) -> Result:
-        recognizer = open_recognizer(
-            self.engine,
-            grammar,
-            sample_rate,
-            profile=self.profile(operator),
-            cache=self.engines,
-            min_confidence=self.min_confidence,
-        )
-        recognizer.accept_audio(audio)
-        return recognizer.final()
-
-    def warm_up(self) -> None:
-        """Load what recognition needs (the models, every word in synthetic voices) before
-        the first picker answers: built on first use, they would keep that answer waiting
-        for seconds (en-US and zh-CN: about 10 s of CPU). Runs in the background, so a
-        failure is logged and left for the first answer to report."""
-        for locale in sorted(self.locales):
-            try:
-                recognizer = open_recognizer(
-                    self.engine, named_grammar("all", locale), 16000, cache=self.engines
-                )
-                recognizer.recognize(_hiss(16000))  # compiles the matcher: 3-5 s the first time
-            except EngineUnavailable as exc:
-                log.info("nothing to warm up for %s: %s", locale, exc)
-            except Exception:
-                log.exception("speech warm-up failed for %s", locale)
-        log.info("speech warmed up for %s", ", ".join(sorted(self.locales)))
+        return self.speech.recognize(audio, grammar, sample_rate, self.profile(operator))
 
     def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes:
-        return self.synthesizer.synthesize(text, locale=locale, sample_rate=sample_rate)
+        return self.speech.synthesize(text, locale, sample_rate)
 
+    def warm_up(self) -> None:
+        """Load the models and every word in synthetic voices before the first picker
+        answers (en-US and zh-CN: about 10 s of CPU, seconds with the disk cache). Runs in
+        the background: a failure is logged and left for the first answer to report."""
+        try:
+            self.speech.warm_up()
+        except Exception:
+            log.exception("speech warm-up failed")
+            return
+        log.info("speech warmed up for %s", ", ".join(sorted(self.locales)))
 
-def _hiss(rate: int) -> np.ndarray:
-    """Half a second of faint noise: enough for every engine to decode something."""
-    return (np.random.default_rng(0).standard_normal(rate // 2) * 300).astype(np.int16)
+    def close(self) -> None:
+        self.speech.close()
 
 
 def make_speech_services(settings: Settings) -> SpeechServices:
     """Speech for the app: prompts and the words in synthetic voices cached on disk, Vosk
     models from the model store when installed, operator voice profiles under the data
-    dir."""
-    return SpeechServices(
-        synthesizer=Synthesizer(cache_dir=settings.data_dir / "tts-cache"),
-        engines=EngineCache(
-            vosk_models=dict(ModelStore(settings.models_path).installed_for("vosk")),
-            synthetic_dir=settings.speech_cache_path,
-        ),
+    dir; in worker processes unless `speech_workers` is 0."""
+    locales = ("en-US", "zh-CN")
+    setup = SpeechSetup(
         engine=settings.stt_engine,
+        min_confidence=settings.min_confidence,
+        vosk_models=tuple(
+            (locale, str(path))
+            for locale, path in ModelStore(settings.models_path).installed_for("vosk").items()
+        ),
+        synthetic_dir=settings.speech_cache_path,
+        prompt_cache_dir=settings.data_dir / "tts-cache",
+        locales=locales,
+    )
+    workers = default_processes() if settings.speech_workers is None else settings.speech_workers
+    speech: Speech = SpeechWorkers(setup, workers) if workers else LocalSpeech(setup)
+    return SpeechServices(
+        speech=speech,
         profiles_dir=settings.data_dir / "profiles",
         min_confidence=settings.min_confidence,
+        locales=frozenset(locales),
     )

@@ -1,0 +1,82 @@
+"""Speech in worker processes hears and says what the same speech in this process does,
+and a worker that dies is replaced without failing the answer it was reading."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import warm_speech_cache
+from voice.audio import load
+from voice.grammar import named_grammar
+from voice.workers import LocalSpeech, SpeechSetup, SpeechWorkers
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> SpeechSetup:
+    warm_speech_cache()  # the words in synthetic voices, computed once for the run
+    return SpeechSetup(
+        synthetic_dir=Path(os.environ["WAVEPICK_SPEECH_CACHE_DIR"]),
+        prompt_cache_dir=tmp_path_factory.mktemp("prompts"),
+        locales=("en-US",),
+    )
+
+
+@pytest.fixture(scope="module")
+def workers(setup: SpeechSetup) -> Iterator[SpeechWorkers]:
+    pool = SpeechWorkers(setup, processes=2)
+    pool.warm_up()
+    yield pool
+    pool.close()
+
+
+def takes(fsdd: Path, digit: str) -> list[np.ndarray]:
+    return [load(fsdd / f"{digit}_{speaker}_30.wav", 8000) for speaker in ("george", "lucas")]
+
+
+def test_warm_up_starts_every_worker(workers: SpeechWorkers) -> None:
+    pids = workers.pids()
+    assert len(pids) == 2 and os.getpid() not in pids
+
+
+def test_workers_hear_what_this_process_hears(
+    workers: SpeechWorkers, setup: SpeechSetup, fsdd: Path
+) -> None:
+    here = LocalSpeech(setup)
+    # one digit: read by Whisper and the synthetic voices, which keep no state between
+    # utterances (PocketSphinx, which reads digit strings, adapts to what it heard last)
+    grammar = named_grammar("digit")
+    right = 0
+    for digit in "3849":
+        for audio in takes(fsdd, digit):
+            there = workers.recognize(audio, grammar, 8000, None)
+            assert there == here.recognize(audio, grammar, 8000, None)
+            right += there.accepted and there.tokens == (digit,)
+    assert right >= 6  # of 8: george's "three" here is read at a confidence under 0.5
+
+
+def test_workers_say_what_this_process_says(workers: SpeechWorkers, setup: SpeechSetup) -> None:
+    pcm = workers.synthesize("Aisle 12. Slot 4.", "en-US", 16000)
+    assert len(pcm) > 16000  # more than half a second of 16-bit audio
+    assert pcm == LocalSpeech(setup).synthesize("Aisle 12. Slot 4.", "en-US", 16000)
+
+
+def test_a_killed_worker_is_replaced_and_the_answer_still_read(
+    workers: SpeechWorkers, fsdd: Path
+) -> None:
+    before = workers.pids()
+    os.kill(before[0], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and before[0] in workers.pids():
+        time.sleep(0.05)  # until the pool has noticed
+    heard = workers.recognize(takes(fsdd, "7")[0], named_grammar("digit"), 8000, None)
+    assert heard.tokens == ("7",)
+    assert before[0] not in workers.pids()

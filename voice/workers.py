@@ -1,0 +1,247 @@
+"""Speech for a server: recognition and synthesis in this process (`LocalSpeech`) or in
+worker processes (`SpeechWorkers`), behind the same three calls.
+
+Recognition is CPU work (Whisper's encoder, matching against some 450 word templates):
+tens of milliseconds a reading, several readings an answer. In the app's own threads it
+shares one interpreter with every socket, endpointer and request, so twenty pickers
+talking at once queued behind each other while a core sat half idle. In worker processes
+it runs beside the app on every core, and a crash of a native library takes down one
+worker, not the floor.
+
+Each worker builds its own models from a `SpeechSetup` (small and picklable) and warms
+them up before it takes work; the words in synthetic voices come from the shared disk
+cache, so that costs seconds, not the minute it took the first time. Workers are started
+with `spawn`: the app has threads (the event loop, CTranslate2's pool) that `fork` would
+copy in whatever state they were in.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import numpy as np
+
+from voice.grammar import Grammar, named_grammar
+from voice.stt import EngineCache, open_recognizer
+from voice.stt.base import Result
+from voice.stt.factory import EngineUnavailable
+from voice.tts import Synthesizer
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+PROMPTS_KEPT = 512  # rendered prompts kept in the app's memory (a shift's worth repeat)
+
+
+@dataclass(frozen=True)
+class SpeechSetup:
+    """What a process needs to build its speech; sent to each worker as it starts."""
+
+    engine: str = "auto"
+    min_confidence: float = 0.5
+    vosk_models: tuple[tuple[str, str], ...] = ()  # (locale, model directory)
+    synthetic_dir: Path | None = None  # the words in synthetic voices, kept across runs
+    prompt_cache_dir: Path | None = None  # rendered prompts, kept across runs
+    locales: tuple[str, ...] = ("en-US", "zh-CN")
+
+
+class Speech(Protocol):
+    def recognize(
+        self, audio: np.ndarray, grammar: Grammar, sample_rate: int, profile: Path | None
+    ) -> Result: ...
+
+    def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes: ...
+
+    def warm_up(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LocalSpeech:
+    """Recognition and synthesis in the calling thread, with models loaded once."""
+
+    def __init__(self, setup: SpeechSetup) -> None:
+        self.setup = setup
+        self.engines = EngineCache(
+            vosk_models=dict(setup.vosk_models), synthetic_dir=setup.synthetic_dir
+        )
+        self.synthesizer = Synthesizer(cache_dir=setup.prompt_cache_dir)
+
+    def recognize(
+        self, audio: np.ndarray, grammar: Grammar, sample_rate: int, profile: Path | None
+    ) -> Result:
+        recognizer = open_recognizer(
+            self.setup.engine,
+            grammar,
+            sample_rate,
+            profile=profile,
+            cache=self.engines,
+            min_confidence=self.setup.min_confidence,
+        )
+        recognizer.accept_audio(audio)
+        return recognizer.final()
+
+    def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes:
+        return self.synthesizer.synthesize(text, locale=locale, sample_rate=sample_rate)
+
+    def warm_up(self) -> None:
+        """Load what recognition needs (the models, every word in synthetic voices) before
+        the first picker answers: built on first use, they would keep that answer waiting
+        for seconds. A failure is logged and left for the first answer to report."""
+        for locale in sorted(self.setup.locales):
+            try:
+                recognizer = open_recognizer(
+                    self.setup.engine, named_grammar("all", locale), 16000, cache=self.engines
+                )
+                recognizer.recognize(_hiss(16000))  # compiles the matcher: 3-5 s the first time
+            except EngineUnavailable as exc:
+                log.info("nothing to warm up for %s: %s", locale, exc)
+            except Exception:
+                log.exception("speech warm-up failed for %s", locale)
+
+    def close(self) -> None:
+        pass
+
+
+class SpeechWorkers:
+    """`LocalSpeech` in `processes` worker processes. Thread-safe: each call blocks its
+    thread (not the interpreter) until a worker answers. Workers start on the first call or
+    on `warm_up`; a pool broken by a dead worker is replaced and the call tried once more."""
+
+    def __init__(self, setup: SpeechSetup, processes: int) -> None:
+        if processes < 1:
+            raise ValueError("at least one speech worker")
+        self.setup = setup
+        self.processes = processes
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._prompts: OrderedDict[tuple[str, str, int], bytes] = OrderedDict()
+
+    def recognize(
+        self, audio: np.ndarray, grammar: Grammar, sample_rate: int, profile: Path | None
+    ) -> Result:
+        spec = (grammar.name, grammar.commands, grammar.min_digits, grammar.max_digits)
+        return self._call(_recognize, audio, (*spec, grammar.locale), sample_rate, profile)
+
+    def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes:
+        """A prompt's audio: rendered by a worker the first time, then from this process's
+        memory, so a repeated prompt never waits behind a worker's recognition."""
+        key = (text, locale, sample_rate)
+        with self._lock:
+            pcm = self._prompts.get(key)
+            if pcm is not None:
+                self._prompts.move_to_end(key)
+                return pcm
+        pcm = self._call(_synthesize, text, locale, sample_rate)
+        with self._lock:
+            self._prompts[key] = pcm
+            if len(self._prompts) > PROMPTS_KEPT:
+                self._prompts.popitem(last=False)
+        return pcm
+
+    def warm_up(self) -> None:
+        """Start every worker and wait until each has warmed up (a worker warms up as it
+        starts, before its first call): calls are made until each worker has answered one."""
+        answered: set[int] = set()
+        while len(answered) < self.processes:
+            pool = self._running_pool()
+            futures = [pool.submit(_pid) for _ in range(self.processes)]
+            answered.update(future.result() for future in futures)
+            answered &= set(self.pids())
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def pids(self) -> list[int]:
+        """The workers' process ids (for tests and operations)."""
+        pool = self._pool
+        return sorted(getattr(pool, "_processes", None) or {}) if pool else []
+
+    def _call(self, fn: Callable[..., T], *args: object) -> T:
+        for attempt in (1, 2):
+            pool = self._running_pool()
+            try:
+                return pool.submit(fn, *args).result()
+            except BrokenProcessPool:
+                log.error("a speech worker died; starting new ones (attempt %d)", attempt)
+                self._replace(pool)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _running_pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    self.processes,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_start_worker,
+                    initargs=(self.setup,),
+                )
+            return self._pool
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is broken:
+                self._pool = None
+        broken.shutdown(wait=False, cancel_futures=True)
+
+
+def default_processes() -> int:
+    """One speech worker per core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# In a worker process: its own speech, built once as it starts.
+_worker: LocalSpeech | None = None
+
+
+def _start_worker(setup: SpeechSetup) -> None:
+    global _worker
+    logging.basicConfig(level=logging.WARNING, format="speech worker %(process)d: %(message)s")
+    _worker = LocalSpeech(setup)
+    _worker.warm_up()
+
+
+def _here() -> LocalSpeech:
+    if _worker is None:
+        raise RuntimeError("not in a speech worker")
+    return _worker
+
+
+def _recognize(
+    audio: np.ndarray,
+    grammar: tuple[str, tuple[str, ...], int, int, str],
+    sample_rate: int,
+    profile: Path | None,
+) -> Result:
+    return _here().recognize(audio, Grammar(*grammar), sample_rate, profile)
+
+
+def _synthesize(text: str, locale: str, sample_rate: int) -> bytes:
+    return _here().synthesize(text, locale, sample_rate)
+
+
+def _pid() -> int:
+    _here()
+    time.sleep(0.05)  # held a moment, so the next call goes to another worker
+    return os.getpid()
+
+
+def _hiss(rate: int) -> np.ndarray:
+    """Half a second of faint noise: enough for every engine to decode something."""
+    return (np.random.default_rng(0).standard_normal(rate // 2) * 300).astype(np.int16)
