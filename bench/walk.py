@@ -4,7 +4,7 @@ speaking with human voices (fsdd-dev); prints one JSON document.
     python bench/walk.py [--rate 8000 16000] [--gap-ms 40 150 300] [--gain-db -25]
                          [--floor-dbfs -60] [--floor-colour pink|white]
                          [--speakers george jackson lucas] [--seed N] [--pickers 1] [--detail]
-                         [--transport socket|webrtc]
+                         [--transport socket|webrtc] [--speech-workers N]
 
 One fresh `wavepick serve --demo` process (speech warmed up before the first walk) serves
 every walk. Each walk is a new simulated picker (`server.simulate.prepare`) who signs on,
@@ -15,12 +15,14 @@ digits, `--gain-db` quieter than the recordings), everything else is typed. With
 `--transport webrtc` the microphone and the prompts travel on a WebRTC audio track (Opus)
 once the headset's peer connection is up, as the headset page's do. One walk per
 speaker x rate x gap; with `--pickers N`, N pickers walk each condition at once (latency
-under load).
+under load). `--speech-workers` sets the server's WAVEPICK_SPEECH_WORKERS (default: its
+own default, one per core; 0: speech in the app's threads).
 
 Per walk: answers, right first time, fragments (and the dialog states they landed in),
 misheard, false commands, not understood, unheard, latency from the last speech sample to
 the next prompt's first audio (p50/p95), how the lines ended and whether stock still equals
-the ledger. Then totals per condition ("rate/gap") and per speaker, the worst of each (the
+the ledger. The server's CPU (app and speech workers) over the walks, per spoken answer.
+Then totals per condition ("rate/gap") and per speaker, the worst of each (the
 lowest share of answers right first time), and latency over all walks. Definitions:
 bench/_walk_score.py. One walk of a demo assignment takes one to two minutes.
 """
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -42,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._serve import ServeProcess
 from bench._walk_score import count, percentiles_ms, rate
 from bench._walker import FSDD, WalkReport, walk
+from bench.ledger import background_busy_percent, process_tree_cpu_seconds
 from server.simulate import prepare
 
 __all__ = ["FSDD", "ServeProcess", "WalkReport", "walk", "walk_conditions"]
@@ -155,6 +159,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=FSDD, help="the fsdd-dev folder")
     parser.add_argument("--detail", action="store_true", help="every answer and heard frame")
     parser.add_argument(
+        "--speech-workers", type=int, default=None, help="the server's speech worker processes"
+    )
+    parser.add_argument(
         "--transport",
         choices=("socket", "webrtc"),
         default="socket",
@@ -184,16 +191,29 @@ def main() -> None:
         "speakers": args.speakers,
         "seed": args.seed,
         "pickers": args.pickers,
+        "speech_workers": args.speech_workers,
     }
+    workers = args.speech_workers
+    env = {} if workers is None else {"WAVEPICK_SPEECH_WORKERS": str(workers)}
     started = time.monotonic()
+    busy = background_busy_percent()
     with tempfile.TemporaryDirectory(prefix="wavepick-walk-") as folder:
         progress("starting wavepick serve --demo and warming up speech")
-        with ServeProcess(Path(folder), password=PASSWORD) as server:
+        with ServeProcess(Path(folder), password=PASSWORD, env=env) as server:
             progress(f"server ready in {server.warm_up_s} s")
+            assert server.process is not None
+            cpu_before = process_tree_cpu_seconds(server.process.pid)
             reports = asyncio.run(
                 walk_conditions(server, conditions, pickers=args.pickers, seed=args.seed, **options)
             )
+            cpu_s = process_tree_cpu_seconds(server.process.pid) - cpu_before
             result = report(reports, settings, server, args.detail)
+    answers = result["overall"]["answers"]
+    result["server"] |= {
+        "cpu_s": round(cpu_s, 1),
+        "cpu_ms_per_answer": round(1000 * cpu_s / answers) if answers else None,
+    }
+    result["machine"] = {"busy_before_percent": busy, "cores": os.cpu_count()}
     result["duration_s"] = round(time.monotonic() - started, 1)
     print(json.dumps(result, indent=2))
 

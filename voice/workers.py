@@ -32,7 +32,8 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from voice.grammar import Grammar, named_grammar
+from voice.dialog.pick import PICK_WORKFLOW
+from voice.grammar import Grammar
 from voice.stt import EngineCache, open_recognizer
 from voice.stt.base import Result
 from voice.stt.factory import EngineUnavailable
@@ -96,15 +97,15 @@ class LocalSpeech:
         return self.synthesizer.synthesize(text, locale=locale, sample_rate=sample_rate)
 
     def warm_up(self) -> None:
-        """Load what recognition needs (the models, every word in synthetic voices) before
-        the first picker answers: built on first use, they would keep that answer waiting
-        for seconds. A failure is logged and left for the first answer to report."""
+        """Load what recognition needs (the models, every word in synthetic voices, each
+        grammar of the pick dialog at both headset rates) before the first picker answers:
+        built on first use, they would keep answers waiting for seconds. A failure is
+        logged and left for the first answer to report."""
         for locale in sorted(self.setup.locales):
             try:
-                recognizer = open_recognizer(
-                    self.setup.engine, named_grammar("all", locale), 16000, cache=self.engines
-                )
-                recognizer.recognize(_hiss(16000))  # compiles the matcher: 3-5 s the first time
+                for grammar in PICK_WORKFLOW.grammars(locale):
+                    for rate in (8000, 16000):
+                        self.recognize(_hiss(rate), grammar, rate, None)
             except EngineUnavailable as exc:
                 log.info("nothing to warm up for %s: %s", locale, exc)
             except Exception:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -98,6 +98,23 @@ class Workflow:
         names = [s.name for s in self.states]
         if len(set(names)) != len(names):
             raise ValueError(f"workflow {self.name!r} repeats a state name")
+
+    def grammar(self, state: State, locale: str) -> Grammar:
+        """What `state` takes, in `locale`."""
+        name = f"{self.name}.{state.name}"
+        return build_grammar(name, tuple(state.words), digits=state.digits, locale=locale)
+
+    def grammars(self, locale: str) -> Iterator[Grammar]:
+        """Every grammar a dialog of this workflow reads answers with: each state's
+        listening grammar and, where it takes digits, its answers of each length (what a
+        speech warm-up prepares, so no picker's first answer waits for it)."""
+        for state in self.states:
+            if state.final:
+                continue
+            taken = self.grammar(state, locale)
+            yield taken.listening()
+            if taken.accepts_digits:
+                yield from (taken.exactly(n) for n in range(taken.min_digits, taken.max_digits + 1))
 
     def state(self, name: str) -> State:
         for state in self.states:
@@ -199,12 +216,7 @@ class Dialog:
         """What the current state listens for (give it to the recogniser)."""
         state = self.state
         if state.name not in self._grammars:
-            self._grammars[state.name] = build_grammar(
-                f"{self.workflow.name}.{state.name}",
-                tuple(state.words),
-                digits=state.digits,
-                locale=self.locale,
-            )
+            self._grammars[state.name] = self.workflow.grammar(state, self.locale)
         return self._grammars[state.name]
 
     def hear(self, tokens: Iterable[str], confidence: float, accepted: bool) -> Turn:

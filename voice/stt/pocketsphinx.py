@@ -21,6 +21,7 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.signal import butter, sosfilt  # here, not at the first 8 kHz answer: 1-2 s
 
 from voice.audio import resample
 from voice.grammar import Grammar
@@ -124,8 +125,6 @@ def widen(samples: np.ndarray, sample_rate: int, fold_gain: float) -> np.ndarray
     """Audio at 16 kHz for the model; narrow-band input gets a folded upper band."""
     if sample_rate >= MODEL_RATE or fold_gain <= 0:
         return resample(samples, sample_rate, MODEL_RATE)
-    from scipy.signal import butter, sosfilt
-
     narrow = resample(samples, sample_rate, MODEL_RATE // 2)
     base = resample(narrow, MODEL_RATE // 2, MODEL_RATE).astype(np.float64)
     stuffed = np.zeros(len(narrow) * 2)
