@@ -3,7 +3,8 @@ speaking with human voices (fsdd-dev); prints one JSON document.
 
     python bench/walk.py [--rate 8000 16000] [--gap-ms 40 150 300] [--gain-db -25]
                          [--floor-dbfs -60] [--floor-colour pink|white]
-                         [--speakers george jackson lucas] [--seed N] [--pickers 1] [--detail]
+                         [--speakers george jackson lucas] [--seed N] [--pickers 1 [5 ...]]
+                         [--capacity-ms 500] [--detail]
                          [--transport socket|webrtc] [--speech-workers N]
 
 One fresh `wavepick serve --demo` process (speech warmed up before the first walk) serves
@@ -15,8 +16,11 @@ digits, `--gain-db` quieter than the recordings), everything else is typed. With
 `--transport webrtc` the microphone and the prompts travel on a WebRTC audio track (Opus)
 once the headset's peer connection is up, as the headset page's do. One walk per
 speaker x rate x gap; with `--pickers N`, N pickers walk each condition at once (latency
-under load). `--speech-workers` sets the server's WAVEPICK_SPEECH_WORKERS (default: its
-own default, one per core; 0: speech in the app's threads).
+under load); several counts (`--pickers 1 5 10 20`) are walked one after the other, and
+with `--capacity-ms 500` the walk stops at the first count whose p95 exceeds it and reports
+the largest count within it, per core (`capacity`). `--speech-workers` sets the server's
+WAVEPICK_SPEECH_WORKERS (default: its own default, one per core; 0: speech in the app's
+threads).
 
 Per walk: answers, right first time, fragments (and the dialog states they landed in),
 misheard, false commands, not understood, unheard, latency from the last speech sample to
@@ -107,6 +111,25 @@ def totals(reports: Iterable[WalkReport]) -> dict[str, Any]:
     }
 
 
+def per_answer(cpu_s: float, answers: int) -> int | None:
+    return round(1000 * cpu_s / answers) if answers else None
+
+
+def step(pickers: int, walked: list[WalkReport], cpu_s: float) -> dict[str, Any]:
+    """One count of pickers walking at once: latency, how well they were heard, and the
+    server's CPU (app and speech workers) per spoken answer."""
+    figures = totals(walked)
+    return {
+        "pickers": pickers,
+        "latency_ms": figures["latency_ms"],
+        "right_first_time_rate": figures["right_first_time_rate"],
+        "finished": figures["finished"],
+        "walks": figures["walks"],
+        "cpu_s": round(cpu_s, 1),
+        "cpu_ms_per_answer": per_answer(cpu_s, figures["answers"]),
+    }
+
+
 def grouped(reports: list[WalkReport], key: Callable[[WalkReport], str]) -> dict[str, Any]:
     keys = dict.fromkeys(key(r) for r in reports)
     return {k: totals(r for r in reports if key(r) == k) for k in keys}
@@ -154,7 +177,19 @@ def main() -> None:
     parser.add_argument("--floor-colour", choices=("pink", "white"), default="pink")
     parser.add_argument("--speakers", nargs="+", choices=SPEAKERS, default=list(SPEAKERS))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pickers", type=int, default=1, help="pickers walking at once")
+    parser.add_argument(
+        "--pickers",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="pickers walking at once; several counts are walked one after the other",
+    )
+    parser.add_argument(
+        "--capacity-ms",
+        type=int,
+        default=None,
+        help="with several --pickers: stop at the first count whose p95 exceeds this",
+    )
     parser.add_argument("--max-turns", type=int, default=80)
     parser.add_argument("--data", type=Path, default=FSDD, help="the fsdd-dev folder")
     parser.add_argument("--detail", action="store_true", help="every answer and heard frame")
@@ -202,17 +237,33 @@ def main() -> None:
         with ServeProcess(Path(folder), password=PASSWORD, env=env) as server:
             progress(f"server ready in {server.warm_up_s} s")
             assert server.process is not None
-            cpu_before = process_tree_cpu_seconds(server.process.pid)
-            reports = asyncio.run(
-                walk_conditions(server, conditions, pickers=args.pickers, seed=args.seed, **options)
-            )
-            cpu_s = process_tree_cpu_seconds(server.process.pid) - cpu_before
+            pid = server.process.pid
+            steps: list[dict[str, Any]] = []
+            reports: list[WalkReport] = []
+            for count in args.pickers:
+                cpu_before = process_tree_cpu_seconds(pid)
+                walked = asyncio.run(
+                    walk_conditions(server, conditions, pickers=count, seed=args.seed, **options)
+                )
+                cpu_s = process_tree_cpu_seconds(pid) - cpu_before
+                steps.append(step(count, walked, cpu_s))
+                reports += walked
+                if args.capacity_ms and steps[-1]["latency_ms"]["p95"] > args.capacity_ms:
+                    break
             result = report(reports, settings, server, args.detail)
-    answers = result["overall"]["answers"]
-    result["server"] |= {
-        "cpu_s": round(cpu_s, 1),
-        "cpu_ms_per_answer": round(1000 * cpu_s / answers) if answers else None,
-    }
+    result["server"]["cpu_ms_per_answer"] = per_answer(
+        sum(s["cpu_s"] for s in steps), result["overall"]["answers"]
+    )
+    result["steps"] = steps
+    if args.capacity_ms:
+        within = [s["pickers"] for s in steps if s["latency_ms"]["p95"] <= args.capacity_ms]
+        cores = len(os.sched_getaffinity(0))
+        result["capacity"] = {
+            "target_p95_ms": args.capacity_ms,
+            "largest_pickers_within": max(within, default=0),
+            "per_core": round(max(within, default=0) / cores, 1),
+            "cores": cores,
+        }
     result["machine"] = {"busy_before_percent": busy, "cores": os.cpu_count()}
     result["duration_s"] = round(time.monotonic() - started, 1)
     print(json.dumps(result, indent=2))
