@@ -214,8 +214,17 @@ _worker: LocalSpeech | None = None
 def _start_worker(setup: SpeechSetup) -> None:
     global _worker
     logging.basicConfig(level=logging.WARNING, format="speech worker %(process)d: %(message)s")
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
     _worker = LocalSpeech(setup)
     _worker.warm_up()
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker when the app that started it is gone, even killed outright (the pool
+    then never tells it to stop, and it would keep its half gigabyte forever)."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def _here() -> LocalSpeech:

@@ -1,10 +1,13 @@
-"""Speech in worker processes hears and says what the same speech in this process does,
-and a worker that dies is replaced without failing the answer it was reading."""
+"""Speech in worker processes hears and says what the same speech in this process does, a
+worker that dies is replaced without failing the answer it was reading, and workers end
+with the app that started them, even when it is killed outright."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import warm_speech_cache
+from tests.conftest import REPO, warm_speech_cache
 from voice.audio import load
 from voice.grammar import named_grammar
 from voice.workers import LocalSpeech, SpeechSetup, SpeechWorkers
@@ -80,3 +83,48 @@ def test_a_killed_worker_is_replaced_and_the_answer_still_read(
     heard = workers.recognize(takes(fsdd, "7")[0], named_grammar("digit"), 8000, None)
     assert heard.tokens == ("7",)
     assert before[0] not in workers.pids()
+
+
+APP = """
+import sys, time
+from pathlib import Path
+from voice.workers import SpeechSetup, SpeechWorkers
+
+if __name__ == "__main__":
+    pool = SpeechWorkers(SpeechSetup(synthetic_dir=Path(sys.argv[1]), locales=("en-US",)), 2)
+    pool.warm_up()
+    print(*pool.pids(), flush=True)
+    time.sleep(600)
+"""
+
+
+def test_workers_end_when_their_app_is_killed(setup: SpeechSetup, tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(APP)
+    app = subprocess.Popen(
+        [sys.executable, str(script), str(setup.synthetic_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert app.stdout is not None
+        pids = [int(pid) for pid in app.stdout.readline().split()]
+        assert len(pids) == 2 and all(alive(pid) for pid in pids)
+        app.kill()
+        app.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(alive(pid) for pid in pids):
+            time.sleep(0.1)
+        assert not any(alive(pid) for pid in pids)
+    finally:
+        app.kill()
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` is a process that has not ended (a zombie has)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
