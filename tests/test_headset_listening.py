@@ -118,6 +118,21 @@ def test_only_a_reading_that_is_taken_ends_an_answer() -> None:
     assert len(part.asked) == 1
 
 
+def test_a_reading_no_longer_wanted_is_not_made() -> None:
+    """A read queued at a pause the picker has since spoken on from could end nothing:
+    it is not made, nor its second pass once the picker speaks on between the two."""
+    dialog = PickDialog(warehouse())
+    dialog.start()
+    said(dialog, "ready")
+    recogniser = Recogniser({"listening": (("5", "7"), 0.9, True), "2": (("5", "7"), 0.9, True)})
+    heard = conversation(recogniser)
+    assert heard._read(dialog, AUDIO, lambda: False) is None
+    assert recogniser.asked == []
+    answers = iter([True, False])  # still paused for the first pass, not for the second
+    assert heard._read(dialog, AUDIO, lambda: next(answers)) is None
+    assert [g.name for g in recogniser.asked] == ["pick.location.listening"]
+
+
 @pytest.fixture
 def fsdd() -> Path:
     if not FSDD.is_dir():

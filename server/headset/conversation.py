@@ -313,7 +313,14 @@ class Conversation:
         if dialog is None or endpointer is None or (turn != self._turn and refusal is None):
             return
         audio = paused.audio if refusal is None else np.concatenate([refusal.audio, paused.audio])
-        reading, whole = await run_sync(self._read, dialog, audio)
+
+        def paused_still() -> bool:
+            return endpointer.pause == paused.pause
+
+        read = await run_sync(self._read, dialog, audio, paused_still)
+        if read is None:
+            return
+        reading, whole = read
         self._readings[paused.pause] = (reading, refusal is not None)
         if whole:
             ended = endpointer.end_after_pause(paused.pause)
@@ -323,13 +330,21 @@ class Conversation:
                 except Busy as exc:
                     await self.headset.tell(Failed("busy", str(exc)))
 
-    def _read(self, dialog: PickDialog, audio: np.ndarray) -> tuple[Result, bool]:
+    def _read(
+        self, dialog: PickDialog, audio: np.ndarray, wanted: Callable[[], bool] = lambda: True
+    ) -> tuple[Result, bool] | None:
         """(what was said, whether it is a whole answer). It is first heard as what it is
         (`Grammar.listening`): a partial answer is never forced into a whole one, nor
         digits into a word. Digits as many as the line expects are then read as the answer
         they seem to be (`Dialog.answer_grammar`). Only a reading that is taken ends the
         answer: an unsure "help", or a digit too many read into a lone "two", cut answers
-        in half; the dialog judges what was heard."""
+        in half; the dialog judges what was heard.
+
+        None when the reading is no longer `wanted` before it starts (or before its second
+        pass): a read at a pause the picker has already spoken on from could end nothing,
+        and under load such reads queued behind the rest and kept every answer waiting."""
+        if not wanted():
+            return None
         listening = dialog.grammar().listening()
         heard = self.speech.recognize(audio, listening, self.sample_rate, self.operator)
         if not dialog.answer_complete(heard.tokens):
@@ -337,6 +352,8 @@ class Conversation:
         answer = dialog.answer_grammar()
         narrower = answer.accepts_digits and answer.max_digits < listening.max_digits
         if heard.tokens[0].isdigit() and narrower:
+            if not wanted():
+                return None
             heard = self.speech.recognize(audio, answer, self.sample_rate, self.operator)
         return heard, heard.accepted
 
@@ -397,7 +414,10 @@ class Conversation:
             if refusal is not None:
                 audio = np.concatenate([refusal.audio, audio])
             result = answer.reading if answer.continued == (refusal is not None) else None
-            result = result or (await run_sync(self._read, dialog, audio))[0]
+            if result is None:
+                read = await run_sync(self._read, dialog, audio)
+                assert read is not None  # a final reading is always wanted
+                result = read[0]
             turn = await run_sync(dialog.hear, result.tokens, result.confidence, result.accepted)
             if not turn.accepted and dialog.state.name == state:
                 self._refusal = Refusal(self._turn, audio, answer.ended_at)
