@@ -429,8 +429,10 @@ def test_workers_serve_headsets_and_stop_cleanly(
             with httpx.Client(base_url=base, timeout=30) as http:
                 client = headset(base.replace("http", "ws") + "/ws/headset", "picker", http)
                 await client.connect()
-                await walk(client, {"A-01-01": "57", "A-01-02": "31", "A-01-03": "84"}, Walk("p"))
+                log = Walk("picker")
+                await walk(client, {"A-01-01": "57", "A-01-02": "31", "A-01-03": "84"}, log)
                 await client.close()
+                assert len(log.acknowledged) == 3
 
         asyncio.run(pick())
     finally:
