@@ -85,6 +85,7 @@ def prefix(redis_url: str) -> Iterator[str]:
 class Cluster:
     servers: list[ServerProcess]
     database_url: str
+    prefix: str  # of the Redis keys
     digits: dict[str, str]  # location -> check digits
 
     def ws(self, n: int) -> str:
@@ -113,7 +114,8 @@ def cluster(pg_url: str, redis_url: str, prefix: str, tmp_path: Path) -> Iterato
         with httpx.Client(base_url=servers[0].url, timeout=30) as http:
             for name in PICKERS[1:]:
                 user(http, name, "picker", "LAX")
-        yield Cluster(servers, pg_url, {location: digits for location, digits, *_ in lines})
+        digits = {location: digits for location, digits, *_ in lines}
+        yield Cluster(servers, pg_url, prefix, digits)
 
 
 @dataclass
@@ -200,10 +202,16 @@ def test_a_dropped_headset_resumes_on_another_process_at_the_same_prompt(
         await second.close()
         return log
 
+    kept = redis.Redis.from_url(REDIS_URL).pttl(f"{cluster.prefix}:headset:snapshot:picker")
+    assert kept == -2, "no snapshot before the picker connects"
+
     with httpx.Client(base_url=cluster.servers[2].url, timeout=30) as http:
         log = asyncio.run(main(http))
         assert len(log.acknowledged) == LINES
         check_the_books(http, [log], LINES)
+    # the dialog is kept in Redis for the picker's next session, for a shift
+    kept = redis.Redis.from_url(REDIS_URL).pttl(f"{cluster.prefix}:headset:snapshot:picker")
+    assert 0 < kept <= 12 * 3600 * 1000
 
 
 # ---- (b) kill -9 of a process while pickers work ----
@@ -291,8 +299,15 @@ def test_a_second_session_on_another_process_takes_over_and_the_first_is_ended(
         frames, code = await until_closed(second.ws)
         assert code == 4409 and frames[-1]["code"] == "session_replaced", frames
         await taking_over
-        await walk(third, cluster.digits, Walk("picker"))
-        await third.close()
+        fourth = headset(cluster.ws(2), "picker", http)  # and on the same process
+        taking_over = asyncio.create_task(fourth.connect())
+        assert third.ws is not None
+        frames, code = await until_closed(third.ws)
+        assert code == 4409 and frames[-1]["code"] == "session_replaced", frames
+        resumed = await taking_over
+        assert resumed.prompt is not None and resumed.prompt["state"] == "quantity"
+        await walk(fourth, cluster.digits, Walk("picker"))
+        await fourth.close()
 
     with httpx.Client(base_url=cluster.servers[0].url, timeout=30) as http:
         asyncio.run(main(http))
