@@ -7,7 +7,9 @@ over, as on one process); the Redis lease itself (taken over, refused, expired);
 them).
 
 Real server processes (uvicorn, as production runs them), a real PostgreSQL and a real
-Redis: required with CI=true, skipped without them otherwise.
+Redis: required with CI=true, skipped without them otherwise. The first three tests share
+one cluster of three processes (each with pickers of its own); the kill comes last.
+Nothing here is timed: every wait is for an event (a frame, a close, a process exit).
 """
 
 from __future__ import annotations
@@ -32,25 +34,33 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 import websockets
+from sqlalchemy import select
 
+from server.db import make_engine, make_session_factory, transaction
 from server.headset.client import HeadsetClient
 from server.headset.leases import BUSY, LeaseRefused, RedisLeases
+from server.migrate import upgrade
 from server.sockets import REPLACED, Ending
+from server.tables import Role, User, Warehouse, WarehouseMember
 from tests.conftest import (
     REPO,
     TEST_SECRET,
     ServerProcess,
+    create_pg_database,
+    drop_pg_database,
     free_port,
     require_service,
     warm_speech_cache,
 )
-from tests.factories import auth, pick_floor, release_next_order, token, user
+from tests.factories import auth, pick_floor, release_next_order, token
 from tests.test_sessions import until_closed
 
 REDIS_URL = os.environ.get("WAVEPICK_TEST_REDIS", "redis://127.0.0.1:6379/0")
 LEASE_S = 2  # WAVEPICK_HEADSET_LEASE_SECONDS of the test servers: a dead process's hold
-PICKERS = ("picker", "picker2", "picker3", "picker4", "picker5", "picker6")
-LINES = 3  # per assignment: one assignment per picker
+PICKERS = tuple(f"picker{n}" for n in range(2, 9))  # besides the seeded `picker`
+WORKERS = PICKERS[1:]  # the six pickers at work when a process is killed
+LINES = 3  # per assignment
+ASSIGNMENTS = 10  # ready in LAX: one per picker, and some for those who deliver and go on
 
 
 def plan(assignments: int) -> tuple[tuple[str, str, str, int], ...]:
@@ -61,7 +71,7 @@ def plan(assignments: int) -> tuple[tuple[str, str, str, int], ...]:
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
@@ -75,8 +85,12 @@ def prefix(redis_url: str) -> Iterator[str]:
     """Redis names of this test alone (other test runs may share the Redis)."""
     name = f"wavepick-test-{uuid.uuid4().hex[:12]}"
     yield name
+    forget_keys(redis_url, name)
+
+
+def forget_keys(redis_url: str, prefix: str) -> None:
     client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(f"{name}*"))
+    keys = list(client.scan_iter(f"{prefix}*"))
     if keys:
         client.delete(*keys)
 
@@ -92,14 +106,22 @@ class Cluster:
         return self.servers[n].url.replace("http://", "ws://") + "/ws/headset"
 
 
-@pytest.fixture
-def cluster(pg_url: str, redis_url: str, prefix: str, tmp_path: Path) -> Iterator[Cluster]:
-    """Three app processes on one PostgreSQL database and one Redis, and LAX with one
-    assignment ready for each of `PICKERS`."""
-    lines = plan(len(PICKERS))
-    pick_floor(pg_url, lines, orders=len(PICKERS))
-    for _ in PICKERS[1:]:
+@pytest.fixture(scope="module")
+def cluster(
+    pg_server: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """Three app processes on one PostgreSQL database and one Redis, and LAX with
+    `ASSIGNMENTS` assignments ready. The tests share them (starting three processes takes a
+    while): each has pickers of its own, and the one that kills a process comes last."""
+    name, pg_url = create_pg_database(pg_server)
+    upgrade(pg_url)
+    prefix = f"wavepick-test-{uuid.uuid4().hex[:12]}"
+    tmp_path = tmp_path_factory.mktemp("cluster")
+    lines = plan(ASSIGNMENTS)
+    pick_floor(pg_url, lines, orders=ASSIGNMENTS)
+    for _ in range(ASSIGNMENTS - 1):
         release_next_order(pg_url)
+    add_pickers(pg_url, PICKERS)
     env = {
         "WAVEPICK_REDIS_URL": redis_url,
         "WAVEPICK_REDIS_PREFIX": prefix,
@@ -108,14 +130,30 @@ def cluster(pg_url: str, redis_url: str, prefix: str, tmp_path: Path) -> Iterato
     }
     warm_speech_cache()  # once, before the three start together
     with ExitStack() as running, ThreadPoolExecutor(3) as starting:
+        running.callback(drop_pg_database, pg_server, name)
+        running.callback(forget_keys, redis_url, prefix)
         servers = list(starting.map(lambda _: ServerProcess(pg_url, tmp_path, env), range(3)))
         for server in servers:
             running.callback(server.stop)
-        with httpx.Client(base_url=servers[0].url, timeout=30) as http:
-            for name in PICKERS[1:]:
-                user(http, name, "picker", "LAX")
         digits = {location: digits for location, digits, *_ in lines}
         yield Cluster(servers, pg_url, prefix, digits)
+
+
+def add_pickers(database_url: str, names: tuple[str, ...]) -> None:
+    """Pickers of LAX with the seeded picker's password (its hash is copied: hashing is
+    slow on purpose)."""
+    engine = make_engine(database_url)
+    with transaction(make_session_factory(engine)) as session:
+        picker = session.scalars(select(User).where(User.username == "picker")).one()
+        lax = session.scalars(select(Warehouse.id).where(Warehouse.code == "LAX")).one()
+        for name in names:
+            added = User(
+                username=name, password_hash=picker.password_hash, role=Role.picker, active=True
+            )
+            session.add(added)
+            session.flush()
+            session.add(WarehouseMember(user_id=added.id, warehouse_id=lax))
+    engine.dispose()
 
 
 @dataclass
@@ -161,18 +199,23 @@ def headset(url: str, picker: str, http: httpx.Client) -> HeadsetClient:
     return HeadsetClient(url, token(http, picker), turn_timeout=30)
 
 
-def check_the_books(http: httpx.Client, walks: list[Walk], lines: int) -> None:
-    """Every acknowledged pick is in the ledger, no line was picked twice, every line was
-    picked, and stock equals the ledger."""
+def check_the_books(http: httpx.Client, walks: list[Walk], pickers: set[str]) -> None:
+    """Every acknowledged pick is in the ledger, no line was picked twice, every line of
+    the pickers' assignments was picked (one assignment each), and stock equals the
+    ledger."""
     supervisor = auth(http, "supervisor")
     moves = http.get(
         "/api/v1/movements", params={"warehouse": "LAX", "limit": 500}, headers=supervisor
     ).json()["items"]
-    picks = Counter((m["from_location"], m["quantity"]) for m in moves if m["kind"] == "pick")
+    picks = Counter(
+        (m["from_location"], m["quantity"])
+        for m in moves
+        if m["kind"] == "pick" and m["actor"] in pickers
+    )
     acknowledged = [pick for walked in walks for pick in walked.acknowledged]
     assert set(acknowledged) <= set(picks), "an acknowledged pick is not in the ledger"
     assert max(picks.values()) == 1, f"a line was picked twice: {picks}"
-    assert len(picks) == lines, picks
+    assert len(picks) == LINES * len(pickers), picks
     assert len(set(acknowledged)) == len(acknowledged), "a pick was acknowledged twice"
     reconciled = http.get("/api/v1/reconcile", headers=supervisor).json()
     assert reconciled["consistent"] is True, reconciled
@@ -208,24 +251,67 @@ def test_a_dropped_headset_resumes_on_another_process_at_the_same_prompt(
     with httpx.Client(base_url=cluster.servers[2].url, timeout=30) as http:
         log = asyncio.run(main(http))
         assert len(log.acknowledged) == LINES
-        check_the_books(http, [log], LINES)
+        check_the_books(http, [log], {"picker"})
     # the dialog is kept in Redis for the picker's next session, for a shift
     kept = redis.Redis.from_url(REDIS_URL).pttl(f"{cluster.prefix}:headset:snapshot:picker")
     assert 0 < kept <= 12 * 3600 * 1000
 
 
-# ---- (b) kill -9 of a process while pickers work ----
+# ---- (c) one live session per operator across processes ----
+
+
+def test_a_second_session_on_another_process_takes_over_and_the_first_is_ended(
+    cluster: Cluster,
+) -> None:
+    async def main(http: httpx.Client) -> None:
+        first = headset(cluster.ws(0), "picker2", http)
+        await first.connect()
+        await first.say("ready")
+        at_line = await first.say(answer(first.prompt or {}, cluster.digits))
+        assert at_line.prompt is not None and at_line.prompt["state"] == "quantity"
+
+        second = headset(cluster.ws(1), "picker2", http)
+        taking_over = asyncio.create_task(second.connect())
+        assert first.ws is not None
+        frames, code = await until_closed(first.ws)  # ended and told why
+        assert code == 4409 and frames[-1]["code"] == "session_replaced", frames
+        resumed = await taking_over  # then the newer one starts where the first stood
+        assert resumed.prompt is not None and resumed.prompt["text"] == at_line.prompt["text"]
+        assert resumed.prompt["state"] == "quantity"
+
+        third = headset(cluster.ws(2), "picker2", http)  # once more, from a third process
+        taking_over = asyncio.create_task(third.connect())
+        assert second.ws is not None
+        frames, code = await until_closed(second.ws)
+        assert code == 4409 and frames[-1]["code"] == "session_replaced", frames
+        await taking_over
+        fourth = headset(cluster.ws(2), "picker2", http)  # and on the same process
+        taking_over = asyncio.create_task(fourth.connect())
+        assert third.ws is not None
+        frames, code = await until_closed(third.ws)
+        assert code == 4409 and frames[-1]["code"] == "session_replaced", frames
+        resumed = await taking_over
+        assert resumed.prompt is not None and resumed.prompt["state"] == "quantity"
+        await walk(fourth, cluster.digits, Walk("picker2"))
+        await fourth.close()
+
+    with httpx.Client(base_url=cluster.servers[0].url, timeout=30) as http:
+        asyncio.run(main(http))
+        check_the_books(http, [], {"picker2"})
+
+
+# ---- (b) kill -9 of a process while pickers work (last: it leaves two processes) ----
 
 
 def test_a_process_killed_mid_run_loses_no_acknowledged_pick_and_its_pickers_go_on(
     cluster: Cluster,
 ) -> None:
-    doomed = 2  # the process killed; its pickers are PICKERS[4:]
+    doomed = 2  # the process killed; its pickers are WORKERS[4:]
 
     async def picker(
         n: int, http: httpx.Client, half_way: asyncio.Event, killed: asyncio.Event
     ) -> Walk:
-        name, server = PICKERS[n], n // 2
+        name, server = WORKERS[n], n // 2
         log = Walk(name)
         client = headset(cluster.ws(server), name, http)
         await client.connect()
@@ -254,7 +340,7 @@ def test_a_process_killed_mid_run_loses_no_acknowledged_pick_and_its_pickers_go_
             asyncio.create_task(
                 picker(n, http, doomed_half_way[n - 4] if n >= 4 else never, killed)
             )
-            for n in range(len(PICKERS))
+            for n in range(len(WORKERS))
         ]
         for event in doomed_half_way:
             await event.wait()
@@ -264,54 +350,11 @@ def test_a_process_killed_mid_run_loses_no_acknowledged_pick_and_its_pickers_go_
         return list(await asyncio.gather(*pickers))
 
     with httpx.Client(base_url=cluster.servers[0].url, timeout=30) as http:
-        for name in PICKERS:
+        for name in WORKERS:
             token(http, name)
         walks = asyncio.run(main(http))
         assert [w.reconnects for w in walks] == [0, 0, 0, 0, 1, 1]
-        check_the_books(http, walks, len(PICKERS) * LINES)
-
-
-# ---- (c) one live session per operator across processes ----
-
-
-def test_a_second_session_on_another_process_takes_over_and_the_first_is_ended(
-    cluster: Cluster,
-) -> None:
-    async def main(http: httpx.Client) -> None:
-        first = headset(cluster.ws(0), "picker", http)
-        await first.connect()
-        await first.say("ready")
-        at_line = await first.say(answer(first.prompt or {}, cluster.digits))
-        assert at_line.prompt is not None and at_line.prompt["state"] == "quantity"
-
-        second = headset(cluster.ws(1), "picker", http)
-        taking_over = asyncio.create_task(second.connect())
-        assert first.ws is not None
-        frames, code = await until_closed(first.ws)  # ended and told why
-        assert code == 4409 and frames[-1]["code"] == "session_replaced", frames
-        resumed = await taking_over  # then the newer one starts where the first stood
-        assert resumed.prompt is not None and resumed.prompt["text"] == at_line.prompt["text"]
-        assert resumed.prompt["state"] == "quantity"
-
-        third = headset(cluster.ws(2), "picker", http)  # once more, from a third process
-        taking_over = asyncio.create_task(third.connect())
-        assert second.ws is not None
-        frames, code = await until_closed(second.ws)
-        assert code == 4409 and frames[-1]["code"] == "session_replaced", frames
-        await taking_over
-        fourth = headset(cluster.ws(2), "picker", http)  # and on the same process
-        taking_over = asyncio.create_task(fourth.connect())
-        assert third.ws is not None
-        frames, code = await until_closed(third.ws)
-        assert code == 4409 and frames[-1]["code"] == "session_replaced", frames
-        resumed = await taking_over
-        assert resumed.prompt is not None and resumed.prompt["state"] == "quantity"
-        await walk(fourth, cluster.digits, Walk("picker"))
-        await fourth.close()
-
-    with httpx.Client(base_url=cluster.servers[0].url, timeout=30) as http:
-        asyncio.run(main(http))
-        check_the_books(http, [], LINES)
+        check_the_books(http, walks, set(WORKERS))
 
 
 # ---- the lease itself ----
@@ -322,8 +365,10 @@ def test_the_lease_is_taken_over_refused_when_its_holder_stays_and_freed_by_expi
 ) -> None:
     async def main() -> None:
         client = aioredis.Redis.from_url(redis_url)
-        one = RedisLeases(client, aioredis.Redis.from_url(redis_url), prefix=prefix, ttl=1)
-        two = RedisLeases(client, aioredis.Redis.from_url(redis_url), prefix=prefix, ttl=1)
+        one, two = (
+            RedisLeases(client, aioredis.Redis.from_url(redis_url), prefix=prefix, ttl=1, wait=2)
+            for _ in range(2)
+        )
         await one.start()
         await two.start()
         try:
