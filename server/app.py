@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -24,6 +25,8 @@ from server.db import Database, make_engine, make_session_factory
 from server.events import EventBus
 from server.eventsocket import router as events_router
 from server.headset.endpoint import router as headset_router
+from server.headset.leases import LocalLeases, RedisLeases
+from server.headset.snapshots import MemorySnapshots, RedisSnapshots
 from server.headset.speech import make_speech_services
 from server.idempotency import IdempotencyMiddleware, record_outcome
 from server.login import LoginGuard
@@ -53,12 +56,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             warm_up.start()
         await bus.start()
+        await app.state.headset_leases.start()
         expiry = asyncio.create_task(app.state.recordings.expire_hourly())
         yield
         expiry.cancel()
         await app.state.sockets.close_all()
         await app.state.recordings.stop_all()
         await app.state.rooms.close_all()
+        await app.state.headset_leases.stop()
+        if redis is not None:
+            await redis.aclose()
         await bus.stop()
         await asyncio.to_thread(app.state.speech.close)
         engine.dispose()
@@ -97,7 +104,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.recordings = CallRecordings(
         app.state.db, settings.recordings_path, settings.recording_days
     )
-    app.state.headset_snapshots = {}
+    snapshot_ttl = settings.headset_snapshot_hours * 3600
+    redis: aioredis.Redis | None = None
+    if settings.redis_url:
+        redis = aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=5
+        )  # dialogs and sessions shared by every process
+        app.state.headset_snapshots = RedisSnapshots(
+            redis, prefix=settings.redis_prefix, ttl=snapshot_ttl
+        )
+        app.state.headset_leases = RedisLeases(
+            redis,
+            aioredis.Redis.from_url(settings.redis_url, socket_keepalive=True),
+            prefix=settings.redis_prefix,
+            ttl=settings.headset_lease_seconds,
+        )
+    else:
+        app.state.headset_snapshots = MemorySnapshots(snapshot_ttl)
+        app.state.headset_leases = LocalLeases()
     install_problem_handlers(app)
     app.include_router(api_router)
     app.include_router(headset_router)

@@ -3,10 +3,11 @@ commands from their own packages)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -55,11 +56,68 @@ def _settings() -> Settings:
         raise typer.Exit(2) from exc
 
 
+def _uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
+    return {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "ws_per_message_deflate": False,  # deflating PCM costs CPU and saves next to nothing
+        "ws_max_size": settings.ws_max_message_bytes,  # refused before it is buffered
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+    }
+
+
+def _serve_one(
+    options: dict[str, Any],
+    sockets: list[socket.socket] | None = None,
+    *,
+    settings: Settings | None = None,
+) -> None:
+    """One app process: this one, or a worker started by `Workers` (on `sockets`, bound
+    by the parent; its settings are read again from the same environment)."""
+    from server.app import create_app
+    from server.requestlog import configure_logging
+
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    web = create_app(settings)
+    _Server(uvicorn.Config(web, **options), web.state.sockets).run(sockets=sockets)
+
+
+def _refuse_workers(settings: Settings, workers: int) -> str | None:
+    """Why `workers` app processes cannot run with these settings, if they cannot."""
+    if workers == 1:
+        return None
+    if settings.is_sqlite:
+        return (
+            "several processes need PostgreSQL (WAVEPICK_DATABASE_URL=postgresql+psycopg://...): "
+            "SQLite takes one writer at a time, and only this process would know its turns"
+        )
+    if not settings.redis_url:
+        return (
+            "several processes need Redis (WAVEPICK_REDIS_URL=redis://host:6379/0): headset "
+            "dialog snapshots, one session per operator and live events are shared through "
+            "it; without it a picker who reconnects to another process would start over, "
+            "the same operator could be live on two processes, and consoles would miss the "
+            "events of the others"
+        )
+    return None
+
+
 @app.command()
 def serve(
     demo: Annotated[bool, typer.Option(help="Seed demo warehouses, stock and users.")] = False,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="App processes on the one port (more than 1 needs PostgreSQL and Redis).",
+        ),
+    ] = 1,
 ) -> None:
     """Upgrade the database, then serve the API and pages."""
     from server.migrate import upgrade
@@ -67,6 +125,10 @@ def serve(
     settings = _settings()
     host = host or settings.host
     port = port or settings.port
+    refused = _refuse_workers(settings, workers)
+    if refused is not None:
+        err.print(f"[red]--workers {workers} refused:[/red] {refused}")
+        raise typer.Exit(2)
     if demo and settings.is_production:
         err.print(
             "[red]--demo refused:[/red] it seeds users whose password is known; "
@@ -84,24 +146,20 @@ def serve(
             f"Demo data {'seeded' if summary.seeded else 'already present'}. "
             f"Users: {', '.join(summary.users)} — password: {settings.demo_password}"
         )
-    err.print(f"WavePick serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    from server.app import create_app
-    from server.requestlog import configure_logging
-
-    configure_logging(settings.log_level)
-    web = create_app(settings)
-    config = uvicorn.Config(
-        web,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        ws_per_message_deflate=False,  # deflating PCM costs CPU and saves next to nothing
-        ws_max_size=settings.ws_max_message_bytes,  # refused before it is buffered
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+    processes = f" in {workers} processes" if workers > 1 else ""
+    err.print(
+        f"WavePick serving on http://{host}:{port}{processes}  "
+        f"(API docs: http://{host}:{port}/docs)"
     )
-    _Server(config, web.state.sockets).run()
+    options = _uvicorn_options(settings, host, port)
+    if workers == 1:
+        _serve_one(options, settings=settings)
+    else:
+        from server.requestlog import configure_logging
+        from server.workers import Workers
+
+        configure_logging(settings.log_level)
+        Workers(functools.partial(_serve_one, options), workers, host, port).run()
 
 
 @db_app.command("upgrade")

@@ -53,6 +53,27 @@ class Settings(BaseSettings):
         description="The Redis stream that carries events between processes (one per "
         "deployment sharing a Redis).",
     )
+    redis_prefix: str = Field(
+        "wavepick",
+        min_length=1,
+        description="What the names of WavePick's Redis keys start with (headset dialog "
+        "snapshots and session leases; one per deployment sharing a Redis).",
+    )
+    headset_lease_seconds: float = Field(
+        5.0,
+        ge=1,
+        le=60,
+        description="With Redis: how long a headset session's hold on its operator outlives "
+        "a process that died (renewed every third of it while the session runs); the "
+        "picker's reconnect to another process waits at most this long.",
+    )
+    headset_snapshot_hours: float = Field(
+        12.0,
+        gt=0,
+        description="How long a headset dialog is kept after its last answer for the "
+        "operator's next session to resume (in Redis with WAVEPICK_REDIS_URL, on this "
+        "process otherwise).",
+    )
     events_queue: int = Field(
         256,
         ge=8,

@@ -21,6 +21,7 @@ from server.headset.conversation import (
     PromptEnded,
     PromptStarted,
 )
+from server.headset.snapshots import MemorySnapshots
 from tests.conftest import REPO, require_service
 from tests.voice.test_dialog import warehouse
 from voice.audio import load, microphone_floor
@@ -106,7 +107,7 @@ def speech_audio() -> np.ndarray:
 
 def test_talking_over_a_prompt_stops_it_and_is_heard(speech_audio: np.ndarray) -> None:
     headset, loudspeaker = Headset(), Loudspeaker()
-    snapshots: dict[str, dict[str, Any]] = {}
+    snapshots = MemorySnapshots()
 
     async def scene() -> None:
         conversation = Conversation(
@@ -132,4 +133,5 @@ def test_talking_over_a_prompt_stops_it_and_is_heard(speech_audio: np.ndarray) -
     assert headset.of(PromptEnded)[0] == PromptEnded(first.id, interrupted=True)
     assert headset.of(Heard) == [Heard("ready", 0.9, True, "speech")]
     assert loudspeaker.played == [2 * RATE, 2 * RATE]
-    assert snapshots["picker"]["locale"] == "en-US"  # kept for a reconnect
+    kept = snapshots.peek("picker")
+    assert kept is not None and kept["locale"] == "en-US"  # kept for a reconnect

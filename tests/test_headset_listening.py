@@ -14,6 +14,7 @@ import pytest
 from bench.walk import FSDD
 from server.headset.conversation import Conversation, Event, Utterance
 from server.headset.protocol import event_frame
+from server.headset.snapshots import MemorySnapshots
 from tests.conftest import require_service
 from tests.voice.test_dialog import mug, said, warehouse
 from voice.audio import load
@@ -70,7 +71,7 @@ def conversation(recogniser: Recogniser, dialog: PickDialog | None = None) -> Co
         operator="picker",
         speech=recogniser,  # type: ignore[arg-type]
         open_work=lambda operator: warehouse(),
-        snapshots={},
+        snapshots=MemorySnapshots(),
     )
     heard.sample_rate, heard.dialog = 8000, dialog
     return heard

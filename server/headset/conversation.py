@@ -31,6 +31,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from anyio.to_thread import run_sync
 
+from server.headset.snapshots import SnapshotStore
 from server.headset.speech import SpeechServices
 from voice.dialog import PickDialog, Prompt, Turn
 from voice.dialog.pick import PickWork
@@ -178,11 +179,12 @@ class Conversation:
         operator: str,
         speech: SpeechServices,
         open_work: Callable[[str], PickWork],
-        snapshots: dict[str, dict[str, Any]],
+        snapshots: SnapshotStore,
         on_answer: Callable[[Answered], None] | None = None,
     ) -> None:
-        """`on_answer` hears of every answer judged (it must not block: the picker waits
-        for the next prompt)."""
+        """`snapshots` keeps the dialog for the operator's next session, on this process or
+        another. `on_answer` hears of every answer judged (it must not block: the picker
+        waits for the next prompt)."""
         self.headset = headset
         self.prompt_audio = prompt_audio
         self.operator = operator
@@ -220,7 +222,7 @@ class Conversation:
         and say its prompt."""
         self.locale, self.sample_rate = locale, sample_rate
         self._endpointer = Endpointer(sample_rate, LIVE_ANSWERS)
-        snapshot = self.snapshots.get(self.operator)
+        snapshot = await self.snapshots.load(self.operator)
         work = self.open_work(self.operator)
         if snapshot and snapshot.get("locale") == self.locale:
             self.dialog, prompt = await run_sync(self._restore, work, snapshot)
@@ -229,7 +231,7 @@ class Conversation:
                 work, locale=self.locale, min_confidence=self.speech.min_confidence
             )
             prompt = await run_sync(self.dialog.start)
-        self._save()
+        await self._save()
         self._worker = asyncio.create_task(self._answer_worker())
         await self.speak(prompt)
 
@@ -247,7 +249,7 @@ class Conversation:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        self._save()
+        await self._save()
 
     def abandon(self) -> None:
         """Save nothing more of this dialog (the session was ended from outside: the user
@@ -428,11 +430,11 @@ class Conversation:
         self._reprompts = 0 if turn.accepted or now != state else before + 1
         if self.on_answer is not None:
             self.on_answer(Answered(heard, state, before, now, self._reprompts, turn.ended))
-        self._save()
+        await self._save()
         if turn.prompt is not None:
             await self.speak(turn.prompt)
         if turn.ended:
-            self.snapshots.pop(self.operator, None)
+            await self.snapshots.forget(self.operator)
             self._closing = True
             self.signed_off = True
             await self.headset.tell(SignedOff())
@@ -493,9 +495,9 @@ class Conversation:
             with contextlib.suppress(asyncio.CancelledError):
                 await speaking
 
-    def _save(self) -> None:
+    async def _save(self) -> None:
+        """Keep where the dialog is for the operator's next session (not once it ended or
+        was abandoned: another session holds the dialog then)."""
         if self.dialog is not None and not self._closing:
-            self.snapshots[self.operator] = {
-                "locale": self.locale,
-                "dialog": self.dialog.snapshot(),
-            }
+            snapshot = {"locale": self.locale, "dialog": self.dialog.snapshot()}
+            await self.snapshots.save(self.operator, snapshot)

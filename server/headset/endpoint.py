@@ -1,7 +1,8 @@
 """`GET /ws/headset`: authenticate the headset (a one-use `?ticket=`, the `Authorization`
 header, or the older `?token=`), check that its user may pick, then hand the connection to
 a `HeadsetSession`, held in the socket registry: one live session per operator (a new one
-takes over), re-checked while it lasts, closed at shutdown. What it hears is reported to
+takes over, on any process: `leases`), re-checked while it lasts, closed at shutdown. The
+dialog is kept in the shared snapshot store between sessions. What it hears is reported to
 the floor (`FloorReport`). A video room the picker's words open ("call supervisor",
 "damaged") is joined for them: the headset is in the call once someone else joins.
 Headsets may move their audio to WebRTC (`rtc_offer`) unless `WAVEPICK_RTC_HEADSET_AUDIO`
@@ -20,6 +21,7 @@ from server.config import Settings
 from server.db import Database
 from server.deps import MAY_PICK, socket_user
 from server.headset.floor import FloorReport
+from server.headset.leases import LeaseRefused, OperatorLeases
 from server.headset.protocol import FORBIDDEN, UNAUTHORIZED, error
 from server.headset.session import HeadsetSession
 from server.headset.work import DatabasePickWork
@@ -34,6 +36,7 @@ async def headset(websocket: WebSocket) -> None:
     db: Database = state.db
     settings: Settings = state.settings
     registry: SocketRegistry = state.sockets
+    leases: OperatorLeases = state.headset_leases
     signed_in = await socket_user(websocket)
     await websocket.accept()
     if signed_in is None:
@@ -64,11 +67,18 @@ async def headset(websocket: WebSocket) -> None:
         calls=state.rooms,
         member=Member(user.username, user.full_name or user.username, user.role),
     )
-    async with registry.hold("headset", grant, session, exclusive=True):
-        floor.status("connected")
-        try:
-            await session.run()
-        finally:
-            if not (session.conversation.signed_off or session.ended):
-                floor.status("offline")  # gone without signing off: the board warns
-            await floor.close()
+    try:
+        async with (
+            leases.hold(user.username, session.end),
+            registry.hold("headset", grant, session, exclusive=True),
+        ):
+            floor.status("connected")
+            try:
+                await session.run()
+            finally:
+                if not (session.conversation.signed_off or session.ended):
+                    floor.status("offline")  # gone without signing off: the board warns
+                await floor.close()
+    except LeaseRefused as refused:
+        await session.end(refused.ending)
+        await floor.close()

@@ -35,6 +35,7 @@ from server.headset.protocol import (
     event_frame,
     parse_text_frame,
 )
+from server.headset.snapshots import SnapshotStore
 from server.headset.speech import SpeechServices
 from server.sockets import Ending
 from voice.dialog.pick import PickWork
@@ -71,7 +72,7 @@ class HeadsetSession:
         operator: str,
         speech: SpeechServices,
         open_work: Callable[[str], PickWork],
-        snapshots: dict[str, dict[str, Any]],
+        snapshots: SnapshotStore,
         rtc: RTCConfiguration | None = None,
         on_answer: Callable[[Answered], None] | None = None,
         calls: RoomHub | None = None,

@@ -1,0 +1,90 @@
+"""`wavepick serve --workers N`: N app processes on one listening socket, kept running.
+
+The parent binds the socket once, then starts N processes (spawned: each builds its own
+app from the same environment, as a fresh `wavepick serve` would) that accept on it; the
+kernel spreads connections among them. A process that dies (a crash, the OOM killer,
+`kill -9`) is logged and replaced; its headsets reconnect to the others meanwhile. SIGTERM
+or SIGINT stops them all: each ends its open sockets the way `wavepick serve` does (an
+`error` frame, then 1001) and the parent waits for them.
+
+uvicorn's own `workers=` would do the supervising too, but it runs plain uvicorn servers,
+which drop open sockets with 1012 at shutdown without telling the headsets why.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+import uvicorn
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_WAIT_S = 15.0  # a worker's own shutdown waits up to 5 s for its sockets
+QUICK_EXIT_S = 2.0  # a worker that dies sooner than this after starting is restarted later
+
+
+class Workers:
+    """`target(sockets=[listening socket])` in `count` processes, until SIGTERM/SIGINT."""
+
+    def __init__(self, target: Callable[..., None], count: int, host: str, port: int) -> None:
+        self.target = target
+        self.count = count
+        self.host = host
+        self.port = port
+        self._stop = threading.Event()
+        self._context = multiprocessing.get_context("spawn")
+
+    def run(self) -> None:
+        listening = uvicorn.Config("server.app:create_app", host=self.host, port=self.port)
+        sock = listening.bind_socket()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_signal)
+        started: list[tuple[BaseProcess, float]] = [self._start(n, sock) for n in range(self.count)]
+        try:
+            while not self._stop.wait(0.5):
+                for n, (process, at) in enumerate(started):
+                    if process.is_alive():
+                        continue
+                    log.warning(
+                        "worker %d (pid %s) exited with %s; starting another",
+                        n,
+                        process.pid,
+                        process.exitcode,
+                    )
+                    if time.monotonic() - at < QUICK_EXIT_S and self._stop.wait(QUICK_EXIT_S):
+                        break
+                    started[n] = self._start(n, sock)
+        finally:
+            self._stop_all([process for process, _ in started])
+            sock.close()
+
+    def _start(self, n: int, sock: socket.socket) -> tuple[BaseProcess, float]:
+        process = self._context.Process(
+            target=self.target, kwargs={"sockets": [sock]}, name=f"wavepick-worker-{n}"
+        )
+        process.start()
+        log.info("worker %d started (pid %s)", n, process.pid)
+        return process, time.monotonic()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stop.set()
+
+    def _stop_all(self, processes: list[BaseProcess]) -> None:
+        for process in processes:
+            if process.is_alive() and process.pid is not None:
+                process.terminate()
+        deadline = time.monotonic() + SHUTDOWN_WAIT_S
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                log.warning("worker pid %s did not stop in time; killed", process.pid)
+                process.kill()
+                process.join()

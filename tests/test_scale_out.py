@@ -1,0 +1,502 @@
+"""Several app processes on one PostgreSQL and one Redis: a headset that reconnects to any
+process resumes its dialog at the exact prompt; a process killed with `kill -9` while
+pickers work loses no acknowledged pick and applies none twice, and its pickers go on
+elsewhere; one operator is live on one process at a time (the newer connection takes
+over, as on one process); the Redis lease itself (taken over, refused, expired); and
+`wavepick serve --workers N` (refused without PostgreSQL and Redis, and serving with
+them).
+
+Real server processes (uvicorn, as production runs them), a real PostgreSQL and a real
+Redis: required with CI=true, skipped without them otherwise. The first three tests share
+one cluster of three processes (each with pickers of its own); the kill comes last.
+Nothing here is timed: every wait is for an event (a frame, a close, a process exit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import redis.asyncio as aioredis
+import websockets
+from sqlalchemy import select
+
+from server.db import make_engine, make_session_factory, transaction
+from server.headset.client import HeadsetClient
+from server.headset.leases import BUSY, LeaseRefused, RedisLeases
+from server.migrate import upgrade
+from server.sockets import REPLACED, Ending
+from server.tables import Role, User, Warehouse, WarehouseMember
+from tests.conftest import (
+    REPO,
+    TEST_SECRET,
+    ServerProcess,
+    create_pg_database,
+    drop_pg_database,
+    free_port,
+    require_service,
+    warm_speech_cache,
+)
+from tests.factories import auth, pick_floor, release_next_order, token
+from tests.test_sessions import until_closed
+
+REDIS_URL = os.environ.get("WAVEPICK_TEST_REDIS", "redis://127.0.0.1:6379/0")
+LEASE_S = 2  # WAVEPICK_HEADSET_LEASE_SECONDS of the test servers: a dead process's hold
+PICKERS = tuple(f"picker{n}" for n in range(2, 9))  # besides the seeded `picker`
+WORKERS = PICKERS[1:]  # the six pickers at work when a process is killed
+LINES = 3  # per assignment
+ASSIGNMENTS = 10  # ready in LAX: one per picker, and some for those who deliver and go on
+
+
+def plan(assignments: int) -> tuple[tuple[str, str, str, int], ...]:
+    """`LINES` lines per assignment, each its own slot (distinct check digits) and SKU."""
+    return tuple(
+        (f"A-01-{n:02d}", f"{20 + n}", f"SKU{n:02d}", 1 + n % 4)
+        for n in range(1, assignments * LINES + 1)
+    )
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        require_service("Redis on 127.0.0.1:6379", str(exc))
+    yield REDIS_URL
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    """Redis names of this test alone (other test runs may share the Redis)."""
+    name = f"wavepick-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    forget_keys(redis_url, name)
+
+
+def forget_keys(redis_url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+
+
+@dataclass
+class Cluster:
+    servers: list[ServerProcess]
+    database_url: str
+    prefix: str  # of the Redis keys
+    digits: dict[str, str]  # location -> check digits
+
+    def ws(self, n: int) -> str:
+        return self.servers[n].url.replace("http://", "ws://") + "/ws/headset"
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    pg_server: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """Three app processes on one PostgreSQL database and one Redis, and LAX with
+    `ASSIGNMENTS` assignments ready. The tests share them (starting three processes takes a
+    while): each has pickers of its own, and the one that kills a process comes last."""
+    name, pg_url = create_pg_database(pg_server)
+    upgrade(pg_url)
+    prefix = f"wavepick-test-{uuid.uuid4().hex[:12]}"
+    tmp_path = tmp_path_factory.mktemp("cluster")
+    lines = plan(ASSIGNMENTS)
+    pick_floor(pg_url, lines, orders=ASSIGNMENTS)
+    for _ in range(ASSIGNMENTS - 1):
+        release_next_order(pg_url)
+    add_pickers(pg_url, PICKERS)
+    env = {
+        "WAVEPICK_REDIS_URL": redis_url,
+        "WAVEPICK_REDIS_PREFIX": prefix,
+        "WAVEPICK_EVENTS_STREAM": f"{prefix}:events",
+        "WAVEPICK_HEADSET_LEASE_SECONDS": str(LEASE_S),
+    }
+    warm_speech_cache()  # once, before the three start together
+    with ExitStack() as running, ThreadPoolExecutor(3) as starting:
+        running.callback(drop_pg_database, pg_server, name)
+        running.callback(forget_keys, redis_url, prefix)
+        servers = list(starting.map(lambda _: ServerProcess(pg_url, tmp_path, env), range(3)))
+        for server in servers:
+            running.callback(server.stop)
+        digits = {location: digits for location, digits, *_ in lines}
+        yield Cluster(servers, pg_url, prefix, digits)
+
+
+def add_pickers(database_url: str, names: tuple[str, ...]) -> None:
+    """Pickers of LAX with the seeded picker's password (its hash is copied: hashing is
+    slow on purpose)."""
+    engine = make_engine(database_url)
+    with transaction(make_session_factory(engine)) as session:
+        picker = session.scalars(select(User).where(User.username == "picker")).one()
+        lax = session.scalars(select(Warehouse.id).where(Warehouse.code == "LAX")).one()
+        for name in names:
+            added = User(
+                username=name, password_hash=picker.password_hash, role=Role.picker, active=True
+            )
+            session.add(added)
+            session.flush()
+            session.add(WarehouseMember(user_id=added.id, warehouse_id=lax))
+    engine.dispose()
+
+
+@dataclass
+class Walk:
+    """What one picker's headset saw: the picks it saw acknowledged, its reconnections."""
+
+    picker: str
+    acknowledged: list[tuple[str, int]] = field(default_factory=list)  # (location, quantity)
+    reconnects: int = 0
+
+
+def answer(prompt: dict[str, Any], digits: dict[str, str]) -> str:
+    """What a picker who does the work right says to `prompt`."""
+    state, display = prompt["state"], prompt.get("display") or {}
+    if state == "location":
+        return digits[display["location"]]
+    if state == "quantity":
+        return str(display["quantity"])
+    return "ready"  # assignment, deliver
+
+
+async def walk(
+    client: HeadsetClient, digits: dict[str, str], log: Walk, *, lines: int | None = None
+) -> None:
+    """Answer every prompt until the assignment is delivered (or `lines` more picks were
+    acknowledged); a pick is acknowledged when its quantity was heard and taken."""
+    picked = 0
+    while client.prompt is not None and client.prompt["state"] != "no_work":
+        if lines is not None and picked == lines:
+            return
+        prompt = client.prompt
+        turn = await client.say(answer(prompt, digits))
+        assert not turn.errors and not turn.closed, turn
+        assert turn.heard is not None and turn.heard["accepted"], turn
+        if prompt["state"] == "deliver":
+            return
+        if prompt["state"] == "quantity":
+            log.acknowledged.append((prompt["display"]["location"], prompt["display"]["quantity"]))
+            picked += 1
+
+
+def headset(url: str, picker: str, http: httpx.Client) -> HeadsetClient:
+    return HeadsetClient(url, token(http, picker), turn_timeout=30)
+
+
+def check_the_books(http: httpx.Client, walks: list[Walk], pickers: set[str]) -> None:
+    """Every acknowledged pick is in the ledger, no line was picked twice, every line of
+    the pickers' assignments was picked (one assignment each), and stock equals the
+    ledger."""
+    supervisor = auth(http, "supervisor")
+    moves = http.get(
+        "/api/v1/movements", params={"warehouse": "LAX", "limit": 500}, headers=supervisor
+    ).json()["items"]
+    picks = Counter(
+        (m["from_location"], m["quantity"])
+        for m in moves
+        if m["kind"] == "pick" and m["actor"] in pickers
+    )
+    acknowledged = [pick for walked in walks for pick in walked.acknowledged]
+    assert set(acknowledged) <= set(picks), "an acknowledged pick is not in the ledger"
+    assert max(picks.values()) == 1, f"a line was picked twice: {picks}"
+    assert len(picks) == LINES * len(pickers), picks
+    assert len(set(acknowledged)) == len(acknowledged), "a pick was acknowledged twice"
+    reconciled = http.get("/api/v1/reconcile", headers=supervisor).json()
+    assert reconciled["consistent"] is True, reconciled
+
+
+# ---- (a) a reconnect to another process resumes the dialog exactly ----
+
+
+def test_a_dropped_headset_resumes_on_another_process_at_the_same_prompt(
+    cluster: Cluster,
+) -> None:
+    async def main(http: httpx.Client) -> Walk:
+        log = Walk("picker")
+        first = headset(cluster.ws(0), "picker", http)
+        await first.connect()
+        await walk(first, cluster.digits, log, lines=1)  # one line picked on process 1
+        at_line = await first.say(answer(first.prompt or {}, cluster.digits))  # check digits
+        assert at_line.prompt is not None and at_line.prompt["state"] == "quantity"
+        await first.drop()  # mid-line, at the quantity prompt
+
+        second = headset(cluster.ws(1), "picker", http)
+        resumed = await second.connect()
+        assert resumed.prompt is not None
+        for key in ("state", "text", "display"):
+            assert resumed.prompt[key] == at_line.prompt[key], (resumed.prompt, at_line.prompt)
+        await walk(second, cluster.digits, log)
+        await second.close()
+        return log
+
+    kept = redis.Redis.from_url(REDIS_URL).pttl(f"{cluster.prefix}:headset:snapshot:picker")
+    assert kept == -2, "no snapshot before the picker connects"
+
+    with httpx.Client(base_url=cluster.servers[2].url, timeout=30) as http:
+        log = asyncio.run(main(http))
+        assert len(log.acknowledged) == LINES
+        check_the_books(http, [log], {"picker"})
+    # the dialog is kept in Redis for the picker's next session, for a shift
+    kept = redis.Redis.from_url(REDIS_URL).pttl(f"{cluster.prefix}:headset:snapshot:picker")
+    assert 0 < kept <= 12 * 3600 * 1000
+
+
+# ---- (c) one live session per operator across processes ----
+
+
+def test_a_second_session_on_another_process_takes_over_and_the_first_is_ended(
+    cluster: Cluster,
+) -> None:
+    async def main(http: httpx.Client) -> None:
+        first = headset(cluster.ws(0), "picker2", http)
+        await first.connect()
+        await first.say("ready")
+        at_line = await first.say(answer(first.prompt or {}, cluster.digits))
+        assert at_line.prompt is not None and at_line.prompt["state"] == "quantity"
+
+        second = headset(cluster.ws(1), "picker2", http)
+        taking_over = asyncio.create_task(second.connect())
+        assert first.ws is not None
+        frames, code = await until_closed(first.ws)  # ended and told why
+        assert code == 4409 and frames[-1]["code"] == "session_replaced", frames
+        resumed = await taking_over  # then the newer one starts where the first stood
+        assert resumed.prompt is not None and resumed.prompt["text"] == at_line.prompt["text"]
+        assert resumed.prompt["state"] == "quantity"
+
+        third = headset(cluster.ws(2), "picker2", http)  # once more, from a third process
+        taking_over = asyncio.create_task(third.connect())
+        assert second.ws is not None
+        frames, code = await until_closed(second.ws)
+        assert code == 4409 and frames[-1]["code"] == "session_replaced", frames
+        await taking_over
+        fourth = headset(cluster.ws(2), "picker2", http)  # and on the same process
+        taking_over = asyncio.create_task(fourth.connect())
+        assert third.ws is not None
+        frames, code = await until_closed(third.ws)
+        assert code == 4409 and frames[-1]["code"] == "session_replaced", frames
+        resumed = await taking_over
+        assert resumed.prompt is not None and resumed.prompt["state"] == "quantity"
+        await walk(fourth, cluster.digits, Walk("picker2"))
+        await fourth.close()
+
+    with httpx.Client(base_url=cluster.servers[0].url, timeout=30) as http:
+        asyncio.run(main(http))
+        check_the_books(http, [], {"picker2"})
+
+
+# ---- (b) kill -9 of a process while pickers work (last: it leaves two processes) ----
+
+
+def test_a_process_killed_mid_run_loses_no_acknowledged_pick_and_its_pickers_go_on(
+    cluster: Cluster,
+) -> None:
+    doomed = 2  # the process killed; its pickers are WORKERS[4:]
+
+    async def picker(
+        n: int, http: httpx.Client, half_way: asyncio.Event, killed: asyncio.Event
+    ) -> Walk:
+        name, server = WORKERS[n], n // 2
+        log = Walk(name)
+        client = headset(cluster.ws(server), name, http)
+        await client.connect()
+        if server == doomed:
+            await walk(client, cluster.digits, log, lines=1)
+            await client.say(answer(client.prompt or {}, cluster.digits))  # at the next slot
+            # a confirmation in flight when the process dies: taken or not, never twice
+            await client.send_json({"type": "say", "text": answer(client.prompt or {}, {})})
+            half_way.set()
+            await killed.wait()
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await client.say(answer(client.prompt or {}, cluster.digits))
+            client = headset(cluster.ws(n % 2), name, http)  # a process still up
+            log.reconnects += 1
+            await client.connect()
+        await walk(client, cluster.digits, log)
+        await client.close()
+        return log
+
+    async def main(http: httpx.Client) -> list[Walk]:
+        doomed_half_way = [asyncio.Event(), asyncio.Event()]
+        killed = asyncio.Event()
+        never = asyncio.Event()
+        pickers = [
+            asyncio.create_task(
+                picker(n, http, doomed_half_way[n - 4] if n >= 4 else never, killed)
+            )
+            for n in range(len(WORKERS))
+        ]
+        for event in doomed_half_way:
+            await event.wait()
+        cluster.servers[doomed].process.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(cluster.servers[doomed].process.wait)
+        killed.set()
+        return list(await asyncio.gather(*pickers))
+
+    with httpx.Client(base_url=cluster.servers[0].url, timeout=30) as http:
+        for name in WORKERS:
+            token(http, name)
+        walks = asyncio.run(main(http))
+        assert [w.reconnects for w in walks] == [0, 0, 0, 0, 1, 1]
+        check_the_books(http, walks, set(WORKERS))
+
+
+# ---- the lease itself ----
+
+
+def test_the_lease_is_taken_over_refused_when_its_holder_stays_and_freed_by_expiry(
+    redis_url: str, prefix: str
+) -> None:
+    async def main() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        one, two = (
+            RedisLeases(client, aioredis.Redis.from_url(redis_url), prefix=prefix, ttl=1, wait=2)
+            for _ in range(2)
+        )
+        await one.start()
+        await two.start()
+        try:
+            asked: list[Ending] = []
+
+            async def stays(ending: Ending) -> None:  # a session that does not go
+                asked.append(ending)
+
+            async with one.hold("op", stays):
+                with pytest.raises(LeaseRefused) as refused:
+                    async with two.hold("op", stays):
+                        pytest.fail("two live sessions of one operator")
+                assert refused.value.ending == BUSY and asked == [REPLACED]
+
+            holding, told = asyncio.Event(), asyncio.Event()
+
+            async def ends(ending: Ending) -> None:  # a session that goes when told
+                told.set()
+
+            async def session() -> None:
+                async with one.hold("op", ends):
+                    holding.set()
+                    await told.wait()
+
+            first = asyncio.create_task(session())
+            await holding.wait()
+            async with two.hold("op", ends):  # once the first let go
+                assert first.done() and told.is_set()
+            # a dead process's lease, never renewed nor released, expires
+            await client.set(one.key("op"), "999:dead", px=1000)
+            async with two.hold("op", ends):
+                assert (await client.get(two.key("op"))) not in (None, b"999:dead")
+        finally:
+            await one.stop()
+            await two.stop()
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+# ---- wavepick serve --workers ----
+
+
+def wavepick(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from server.cli import main; main()", *args]
+
+
+def cli_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WAVEPICK_")}
+    keep = ("WAVEPICK_SPEECH_CACHE_DIR",)
+    env.update({k: os.environ[k] for k in keep if k in os.environ})
+    return {
+        **env,
+        "WAVEPICK_DATABASE_URL": database_url,
+        "WAVEPICK_SECRET_KEY": TEST_SECRET,
+        "WAVEPICK_DATA_DIR": str(data_dir),
+        "WAVEPICK_SPEECH_WARM_UP": "false",
+        **extra,
+    }
+
+
+def test_several_workers_are_refused_without_postgresql_or_redis(tmp_path: Path) -> None:
+    sqlite = cli_env(f"sqlite:///{tmp_path / 'w.db'}", tmp_path, WAVEPICK_REDIS_URL=REDIS_URL)
+    no_redis = cli_env("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", tmp_path)
+    for env, needed in ((sqlite, "PostgreSQL"), (no_redis, "Redis")):
+        ran = subprocess.run(
+            wavepick("serve", "--workers", "2"),
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert ran.returncode == 2, ran
+        assert "--workers 2 refused" in ran.stderr and needed in ran.stderr, ran.stderr
+        assert "snapshots" in ran.stderr or "one writer" in ran.stderr, ran.stderr
+
+
+def serving(base: str, process: subprocess.Popen[bytes], tries: int = 600) -> bool:
+    """Whether `base` answers before `process` exits (a bounded number of tries)."""
+    for _ in range(tries):
+        if process.poll() is not None:
+            return False
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(0.1)
+    return False
+
+
+def test_workers_serve_headsets_and_stop_cleanly(
+    pg_url: str, redis_url: str, prefix: str, tmp_path: Path
+) -> None:
+    pick_floor(pg_url)
+    engine_env = cli_env(
+        pg_url,
+        tmp_path,
+        WAVEPICK_REDIS_URL=redis_url,
+        WAVEPICK_REDIS_PREFIX=prefix,
+        WAVEPICK_EVENTS_STREAM=f"{prefix}:events",
+    )
+    port = free_port()
+    log = (tmp_path / "workers.log").open("w")
+    served = subprocess.Popen(
+        wavepick("serve", "--port", str(port), "--workers", "2"),
+        env=engine_env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert serving(base, served), (tmp_path / "workers.log").read_text()[-3000:]
+
+        async def pick() -> None:
+            with httpx.Client(base_url=base, timeout=30) as http:
+                client = headset(base.replace("http", "ws") + "/ws/headset", "picker", http)
+                await client.connect()
+                log = Walk("picker")
+                await walk(client, {"A-01-01": "57", "A-01-02": "31", "A-01-03": "84"}, log)
+                await client.close()
+                assert len(log.acknowledged) == 3
+
+        asyncio.run(pick())
+    finally:
+        served.send_signal(signal.SIGTERM)
+        code = served.wait(timeout=30)
+        log.close()
+    assert code == 0, (tmp_path / "workers.log").read_text()[-3000:]
