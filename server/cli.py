@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import socket
 import sys
 from typing import Annotated, Any
@@ -75,7 +76,7 @@ def _serve_one(
     *,
     settings: Settings | None = None,
 ) -> None:
-    """One app process: this one, or a worker started by `Workers` (on `sockets`, bound
+    """One app process: this one, or one started by `AppProcesses` (on `sockets`, bound
     by the parent; its settings are read again from the same environment)."""
     from server.app import create_app
     from server.requestlog import configure_logging
@@ -155,11 +156,14 @@ def serve(
     if workers == 1:
         _serve_one(options, settings=settings)
     else:
+        from server.processes import AppProcesses
         from server.requestlog import configure_logging
-        from server.workers import Workers
+        from voice.workers import default_processes
 
         configure_logging(settings.log_level)
-        Workers(functools.partial(_serve_one, options), workers, host, port).run()
+        if settings.speech_workers is None:  # the cores shared out, not N times all of them
+            os.environ["WAVEPICK_SPEECH_WORKERS"] = str(max(1, default_processes() // workers))
+        AppProcesses(functools.partial(_serve_one, options), workers, host, port).run()
 
 
 @db_app.command("upgrade")

@@ -31,7 +31,7 @@ SHUTDOWN_WAIT_S = 15.0  # a worker's own shutdown waits up to 5 s for its socket
 QUICK_EXIT_S = 2.0  # a worker that dies sooner than this after starting is restarted later
 
 
-class Workers:
+class AppProcesses:
     """`target(sockets=[listening socket])` in `count` processes, until SIGTERM/SIGINT."""
 
     def __init__(self, target: Callable[..., None], count: int, host: str, port: int) -> None:
