@@ -399,11 +399,14 @@
       signOut(t("notAPicker"));
       return;
     }
-    if (event.code === 4409) {
+    const busy = hook.lastError && hook.lastError.code === "session_busy";
+    if (event.code === 4409 && !busy) {
       // Signed in on another headset: that one goes on; reconnecting would take it back.
       signOut(t("replaced"));
       return;
     }
+    // session_busy (4409) or store_unavailable (1013): the server could not yet be sure the
+    // operator is live nowhere else; trying again after the backoff is what it asks for.
     // Signed off: a normal close after the dialog's final prompt ("yes" to "Sign off?"), or
     // right after an accepted "sign off" (a server that does not ask to confirm).
     const signedOff = !!hook.lastPrompt && hook.lastPrompt.state === "signed_off";
