@@ -56,3 +56,19 @@ def test_human_narrow_band_digits(fsdd: Path, engines: EngineCache) -> None:
 def test_no_mandarin_model_means_no_pocketsphinx(engines: EngineCache) -> None:
     with pytest.raises(EngineUnavailable):
         open_recognizer("pocketsphinx", named_grammar("digits", "zh-CN"), 16000, cache=engines)
+
+
+def test_an_utterance_is_read_the_same_whatever_was_heard_before(fsdd: Path) -> None:
+    """Decoders are shared by every picker: what one said must not change how the next
+    is heard (live CMN carried over from the last utterance did)."""
+    grammar = named_grammar("check_digits").listening()
+    engines = EngineCache()  # its own decoders, fresh
+    first, other = (load(fsdd / name, 8000) for name in ("3_george_30.wav", "4_lucas_31.wav"))
+
+    def read(audio: object) -> tuple[tuple[str, ...], float]:
+        recognizer = open_recognizer("pocketsphinx", grammar, 8000, cache=engines)
+        result = recognizer.recognize(audio)  # type: ignore[arg-type]
+        return result.tokens, result.confidence
+
+    alone = read(first)
+    assert [read(first), read(other) and read(first)] == [alone, alone]

@@ -54,7 +54,12 @@ def model_dir() -> str:
 
 class PocketSphinxModel:
     """The shared acoustic model: a small pool of decoders, each with every grammar used so
-    far added as a search. A recogniser borrows a decoder only for the decode call."""
+    far added as a search. A recogniser borrows a decoder only for the decode call.
+
+    Each decode starts with the decoder's features reset (0.1 ms): live cepstral mean
+    normalisation carried its estimate over from the decoder's last utterance, and
+    decoders are shared, so one picker's answer was read after another's differently ("three"
+    as "eight") and the same audio twice gave two confidences."""
 
     def __init__(self, settings: PocketSphinxSettings | None = None) -> None:
         self.settings = settings or PocketSphinxSettings()
@@ -157,6 +162,7 @@ class PocketSphinxRecognizer(BufferedRecognizer):
     def _decode_with(self, decoder: object, search: str, audio: bytes) -> tuple[str, float, int]:
         d = decoder
         d.activate_search(search)  # type: ignore[attr-defined]
+        d.reinit_feat()  # type: ignore[attr-defined]
         d.start_utt()  # type: ignore[attr-defined]
         d.process_raw(audio, full_utt=True)  # type: ignore[attr-defined]
         d.end_utt()  # type: ignore[attr-defined]
