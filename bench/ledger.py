@@ -262,7 +262,8 @@ def location_pair(client_number: int) -> tuple[str, str]:
 
 
 def stage_warehouse(base_url: str, clients: int) -> None:
-    """One warehouse and SKU; two stocked locations per client, created through the API."""
+    """One warehouse (the supervisor and the picker are its members) and SKU; two stocked
+    locations per client, created through the API."""
     with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT) as client:
         admin = bearer(client, "admin")
         supervisor = bearer(client, "supervisor")
@@ -271,6 +272,12 @@ def stage_warehouse(base_url: str, clients: int) -> None:
             json={"code": WAREHOUSE, "name": "Bench", "country": "US", "timezone": "UTC"},
             headers=admin,
         ).raise_for_status()
+        for member in (Role.supervisor, Role.picker):
+            client.put(
+                f"/api/v1/users/{member.value}/warehouses",
+                json={"warehouses": [WAREHOUSE]},
+                headers=admin,
+            ).raise_for_status()
         client.post(
             "/api/v1/skus", json={"sku": SKU, "description": "Bench item"}, headers=admin
         ).raise_for_status()
