@@ -11,6 +11,7 @@ from fastapi import Depends, Request, WebSocket
 from fastapi.security import OAuth2PasswordBearer
 
 from rtc.hub import RoomHub
+from server import masterdata
 from server.config import Settings
 from server.db import Database
 from server.login import LoginGuard
@@ -70,7 +71,10 @@ async def get_credentials(
     claims = read_token(token, key=settings.signing_key) if token else None
     if claims is None:
         raise Unauthorized("a valid bearer token is required")
-    user = await db.read(users.session_user, claims.username, claims.version)
+    master = masterdata.of_sessions(db.sessions)
+    user = users.allowed(master.cached_user(claims.username), claims.version)
+    if user is None:  # not cached, or cached as it was before this token: read it
+        user = await db.read(users.session_user, claims.username, claims.version, cache=master)
     if user is None:
         raise Unauthorized("this user is unknown or disabled, or the token was revoked")
     return Credentials(user=user, claims=claims)

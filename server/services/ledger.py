@@ -12,23 +12,46 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy import func, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from server.problems import Conflict, InsufficientStock, Invalid
-from server.tables import Location, Movement, MovementKind, Serial, Sku, Stock, utcnow
+from server.tables import Location, Movement, MovementKind, Serial, Stock, utcnow
+
+
+class SkuLike(Protocol):
+    """What the ledger needs of a SKU: a `Sku` row or a cached `SkuRef`."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def lot_controlled(self) -> bool: ...
+    @property
+    def serialized(self) -> bool: ...
+
+
+class LocationLike(Protocol):
+    """What the ledger needs of a location: a `Location` row or a cached `LocationRef`."""
+
+    @property
+    def id(self) -> int: ...
 
 
 @dataclass(frozen=True)
 class Change:
-    """One movement to record: `quantity` of `sku`/`lot` from one location to another."""
+    """One movement to record: `quantity` of `sku`/`lot` from one location to another.
+    The SKU and the locations may be rows or the cached snapshots of `server.masterdata`
+    (the ledger uses their ids and the SKU's lot and serial rules only)."""
 
-    sku: Sku
+    sku: SkuLike
     quantity: int
-    from_location: Location | None
-    to_location: Location | None
+    from_location: LocationLike | None
+    to_location: LocationLike | None
     kind: MovementKind
     reason: str
     lot: str = ""
@@ -93,7 +116,8 @@ def _validate(change: Change) -> None:
         raise Invalid("quantity must be positive", code="invalid_quantity")
     if change.from_location is None and change.to_location is None:
         raise Invalid("a movement needs a source or a destination")
-    if change.from_location is not None and change.from_location == change.to_location:
+    source, target = change.from_location, change.to_location
+    if source is not None and target is not None and source.id == target.id:
         raise Invalid("source and destination are the same location", code="same_location")
     if change.sku.lot_controlled and not change.lot:
         raise Invalid(f"SKU {change.sku.code} is lot-controlled: give a lot", code="lot_required")
