@@ -69,6 +69,7 @@ def record_all(session: Session, changes: Sequence[Change], *, actor: str) -> li
     """Apply several changes atomically (all or none), stock rows in a fixed order."""
     for change in changes:
         _validate(change)
+    session.flush()  # what the caller added goes first (a no-op when there is nothing)
     steps: list[tuple[int, int, str, int, bool]] = []  # (location, sku, lot, delta, reserved)
     for change in changes:
         if change.from_location is not None:
@@ -143,11 +144,12 @@ def _take(
     else:
         values = {"quantity": Stock.quantity - quantity}
         where.append(Stock.quantity - Stock.reserved >= quantity)
-    result = session.execute(
-        update(Stock).where(*where).values(**values, updated_at=utcnow()),
-        execution_options={"synchronize_session": False},
+    # Core statements on the session's connection: stock rows are never ORM objects here,
+    # so the ORM's bulk-update bookkeeping would be pure cost on every movement.
+    result = session.connection().execute(
+        update(Stock).where(*where).values(**values, updated_at=utcnow())
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:
         available = session.scalar(
             select(Stock.quantity - Stock.reserved).where(
                 Stock.location_id == location_id, Stock.sku_id == sku_id, Stock.lot == lot
@@ -217,7 +219,7 @@ def _put(session: Session, location_id: int, sku_id: int, lot: str, quantity: in
         index_elements=[Stock.location_id, Stock.sku_id, Stock.lot],
         set_={"quantity": Stock.quantity + quantity, "updated_at": now},
     )
-    session.execute(statement)
+    session.connection().execute(statement)
 
 
 def _move_serials(session: Session, change: Change) -> None:
