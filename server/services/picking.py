@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from server.problems import Conflict, Forbidden, Invalid, NotFound
 from server.services import allocation, catalog, exceptions, floor_events, ledger, serials, waves
@@ -577,22 +578,25 @@ def _close(
     actor: str,
     token: str,
 ) -> bool:
-    """Compare-and-set: close the line only if it is still pending."""
+    """Compare-and-set: close the line only if it is still pending. The line in the
+    session then holds what was written (no read back: the update wrote all of it)."""
+    closed = {
+        "status": status,
+        "quantity_picked": quantity,
+        "confirmation": token,
+        "picked_by": actor,
+        "picked_at": utcnow(),
+    }
     result = session.execute(
         update(PickLine)
         .where(PickLine.id == line.id, PickLine.status.in_(PENDING))
-        .values(
-            status=status,
-            quantity_picked=quantity,
-            confirmation=token,
-            picked_by=actor,
-            picked_at=utcnow(),
-        ),
+        .values(**closed),
         execution_options={"synchronize_session": False},
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    session.refresh(line)
+    for name, value in closed.items():
+        set_committed_value(line, name, value)
     return True
 
 
