@@ -33,11 +33,14 @@ _LINE_CONTEXT = (
 )
 
 
-def line_in_scope(session: Session, line_id: int, scope: Scope) -> None:
-    """Refuse a pick line of a warehouse the caller does not work in. The line is loaded
-    with what the services use of it, so they find it in the session."""
+def line_in_scope(session: Session, line_id: int, scope: Scope) -> PickLine:
+    """The pick line, refused when it is in a warehouse the caller does not work in. It is
+    loaded with what the services use of it; the caller holds on to it while they run
+    (the session keeps its rows by weak reference only)."""
     line = session.get(PickLine, line_id, options=_LINE_CONTEXT)
-    scope.require_id((line or picking.get_pick_line(session, line_id)).warehouse_id)
+    line = line or picking.get_pick_line(session, line_id)
+    scope.require_id(line.warehouse_id)
+    return line
 
 
 def line_view(line: PickLine, *, show_check_digits: bool) -> schemas.PickLineOut:
@@ -88,10 +91,10 @@ async def confirm_pick(
     """Confirm the quantity asked for; the same `token` again replays without a change."""
 
     def work(session: Session) -> schemas.PickResultOut:
-        line_in_scope(session, line_id, scope)
+        line = line_in_scope(session, line_id, scope)
         result = picking.confirm_pick(
             session,
-            line_id,
+            line.id,
             body.quantity,
             user.username,
             idempotency_token=body.token,
@@ -113,10 +116,10 @@ async def report_short(
     """Fewer units than asked: picks those, releases the rest, opens a `short` exception."""
 
     def work(session: Session) -> schemas.PickResultOut:
-        line_in_scope(session, line_id, scope)
+        line = line_in_scope(session, line_id, scope)
         result = picking.report_short(
             session,
-            line_id,
+            line.id,
             body.picked,
             user.username,
             idempotency_token=body.token,
