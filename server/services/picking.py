@@ -587,13 +587,10 @@ def _close(
         "picked_by": actor,
         "picked_at": utcnow(),
     }
-    result = session.execute(
-        update(PickLine)
-        .where(PickLine.id == line.id, PickLine.status.in_(PENDING))
-        .values(**closed),
-        execution_options={"synchronize_session": False},
+    result = session.connection().execute(
+        update(PickLine).where(PickLine.id == line.id, PickLine.status.in_(PENDING)).values(closed)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:
         return False
     for name, value in closed.items():
         set_committed_value(line, name, value)
