@@ -3,6 +3,7 @@
 Run from the repository root:
 
     python bench/ledger.py [--duration 20] [--levels 1,8,32] [--workers 1]
+                           [--modes moves,picks] [--pick-lines 500]
                            [--pg-url postgresql://postgres@127.0.0.1:5432/postgres]
 
 What it measures, in one run against one PostgreSQL server:
@@ -16,18 +17,25 @@ What it measures, in one run against one PostgreSQL server:
    so moves never run short and never touch another client's stock rows: what limits the
    rate is the server and the database, not lock contention. Only 201 answers count;
    latency p50/p95 is over every answer finished in the measured window.
+   Confirmed picks per second (`--modes picks`): before the levels, picker i gets one
+   assignment of `--pick-lines` one-unit lines of its own SKU at its own slot, delivered to
+   its own staging location (orders allocated on import, one wave, sign-on, all through
+   the API). Each picker confirms its lines in walking order, back to back
+   (`POST /api/v1/pick-lines/{id}/confirm`, a fresh answer token each); only 200 answers
+   count. A picker that runs out of lines stops (`pickers_out_of_lines`).
 2. `pgbench -i -s 10` into a second throwaway database, then `pgbench -c 8 -j 2 -T 20`
    (TPC-B-like, 5 statements per transaction): the database's own write capacity on this
-   machine, for the ratio `movements/s at 8 clients ÷ pgbench TPS at 8 clients`.
+   machine, for the ratios `moves/s (picks/s) at 8 clients ÷ pgbench TPS at 8 clients`.
 
 At the end the ledger must reconcile (`GET /api/v1/reconcile`: stock equals the sum of
-the ledger) and the number of move movements in the database must equal the 201s the
-clients saw. Both databases are dropped, even on error. All traffic goes to 127.0.0.1.
-Prints one JSON object. The clients share the machine's cores with the server and
-PostgreSQL, so each level also reports the CPU seconds of the clients, the server and the
-rest of the machine, and the server's CPU milliseconds per confirmed move; `machine`
-says how busy the machine already was before the bench (`contended` above 25 %: anything
-else running here lowers every figure, the ratio less so than the absolute rates).
+the ledger), the number of move movements in the database must equal the 201s the movers
+saw and the number of pick movements the 200s the pickers saw. Both databases are
+dropped, even on error. All traffic goes to 127.0.0.1. Prints one JSON object. The
+clients share the machine's cores with the server and PostgreSQL, so each level also
+reports the CPU seconds of the clients, the server and the rest of the machine, and the
+server's CPU milliseconds per confirmed move or pick; `machine` says how busy the
+machine already was before the bench (`contended` above 25 %: anything else running here
+lowers every figure, the ratio less so than the absolute rates).
 """
 
 from __future__ import annotations
