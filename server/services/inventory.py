@@ -58,7 +58,7 @@ def receive(session: Session, body: schemas.ReceiptCreate, *, actor: str) -> Rec
     warehouse = catalog.get_warehouse(session, body.warehouse)
     damaged_location = catalog.system_location(session, warehouse, LocationKind.damaged)
     quarantine = catalog.system_location(session, warehouse, LocationKind.quarantine)
-    receipt = Receipt(warehouse_id=warehouse.id, reference=body.reference, received_by=actor)
+    receipt = Receipt(warehouse=warehouse, reference=body.reference, received_by=actor, lines=[])
     session.add(receipt)
     session.flush()
     changes: list[Change] = []
@@ -97,21 +97,18 @@ def receive(session: Session, body: schemas.ReceiptCreate, *, actor: str) -> Rec
                         reference=reference,
                     )
                 )
-        session.add(
+        receipt.lines.append(
             ReceiptLine(
-                receipt_id=receipt.id,
-                sku_id=sku.id,
+                sku=sku,
                 lot=lot,
-                location_id=location.id,
+                location=location,
                 quantity=line.quantity,
                 damaged=line.damaged,
                 quarantined=line.quarantined,
             )
         )
-    ledger.record_all(session, changes, actor=actor)
-    session.flush()
-    session.refresh(receipt)
-    return receipt
+    ledger.record_all(session, changes, actor=actor)  # flushes the lines with the ledger
+    return receipt  # its lines hold their SKUs and locations: the answer reads nothing more
 
 
 @dataclass(frozen=True)
