@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -588,13 +588,26 @@ def _close(
         "picked_at": utcnow(),
     }
     result = session.connection().execute(
-        update(PickLine).where(PickLine.id == line.id, PickLine.status.in_(PENDING)).values(closed)
+        _CLOSE, {"b_line": line.id, **{f"b_{name}": value for name, value in closed.items()}}
     )
     if result.rowcount != 1:
         return False
     for name, value in closed.items():
         set_committed_value(line, name, value)
     return True
+
+
+# Built once with bound parameters: compiled once, not again for every pick.
+_CLOSE = (
+    update(PickLine)
+    .where(PickLine.id == bindparam("b_line"), PickLine.status.in_(PENDING))
+    .values(
+        {
+            name: bindparam(f"b_{name}", type_=PickLine.__table__.c[name].type)
+            for name in ("status", "quantity_picked", "confirmation", "picked_by", "picked_at")
+        }
+    )
+)
 
 
 def _move_to_staging(
