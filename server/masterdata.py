@@ -64,10 +64,12 @@ class _Generation:
 
     def __init__(self) -> None:
         self._counter = itertools.count(1)
+        self._lock = threading.Lock()
         self.value = 0
 
     def bump(self) -> None:
-        self.value = next(self._counter)
+        with self._lock:  # never backwards, however many threads write at once
+            self.value = next(self._counter)
 
 
 generation = _Generation()
