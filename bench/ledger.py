@@ -3,6 +3,7 @@
 Run from the repository root:
 
     python bench/ledger.py [--duration 20] [--levels 1,8,32] [--workers 1]
+                           [--modes moves,picks] [--pick-lines 500]
                            [--pg-url postgresql://postgres@127.0.0.1:5432/postgres]
 
 What it measures, in one run against one PostgreSQL server:
@@ -16,18 +17,25 @@ What it measures, in one run against one PostgreSQL server:
    so moves never run short and never touch another client's stock rows: what limits the
    rate is the server and the database, not lock contention. Only 201 answers count;
    latency p50/p95 is over every answer finished in the measured window.
+   Confirmed picks per second (`--modes picks`): before the levels, picker i gets one
+   assignment of `--pick-lines` one-unit lines of its own SKU at its own slot, delivered to
+   its own staging location (orders allocated on import, one wave, sign-on, all through
+   the API). Each picker confirms its lines in walking order, back to back
+   (`POST /api/v1/pick-lines/{id}/confirm`, a fresh answer token each); only 200 answers
+   count. A picker that runs out of lines stops (`pickers_out_of_lines`).
 2. `pgbench -i -s 10` into a second throwaway database, then `pgbench -c 8 -j 2 -T 20`
    (TPC-B-like, 5 statements per transaction): the database's own write capacity on this
-   machine, for the ratio `movements/s at 8 clients ÷ pgbench TPS at 8 clients`.
+   machine, for the ratios `moves/s (picks/s) at 8 clients ÷ pgbench TPS at 8 clients`.
 
 At the end the ledger must reconcile (`GET /api/v1/reconcile`: stock equals the sum of
-the ledger) and the number of move movements in the database must equal the 201s the
-clients saw. Both databases are dropped, even on error. All traffic goes to 127.0.0.1.
-Prints one JSON object. The clients share the machine's cores with the server and
-PostgreSQL, so each level also reports the CPU seconds of the clients, the server and the
-rest of the machine, and the server's CPU milliseconds per confirmed move; `machine`
-says how busy the machine already was before the bench (`contended` above 25 %: anything
-else running here lowers every figure, the ratio less so than the absolute rates).
+the ledger), the number of move movements in the database must equal the 201s the movers
+saw and the number of pick movements the 200s the pickers saw. Both databases are
+dropped, even on error. All traffic goes to 127.0.0.1. Prints one JSON object. The
+clients share the machine's cores with the server and PostgreSQL, so each level also
+reports the CPU seconds of the clients, the server and the rest of the machine, and the
+server's CPU milliseconds per confirmed move or pick; `machine` says how busy the
+machine already was before the bench (`contended` above 25 %: anything else running here
+lowers every figure, the ratio less so than the absolute rates).
 """
 
 from __future__ import annotations
@@ -116,14 +124,14 @@ def seed_users(database_url: str) -> None:
     engine.dispose()
 
 
-def count_moves(database_url: str) -> int:
+def count_movements(database_url: str, kind: MovementKind) -> int:
     engine = make_engine(database_url, pool_size=1)
     with transaction(make_session_factory(engine), write=False) as session:
-        moves = session.scalar(
-            select(func.count()).select_from(Movement).where(Movement.kind == MovementKind.move)
+        found = session.scalar(
+            select(func.count()).select_from(Movement).where(Movement.kind == kind)
         )
     engine.dispose()
-    return int(moves or 0)
+    return int(found or 0)
 
 
 # --- CPU accounting from /proc -------------------------------------------------------------
@@ -262,7 +270,8 @@ def location_pair(client_number: int) -> tuple[str, str]:
 
 
 def stage_warehouse(base_url: str, clients: int) -> None:
-    """One warehouse and SKU; two stocked locations per client, created through the API."""
+    """One warehouse (the supervisor and the picker are its members) and SKU; two stocked
+    locations per client, created through the API."""
     with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT) as client:
         admin = bearer(client, "admin")
         supervisor = bearer(client, "supervisor")
@@ -271,6 +280,12 @@ def stage_warehouse(base_url: str, clients: int) -> None:
             json={"code": WAREHOUSE, "name": "Bench", "country": "US", "timezone": "UTC"},
             headers=admin,
         ).raise_for_status()
+        for member in (Role.supervisor, Role.picker):
+            client.put(
+                f"/api/v1/users/{member.value}/warehouses",
+                json={"warehouses": [WAREHOUSE]},
+                headers=admin,
+            ).raise_for_status()
         client.post(
             "/api/v1/skus", json={"sku": SKU, "description": "Bench item"}, headers=admin
         ).raise_for_status()
@@ -283,6 +298,84 @@ def stage_warehouse(base_url: str, clients: int) -> None:
         client.post(
             "/api/v1/receipts", json={"warehouse": WAREHOUSE, "lines": lines}, headers=supervisor
         ).raise_for_status()
+
+
+@dataclass(frozen=True)
+class PickLine:
+    id: int
+    quantity: int
+
+
+ORDER_LINES = 100  # lines per bench order
+
+
+def stage_picks(
+    base_url: str, pickers: int, lines_per_picker: int
+) -> list[tuple[dict[str, str], list[PickLine]]]:
+    """Picker i (`bench-picker-i`, a member of the bench warehouse) with one assignment of
+    `lines_per_picker` one-unit lines, signed on: its own SKU at its own slot, delivered to
+    its own staging location, so pickers never wait on each other's stock rows. Built as
+    the floor builds it: orders allocated on import, one wave, sign-on. Each picker's
+    headers and lines in walking order."""
+    with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT) as client:
+        admin = bearer(client, "admin")
+        supervisor = bearer(client, "supervisor")
+        receipt = []
+        for n in range(pickers):
+            sku, slot = f"BENCH-P{n:03d}", f"P{n:03d}-SLOT"
+            client.post(
+                "/api/v1/skus", json={"sku": sku, "description": "Bench pick item"}, headers=admin
+            ).raise_for_status()
+            for code, kind in ((slot, "storage"), (f"P{n:03d}-STAGE", "staging")):
+                client.post(
+                    f"/api/v1/warehouses/{WAREHOUSE}/locations",
+                    json={"code": code, "kind": kind, "pick_sequence": n},
+                    headers=admin,
+                ).raise_for_status()
+            receipt.append({"sku": sku, "location": slot, "quantity": lines_per_picker})
+            client.post(
+                "/api/v1/users",
+                json={
+                    "username": f"bench-picker-{n}",
+                    "password": PASSWORD,
+                    "role": "picker",
+                    "warehouses": [WAREHOUSE],
+                },
+                headers=admin,
+            ).raise_for_status()
+        client.post(
+            "/api/v1/receipts", json={"warehouse": WAREHOUSE, "lines": receipt}, headers=supervisor
+        ).raise_for_status()
+        for n in range(pickers):  # orders picker by picker: the wave batches them so
+            for first in range(0, lines_per_picker, ORDER_LINES):
+                count = min(ORDER_LINES, lines_per_picker - first)
+                order = {
+                    "number": f"BENCH-{n:03d}-{first:05d}",
+                    "country": "US",
+                    "lines": [{"sku": f"BENCH-P{n:03d}", "quantity": 1}] * count,
+                }
+                client.post(
+                    "/api/v1/orders", params={"allocate": "true"}, json=order, headers=supervisor
+                ).raise_for_status()
+        client.post(
+            "/api/v1/waves",
+            json={"warehouse": WAREHOUSE, "lines_per_assignment": lines_per_picker},
+            headers=supervisor,
+        ).raise_for_status()
+        staged = []
+        for n in range(pickers):  # one by one: picker i gets the i-th assignment
+            headers = bearer(client, f"bench-picker-{n}")
+            signed_on = client.post(
+                "/api/v1/assignments/sign-on", json={"warehouse": WAREHOUSE}, headers=headers
+            )
+            signed_on.raise_for_status()
+            lines = [
+                PickLine(id=line["id"], quantity=line["quantity"])
+                for line in sorted(signed_on.json()["lines"], key=lambda x: x["sequence"])
+                if line["status"] == "open"
+            ]
+            staged.append((headers, lines))
+        return staged
 
 
 def reconcile(base_url: str) -> dict[str, Any]:
@@ -309,16 +402,18 @@ class LevelTally:
     confirmed_per_second: Counter[int] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
     statuses: Counter[str] = field(default_factory=Counter)
-    confirmed_total: int = 0  # every 201, warm-up and tail included, for the DB cross-check
+    confirmed_total: int = 0  # every success, warm-up and tail included, for the DB check
+    success: str = "201"  # a move answers 201, a pick confirmation 200
+    exhausted: int = 0  # pickers that confirmed every line they had before the end
 
     def record(self, started: float, finished: float, status: str) -> None:
-        if status == "201":
+        if status == self.success:
             self.confirmed_total += 1
         if not self.window_start <= finished < self.window_end:
             return
         self.statuses[status] += 1
         self.latencies_ms.append((finished - started) * 1000)
-        if status == "201":
+        if status == self.success:
             self.confirmed_per_second[int(finished - self.window_start)] += 1
 
 
@@ -350,6 +445,29 @@ async def move_back_and_forth(
             here, there = there, here
 
 
+async def confirm_picks(
+    base_url: str, headers: dict[str, str], lines: list[PickLine], tally: LevelTally
+) -> None:
+    """One picker: confirms the lines of their assignment in walking order, one at a time,
+    each with its own answer token, as the headset does."""
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=headers, limits=limits, timeout=REQUEST_TIMEOUT
+    ) as client:
+        while lines and time.perf_counter() < tally.window_end:
+            line = lines.pop(0)
+            body = {"quantity": line.quantity, "token": uuid.uuid4().hex}
+            started = time.perf_counter()
+            try:
+                response = await client.post(f"/api/v1/pick-lines/{line.id}/confirm", json=body)
+                status = str(response.status_code)
+            except httpx.HTTPError as exc:
+                status = type(exc).__name__
+            tally.record(started, time.perf_counter(), status)
+        if not lines and time.perf_counter() < tally.window_end:
+            tally.exhausted += 1
+
+
 async def cpu_during_window(server: LedgerServer, tally: LevelTally) -> list[float]:
     """CPU seconds of (this client process, the server, the machine busy, the machine total)
     between the start and the end of the measured window."""
@@ -371,14 +489,24 @@ def percentile(samples: list[float], fraction: float) -> float | None:
 
 
 async def run_level(
-    server: LedgerServer, headers: dict[str, str], clients: int, duration: float
+    server: LedgerServer,
+    headers: dict[str, str],
+    clients: int,
+    duration: float,
+    picks: list[tuple[dict[str, str], list[PickLine]]] | None = None,
 ) -> tuple[dict[str, Any], int]:
-    """Drive `clients` concurrent floor workers; the level's figures and its 201 count."""
+    """Drive `clients` concurrent floor workers (movers, or with `picks` the pickers, each
+    with their headers and lines); the level's figures and its count of successes."""
     now = time.perf_counter()
     tally = LevelTally(
-        window_start=now + WARMUP_SECONDS, window_end=now + WARMUP_SECONDS + duration
+        window_start=now + WARMUP_SECONDS,
+        window_end=now + WARMUP_SECONDS + duration,
+        success="201" if picks is None else "200",
     )
-    workers = [move_back_and_forth(server.url, headers, n, tally) for n in range(clients)]
+    if picks is None:
+        workers = [move_back_and_forth(server.url, headers, n, tally) for n in range(clients)]
+    else:
+        workers = [confirm_picks(server.url, h, lines, tally) for h, lines in picks[:clients]]
     usage = asyncio.create_task(cpu_during_window(server, tally))
     await asyncio.wait_for(asyncio.gather(*workers), timeout=WARMUP_SECONDS + duration + 60)
     client_cpu, server_cpu, busy, total = await usage
@@ -386,7 +514,8 @@ async def run_level(
     confirmed = sum(tally.confirmed_per_second.values())
     figures = {
         "clients": clients,
-        "movements_per_second": round(confirmed / duration, 1),
+        "per_second": round(confirmed / duration, 1),
+        "pickers_out_of_lines": tally.exhausted,
         "per_second_min": min(per_second, default=0),
         "per_second_max": max(per_second, default=0),
         "latency_ms": {
@@ -394,7 +523,7 @@ async def run_level(
             "p95": percentile(tally.latencies_ms, 0.95),
         },
         "answers": dict(tally.statuses),
-        "server_cpu_ms_per_move": round(1000 * server_cpu / confirmed, 2) if confirmed else None,
+        "server_cpu_ms_each": round(1000 * server_cpu / confirmed, 2) if confirmed else None,
         "cpu_seconds": {
             "client": round(client_cpu, 1),
             "server": round(server_cpu, 1),
@@ -453,8 +582,14 @@ def measure_pgbench(
 
 
 def measure_ledger(
-    admin_url: str, levels: list[int], duration: float, workers: int
+    admin_url: str,
+    levels: list[int],
+    duration: float,
+    workers: int,
+    modes: list[str],
+    pick_lines: int,
 ) -> dict[str, Any]:
+    """Each mode's levels, then one reconciliation and the ledger cross-check per mode."""
     with (
         throwaway_database(admin_url, "wavepick_bench") as name,
         tempfile.TemporaryDirectory(prefix="wavepick-bench-") as data_dir,
@@ -463,30 +598,43 @@ def measure_ledger(
         upgrade(database_url)
         seed_users(database_url)
         server = LedgerServer(database_url, Path(data_dir), workers=workers)
+        results: dict[str, dict[str, Any]] = {}
+        confirmed: dict[str, int] = {}
         try:
             server.wait_ready()
             stage_warehouse(server.url, max(levels))
+            staged_picks = None
+            if "picks" in modes:
+                staged_picks = stage_picks(server.url, max(levels), pick_lines)
             with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT) as client:
                 picker = bearer(client, "picker")
-            results: dict[str, Any] = {}
-            confirmed = 0
-            for clients in levels:
-                figures, seen = asyncio.run(run_level(server, picker, clients, duration))
-                results[str(clients)] = figures
-                confirmed += seen
+            for mode in modes:
+                results[mode], confirmed[mode] = {}, 0
+                for clients in levels:
+                    picks = staged_picks if mode == "picks" else None
+                    level = run_level(server, picker, clients, duration, picks)
+                    figures, seen = asyncio.run(level)
+                    results[mode][str(clients)] = figures
+                    confirmed[mode] += seen
             reconciliation = reconcile(server.url)
         finally:
             server.stop()
-        moves_in_ledger = count_moves(database_url)
+        kinds = {"moves": MovementKind.move, "picks": MovementKind.pick}
+        in_ledger = {mode: count_movements(database_url, kinds[mode]) for mode in modes}
     return {
         "levels": results,
         "ledger_check": {
             "consistent": reconciliation["consistent"],
             "rows_checked": reconciliation["rows_checked"],
             "discrepancies": len(reconciliation["discrepancies"]),
-            "confirmed_by_clients": confirmed,
-            "moves_in_ledger": moves_in_ledger,
-            "every_201_is_in_the_ledger": confirmed == moves_in_ledger,
+            **{
+                mode: {
+                    "confirmed_by_clients": confirmed[mode],
+                    "in_ledger": in_ledger[mode],
+                    "every_success_is_in_the_ledger": confirmed[mode] == in_ledger[mode],
+                }
+                for mode in modes
+            },
         },
     }
 
@@ -504,6 +652,13 @@ def parse_levels(text: str) -> list[int]:
     return levels
 
 
+def parse_modes(text: str) -> list[str]:
+    modes = [part.strip() for part in text.split(",") if part.strip()]
+    if not modes or set(modes) - {"moves", "picks"}:
+        raise argparse.ArgumentTypeError("give moves, picks or moves,picks")
+    return list(dict.fromkeys(modes))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per level")
@@ -515,29 +670,48 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--pgbench-seconds", type=int, default=20)
+    parser.add_argument(
+        "--modes",
+        type=parse_modes,
+        default=["moves", "picks"],
+        help="what the clients do: moves, picks (pick confirmations), or both: moves,picks",
+    )
+    parser.add_argument(
+        "--pick-lines",
+        type=int,
+        choices=range(1, 501),
+        default=500,
+        metavar="1..500",
+        help="one-unit lines in each picker's assignment (picks mode)",
+    )
     args = parser.parse_args()
     if psycopg.conninfo.conninfo_to_dict(args.pg_url).get("host") not in LOOPBACK:
         parser.error("--pg-url must point at 127.0.0.1: this bench only talks to loopback")
 
     background = background_busy_percent()
-    ledger = measure_ledger(args.pg_url, args.levels, args.duration, args.workers)
+    ledger = measure_ledger(
+        args.pg_url, args.levels, args.duration, args.workers, args.modes, args.pick_lines
+    )
     pgbench = measure_pgbench(args.pg_url, clients=8, threads=2, seconds=args.pgbench_seconds)
     tps = pgbench["tps"]
 
-    levels = ledger["levels"]
-    at_8 = levels.get("8", {}).get("movements_per_second")
-    report = {
-        "movements_per_second": {n: level["movements_per_second"] for n, level in levels.items()},
-        "latency_ms": {n: level["latency_ms"] for n, level in levels.items()},
+    report: dict[str, Any] = {}
+    for mode, levels in ledger["levels"].items():
+        at_8 = levels.get("8", {}).get("per_second")
+        report[f"{mode}_per_second"] = {n: level["per_second"] for n, level in levels.items()}
+        report[f"{mode}_latency_ms"] = {n: level["latency_ms"] for n, level in levels.items()}
+        report[f"ratio_{mode}_c8_to_pgbench_c8"] = round(at_8 / tps, 3) if at_8 and tps else None
+    report |= {
         "pgbench_tps_c8": round(tps, 1),
-        "ratio_movements_c8_to_pgbench_c8": round(at_8 / tps, 3) if at_8 and tps else None,
         "pgbench_c8": pgbench,
         "reconcile": ledger["ledger_check"],
-        "levels": levels,
+        "levels": ledger["levels"],
         "settings": {
+            "modes": args.modes,
             "duration_s": args.duration,
             "warmup_s": WARMUP_SECONDS,
             "uvicorn_workers": args.workers,
+            "pick_lines_per_picker": args.pick_lines,
             "pgbench": f"-i -s 10; -c 8 -j 2 -T {args.pgbench_seconds}",
         },
         "machine": {

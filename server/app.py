@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from rtc.hub import RoomHub
 from rtc.peer import Timeouts
 from rtc.room import RoomConfig
-from server import apidocs
+from server import apidocs, masterdata
 from server.api import api_router
 from server.bodylimit import BodyLimitMiddleware
 from server.call_recordings import CallRecordings
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     scrub_server_logs()
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     sessions = make_session_factory(engine)
+    masterdata.attach(sessions, ttl_seconds=settings.master_cache_seconds)
     bus = EventBus(redis_url=settings.redis_url, stream=settings.events_stream)
     bus.attach(sessions)  # what a unit of work records is published once it commits
 

@@ -95,6 +95,14 @@ class Settings(BaseSettings):
         description="How often an open socket re-checks its user (disabled, role changed, "
         "token revoked or expired); changes made on this process end sockets at once.",
     )
+    master_cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="How long a process keeps users, memberships, warehouses, SKUs and "
+        "locations it has read; a change made on the same process applies at once, one "
+        "made on another process within this time. 0 reads them on every request.",
+    )
     demo_password: str = Field("wavepick", min_length=8)
     data_dir: Path = Field(default_factory=lambda: user_data_path("wavepick"))
     model_dir: Path | None = None

@@ -1,4 +1,7 @@
-"""FastAPI dependencies: settings, the database, and the signed-in user with its role."""
+"""FastAPI dependencies: settings, the database, and the signed-in user with its role.
+
+Every dependency is `async def`: none of them blocks, and FastAPI runs a plain `def`
+dependency in the thread pool, a thread hop per dependency per request."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from fastapi import Depends, Request, WebSocket
 from fastapi.security import OAuth2PasswordBearer
 
 from rtc.hub import RoomHub
+from server import masterdata
 from server.config import Settings
 from server.db import Database
 from server.login import LoginGuard
@@ -24,27 +28,27 @@ from server.tables import Role, User
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.db
     return database
 
 
-def get_sockets(request: Request) -> SocketRegistry:
+async def get_sockets(request: Request) -> SocketRegistry:
     sockets: SocketRegistry = request.app.state.sockets
     return sockets
 
 
-def get_live_rooms(request: Request) -> RoomHub:
+async def get_live_rooms(request: Request) -> RoomHub:
     rooms: RoomHub = request.app.state.rooms
     return rooms
 
 
-def get_login_guard(request: Request) -> LoginGuard:
+async def get_login_guard(request: Request) -> LoginGuard:
     guard: LoginGuard = request.app.state.login_guard
     return guard
 
@@ -70,7 +74,10 @@ async def get_credentials(
     claims = read_token(token, key=settings.signing_key) if token else None
     if claims is None:
         raise Unauthorized("a valid bearer token is required")
-    user = await db.read(users.session_user, claims.username, claims.version)
+    master = masterdata.of_sessions(db.sessions)
+    user = users.allowed(master.cached_user(claims.username), claims.version)
+    if user is None:  # not cached, or cached as it was before this token: read it
+        user = await db.read(users.session_user, claims.username, claims.version, cache=master)
     if user is None:
         raise Unauthorized("this user is unknown or disabled, or the token was revoked")
     return Credentials(user=user, claims=claims)
@@ -142,7 +149,7 @@ async def get_scope(user: CurrentUser) -> Scope:
 WarehouseScope = Annotated[Scope, Depends(get_scope)]
 
 
-def client_address(request: Request) -> str | None:
+async def client_address(request: Request) -> str | None:
     """The client's address as the server sees it (uvicorn takes it from
     `X-Forwarded-For` when the proxy is trusted: `FORWARDED_ALLOW_IPS`)."""
     return request.client.host if request.client else None

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
+from functools import lru_cache
 
 import jwt
 from argon2 import PasswordHasher
@@ -47,19 +48,27 @@ def issue_token(username: str, role: Role, *, key: str, ttl: dt.timedelta, versi
 
 def read_token(token: str, *, key: str) -> TokenClaims | None:
     """The claims of a valid, unexpired token; None for anything else. A token from before
-    token versions (no `ver`) is at version 0."""
+    token versions (no `ver`) is at version 0.
+
+    A request reads its token up to three times (the access log, `Idempotency-Key`, the
+    route) and a client sends the same token for hours: the signature of a token is checked
+    once and its claims kept (a bounded LRU); only the expiry is compared on every read."""
     try:
-        payload = jwt.decode(
-            token, key, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]}
-        )
-        return TokenClaims(
-            username=str(payload["sub"]),
-            role=Role(payload["role"]),
-            version=int(payload.get("ver", 0)),
-            expires_at=dt.datetime.fromtimestamp(int(payload["exp"]), dt.UTC),
-        )
+        claims = _verified_claims(token, key)
     except (jwt.PyJWTError, KeyError, ValueError, TypeError):
-        return None
+        return None  # not kept: only valid tokens take room in the cache
+    return claims if claims.expires_at > dt.datetime.now(dt.UTC) else None
+
+
+@lru_cache(maxsize=4096)
+def _verified_claims(token: str, key: str) -> TokenClaims:
+    payload = jwt.decode(token, key, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]})
+    return TokenClaims(
+        username=str(payload["sub"]),
+        role=Role(payload["role"]),
+        version=int(payload.get("ver", 0)),
+        expires_at=dt.datetime.fromtimestamp(int(payload["exp"]), dt.UTC),
+    )
 
 
 def bearer_claims(authorization: str, *, key: str) -> TokenClaims | None:

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from server import masterdata
+from server.masterdata import LocationRef, SkuRef, WarehouseRef
 from server.problems import Conflict, Invalid, NotFound
 from server.tables import Location, LocationKind, Sku, Warehouse, Zone
 
@@ -81,6 +83,31 @@ def get_warehouse(session: Session, code: str) -> Warehouse:
     if warehouse is None:
         raise NotFound(f"no warehouse {code}", code="warehouse_not_found")
     return warehouse
+
+
+def warehouse_ref(session: Session, code: str) -> WarehouseRef:
+    """A warehouse's id and code, from the process's master-data cache when it has them
+    (`server.masterdata`): for the write path, which needs nothing else of it."""
+    found = masterdata.of(session).warehouse(session, code)
+    if found is None:
+        raise NotFound(f"no warehouse {code}", code="warehouse_not_found")
+    return found
+
+
+def sku_ref(session: Session, code: str) -> SkuRef:
+    """A SKU's id, code and lot and serial rules, cached like `warehouse_ref`."""
+    found = masterdata.of(session).sku(session, code)
+    if found is None:
+        raise NotFound(f"no SKU {code}", code="sku_not_found")
+    return found
+
+
+def location_ref(session: Session, warehouse: WarehouseRef, code: str) -> LocationRef:
+    """A location of `warehouse` by its code, cached like `warehouse_ref`."""
+    found = masterdata.of(session).location(session, warehouse, code)
+    if found is None:
+        raise NotFound(f"no location {code} in {warehouse.code}", code="location_not_found")
+    return found
 
 
 def get_or_create_zone(session: Session, warehouse: Warehouse, code: str) -> Zone:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection
+from dataclasses import dataclass
 
 from sqlalchemy import Row, Select, String, cast, func, or_, select
 from sqlalchemy.orm import Session, aliased, contains_eager
 
 from server import schemas
+from server.masterdata import LocationRef, SkuRef
 from server.problems import Conflict, Invalid
 from server.services import catalog, ledger
 from server.services.ledger import Change
@@ -56,7 +58,7 @@ def receive(session: Session, body: schemas.ReceiptCreate, *, actor: str) -> Rec
     warehouse = catalog.get_warehouse(session, body.warehouse)
     damaged_location = catalog.system_location(session, warehouse, LocationKind.damaged)
     quarantine = catalog.system_location(session, warehouse, LocationKind.quarantine)
-    receipt = Receipt(warehouse_id=warehouse.id, reference=body.reference, received_by=actor)
+    receipt = Receipt(warehouse=warehouse, reference=body.reference, received_by=actor, lines=[])
     session.add(receipt)
     session.flush()
     changes: list[Change] = []
@@ -95,38 +97,50 @@ def receive(session: Session, body: schemas.ReceiptCreate, *, actor: str) -> Rec
                         reference=reference,
                     )
                 )
-        session.add(
+        receipt.lines.append(
             ReceiptLine(
-                receipt_id=receipt.id,
-                sku_id=sku.id,
+                sku=sku,
                 lot=lot,
-                location_id=location.id,
+                location=location,
                 quantity=line.quantity,
                 damaged=line.damaged,
                 quarantined=line.quarantined,
             )
         )
-    ledger.record_all(session, changes, actor=actor)
-    session.flush()
-    session.refresh(receipt)
-    return receipt
+    ledger.record_all(session, changes, actor=actor)  # flushes the lines with the ledger
+    return receipt  # its lines hold their SKUs and locations: the answer reads nothing more
 
 
-def move(session: Session, body: schemas.MoveCreate, *, actor: str) -> Movement:
-    warehouse = catalog.get_warehouse(session, body.warehouse)
-    sku = catalog.get_sku(session, body.sku)
+@dataclass(frozen=True)
+class Recorded:
+    """A movement just written, with the master data it names: its answer is shaped from
+    these, not read back from the database."""
+
+    movement: Movement
+    sku: SkuRef
+    from_location: LocationRef | None
+    to_location: LocationRef | None
+
+
+def move(session: Session, body: schemas.MoveCreate, *, actor: str) -> Recorded:
+    """Move units between two locations of a warehouse: with the master data cached, the
+    whole transaction is the take, the put and the movement's insert."""
+    warehouse = catalog.warehouse_ref(session, body.warehouse)
+    sku = catalog.sku_ref(session, body.sku)
+    source = catalog.location_ref(session, warehouse, body.from_location)
+    target = catalog.location_ref(session, warehouse, body.to_location)
     change = Change(
         sku=sku,
         quantity=body.quantity,
-        from_location=catalog.get_location(session, warehouse, body.from_location),
-        to_location=catalog.get_location(session, warehouse, body.to_location),
+        from_location=source,
+        to_location=target,
         kind=MovementKind.move,
         reason=body.reason,
         lot=body.lot or "",
         serials=body.serials,
         reference=body.reference,
     )
-    return ledger.record(session, change, actor=actor)
+    return Recorded(ledger.record(session, change, actor=actor), sku, source, target)
 
 
 def adjust(session: Session, body: schemas.AdjustmentCreate, *, actor: str) -> Movement:

@@ -12,23 +12,46 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from sqlalchemy import func, select, union_all, update
+from sqlalchemy import bindparam, func, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from server.problems import Conflict, InsufficientStock, Invalid
-from server.tables import Location, Movement, MovementKind, Serial, Sku, Stock, utcnow
+from server.tables import Location, Movement, MovementKind, Serial, Stock, utcnow
+
+
+class SkuLike(Protocol):
+    """What the ledger needs of a SKU: a `Sku` row or a cached `SkuRef`."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def lot_controlled(self) -> bool: ...
+    @property
+    def serialized(self) -> bool: ...
+
+
+class LocationLike(Protocol):
+    """What the ledger needs of a location: a `Location` row or a cached `LocationRef`."""
+
+    @property
+    def id(self) -> int: ...
 
 
 @dataclass(frozen=True)
 class Change:
-    """One movement to record: `quantity` of `sku`/`lot` from one location to another."""
+    """One movement to record: `quantity` of `sku`/`lot` from one location to another.
+    The SKU and the locations may be rows or the cached snapshots of `server.masterdata`
+    (the ledger uses their ids and the SKU's lot and serial rules only)."""
 
-    sku: Sku
+    sku: SkuLike
     quantity: int
-    from_location: Location | None
-    to_location: Location | None
+    from_location: LocationLike | None
+    to_location: LocationLike | None
     kind: MovementKind
     reason: str
     lot: str = ""
@@ -46,6 +69,7 @@ def record_all(session: Session, changes: Sequence[Change], *, actor: str) -> li
     """Apply several changes atomically (all or none), stock rows in a fixed order."""
     for change in changes:
         _validate(change)
+    session.flush()  # what the caller added goes first (a no-op when there is nothing)
     steps: list[tuple[int, int, str, int, bool]] = []  # (location, sku, lot, delta, reserved)
     for change in changes:
         if change.from_location is not None:
@@ -93,7 +117,8 @@ def _validate(change: Change) -> None:
         raise Invalid("quantity must be positive", code="invalid_quantity")
     if change.from_location is None and change.to_location is None:
         raise Invalid("a movement needs a source or a destination")
-    if change.from_location is not None and change.from_location == change.to_location:
+    source, target = change.from_location, change.to_location
+    if source is not None and target is not None and source.id == target.id:
         raise Invalid("source and destination are the same location", code="same_location")
     if change.sku.lot_controlled and not change.lot:
         raise Invalid(f"SKU {change.sku.code} is lot-controlled: give a lot", code="lot_required")
@@ -109,21 +134,48 @@ def _validate(change: Change) -> None:
         raise Invalid(f"SKU {change.sku.code} is not serialised", code="serials_not_allowed")
 
 
+# The ledger's stock statements are built once, with bound parameters: SQLAlchemy keeps
+# their compiled form, so a movement pays neither for building them nor for their cache key.
+_AT_ROW = (
+    Stock.location_id == bindparam("b_location"),
+    Stock.sku_id == bindparam("b_sku"),
+    Stock.lot == bindparam("b_lot"),
+)
+_NOW = bindparam("b_now", type_=Stock.__table__.c.updated_at.type)
+_TAKE_UNRESERVED = (
+    update(Stock)
+    .where(*_AT_ROW, Stock.quantity - Stock.reserved >= bindparam("b_quantity"))
+    .values(quantity=Stock.quantity - bindparam("b_quantity"), updated_at=_NOW)
+)
+_TAKE_RESERVED = (
+    update(Stock)
+    .where(*_AT_ROW, Stock.reserved >= bindparam("b_quantity"))
+    .values(
+        quantity=Stock.quantity - bindparam("b_quantity"),
+        reserved=Stock.reserved - bindparam("b_quantity"),
+        updated_at=_NOW,
+    )
+)
+
+
 def _take(
     session: Session, location_id: int, sku_id: int, lot: str, quantity: int, *, from_reserved: bool
 ) -> None:
-    where = [Stock.location_id == location_id, Stock.sku_id == sku_id, Stock.lot == lot]
-    if from_reserved:
-        values = {"quantity": Stock.quantity - quantity, "reserved": Stock.reserved - quantity}
-        where.append(Stock.reserved >= quantity)
-    else:
-        values = {"quantity": Stock.quantity - quantity}
-        where.append(Stock.quantity - Stock.reserved >= quantity)
-    result = session.execute(
-        update(Stock).where(*where).values(**values, updated_at=utcnow()),
-        execution_options={"synchronize_session": False},
+    """The conditional UPDATE: it matches only while enough (reserved, for a pick) units
+    are on hand, so stock never goes negative however many take at once."""
+    # Core statements on the session's connection: stock rows are never ORM objects here,
+    # so the ORM's bulk-update bookkeeping would be pure cost on every movement.
+    result = session.connection().execute(
+        _TAKE_RESERVED if from_reserved else _TAKE_UNRESERVED,
+        {
+            "b_location": location_id,
+            "b_sku": sku_id,
+            "b_lot": lot,
+            "b_quantity": quantity,
+            "b_now": utcnow(),
+        },
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:
         available = session.scalar(
             select(Stock.quantity - Stock.reserved).where(
                 Stock.location_id == location_id, Stock.sku_id == sku_id, Stock.lot == lot
@@ -177,23 +229,34 @@ def release_reserved(
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def _put(session: Session, location_id: int, sku_id: int, lot: str, quantity: int) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    now = utcnow()
-    statement = insert(Stock).values(
-        location_id=location_id,
-        sku_id=sku_id,
-        lot=lot,
-        quantity=quantity,
-        reserved=0,
-        updated_at=now,
-    )
-    statement = statement.on_conflict_do_update(
+def _upsert(insert: Any) -> Any:
+    statement = insert(Stock)
+    return statement.on_conflict_do_update(
         index_elements=[Stock.location_id, Stock.sku_id, Stock.lot],
-        set_={"quantity": Stock.quantity + quantity, "updated_at": now},
+        set_={
+            "quantity": Stock.quantity + statement.excluded.quantity,
+            "updated_at": statement.excluded.updated_at,
+        },
     )
-    session.execute(statement)
+
+
+_PUT = {"postgresql": _upsert(postgresql.insert), "sqlite": _upsert(sqlite.insert)}
+
+
+def _put(session: Session, location_id: int, sku_id: int, lot: str, quantity: int) -> None:
+    """Add units to a stock row, creating it on first use."""
+    connection = session.connection()
+    connection.execute(
+        _PUT[connection.dialect.name],
+        {
+            "location_id": location_id,
+            "sku_id": sku_id,
+            "lot": lot,
+            "quantity": quantity,
+            "reserved": 0,
+            "updated_at": utcnow(),
+        },
+    )
 
 
 def _move_serials(session: Session, change: Change) -> None:

@@ -42,8 +42,9 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from server.problems import Conflict, Forbidden, Invalid, NotFound
 from server.services import allocation, catalog, exceptions, floor_events, ledger, serials, waves
@@ -577,23 +578,36 @@ def _close(
     actor: str,
     token: str,
 ) -> bool:
-    """Compare-and-set: close the line only if it is still pending."""
-    result = session.execute(
-        update(PickLine)
-        .where(PickLine.id == line.id, PickLine.status.in_(PENDING))
-        .values(
-            status=status,
-            quantity_picked=quantity,
-            confirmation=token,
-            picked_by=actor,
-            picked_at=utcnow(),
-        ),
-        execution_options={"synchronize_session": False},
+    """Compare-and-set: close the line only if it is still pending. The line in the
+    session then holds what was written (no read back: the update wrote all of it)."""
+    closed = {
+        "status": status,
+        "quantity_picked": quantity,
+        "confirmation": token,
+        "picked_by": actor,
+        "picked_at": utcnow(),
+    }
+    result = session.connection().execute(
+        _CLOSE, {"b_line": line.id, **{f"b_{name}": value for name, value in closed.items()}}
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:
         return False
-    session.refresh(line)
+    for name, value in closed.items():
+        set_committed_value(line, name, value)
     return True
+
+
+# Built once with bound parameters: compiled once, not again for every pick.
+_CLOSE = (
+    update(PickLine)
+    .where(PickLine.id == bindparam("b_line"), PickLine.status.in_(PENDING))
+    .values(
+        {
+            name: bindparam(f"b_{name}", type_=PickLine.__table__.c[name].type)
+            for name in ("status", "quantity_picked", "confirmation", "picked_by", "picked_at")
+        }
+    )
+)
 
 
 def _move_to_staging(

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server import schemas
+from server.masterdata import MasterData
 from server.problems import Conflict, Invalid, NotFound
 from server.security import hash_password
 from server.tables import Role, User
@@ -77,13 +78,25 @@ def _keep_an_admin(session: Session, leaving: User) -> None:
 
 
 def session_user(
-    session: Session, username: str, token_version: int, *, lock: bool = False
+    session: Session,
+    username: str,
+    token_version: int,
+    *,
+    lock: bool = False,
+    cache: MasterData | None = None,
 ) -> User | None:
     """The user a token or socket of `token_version` stands for, while it still may: active
     and not revoked since. None otherwise. `lock` holds the user's row to the end of the
-    transaction, so work done in it is ordered before or after any change to the user."""
+    transaction, so work done in it is ordered before or after any change to the user;
+    `cache` keeps the user read (with their warehouses) for the next requests."""
+    if cache is not None and not lock:
+        return allowed(cache.load_user(session, username), token_version)
     query = select(User).where(User.username == username)
-    user = session.scalar(query.with_for_update() if lock else query)
+    return allowed(session.scalar(query.with_for_update() if lock else query), token_version)
+
+
+def allowed(user: User | None, token_version: int) -> User | None:
+    """`user` when a token of `token_version` may still act as them, else None."""
     if user is None or not user.active or user.token_version != token_version:
         return None
     return user

@@ -3,7 +3,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from server import schemas
 from server.api import views
@@ -15,31 +15,68 @@ from server.deps import (
 )
 from server.services import picking
 from server.services.membership import Scope
-from server.tables import ExceptionKind, User
+from server.tables import Assignment, ExceptionKind, PickLine, User
 
 Filter = Annotated[str | None, Query(max_length=64)]
 
 router = APIRouter(prefix="/pick-lines", tags=["picking"])
 
 
-def line_in_scope(session: Session, line_id: int, scope: Scope) -> None:
-    """Refuse a pick line of a warehouse the caller does not work in."""
-    scope.require_id(picking.get_pick_line(session, line_id).warehouse_id)
+# What closing a line needs, read with the line in one query: its assignment (with the
+# warehouse and the staging location), order, SKU and slot.
+_LINE_CONTEXT = (
+    joinedload(PickLine.assignment).joinedload(Assignment.warehouse),
+    joinedload(PickLine.assignment).joinedload(Assignment.staging_location),
+    joinedload(PickLine.order),
+    joinedload(PickLine.sku),
+    joinedload(PickLine.location),
+)
 
 
-def _result(session: Session, result: picking.PickResult, user: User) -> schemas.PickResultOut:
-    assignment = result.line.assignment
-    assert assignment is not None
-    view = views.assignment_seen_by(session, assignment, user)
-    line = next(x for x in view.lines if x.id == result.line.id)
+def line_in_scope(session: Session, line_id: int, scope: Scope) -> PickLine:
+    """The pick line, refused when it is in a warehouse the caller does not work in. It is
+    loaded with what the services use of it; the caller holds on to it while they run
+    (the session keeps its rows by weak reference only)."""
+    line = session.get(PickLine, line_id, options=_LINE_CONTEXT)
+    line = line or picking.get_pick_line(session, line_id)
+    scope.require_id(line.warehouse_id)
+    return line
+
+
+def line_view(line: PickLine, *, show_check_digits: bool) -> schemas.PickLineOut:
+    """One line as the assignment view shows it, from the line and its loaded rows."""
+    location = line.location
+    return schemas.PickLineOut(
+        id=line.id,
+        sequence=line.sequence,
+        order=line.order.number,
+        location=location.code,
+        aisle=location.aisle,
+        slot=location.slot,
+        check_digits=location.check_digits if show_check_digits else None,
+        sku=line.sku.code,
+        description=line.sku.description,
+        lot=line.lot or None,
+        quantity=line.quantity,
+        quantity_picked=line.quantity_picked,
+        status=line.status,
+    )
+
+
+def _result(result: picking.PickResult, user: User) -> schemas.PickResultOut:
+    """The answer to a confirmation or a short: the closed line and any substitutes (not
+    the whole assignment read again)."""
+    show = views.shows_check_digits(user)
     exception = result.exception
-    substitutes = {s.id for s in result.substitutes}
     return schemas.PickResultOut(
-        line=line,
+        line=line_view(result.line, show_check_digits=show),
         replayed=result.replayed,
         remaining=result.remaining,
         exception=views.exception_view(exception) if exception else None,
-        substitutes=[x for x in view.lines if x.id in substitutes],
+        substitutes=[
+            line_view(x, show_check_digits=show)
+            for x in sorted(result.substitutes, key=lambda x: x.sequence)
+        ],
     )
 
 
@@ -54,16 +91,16 @@ async def confirm_pick(
     """Confirm the quantity asked for; the same `token` again replays without a change."""
 
     def work(session: Session) -> schemas.PickResultOut:
-        line_in_scope(session, line_id, scope)
+        line = line_in_scope(session, line_id, scope)
         result = picking.confirm_pick(
             session,
-            line_id,
+            line.id,
             body.quantity,
             user.username,
             idempotency_token=body.token,
             serials=body.serials,
         )
-        return _result(session, result, user)
+        return _result(result, user)
 
     return await db.write(work)
 
@@ -79,17 +116,17 @@ async def report_short(
     """Fewer units than asked: picks those, releases the rest, opens a `short` exception."""
 
     def work(session: Session) -> schemas.PickResultOut:
-        line_in_scope(session, line_id, scope)
+        line = line_in_scope(session, line_id, scope)
         result = picking.report_short(
             session,
-            line_id,
+            line.id,
             body.picked,
             user.username,
             idempotency_token=body.token,
             note=body.note,
             serials=body.serials,
         )
-        return _result(session, result, user)
+        return _result(result, user)
 
     return await db.write(work)
 
