@@ -48,6 +48,7 @@ class ServeProcess:
         database_url: str | None = None,
         warm_up: bool = True,
         env: dict[str, str] | None = None,
+        args: list[str] | None = None,
     ) -> None:
         self.folder = folder
         self.password = password
@@ -55,6 +56,7 @@ class ServeProcess:
         self.database_url = database_url or f"sqlite:///{folder / 'wavepick.db'}"
         self.warm_up = warm_up
         self.env = env or {}
+        self.args = args or []  # more `wavepick serve` options (`--workers 2`)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = folder / "server.log"
@@ -90,6 +92,7 @@ class ServeProcess:
                     *(["--demo"] if self.demo else []),
                     "--port",
                     str(self.port),
+                    *self.args,
                 ],
                 cwd=self.folder,
                 env=env,

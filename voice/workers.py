@@ -1,12 +1,11 @@
-"""Speech for a server: recognition and synthesis in this process (`LocalSpeech`) or in
-worker processes (`SpeechWorkers`), behind the same three calls.
+"""Speech for a server: recognition and synthesis in this process (`LocalSpeech`), or
+recognition in worker processes (`SpeechWorkers`), behind the same calls.
 
 Recognition is CPU work (Whisper's encoder, matching against some 450 word templates):
 tens of milliseconds a reading, several readings an answer. In the app's own threads it
-shares one interpreter with every socket, endpointer and request, so twenty pickers
-talking at once queued behind each other while a core sat half idle. In worker processes
-it runs beside the app on every core, and a crash of a native library takes down one
-worker, not the floor.
+shares one interpreter with every socket, endpointer and request; in worker processes it
+runs beside the app on every core, and a crash of a native library takes down one worker,
+not the floor. Prompts are rendered in the app (see `SpeechWorkers.synthesize`).
 
 Each worker builds its own models from a `SpeechSetup` (small and picklable) and warms
 them up before it takes work; the words in synthetic voices come from the shared disk
@@ -22,7 +21,6 @@ import multiprocessing
 import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -42,7 +40,6 @@ from voice.tts import Synthesizer
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-PROMPTS_KEPT = 512  # rendered prompts kept in the app's memory (a shift's worth repeat)
 
 
 @dataclass(frozen=True)
@@ -116,8 +113,9 @@ class LocalSpeech:
 
 
 class SpeechWorkers:
-    """`LocalSpeech` in `processes` worker processes. Thread-safe: each call blocks its
-    thread (not the interpreter) until a worker answers. Workers start on the first call or
+    """Recognition of `LocalSpeech` in `processes` worker processes (prompts are rendered
+    in this one). Thread-safe: each call blocks its thread (not the interpreter) until a
+    worker answers. Workers start on the first call or
     on `warm_up`; a pool broken by a dead worker is replaced and the call tried once more."""
 
     def __init__(self, setup: SpeechSetup, processes: int) -> None:
@@ -127,7 +125,7 @@ class SpeechWorkers:
         self.processes = processes
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
-        self._prompts: OrderedDict[tuple[str, str, int], bytes] = OrderedDict()
+        self.synthesizer = Synthesizer(cache_dir=setup.prompt_cache_dir)
 
     def recognize(
         self, audio: np.ndarray, grammar: Grammar, sample_rate: int, profile: Path | None
@@ -136,20 +134,10 @@ class SpeechWorkers:
         return self._call(_recognize, audio, (*spec, grammar.locale), sample_rate, profile)
 
     def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes:
-        """A prompt's audio: rendered by a worker the first time, then from this process's
-        memory, so a repeated prompt never waits behind a worker's recognition."""
-        key = (text, locale, sample_rate)
-        with self._lock:
-            pcm = self._prompts.get(key)
-            if pcm is not None:
-                self._prompts.move_to_end(key)
-                return pcm
-        pcm = self._call(_synthesize, text, locale, sample_rate)
-        with self._lock:
-            self._prompts[key] = pcm
-            if len(self._prompts) > PROMPTS_KEPT:
-                self._prompts.popitem(last=False)
-        return pcm
+        """A prompt's audio, rendered here: libespeak-ng renders a prompt in a few
+        milliseconds without holding the interpreter, prompts repeat all shift long and are
+        cached, and a worker busy reading an answer would hold the next prompt back."""
+        return self.synthesizer.synthesize(text, locale=locale, sample_rate=sample_rate)
 
     def warm_up(self) -> None:
         """Start every worker and wait until each has warmed up (a worker warms up as it
@@ -240,10 +228,6 @@ def _recognize(
     profile: Path | None,
 ) -> Result:
     return _here().recognize(audio, Grammar(*grammar), sample_rate, profile)
-
-
-def _synthesize(text: str, locale: str, sample_rate: int) -> bytes:
-    return _here().synthesize(text, locale, sample_rate)
 
 
 def _pid() -> int:
