@@ -87,7 +87,9 @@ class Speech:
 
     min_confidence = 0.5
 
-    def recognize(self, audio: Any, grammar: Grammar, rate: int, operator: str) -> Result:
+    def recognize(
+        self, audio: Any, grammar: Grammar, rate: int, operator: str, wanted: Any = None
+    ) -> Result:
         return Result("ready", ("ready",), 0.9, "fake", True)
 
     def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes:

@@ -22,6 +22,7 @@ from voice.dialog import PickDialog
 from voice.endpoint import LIVE_ANSWERS, Endpointer
 from voice.grammar import Grammar
 from voice.stt import Result
+from voice.workers import NotWanted
 
 
 class Recogniser:
@@ -32,7 +33,11 @@ class Recogniser:
         self.readings = readings
         self.asked: list[Grammar] = []
 
-    def recognize(self, audio: Any, grammar: Grammar, rate: int, operator: str) -> Result:
+    def recognize(
+        self, audio: Any, grammar: Grammar, rate: int, operator: str, wanted: Any = None
+    ) -> Result:
+        if wanted is not None and not wanted():
+            raise NotWanted
         self.asked.append(grammar)
         tokens, confidence, accepted = self.readings[grammar.name.rsplit(".", 1)[-1]]
         return Result(" ".join(tokens), tokens, confidence, "fake", accepted)
@@ -178,7 +183,9 @@ class Blocks(Speech):
     def __init__(self) -> None:
         super().__init__({})
 
-    def recognize(self, audio: Any, grammar: Grammar, rate: int, operator: str) -> Result:
+    def recognize(
+        self, audio: Any, grammar: Grammar, rate: int, operator: str, wanted: Any = None
+    ) -> Result:
         tokens = tuple(str(int(audio[i])) for i in range(0, len(audio), 800))
         return Result(" ".join(tokens), tokens, 0.9, "fake", grammar.accepts(tokens))
 

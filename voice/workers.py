@@ -54,10 +54,25 @@ class SpeechSetup:
     locales: tuple[str, ...] = ("en-US", "zh-CN")
 
 
+class NotWanted(Exception):
+    """The reading was no longer wanted when its turn to run came (see `recognize`)."""
+
+
+Wanted = Callable[[], bool]
+
+
 class Speech(Protocol):
     def recognize(
-        self, audio: np.ndarray, grammar: Grammar, sample_rate: int, profile: Path | None
-    ) -> Result: ...
+        self,
+        audio: np.ndarray,
+        grammar: Grammar,
+        sample_rate: int,
+        profile: Path | None,
+        wanted: Wanted | None = None,
+    ) -> Result:
+        """What was said. `wanted` is asked when the reading is about to run (after any
+        wait for a free worker): false raises `NotWanted` instead of reading."""
+        ...
 
     def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes: ...
 
@@ -77,8 +92,15 @@ class LocalSpeech:
         self.synthesizer = Synthesizer(cache_dir=setup.prompt_cache_dir)
 
     def recognize(
-        self, audio: np.ndarray, grammar: Grammar, sample_rate: int, profile: Path | None
+        self,
+        audio: np.ndarray,
+        grammar: Grammar,
+        sample_rate: int,
+        profile: Path | None,
+        wanted: Wanted | None = None,
     ) -> Result:
+        if wanted is not None and not wanted():
+            raise NotWanted
         recognizer = open_recognizer(
             self.setup.engine,
             grammar,
@@ -125,13 +147,25 @@ class SpeechWorkers:
         self.processes = processes
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
+        self._free = threading.BoundedSemaphore(processes)  # workers not reading now
         self.synthesizer = Synthesizer(cache_dir=setup.prompt_cache_dir)
 
     def recognize(
-        self, audio: np.ndarray, grammar: Grammar, sample_rate: int, profile: Path | None
+        self,
+        audio: np.ndarray,
+        grammar: Grammar,
+        sample_rate: int,
+        profile: Path | None,
+        wanted: Wanted | None = None,
     ) -> Result:
+        """Readings wait here, in the caller's thread, for a free worker, not in the pool's
+        queue: `wanted` is asked once one is free, so a reading that became useless while
+        it waited (the picker spoke on) is never sent."""
         spec = (grammar.name, grammar.commands, grammar.min_digits, grammar.max_digits)
-        return self._call(_recognize, audio, (*spec, grammar.locale), sample_rate, profile)
+        with self._free:
+            if wanted is not None and not wanted():
+                raise NotWanted
+            return self._call(_recognize, audio, (*spec, grammar.locale), sample_rate, profile)
 
     def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes:
         """A prompt's audio, rendered here: libespeak-ng renders a prompt in a few

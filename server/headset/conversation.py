@@ -37,6 +37,7 @@ from voice.dialog import PickDialog, Prompt, Turn
 from voice.dialog.pick import PickWork
 from voice.endpoint import LIVE_ANSWERS, Endpointer, SpeechEnded, SpeechPaused, SpeechStarted
 from voice.stt import Result
+from voice.workers import NotWanted
 
 log = logging.getLogger(__name__)
 
@@ -342,22 +343,23 @@ class Conversation:
         answer: an unsure "help", or a digit too many read into a lone "two", cut answers
         in half; the dialog judges what was heard.
 
-        None when the reading is no longer `wanted` before it starts (or before its second
-        pass): a read at a pause the picker has already spoken on from could end nothing,
-        and under load such reads queued behind the rest and kept every answer waiting."""
-        if not wanted():
+        None when the reading is no longer `wanted` as it is about to run (either pass): a
+        read at a pause the picker has already spoken on from could end nothing, and under
+        load such reads queued ahead of the rest and kept every answer waiting."""
+        try:
+            listening = dialog.grammar().listening()
+            heard = self.speech.recognize(audio, listening, self.sample_rate, self.operator, wanted)
+            if not dialog.answer_complete(heard.tokens):
+                return heard, False
+            answer = dialog.answer_grammar()
+            narrower = answer.accepts_digits and answer.max_digits < listening.max_digits
+            if heard.tokens[0].isdigit() and narrower:
+                heard = self.speech.recognize(
+                    audio, answer, self.sample_rate, self.operator, wanted
+                )
+            return heard, heard.accepted
+        except NotWanted:
             return None
-        listening = dialog.grammar().listening()
-        heard = self.speech.recognize(audio, listening, self.sample_rate, self.operator)
-        if not dialog.answer_complete(heard.tokens):
-            return heard, False
-        answer = dialog.answer_grammar()
-        narrower = answer.accepts_digits and answer.max_digits < listening.max_digits
-        if heard.tokens[0].isdigit() and narrower:
-            if not wanted():
-                return None
-            heard = self.speech.recognize(audio, answer, self.sample_rate, self.operator)
-        return heard, heard.accepted
 
     async def _end_utterance(self, ended: SpeechEnded) -> None:
         if not len(ended.audio):

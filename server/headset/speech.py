@@ -14,7 +14,14 @@ from models.registry import ModelStore
 from server.config import Settings
 from voice.grammar import Grammar
 from voice.stt.base import Result
-from voice.workers import LocalSpeech, Speech, SpeechSetup, SpeechWorkers, default_processes
+from voice.workers import (
+    LocalSpeech,
+    Speech,
+    SpeechSetup,
+    SpeechWorkers,
+    Wanted,
+    default_processes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +41,16 @@ class SpeechServices:
         return path if path.is_dir() else None
 
     def recognize(
-        self, audio: np.ndarray, grammar: Grammar, sample_rate: int, operator: str
+        self,
+        audio: np.ndarray,
+        grammar: Grammar,
+        sample_rate: int,
+        operator: str,
+        wanted: Wanted | None = None,
     ) -> Result:
-        return self.speech.recognize(audio, grammar, sample_rate, self.profile(operator))
+        """What `operator` said; `NotWanted` when `wanted` says no as the reading is about
+        to run."""
+        return self.speech.recognize(audio, grammar, sample_rate, self.profile(operator), wanted)
 
     def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes:
         return self.speech.synthesize(text, locale, sample_rate)
