@@ -109,7 +109,7 @@ class ServeProcess:
             return
         self.process.terminate()
         try:
-            self.process.wait(timeout=15)
+            self.process.wait(timeout=30)  # `--workers`: it waits 15 s for its processes
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=5)

@@ -25,6 +25,8 @@ from types import FrameType
 
 import uvicorn
 
+from voice.workers import end_with_parent
+
 log = logging.getLogger(__name__)
 
 SHUTDOWN_WAIT_S = 15.0  # a worker's own shutdown waits up to 5 s for its sockets
@@ -68,7 +70,7 @@ class AppProcesses:
 
     def _start(self, n: int, sock: socket.socket) -> tuple[BaseProcess, float]:
         process = self._context.Process(
-            target=self.target, kwargs={"sockets": [sock]}, name=f"wavepick-worker-{n}"
+            target=_child, args=(self.target, sock), name=f"wavepick-worker-{n}"
         )
         process.start()
         log.info("worker %d started (pid %s)", n, process.pid)
@@ -88,3 +90,9 @@ class AppProcesses:
                 log.warning("worker pid %s did not stop in time; killed", process.pid)
                 process.kill()
                 process.join()
+
+
+def _child(target: Callable[..., None], sock: socket.socket) -> None:
+    """One app process: it ends with the parent, even when the parent is killed outright."""
+    end_with_parent()
+    target(sockets=[sock])

@@ -62,6 +62,14 @@ def warm_speech_cache() -> None:
     make_speech_services(Settings(data_dir=cache_dir, speech_workers=0)).warm_up()
 
 
+def process_running(pid: int) -> bool:
+    """Whether `pid` is a process that has not ended (a zombie has)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def require_service(what: str, reason: str) -> None:
     """Skip for a missing service, or fail when CI promised it."""
     if IN_CI:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from anyio import CapacityLimiter
 
 from bench.walk import FSDD
 from server.headset.conversation import (
@@ -91,6 +92,9 @@ class Speech:
         self, audio: Any, grammar: Grammar, rate: int, operator: str, wanted: Any = None
     ) -> Result:
         return Result("ready", ("ready",), 0.9, "fake", True)
+
+    def readers(self) -> CapacityLimiter:
+        return CapacityLimiter(4)
 
     def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes:
         return bytes(2 * sample_rate)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from anyio import CapacityLimiter
 
 from bench.walk import FSDD
 from server.headset.conversation import Conversation, Event, Utterance
@@ -41,6 +42,9 @@ class Recogniser:
         self.asked.append(grammar)
         tokens, confidence, accepted = self.readings[grammar.name.rsplit(".", 1)[-1]]
         return Result(" ".join(tokens), tokens, confidence, "fake", accepted)
+
+    def readers(self) -> CapacityLimiter:
+        return CapacityLimiter(4)
 
 
 class Headset:

@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -49,6 +50,7 @@ from tests.conftest import (
     create_pg_database,
     drop_pg_database,
     free_port,
+    process_running,
     require_service,
     warm_speech_cache,
 )
@@ -500,3 +502,34 @@ def test_workers_serve_headsets_and_stop_cleanly(
         code = served.wait(timeout=30)
         log.close()
     assert code == 0, (tmp_path / "workers.log").read_text()[-3000:]
+
+
+def test_app_processes_end_when_serve_is_killed_outright(
+    pg_url: str, redis_url: str, prefix: str, tmp_path: Path
+) -> None:
+    """`kill -9` of `serve --workers 2` leaves no app process serving on behind it."""
+    env = cli_env(pg_url, tmp_path, WAVEPICK_REDIS_URL=redis_url, WAVEPICK_REDIS_PREFIX=prefix)
+    port = free_port()
+    with (tmp_path / "workers.log").open("w") as log:
+        served = subprocess.Popen(
+            wavepick("serve", "--port", str(port), "--workers", "2"),
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        assert serving(f"http://127.0.0.1:{port}", served)
+        children = [
+            int(pid)
+            for task in Path(f"/proc/{served.pid}/task").iterdir()
+            for pid in (task / "children").read_text().split()
+        ]
+        assert len(children) >= 2
+    finally:
+        served.kill()
+        served.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(process_running(pid) for pid in children):
+        time.sleep(0.1)
+    assert not any(process_running(pid) for pid in children)

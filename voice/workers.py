@@ -137,8 +137,8 @@ class LocalSpeech:
 class SpeechWorkers:
     """Recognition of `LocalSpeech` in `processes` worker processes (prompts are rendered
     in this one). Thread-safe: each call blocks its thread (not the interpreter) until a
-    worker answers. Workers start on the first call or
-    on `warm_up`; a pool broken by a dead worker is replaced and the call tried once more."""
+    worker answers. Workers start on the first call or on `warm_up`; a pool broken by a
+    dead worker is replaced and the call tried once more."""
 
     def __init__(self, setup: SpeechSetup, processes: int) -> None:
         if processes < 1:
@@ -184,10 +184,15 @@ class SpeechWorkers:
             answered &= set(self.pids())
 
     def close(self) -> None:
+        """Stop the workers now: they hold nothing to save, and one still warming up
+        would hold the app's shutdown for as long as its warm-up lasts."""
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            workers = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in workers:
+                process.terminate()
 
     def pids(self) -> list[int]:
         """The workers' process ids (for tests and operations)."""
@@ -236,17 +241,23 @@ _worker: LocalSpeech | None = None
 def _start_worker(setup: SpeechSetup) -> None:
     global _worker
     logging.basicConfig(level=logging.WARNING, format="speech worker %(process)d: %(message)s")
-    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
+    end_with_parent()
     _worker = LocalSpeech(setup)
     _worker.warm_up()
 
 
-def _exit_with(parent: int) -> None:
-    """End this worker when the app that started it is gone, even killed outright (the pool
-    then never tells it to stop, and it would keep its half gigabyte forever)."""
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(0)
+def end_with_parent() -> None:
+    """End this process within a second of the one that started it, even when that one is
+    killed outright (nothing then tells a child to stop: speech workers kept their half
+    gigabyte, app processes kept serving, forever)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
 
 
 def _here() -> LocalSpeech:

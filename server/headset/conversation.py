@@ -320,7 +320,9 @@ class Conversation:
         def paused_still() -> bool:
             return endpointer.pause == paused.pause
 
-        read = await run_sync(self._read, dialog, audio, paused_still)
+        read = await run_sync(
+            self._read, dialog, audio, paused_still, limiter=self.speech.readers()
+        )
         if read is None:
             return
         reading, whole = read
@@ -419,7 +421,7 @@ class Conversation:
                 audio = np.concatenate([refusal.audio, audio])
             result = answer.reading if answer.continued == (refusal is not None) else None
             if result is None:
-                read = await run_sync(self._read, dialog, audio)
+                read = await run_sync(self._read, dialog, audio, limiter=self.speech.readers())
                 assert read is not None  # a final reading is always wanted
                 result = read[0]
             turn = await run_sync(dialog.hear, result.tokens, result.confidence, result.accepted)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from anyio import CapacityLimiter
 
 from models.registry import ModelStore
 from server.config import Settings
@@ -26,12 +27,23 @@ from voice.workers import (
 log = logging.getLogger(__name__)
 
 
+READING_THREADS = 64  # answers being read at once, each waiting on a speech worker or reading
+
+
 @dataclass
 class SpeechServices:
     speech: Speech
     profiles_dir: Path | None = None
     min_confidence: float = 0.5
     locales: frozenset[str] = field(default_factory=lambda: frozenset({"en-US", "zh-CN"}))
+    _readers: CapacityLimiter | None = field(default=None, init=False, repr=False)
+
+    def readers(self) -> CapacityLimiter:
+        """The threads answers are read in, apart from the app's default pool: the database
+        runs there, and readings waiting for a speech worker held up the ledger's work."""
+        if self._readers is None:  # made in the event loop that uses it
+            self._readers = CapacityLimiter(READING_THREADS)
+        return self._readers
 
     def profile(self, operator: str) -> Path | None:
         """The operator's enrolled voice profile, when there is one."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, warm_speech_cache
+from tests.conftest import REPO, process_running, warm_speech_cache
 from voice.audio import load
 from voice.grammar import named_grammar
 from voice.workers import LocalSpeech, SpeechSetup, SpeechWorkers
@@ -103,20 +103,12 @@ def test_workers_end_when_their_app_is_killed(setup: SpeechSetup, tmp_path: Path
     try:
         assert app.stdout is not None
         pids = [int(pid) for pid in app.stdout.readline().split()]
-        assert len(pids) == 2 and all(alive(pid) for pid in pids)
+        assert len(pids) == 2 and all(process_running(pid) for pid in pids)
         app.kill()
         app.wait()
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(alive(pid) for pid in pids):
+        while time.monotonic() < deadline and any(process_running(pid) for pid in pids):
             time.sleep(0.1)
-        assert not any(alive(pid) for pid in pids)
+        assert not any(process_running(pid) for pid in pids)
     finally:
         app.kill()
-
-
-def alive(pid: int) -> bool:
-    """Whether `pid` is a process that has not ended (a zombie has)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
