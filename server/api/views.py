@@ -10,8 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server import schemas
+from server.masterdata import LocationRef
 from server.services import waves
 from server.services.floor import PickerOnShift
+from server.services.inventory import Recorded
 from server.services.ledger import Reconciliation
 from server.tables import (
     Allocation,
@@ -66,23 +68,31 @@ def assignment_view(
         started_at=assignment.started_at,
         completed_at=assignment.completed_at,
         lines=[
-            schemas.PickLineOut(
-                id=line.id,
-                sequence=line.sequence,
-                order=number,
-                location=location.code,
-                aisle=location.aisle,
-                slot=location.slot,
-                check_digits=location.check_digits if show_check_digits else None,
-                sku=sku.code,
-                description=sku.description,
-                lot=line.lot or None,
-                quantity=line.quantity,
-                quantity_picked=line.quantity_picked,
-                status=line.status,
-            )
+            pick_line_view(line, number, location, sku, show_check_digits=show_check_digits)
             for line, number, location, sku in rows
         ],
+    )
+
+
+def pick_line_view(
+    line: PickLine, order: str, location: Location, sku: Sku, *, show_check_digits: bool
+) -> schemas.PickLineOut:
+    """One line of an assignment, with its order's number, its slot and its SKU (loaded
+    with it by the caller: one query for a whole assignment)."""
+    return schemas.PickLineOut(
+        id=line.id,
+        sequence=line.sequence,
+        order=order,
+        location=location.code,
+        aisle=location.aisle,
+        slot=location.slot,
+        check_digits=location.check_digits if show_check_digits else None,
+        sku=sku.code,
+        description=sku.description,
+        lot=line.lot or None,
+        quantity=line.quantity,
+        quantity_picked=line.quantity_picked,
+        status=line.status,
     )
 
 
@@ -180,7 +190,21 @@ def receipt_view(receipt: Receipt) -> schemas.ReceiptOut:
 
 
 def movement_view(movement: Movement) -> schemas.MovementOut:
-    source, target = movement.from_location, movement.to_location
+    return _movement_out(movement, movement.sku.code, movement.from_location, movement.to_location)
+
+
+def recorded_view(recorded: Recorded) -> schemas.MovementOut:
+    """A movement just written, shaped from the master data the write already knew."""
+    movement = recorded.movement
+    return _movement_out(movement, recorded.sku.code, recorded.from_location, recorded.to_location)
+
+
+def _movement_out(
+    movement: Movement,
+    sku: str,
+    source: Location | LocationRef | None,
+    target: Location | LocationRef | None,
+) -> schemas.MovementOut:
     from_warehouse = source.warehouse.code if source else None
     to_warehouse = target.warehouse.code if target else None
     return schemas.MovementOut(
@@ -190,7 +214,7 @@ def movement_view(movement: Movement) -> schemas.MovementOut:
         kind=movement.kind,
         reason=movement.reason,
         reference=movement.reference,
-        sku=movement.sku.code,
+        sku=sku,
         lot=movement.lot or None,
         serials=list(movement.serials or []),
         warehouse=from_warehouse or to_warehouse or "",

@@ -45,21 +45,8 @@ def line_in_scope(session: Session, line_id: int, scope: Scope) -> PickLine:
 
 def line_view(line: PickLine, *, show_check_digits: bool) -> schemas.PickLineOut:
     """One line as the assignment view shows it, from the line and its loaded rows."""
-    location = line.location
-    return schemas.PickLineOut(
-        id=line.id,
-        sequence=line.sequence,
-        order=line.order.number,
-        location=location.code,
-        aisle=location.aisle,
-        slot=location.slot,
-        check_digits=location.check_digits if show_check_digits else None,
-        sku=line.sku.code,
-        description=line.sku.description,
-        lot=line.lot or None,
-        quantity=line.quantity,
-        quantity_picked=line.quantity_picked,
-        status=line.status,
+    return views.pick_line_view(
+        line, line.order.number, line.location, line.sku, show_check_digits=show_check_digits
     )
 
 

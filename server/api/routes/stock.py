@@ -87,7 +87,7 @@ async def create_movement(
     scope.require(body.warehouse)
 
     def work(session: Session) -> schemas.MovementOut:
-        return recorded_view(inventory.move(session, body, actor=user.username))
+        return views.recorded_view(inventory.move(session, body, actor=user.username))
 
     return await db.write(work)
 
@@ -152,25 +152,3 @@ async def reconcile(
         return views.reconciliation_view(session, result)
 
     return await db.read(work)
-
-
-def recorded_view(recorded: inventory.Recorded) -> schemas.MovementOut:
-    """The answer for a movement just written, from what the write already knew."""
-    movement, source, target = recorded.movement, recorded.from_location, recorded.to_location
-    to_warehouse = target.warehouse.code if target else None
-    return schemas.MovementOut(
-        id=movement.id,
-        created_at=movement.created_at,
-        actor=movement.actor,
-        kind=movement.kind,
-        reason=movement.reason,
-        reference=movement.reference,
-        sku=recorded.sku.code,
-        lot=movement.lot or None,
-        serials=list(movement.serials or []),
-        warehouse=(source.warehouse.code if source else None) or to_warehouse or "",
-        from_location=source.code if source else None,
-        to_location=target.code if target else None,
-        to_warehouse=to_warehouse,
-        quantity=movement.quantity,
-    )
