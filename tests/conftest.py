@@ -70,6 +70,16 @@ def process_running(pid: int) -> bool:
         return False
 
 
+def all_ended(pids: list[int], within: float = 10.0) -> bool:
+    """Whether every one of `pids` has ended within `within` seconds."""
+    deadline = time.monotonic() + within
+    while any(process_running(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def require_service(what: str, reason: str) -> None:
     """Skip for a missing service, or fail when CI promised it."""
     if IN_CI:

@@ -20,7 +20,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -47,10 +46,10 @@ from tests.conftest import (
     REPO,
     TEST_SECRET,
     ServerProcess,
+    all_ended,
     create_pg_database,
     drop_pg_database,
     free_port,
-    process_running,
     require_service,
     warm_speech_cache,
 )
@@ -463,6 +462,20 @@ def serving(base: str, process: subprocess.Popen[bytes], tries: int = 600) -> bo
     return False
 
 
+def serve_two_workers(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`wavepick serve --workers 2` started (not yet serving), and its base URL."""
+    port = free_port()
+    with log.open("w") as out:
+        served = subprocess.Popen(
+            wavepick("serve", "--port", str(port), "--workers", "2"),
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return served, f"http://127.0.0.1:{port}"
+
+
 def test_workers_serve_headsets_and_stop_cleanly(
     pg_url: str, redis_url: str, prefix: str, tmp_path: Path
 ) -> None:
@@ -474,16 +487,7 @@ def test_workers_serve_headsets_and_stop_cleanly(
         WAVEPICK_REDIS_PREFIX=prefix,
         WAVEPICK_EVENTS_STREAM=f"{prefix}:events",
     )
-    port = free_port()
-    log = (tmp_path / "workers.log").open("w")
-    served = subprocess.Popen(
-        wavepick("serve", "--port", str(port), "--workers", "2"),
-        env=engine_env,
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    served, base = serve_two_workers(engine_env, tmp_path / "workers.log")
     try:
         assert serving(base, served), (tmp_path / "workers.log").read_text()[-3000:]
 
@@ -500,7 +504,6 @@ def test_workers_serve_headsets_and_stop_cleanly(
     finally:
         served.send_signal(signal.SIGTERM)
         code = served.wait(timeout=30)
-        log.close()
     assert code == 0, (tmp_path / "workers.log").read_text()[-3000:]
 
 
@@ -509,17 +512,9 @@ def test_app_processes_end_when_serve_is_killed_outright(
 ) -> None:
     """`kill -9` of `serve --workers 2` leaves no app process serving on behind it."""
     env = cli_env(pg_url, tmp_path, WAVEPICK_REDIS_URL=redis_url, WAVEPICK_REDIS_PREFIX=prefix)
-    port = free_port()
-    with (tmp_path / "workers.log").open("w") as log:
-        served = subprocess.Popen(
-            wavepick("serve", "--port", str(port), "--workers", "2"),
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    served, base = serve_two_workers(env, tmp_path / "workers.log")
     try:
-        assert serving(f"http://127.0.0.1:{port}", served)
+        assert serving(base, served)
         children = [
             int(pid)
             for task in Path(f"/proc/{served.pid}/task").iterdir()
@@ -529,7 +524,4 @@ def test_app_processes_end_when_serve_is_killed_outright(
     finally:
         served.kill()
         served.wait()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(process_running(pid) for pid in children):
-        time.sleep(0.1)
-    assert not any(process_running(pid) for pid in children)
+    assert all_ended(children)

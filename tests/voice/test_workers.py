@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, process_running, warm_speech_cache
+from tests.conftest import REPO, all_ended, process_running, warm_speech_cache
 from voice.audio import load
 from voice.grammar import named_grammar
 from voice.workers import LocalSpeech, SpeechSetup, SpeechWorkers
@@ -106,9 +106,6 @@ def test_workers_end_when_their_app_is_killed(setup: SpeechSetup, tmp_path: Path
         assert len(pids) == 2 and all(process_running(pid) for pid in pids)
         app.kill()
         app.wait()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(process_running(pid) for pid in pids):
-            time.sleep(0.1)
-        assert not any(process_running(pid) for pid in pids)
+        assert all_ended(pids)
     finally:
         app.kill()
