@@ -22,8 +22,7 @@ from voice.audio import load
 from voice.dialog import PickDialog
 from voice.endpoint import LIVE_ANSWERS, Endpointer
 from voice.grammar import Grammar
-from voice.stt import Result
-from voice.workers import NotWanted
+from voice.stt import NotWanted, Result
 
 
 class Recogniser:

@@ -19,20 +19,23 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from voice.dialog.pick import PICK_WORKFLOW
 from voice.grammar import Grammar
-from voice.stt import EngineCache, open_recognizer
+from voice.stt import EngineCache, NotWanted, open_recognizer, reading_while
 from voice.stt.base import Result
 from voice.stt.factory import EngineUnavailable
 from voice.tts import Synthesizer
@@ -40,6 +43,8 @@ from voice.tts import Synthesizer
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+WANTED_POLL_S = 0.02  # how often a reading in a worker is checked for still being wanted
 
 
 @dataclass(frozen=True)
@@ -52,10 +57,6 @@ class SpeechSetup:
     synthetic_dir: Path | None = None  # the words in synthetic voices, kept across runs
     prompt_cache_dir: Path | None = None  # rendered prompts, kept across runs
     locales: tuple[str, ...] = ("en-US", "zh-CN")
-
-
-class NotWanted(Exception):
-    """The reading was no longer wanted when its turn to run came (see `recognize`)."""
 
 
 Wanted = Callable[[], bool]
@@ -71,7 +72,8 @@ class Speech(Protocol):
         wanted: Wanted | None = None,
     ) -> Result:
         """What was said. `wanted` is asked when the reading is about to run (after any
-        wait for a free worker): false raises `NotWanted` instead of reading."""
+        wait for a free worker) and before each engine's part of it: once it says no,
+        `NotWanted` is raised instead of reading on."""
         ...
 
     def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes: ...
@@ -110,7 +112,8 @@ class LocalSpeech:
             min_confidence=self.setup.min_confidence,
         )
         recognizer.accept_audio(audio)
-        return recognizer.final()
+        with reading_while(wanted):
+            return recognizer.final()
 
     def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes:
         return self.synthesizer.synthesize(text, locale=locale, sample_rate=sample_rate)
@@ -147,7 +150,12 @@ class SpeechWorkers:
         self.processes = processes
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
-        self._free = threading.BoundedSemaphore(processes)  # workers not reading now
+        # one slot per worker: a reading holds one while it runs, and its flag in shared
+        # memory tells the worker to stop the reading when it is no longer wanted
+        self._slots: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for slot in range(processes):
+            self._slots.put(slot)
+        self._unwanted = multiprocessing.get_context("spawn").Array("b", processes, lock=False)
         self.synthesizer = Synthesizer(cache_dir=setup.prompt_cache_dir)
 
     def recognize(
@@ -160,12 +168,37 @@ class SpeechWorkers:
     ) -> Result:
         """Readings wait here, in the caller's thread, for a free worker, not in the pool's
         queue: `wanted` is asked once one is free, so a reading that became useless while
-        it waited (the picker spoke on) is never sent."""
+        it waited (the picker spoke on) is never sent, and then while the worker reads, so
+        one that becomes useless meanwhile is stopped there."""
         spec = (grammar.name, grammar.commands, grammar.min_digits, grammar.max_digits)
-        with self._free:
+        with self._slot() as slot:
             if wanted is not None and not wanted():
                 raise NotWanted
-            return self._call(_recognize, audio, (*spec, grammar.locale), sample_rate, profile)
+            self._unwanted[slot] = 0
+            args = (audio, (*spec, grammar.locale), sample_rate, profile, slot)
+            return self._call(
+                _recognize, *args, wait=lambda future: self._result(future, slot, wanted)
+            )
+
+    def _result(self, future: Future[Result], slot: int, wanted: Wanted | None) -> Result:
+        """The worker's reading. While it runs, `wanted` is asked every `WANTED_POLL_S`;
+        once it says no, the worker is told, and stops at its next engine."""
+        while wanted is not None:
+            try:
+                return future.result(timeout=WANTED_POLL_S)
+            except FutureTimeout:
+                if not wanted():
+                    self._unwanted[slot] = 1
+                    break
+        return future.result()
+
+    @contextmanager
+    def _slot(self) -> Iterator[int]:
+        slot = self._slots.get()
+        try:
+            yield slot
+        finally:
+            self._slots.put(slot)
 
     def synthesize(self, text: str, locale: str, sample_rate: int) -> bytes:
         """A prompt's audio, rendered here: libespeak-ng renders a prompt in a few
@@ -199,11 +232,14 @@ class SpeechWorkers:
         pool = self._pool
         return sorted(getattr(pool, "_processes", None) or {}) if pool else []
 
-    def _call(self, fn: Callable[..., T], *args: object) -> T:
+    def _call(
+        self, fn: Callable[..., T], *args: object, wait: Callable[[Future[T]], T] | None = None
+    ) -> T:
         for attempt in (1, 2):
             pool = self._running_pool()
             try:
-                return pool.submit(fn, *args).result()
+                future = pool.submit(fn, *args)
+                return future.result() if wait is None else wait(future)
             except BrokenProcessPool:
                 log.error("a speech worker died; starting new ones (attempt %d)", attempt)
                 self._replace(pool)
@@ -218,7 +254,7 @@ class SpeechWorkers:
                     self.processes,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_start_worker,
-                    initargs=(self.setup,),
+                    initargs=(self.setup, self._unwanted),
                 )
             return self._pool
 
@@ -234,14 +270,17 @@ def default_processes() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-# In a worker process: its own speech, built once as it starts.
+# In a worker process: its own speech, built once as it starts, and the app's flags of
+# readings no longer wanted (indexed by the slot a reading holds).
 _worker: LocalSpeech | None = None
+_unwanted: Any = None
 
 
-def _start_worker(setup: SpeechSetup) -> None:
-    global _worker
+def _start_worker(setup: SpeechSetup, unwanted: Any) -> None:
+    global _worker, _unwanted
     logging.basicConfig(level=logging.WARNING, format="speech worker %(process)d: %(message)s")
     end_with_parent()
+    _unwanted = unwanted
     _worker = LocalSpeech(setup)
     _worker.warm_up()
 
@@ -271,8 +310,12 @@ def _recognize(
     grammar: tuple[str, tuple[str, ...], int, int, str],
     sample_rate: int,
     profile: Path | None,
+    slot: int,
 ) -> Result:
-    return _here().recognize(audio, Grammar(*grammar), sample_rate, profile)
+    def wanted() -> bool:
+        return not _unwanted[slot]
+
+    return _here().recognize(audio, Grammar(*grammar), sample_rate, profile, wanted)
 
 
 def _pid() -> int:

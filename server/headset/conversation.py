@@ -36,8 +36,7 @@ from server.headset.speech import SpeechServices
 from voice.dialog import PickDialog, Prompt, Turn
 from voice.dialog.pick import PickWork
 from voice.endpoint import LIVE_ANSWERS, Endpointer, SpeechEnded, SpeechPaused, SpeechStarted
-from voice.stt import Result
-from voice.workers import NotWanted
+from voice.stt import NotWanted, Result
 
 log = logging.getLogger(__name__)
 
@@ -345,9 +344,10 @@ class Conversation:
         answer: an unsure "help", or a digit too many read into a lone "two", cut answers
         in half; the dialog judges what was heard.
 
-        None when the reading is no longer `wanted` as it is about to run (either pass): a
-        read at a pause the picker has already spoken on from could end nothing, and under
-        load such reads queued ahead of the rest and kept every answer waiting."""
+        None when the reading is no longer `wanted` as it is about to run or while it runs
+        (either pass; it is stopped before its next engine): a read at a pause the picker
+        has already spoken on from could end nothing, and under load such reads queued
+        ahead of the rest and kept every answer waiting."""
         try:
             listening = dialog.grammar().listening()
             heard = self.speech.recognize(audio, listening, self.sample_rate, self.operator, wanted)

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import REPO, all_ended, process_running, warm_speech_cache
 from voice.audio import load
 from voice.grammar import named_grammar
+from voice.stt import NotWanted
 from voice.workers import LocalSpeech, SpeechSetup, SpeechWorkers
 
 pytestmark = pytest.mark.slow
@@ -75,6 +76,39 @@ def test_a_killed_worker_is_replaced_and_the_answer_still_read(
     heard = workers.recognize(takes(fsdd, "7")[0], named_grammar("digit"), 8000, None)
     assert heard.tokens == ("7",)
     assert before[0] not in workers.pids()
+
+
+def said_once() -> Callable[[], bool]:
+    """A `wanted` that says yes once (as the reading is sent) and no from then on: the
+    picker spoke on while it was being read."""
+    asked = iter([True])
+    return lambda: next(asked, False)
+
+
+def test_a_reading_no_longer_wanted_is_stopped_in_its_worker(
+    workers: SpeechWorkers, fsdd: Path
+) -> None:
+    # eight digits: Whisper alone takes longer than the app waits before asking again
+    audio = np.concatenate([take for digit in "3849" for take in takes(fsdd, digit)])
+    grammar = named_grammar("digits").listening()
+    with pytest.raises(NotWanted):
+        workers.recognize(audio, grammar, 8000, None, said_once())
+    heard = workers.recognize(takes(fsdd, "7")[0], named_grammar("digit"), 8000, None)
+    assert heard.tokens == ("7",)  # the worker reads on after a stopped reading
+
+
+def test_a_reading_in_this_process_stops_before_the_next_engine(setup: SpeechSetup) -> None:
+    asked: list[bool] = []
+
+    def wanted() -> bool:
+        asked.append(len(asked) < 2)  # yes as it is sent and to the first engine
+        return asked[-1]
+
+    here = LocalSpeech(setup)
+    audio = (np.random.default_rng(1).standard_normal(8000) * 3000).astype(np.int16)
+    with pytest.raises(NotWanted):
+        here.recognize(audio, named_grammar("check_digits").listening(), 8000, None, wanted)
+    assert asked == [True, True, False]
 
 
 APP = """

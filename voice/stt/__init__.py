@@ -9,7 +9,16 @@ model is installed), and their combinations (`combined`).
 an `EngineCache` and shared read-only.
 """
 
-from voice.stt.base import Alternative, Recognizer, Result
+from voice.stt.base import Alternative, NotWanted, Recognizer, Result, reading_while
 from voice.stt.factory import ENGINES, EngineCache, open_recognizer
 
-__all__ = ["ENGINES", "Alternative", "EngineCache", "Recognizer", "Result", "open_recognizer"]
+__all__ = [
+    "ENGINES",
+    "Alternative",
+    "EngineCache",
+    "NotWanted",
+    "Recognizer",
+    "Result",
+    "open_recognizer",
+    "reading_while",
+]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -59,6 +61,34 @@ class Result:
         }
 
 
+class NotWanted(Exception):
+    """A reading was stopped because it was no longer wanted (see `reading_while`)."""
+
+
+_reading = threading.local()
+
+
+@contextmanager
+def reading_while(wanted: Callable[[], bool] | None) -> Iterator[None]:
+    """Readings in this thread raise `NotWanted` instead of decoding once `wanted` says no,
+    checked before each engine decodes: a reading at a pause the picker has already spoken
+    on from can end nothing, and a fused reading is several engines' work one after the
+    other, so most of it is saved."""
+    before = getattr(_reading, "wanted", None)
+    _reading.wanted = wanted
+    try:
+        yield
+    finally:
+        _reading.wanted = before
+
+
+def check_wanted() -> None:
+    """Raise `NotWanted` if the reading in this thread is no longer wanted."""
+    wanted = getattr(_reading, "wanted", None)
+    if wanted is not None and not wanted():
+        raise NotWanted
+
+
 class Recognizer(Protocol):
     """One audio stream's recogniser, constrained to one grammar.
 
@@ -101,6 +131,7 @@ class BufferedRecognizer:
     def final(self) -> Result:
         audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
         self.reset()
+        check_wanted()
         return self.decode(normalize(audio, self.sample_rate))
 
     def reset(self) -> None:

@@ -56,12 +56,11 @@ class FusionRecognizer:
         return self.general.accept_audio(pcm)
 
     def final(self) -> Result:
+        # the general engine first: matching templates costs the most, and it is skipped
+        # when the reading stops being wanted meanwhile (`reading_while`)
+        general = self.general.final()
         return fuse(
-            self.templates.final(),
-            self.general.final(),
-            self.general_weight,
-            self.min_confidence,
-            self.name,
+            self.templates.final(), general, self.general_weight, self.min_confidence, self.name
         )
 
     def reset(self) -> None:
