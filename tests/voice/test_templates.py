@@ -13,7 +13,7 @@ from voice.enroll import Profile
 from voice.grammar import build_grammar, load_vocabulary, named_grammar
 from voice.stt.factory import EngineCache, open_recognizer
 from voice.stt.recording import recognize_recording
-from voice.stt.templates import TemplateModel
+from voice.stt.templates import TemplateModel, pooled
 
 RATE = 16000
 
@@ -115,3 +115,17 @@ def test_a_take_with_nothing_to_match_is_left_out(speak: Speak, engines: EngineC
         [("7", seven, RATE), ("3", np.zeros(0, np.int16), RATE)], front_end, "takes"
     )
     assert "7" in model.tokens and "3" not in model.tokens
+
+
+def test_frames_matched_in_pairs_stay_unit_length_and_keep_the_last_frame() -> None:
+    rng = np.random.default_rng(3)
+    frames = rng.standard_normal((7, 4)).astype(np.float32)
+    frames /= np.linalg.norm(frames, axis=1, keepdims=True)
+    pairs = pooled(frames, 2)
+    assert pairs.shape == (4, 4)
+    assert np.allclose(np.linalg.norm(pairs, axis=1), 1.0, atol=1e-5)
+    # a pair points between its two frames; the odd last frame stands alone
+    both = frames[0] + frames[1]
+    assert np.allclose(pairs[0], both / np.linalg.norm(both), atol=1e-5)
+    assert np.allclose(pairs[-1], frames[-1], atol=1e-5)
+    assert pooled(frames, 1) is frames
