@@ -6,7 +6,7 @@ import datetime as dt
 import threading
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.db import transaction
@@ -293,6 +293,26 @@ def test_pickers_signing_on_at_once_never_share_an_assignment(
     numbers = [n for n in got.values() if n is not None]
     assert len(numbers) == 7 and len(set(numbers)) == 7
     assert list(got.values()).count(None) == 5
+
+
+def test_a_sign_on_passes_by_an_assignment_another_sign_on_is_claiming(
+    floor: sessionmaker[Session], database_url: str
+) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite has no row locks: its writers take turns")
+    release(floor, lines_per_assignment=1)
+    with transaction(floor) as claiming:  # another picker's sign-on, not committed yet
+        most_urgent = claiming.scalars(
+            select(Assignment.id)
+            .where(Assignment.status == AssignmentStatus.ready)
+            .order_by(Assignment.priority, Assignment.id)
+            .limit(1)
+            .with_for_update()
+        ).one()
+        with transaction(floor) as session:
+            session.execute(text("SET LOCAL lock_timeout = '2s'"))  # waiting would fail
+            assignment = picking.sign_on(session, "p2", "LAX")
+            assert assignment is not None and assignment.id != most_urgent
 
 
 def test_an_order_on_the_floor_cannot_be_cancelled(floor: sessionmaker[Session]) -> None:

@@ -106,7 +106,15 @@ def sign_on(
             query = query.where(Assignment.warehouse_id.in_(within))
         if warehouse_id is not None:
             query = query.where(Assignment.warehouse_id == warehouse_id)
-        for assignment_id in session.scalars(query.order_by(Assignment.priority, Assignment.id)):
+        # the most urgent one no other sign-on is claiming right now: at a shift start
+        # hundreds sign on at once, and each waited on the row lock of the one before it
+        # for the same first assignment (PostgreSQL; SQLite's writers take turns anyway)
+        first_free = (
+            query.order_by(Assignment.priority, Assignment.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        while (assignment_id := session.scalar(first_free)) is not None:
             claimed = session.execute(
                 update(Assignment)
                 .where(
