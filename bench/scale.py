@@ -2,6 +2,7 @@
 pickers on PostgreSQL and Redis; prints one JSON document.
 
     python bench/scale.py [--pickers 1000] [--workers 2] [--duration 60] [--think 6]
+                          [--ramp 0]
                           [--pg-url postgresql://postgres@127.0.0.1:5432/postgres]
                           [--redis-url redis://127.0.0.1:6379/0]
 
@@ -12,7 +13,11 @@ picker's headset socket lands on whichever process the kernel gives it, answers 
 `say` frames after thinking 0.5–1.5 × `--think` seconds (walking to the slot, reading the
 label), and times each turn from the answer sent to the first audio byte of the next
 prompt. A realistic pace is an answer every several seconds: a line is four to five
-answers, and pickers close a line every 20–40 s.
+answers, and pickers close a line every 20–40 s. `--ramp` spreads the sign-ons over that
+many seconds, as a shift starts (0: every headset connects at once). A headset the server
+tells to try again later (1013 `store_unavailable`, 4409 `session_busy`) connects again
+after a backoff, as the headset page does: those are reported as `reconnects`, anything
+else that fails as `errors`.
 
 Reported: picks and turns, turn latency p50/p95/max, errors, whether stock equals the
 ledger afterwards, and the CPU seconds of the server processes, of the simulated
@@ -86,6 +91,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     duration=args.duration,
                     audio=False,
                     think=args.think,
+                    ramp=args.ramp,
                     admin=server.admin,
                     progress=progress,
                 )
@@ -104,6 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "workers": args.workers,
             "duration_s": args.duration,
             "think_s": args.think,
+            "ramp_s": args.ramp,
             "database": "postgresql",
         },
         "simulation": simulated,
@@ -118,6 +125,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="app processes")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of picking")
     parser.add_argument("--think", type=float, default=6.0, help="seconds before each answer")
+    parser.add_argument(
+        "--ramp", type=float, default=0.0, help="seconds over which pickers sign on"
+    )
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     print(json.dumps(run(parser.parse_args()), indent=2))

@@ -251,6 +251,10 @@ def simulate_pickers(
             min=0, help="Mean seconds a picker takes before answering (0: as fast as possible)."
         ),
     ] = 1.0,
+    ramp: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds over which the pickers sign on (0: all at once)."),
+    ] = 0.0,
     url: Annotated[str, typer.Option(help="The server.")] = "http://127.0.0.1:8000",
     admin: Annotated[str, typer.Option(help="Admin user that sets up the work.")] = "admin",
     admin_password: Annotated[
@@ -274,6 +278,7 @@ def simulate_pickers(
                 duration=duration,
                 audio=audio,
                 think=think,
+                ramp=ramp,
                 admin=(admin, password),
                 progress=lambda text: err.print(f"[dim]{text}[/dim]"),
             )

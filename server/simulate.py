@@ -35,8 +35,17 @@ class Tally:
     picks: int = 0
     turns: int = 0
     not_understood: int = 0
+    reconnects: int = 0  # connections the server asked to retry later (1013, session_busy)
     errors: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
+
+
+# what tells a headset to connect again in a moment rather than give up: these error
+# codes, or a close with code 1013 (try again later)
+RETRY_CODES = ("store_unavailable", "session_busy")
+TRY_AGAIN_LATER = 1013
+RECONNECT_WAIT_S = (1.0, 8.0)  # first and longest wait, doubling
+RECONNECT_ATTEMPTS = 6
 
 
 @dataclass(frozen=True)
@@ -177,7 +186,7 @@ def _sound_only(samples: np.ndarray) -> np.ndarray:
 
 
 async def run_picker(
-    base_url: str,
+    http: httpx.AsyncClient,
     token: str,
     floor: Floor,
     deadline: float,
@@ -185,21 +194,21 @@ async def run_picker(
     voice: SpokenAnswers | None,
     think: float,
 ) -> None:
-    url = base_url.replace("http", "ws", 1) + "/ws/headset"
+    url = str(http.base_url).rstrip("/").replace("http", "ws", 1) + "/ws/headset"
     client = HeadsetClient(url, token, turn_timeout=60)
     warehouse = ""
     hands = Hands()
     try:
-        turn = await client.connect()
+        turn = await _connect(client, tally)
         while time.monotonic() < deadline and not turn.closed:
             prompt = client.prompt or {}
             if prompt.get("state") == "location":
                 hands = Hands()  # a new line
-                warehouse = warehouse or await _my_warehouse(base_url, token)
+                warehouse = warehouse or await _my_warehouse(http, token)
             elif prompt.get("state") in ("assignment", "deliver"):
                 warehouse = ""  # the next assignment may be in another warehouse
             if prompt.get("state") == "serial":
-                answer = await _read_serial(base_url, floor, warehouse, prompt, hands)
+                answer = await _read_serial(http, floor, warehouse, prompt, hands)
             else:
                 answer = _answer(prompt, floor, warehouse, hands)
             if think:  # walking to the slot, reading the label, reaching for the item
@@ -219,31 +228,50 @@ async def run_picker(
         await client.close()
 
 
-async def _my_warehouse(base_url: str, token: str) -> str:
+async def _connect(client: HeadsetClient, tally: Tally) -> Exchange:
+    """Connect and get the first prompt; when the server says to try again in a moment
+    (its shared store did not answer in time, or the operator's session elsewhere is
+    still letting go), wait and connect again, as the headset page does."""
+    wait = RECONNECT_WAIT_S[0]
+    for _ in range(RECONNECT_ATTEMPTS):
+        turn = await client.connect()
+        codes = {str(error.get("code")) for error in turn.errors}
+        try_again = bool(codes & set(RETRY_CODES)) or client.close_code == TRY_AGAIN_LATER
+        if client.prompt is not None or not try_again:
+            tally.errors.extend(f"{e['code']}: {e['message']}" for e in turn.errors)
+            if turn.closed and client.prompt is None:
+                tally.errors.append(f"closed before the first prompt: {client.close_code}")
+            return turn
+        tally.reconnects += 1
+        await client.close()
+        await asyncio.sleep(random.uniform(0.5, 1.0) * wait)
+        wait = min(wait * 2, RECONNECT_WAIT_S[1])
+    raise ConnectionError(f"the server kept asking to try again later: {sorted(codes)}")
+
+
+async def _my_warehouse(http: httpx.AsyncClient, token: str) -> str:
     """The warehouse of the picker's assignment in progress (what the picker can see)."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
-        response = await http.get(
-            "/api/v1/assignments",
-            params={"status": "in_progress"},
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        items = response.raise_for_status().json()["items"]
+    response = await http.get(
+        "/api/v1/assignments",
+        params={"status": "in_progress"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    items = response.raise_for_status().json()["items"]
     return str(items[0]["warehouse"]) if items else ""
 
 
 async def _read_serial(
-    base_url: str, floor: Floor, warehouse: str, prompt: dict[str, Any], hands: Hands
+    http: httpx.AsyncClient, floor: Floor, warehouse: str, prompt: dict[str, Any], hands: Hands
 ) -> str:
     """The last digits the prompt asks for of a unit at the slot not read yet; "short"
     when every unit there has been read (other pickers took the rest)."""
     display = prompt.get("display", {})
-    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
-        response = await http.get(
-            "/api/v1/serials",
-            params={"warehouse": warehouse, "location": display["location"], "sku": display["sku"]},
-            headers=floor.admin_headers,
-        )
-        here = [item["serial"] for item in response.raise_for_status().json()["items"]]
+    response = await http.get(
+        "/api/v1/serials",
+        params={"warehouse": warehouse, "location": display["location"], "sku": display["sku"]},
+        headers=floor.admin_headers,
+    )
+    here = [item["serial"] for item in response.raise_for_status().json()["items"]]
     unread = [serial for serial in here if serial not in hands.read]
     if not unread:
         hands.short_of = int(display["serial"]) - 1
@@ -295,20 +323,26 @@ async def simulate(
     duration: float,
     audio: bool,
     think: float = 0.0,
+    ramp: float = 0.0,
     admin: tuple[str, str],
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
+    """`ramp`: seconds over which the pickers sign on, one after the other, as a shift
+    starts (0: all at once); the `duration` counts from the first."""
     floor = await prepare(base_url, admin, count, progress)
     voice = SpokenAnswers(16000) if audio else None
     tally = Tally()
     progress(f"{count} pickers working for {duration:g} s")
     started = time.monotonic()
-    await asyncio.gather(
-        *(
-            run_picker(base_url, token, floor, started + duration, tally, voice, think)
-            for token in floor.tokens
-        )
-    )
+
+    async def picker(n: int, token: str, http: httpx.AsyncClient) -> None:
+        await asyncio.sleep(ramp * n / count)
+        await run_picker(http, token, floor, started + duration, tally, voice, think)
+
+    # one pool of connections for the pickers' lookups, not a client (and TLS context) each
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
+        await asyncio.gather(*(picker(n, token, http) for n, token in enumerate(floor.tokens)))
     elapsed = time.monotonic() - started
     async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
         headers = await _login(http, *admin)
@@ -317,6 +351,7 @@ async def simulate(
         "pickers": count,
         "mode": "audio" if audio else "text",
         "think_s": think,
+        "ramp_s": ramp,
         "duration_s": round(elapsed, 1),
         "picks": tally.picks,
         "picks_per_s": round(tally.picks / elapsed, 2),
@@ -328,6 +363,7 @@ async def simulate(
             "p99": _percentile(tally.latencies, 99),
             "mean": round(statistics.fmean(tally.latencies) * 1000, 1) if tally.latencies else None,
         },
+        "reconnects": tally.reconnects,
         "errors": len(tally.errors),
         "error_samples": sorted(set(tally.errors))[:10],
         "stock_consistent": reconcile.get("consistent"),

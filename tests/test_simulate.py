@@ -10,7 +10,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from server import simulate as simulation
 from server.db import transaction
+from server.headset.client import Exchange
 from server.simulate import simulate
 from server.tables import Movement, MovementKind
 from tests.conftest import ServerProcess
@@ -52,3 +54,54 @@ def test_simulated_pickers_pick_serialised_skus(
     # the floor's own assignment (2 phones, a case) and a phone and a case per simulated order
     assert len(picked) == len(set(picked)) == 4 and set(picked) <= set(PHONES)
     assert result["picks"] == 6
+
+
+class Refusing:
+    """A headset client whose server says "try again later" `refusals` times, then
+    prompts (the connection itself is what `_connect` isolates)."""
+
+    def __init__(self, refusals: int, code: str = "store_unavailable") -> None:
+        self.refusals, self.code = refusals, code
+        self.prompt: dict[str, object] | None = None
+        self.close_code: int | None = None
+        self.connects = 0
+
+    async def connect(self) -> Exchange:
+        self.connects += 1
+        if self.connects <= self.refusals:
+            return Exchange(errors=[{"code": self.code, "message": "later"}])
+        self.prompt = {"type": "prompt", "state": "assignment"}
+        return Exchange(prompt=self.prompt)
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(simulation, "RECONNECT_WAIT_S", (0.0, 0.0))
+
+
+@pytest.mark.usefixtures("no_backoff")
+@pytest.mark.parametrize("code", ["store_unavailable", "session_busy"])
+def test_a_headset_told_to_try_again_later_connects_again(code: str) -> None:
+    client, tally = Refusing(2, code), simulation.Tally()
+    turn = asyncio.run(simulation._connect(client, tally))  # type: ignore[arg-type]
+    assert turn.prompt is not None and client.connects == 3
+    assert (tally.reconnects, tally.errors) == (2, [])
+
+
+@pytest.mark.usefixtures("no_backoff")
+def test_a_headset_refused_for_good_is_an_error_not_a_retry() -> None:
+    client, tally = Refusing(1, "unauthorized"), simulation.Tally()
+    asyncio.run(simulation._connect(client, tally))  # type: ignore[arg-type]
+    assert client.connects == 1 and tally.reconnects == 0
+    assert tally.errors == ["unauthorized: later"]
+
+
+@pytest.mark.usefixtures("no_backoff")
+def test_a_headset_still_refused_after_every_attempt_gives_up() -> None:
+    client, tally = Refusing(99), simulation.Tally()
+    with pytest.raises(ConnectionError):
+        asyncio.run(simulation._connect(client, tally))  # type: ignore[arg-type]
+    assert client.connects == simulation.RECONNECT_ATTEMPTS

@@ -68,6 +68,7 @@ class HeadsetClient:
     async def open(self) -> None:
         """Open the socket and say hello without waiting for the answer: for a headset that
         streams its microphone from the first moment and reads every frame itself."""
+        self.close_code = None
         url, headers = self.url, {"Authorization": f"Bearer {self.token}"}
         if self.ticket:
             url, headers = f"{self.url}?ticket={await self._new_ticket()}", {}
