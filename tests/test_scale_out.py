@@ -410,6 +410,36 @@ def test_the_lease_is_taken_over_refused_when_its_holder_stays_and_freed_by_expi
     asyncio.run(main())
 
 
+def test_a_lapsed_lease_is_taken_again_unless_another_connection_came_meanwhile(
+    redis_url: str, prefix: str
+) -> None:
+    async def main() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        leases = RedisLeases(client, aioredis.Redis.from_url(redis_url), prefix=prefix, ttl=1)
+        await leases.start()
+        ended: list[Ending] = []
+
+        async def end(ending: Ending) -> None:
+            ended.append(ending)
+
+        key = leases.key("op")
+        try:
+            async with leases.hold("op", end):
+                token = await client.get(key)
+                await client.delete(key)  # expired: its process was too busy to renew it
+                await asyncio.sleep(0.6)  # more than a renewal's period (a third of ttl)
+                assert (await client.get(key), ended) == (token, [])
+                await client.delete(key)
+                await client.incr(f"{key}:number")  # a newer connection drew its number
+                await asyncio.sleep(0.6)
+                assert ended == [REPLACED] and await client.get(key) is None
+        finally:
+            await leases.stop()
+            await client.aclose()
+
+    asyncio.run(main())
+
+
 # ---- wavepick serve --workers ----
 
 

@@ -10,8 +10,10 @@ as long as it runs:
 - The lease is a key `<prefix>:headset:lease:<operator>` set with `SET NX PX` to a token
   of its own: the number the connection drew (`INCR`, so newer connections draw higher
   numbers) and a random part. The session renews it every third of `ttl` while it runs
-  (only while the key still holds its token: a Lua compare-and-expire) and deletes it
-  when it closes (compare-and-delete). A process that dies stops renewing, and its leases
+  (only while the key still holds its token: a Lua compare-and-expire; a lease that
+  lapsed because its process was too busy to renew in time is taken again, unless another
+  connection of the operator came meanwhile) and deletes it when it closes
+  (compare-and-delete). A process that dies stops renewing, and its leases
   expire within `ttl` seconds (`WAVEPICK_HEADSET_LEASE_SECONDS`): the picker reconnects
   to another process and goes on.
 - A new connection that finds the lease held publishes a take-over request on
@@ -65,9 +67,17 @@ RETRY_S = (0.1, 5.0)  # first and longest wait before the listener reconnects
 
 End = Callable[[Ending], Coroutine[Any, Any, None]]
 
+# renewed while it is ours; taken again if it lapsed while no connection of the operator
+# came since (a process too busy to renew in time for a few seconds is not another
+# session, but one that came and went may have moved the dialog on)
 _RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
+local holder = redis.call('get', KEYS[1])
+if holder == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+if not holder and redis.call('get', KEYS[2]) == ARGV[3] then
+  redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2])
+  return 1
 end
 return 0
 """
@@ -203,8 +213,9 @@ class RedisLeases:
         while True:
             await asyncio.sleep(self.ttl / 3)
             try:
+                key = self.key(operator)
                 kept = await self.client.eval(
-                    _RENEW, 1, self.key(operator), held.token, int(self.ttl * 1000)
+                    _RENEW, 2, key, f"{key}:number", held.token, int(self.ttl * 1000), held.number
                 )
             except (RedisError, OSError) as exc:
                 if time.monotonic() - renewed_at < self.ttl:
