@@ -208,7 +208,8 @@ class RedisLeases:
 
     async def _renew(self, operator: str, held: _Held) -> None:
         """Renew the lease every third of its life while the session runs; end the session
-        when the lease is someone else's, or could not be renewed before it expired."""
+        when the lease is someone else's (or lapsed once another connection of the operator
+        came), or Redis did not answer for as long as a lease lives."""
         renewed_at = time.monotonic()
         while True:
             await asyncio.sleep(self.ttl / 3)
