@@ -295,11 +295,10 @@ def test_pickers_signing_on_at_once_never_share_an_assignment(
     assert list(got.values()).count(None) == 5
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite: no row locks
 def test_a_sign_on_passes_by_an_assignment_another_sign_on_is_claiming(
-    floor: sessionmaker[Session], database_url: str
+    floor: sessionmaker[Session],
 ) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite has no row locks: its writers take turns")
     release(floor, lines_per_assignment=1)
     with transaction(floor) as claiming:  # another picker's sign-on, not committed yet
         most_urgent = claiming.scalars(
