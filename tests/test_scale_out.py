@@ -430,7 +430,7 @@ def test_a_lapsed_lease_is_taken_again_unless_another_connection_came_meanwhile(
                 await asyncio.sleep(0.6)  # more than a renewal's period (a third of ttl)
                 assert (await client.get(key), ended) == (token, [])
                 await client.delete(key)
-                await client.incr(f"{key}:number")  # a newer connection drew its number
+                await client.incr(leases.number_key("op"))  # a newer connection drew one
                 await asyncio.sleep(0.6)
                 assert ended == [REPLACED] and await client.get(key) is None
         finally:

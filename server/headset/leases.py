@@ -153,6 +153,10 @@ class RedisLeases:
     def key(self, operator: str) -> str:
         return f"{self.prefix}:headset:lease:{operator}"
 
+    def number_key(self, operator: str) -> str:
+        """The counter each connection of `operator` draws its number from."""
+        return f"{self.key(operator)}:number"
+
     async def start(self) -> None:
         self._listener = asyncio.create_task(self._listen(), name="headset-lease-takeovers")
         with contextlib.suppress(TimeoutError):  # Redis away: the listener keeps trying
@@ -187,7 +191,7 @@ class RedisLeases:
     async def _acquire(self, operator: str, end: End) -> _Held:
         key = self.key(operator)
         try:
-            number = int(await self.client.incr(f"{key}:number"))
+            number = int(await self.client.incr(self.number_key(operator)))
             token = f"{number}:{uuid.uuid4().hex}"
             deadline = time.monotonic() + self.wait
             asked_at = None
@@ -210,13 +214,13 @@ class RedisLeases:
         """Renew the lease every third of its life while the session runs; end the session
         when the lease is someone else's (or lapsed once another connection of the operator
         came), or Redis did not answer for as long as a lease lives."""
+        keys = (self.key(operator), self.number_key(operator))
         renewed_at = time.monotonic()
         while True:
             await asyncio.sleep(self.ttl / 3)
             try:
-                key = self.key(operator)
                 kept = await self.client.eval(
-                    _RENEW, 2, key, f"{key}:number", held.token, int(self.ttl * 1000), held.number
+                    _RENEW, 2, *keys, held.token, int(self.ttl * 1000), held.number
                 )
             except (RedisError, OSError) as exc:
                 if time.monotonic() - renewed_at < self.ttl:
