@@ -1,7 +1,9 @@
 /* WavePick call page: a video call in a room over Room signaling v1 (docs/rooms.md).
  *
  * call.html?room=ID joins room ID; call.html?exception=ID opens (or finds) the room of that
- * exception first. Sign-in is the headset page's (the token is kept in sessionStorage);
+ * exception first. call.html?room=ID&shelf=1 is the picker's phone camera in their call,
+ * framed by the headset page: the back camera only, and the others' sound muted, since
+ * the headset carries the voices. Sign-in is the headset page's (the token is kept in sessionStorage);
  * the socket is opened with a one-use ticket. One peer connection with the server: the
  * camera and microphone go out on send-only transceivers, every other participant's
  * tracks come back in a MediaStream whose id is that participant's id. The page is the
@@ -10,7 +12,7 @@
  *
  * window.wavepickCall is a small read-only view of the page for tests:
  *   {state, room, participant, participants, remoteTracks: {audio, video}, framesDecoded,
- *    audioPacketsReceived, audioLevel, muted: {audio, video}, facingMode, lastError}
+ *    audioPacketsReceived, audioLevel, muted: {audio, video}, facingMode, shelf, lastError}
  * state: signed_out, choosing, connecting, joined, left, error.
  */
 
@@ -48,6 +50,7 @@ const MESSAGES = {
     flipCamera: "Flip camera", leave: "Leave", rejoin: "Join again",
     noCamera: "No camera", noMicrophone: "No microphone", device: "Device {n}",
     mediaFailed: "Camera or microphone unavailable ({reason}). You can still see and hear the others.",
+    shelfName: "{name} · shelf camera",
     muted: "muted",
     kind_short: "Short", kind_damage: "Damage", kind_wrong_item: "Wrong item",
     kind_help: "Call for help",
@@ -85,6 +88,7 @@ const MESSAGES = {
     flipCamera: "切换摄像头", leave: "离开", rejoin: "重新加入",
     noCamera: "无摄像头", noMicrophone: "无麦克风", device: "设备 {n}",
     mediaFailed: "摄像头或麦克风不可用（{reason}）。您仍可看到和听到其他人。",
+    shelfName: "{name} · 货架摄像头",
     muted: "已静音",
     kind_short: "缺货", kind_damage: "破损", kind_wrong_item: "错货", kind_help: "呼叫帮助",
     e_unauthorized: "登录被拒绝，请重新登录。",
@@ -134,6 +138,10 @@ const hook = {
 window.wavepickCall = hook;
 
 const params = new URLSearchParams(location.search);
+const shelf = params.get("shelf") === "1";
+hook.shelf = shelf;
+if (shelf) hook.facingMode = "environment";
+document.body.dataset.mode = shelf ? "shelf" : "call";
 let locale = pickLocale();
 let roomId = params.get("room");
 let exception = null; // the room's exception, when it has one and we may read it
@@ -333,14 +341,15 @@ async function startMedia() {
     return;
   }
   try {
-    local = await navigator.mediaDevices.getUserMedia({
+    local = await navigator.mediaDevices.getUserMedia(shelf ? {video: cameraConstraint(null)} : {
       audio: deviceConstraint(localStorage.getItem(MIC_KEY), {echoCancellation: true}),
       video: cameraConstraint(localStorage.getItem(CAMERA_KEY)),
     });
   } catch (err) {
     // a stored device may be gone: try the defaults once
     try {
-      local = await navigator.mediaDevices.getUserMedia({audio: true, video: {facingMode: hook.facingMode}});
+      const video = {facingMode: hook.facingMode};
+      local = await navigator.mediaDevices.getUserMedia(shelf ? {video} : {audio: true, video});
     } catch (again) {
       console.warn("wavepick: no camera or microphone", again);
       showMediaProblem(again.name || String(again));
@@ -487,11 +496,11 @@ async function join() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(`${scheme}//${location.host}/ws/rooms/${roomId}?ticket=${encodeURIComponent(ticket)}`);
   const link = {ws, pc: null, senders: {audio: null, video: null}, makingOffer: false,
-    stats: null, refusal: null, leaving: false};
+    stats: null, refusal: null, leaving: false, inbox: Promise.resolve()};
   call = link;
   ws.onopen = () => {
     const name = sessionStorage.getItem(USER_KEY) || "";
-    ws.send(JSON.stringify({type: "join", display_name: name}));
+    ws.send(JSON.stringify({type: "join", display_name: shelf ? t("shelfName", {name}) : name}));
   };
   ws.onmessage = (event) => {
     let frame;
@@ -501,7 +510,9 @@ async function join() {
       console.warn("wavepick: unreadable frame", err);
       return;
     }
-    handleFrame(link, frame).catch((err) => console.warn("wavepick: signaling", frame.type, err));
+    // one frame at a time: two offers answered at once would answer one of them twice
+    link.inbox = link.inbox.then(() => handleFrame(link, frame))
+      .catch((err) => console.warn("wavepick: signaling", frame.type, err));
   };
   ws.onclose = (event) => closed(link, event.code);
 }
@@ -521,7 +532,7 @@ async function handleFrame(link, frame) {
       hook.state = "joined";
       renderStatus();
       await openPeer(link, frame.ice_servers || []);
-      loadRoomDetails();
+      if (!shelf) loadRoomDetails(); // the shelf camera shows no exception
       break;
     case "offer":
       await answerOffer(link, frame.sdp);
@@ -668,6 +679,9 @@ async function offer(link) {
     const description = await pc.createOffer();
     await pc.setLocalDescription({type: "offer", sdp: inServerNumbers(description.sdp)});
     send({type: "offer", sdp: pc.localDescription.sdp});
+  } catch (err) {
+    // the server's offer came while ours was being made: ours follows the answer
+    if (pc.signalingState === "stable") throw err;
   } finally {
     link.makingOffer = false;
   }
@@ -678,9 +692,8 @@ async function offer(link) {
 async function answerOffer(link, sdp) {
   const pc = link.pc;
   if (!pc) return;
-  if (link.makingOffer || pc.signalingState !== "stable") {
-    await pc.setLocalDescription({type: "rollback"});
-  }
+  // an offer of ours still being made fails once this one is set (see offer())
+  if (pc.signalingState === "have-local-offer") await pc.setLocalDescription({type: "rollback"});
   await pc.setRemoteDescription({type: "offer", sdp});
   await pc.setLocalDescription();
   send({type: "answer", sdp: pc.localDescription.sdp});
@@ -820,6 +833,7 @@ function renderPeople() {
       const video = document.createElement("video");
       video.autoplay = true;
       video.playsInline = true;
+      video.muted = shelf;
       const caption = document.createElement("figcaption");
       figure.append(video, caption);
       tile.append(figure);

@@ -66,6 +66,7 @@
       signedOff: "You are signed off.", serverUnreachable: "Cannot reach the server.",
       connecting: "Connecting…", online: "Online", reconnecting: "Reconnecting in {s} s…",
       inCall: "In a call with your supervisor",
+      showShelf: "Show the shelf", stopShelf: "Stop the camera", shelfCamera: "Shelf camera",
       waiting: "Waiting for the first prompt…", prompt: "Prompt",
       voice: "Voice", keypad: "Keypad", commands: "Commands", mode: "Mode",
       pushToTalk: "Push to talk", handsFree: "Hands-free",
@@ -95,6 +96,7 @@
       serverUnreachable: "无法连接服务器。",
       connecting: "正在连接…", online: "在线", reconnecting: "{s} 秒后重新连接…",
       inCall: "正在与主管通话",
+      showShelf: "拍摄货架", stopShelf: "关闭摄像头", shelfCamera: "货架摄像头",
       waiting: "等待第一条提示…", prompt: "提示",
       voice: "语音", keypad: "键盘", commands: "指令", mode: "模式",
       pushToTalk: "按住说话", handsFree: "免提",
@@ -129,6 +131,7 @@
     talkButton: $("talk-button"), talkLabel: $("talk-label"), meter: $("meter-level"),
     micMessage: $("mic-message"), entry: $("keypad-entry"), keypad: $("keypad"),
     keypadSend: $("keypad-send"), keypadDelete: $("keypad-delete"), commands: $("commands"),
+    shelfPanel: $("shelf-panel"), shelfButton: $("shelf-button"), shelfFrame: $("shelf-frame"),
   };
 
   const hook = {
@@ -137,7 +140,7 @@
     mode: "ptt", talking: false, micBytesSent: 0, micChunksDropped: 0, bargeIns: 0,
     promptAudio: {frames: 0, bytes: 0, seconds: 0}, audioPath: "socket",
     rtc: {state: "off", offers: 0, bytesSent: 0, bytesReceived: 0, audioEnergy: 0},
-    call: null,
+    call: null, shelf: null,
   };
   window.wavepick = hook;
 
@@ -188,6 +191,7 @@
     }
     renderConnection();
     renderTalk();
+    renderShelf();
     if (hook.lastPrompt) renderPrompt(hook.lastPrompt);
     else el.promptText.textContent = t("waiting");
     if (hook.lastHeard) renderHeard(hook.lastHeard);
@@ -267,6 +271,9 @@
     clearTimeout(reconnectTimer);
     clearInterval(countdownTimer);
     sessionStorage.removeItem(TOKEN_KEY);
+    inCall = null;
+    hook.call = null;
+    showShelf(false);
     stopMic();
     if (player) player.stop();
     hook.connected = false;
@@ -497,11 +504,31 @@
         hook.call = inCall;
         mutedPromptId = null;
         if (rtc && rtc.audio) rtc.audio.muted = false;
+        if (inCall === null) showShelf(false);
         renderConnection();
+        renderShelf();
         break;
       default:
         console.info("wavepick: ignoring frame type", frame.type);
     }
+  }
+
+  /* The shelf camera: the call page in shelf mode, framed here so this page (its socket,
+   * its sound) stays in front; it joins the call as one more participant, camera only. */
+  function showShelf(on) {
+    const room = on ? inCall : null;
+    if (room === hook.shelf) return;
+    hook.shelf = room;
+    el.shelfFrame.src = room === null ? "about:blank" : `call.html?room=${room}&shelf=1`;
+    el.shelfFrame.hidden = room === null;
+    renderShelf();
+  }
+
+  function renderShelf() {
+    el.shelfPanel.hidden = inCall === null;
+    el.shelfButton.setAttribute("aria-pressed", String(hook.shelf !== null));
+    el.shelfButton.textContent = t(hook.shelf !== null ? "stopShelf" : "showShelf");
+    el.shelfFrame.title = t("shelfCamera");
   }
 
   function onAudio(data) {
@@ -915,6 +942,7 @@
       applyLocale();
     });
     el.signoutButton.addEventListener("click", () => signOut());
+    el.shelfButton.addEventListener("click", () => showShelf(hook.shelf === null));
     el.soundButton.addEventListener("click", unlockAudio);
     document.addEventListener("pointerdown", () => {
       if (audioContext && audioContext.state === "suspended") unlockAudio();

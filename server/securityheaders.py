@@ -1,5 +1,6 @@
 """Security headers on every HTTP answer, pages and API alike: a Content-Security-Policy
-that lets pages load only from this server (no framing), `nosniff`, no referrer, and HSTS
+that lets pages load only from this server (framed by its own pages only: the headset page
+holds the call page for the shelf camera), `nosniff`, no referrer, and HSTS
 when the request came over TLS (directly, or from a trusted reverse proxy that says so in
 `X-Forwarded-Proto`). A response that sets its own policy (the ReDoc page) keeps it."""
 
@@ -14,7 +15,7 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; "
     "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'; form-action 'self'"
+    "frame-ancestors 'self'; form-action 'self'"
 )
 
 
@@ -33,7 +34,7 @@ class SecurityHeadersMiddleware:
                 headers = MutableHeaders(scope=message)
                 headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
                 headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("X-Frame-Options", "DENY")
+                headers.setdefault("X-Frame-Options", "SAMEORIGIN")
                 headers.setdefault("Referrer-Policy", "no-referrer")
                 if over_tls and self.hsts:
                     headers.setdefault("Strict-Transport-Security", self.hsts)

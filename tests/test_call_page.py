@@ -3,7 +3,8 @@ server process: a manager opens the call of an exception from its link, an aiort
 (`rtc.client.RoomClient`) joins the same room, and each receives and decodes the other's
 audio and video; the exception is shown beside the video, in en-US and zh-CN; mute is
 said to the server; leaving is seen by the peer. A picker of another warehouse is told
-they may not join (4403)."""
+they may not join (4403). A picker in a call shows the shelf from the headset page: its
+back camera joins the call beside the headset's voice."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import websockets
 from fastapi.testclient import TestClient
 
 from rtc.client import RoomClient
@@ -29,7 +31,7 @@ from server.services import catalog
 from server.tables import ExceptionKind, PickException
 from tests import factories as f
 from tests.browser import CHROMIUM, chromium_args, require_chromium
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, serving
 
 WITHIN = 30  # s: for media to flow on a loaded machine
 NOTE = "Carton crushed at A-01-02"
@@ -349,3 +351,136 @@ async def _settle(floor: CallFloor, microphone: Path, exception_id: int) -> None
         assert await page.locator("#decide-form").is_hidden()
         assert "photographed" in (await page.text_content("#decided") or "")
         assert call.page_errors == []
+
+
+@pytest.fixture
+def pick_server(sqlite_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A real server with LAX's pick floor: one assignment for `picker`."""
+    require_chromium()
+    f.pick_floor(sqlite_url)
+    with serving(sqlite_url, tmp_path) as server:
+        yield server
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_picker_in_a_call_shows_the_shelf_from_the_headset_page(
+    pick_server: ServerProcess, microphone: Path
+) -> None:
+    with httpx.Client(base_url=pick_server.url, timeout=30) as http:
+        manager = f.auth(http, "manager")
+    asyncio.run(_show_the_shelf(pick_server, microphone, manager))
+
+
+def _ticket(url: str, headers: dict[str, str]) -> str:
+    with httpx.Client(base_url=url, timeout=30) as http:
+        issued = http.post("/api/v1/auth/ticket", headers=headers)
+        assert issued.status_code == 200, issued.text
+        ticket: str = issued.json()["ticket"]
+        return ticket
+
+
+async def _until(frame: Any, condition: str, what: str, console: list[str]) -> None:
+    """Wait until `condition` (JavaScript) holds in a page or frame; fail saying `what`,
+    the pages' hooks and the last of the `console`."""
+    try:
+        await frame.wait_for_function(f"() => {condition}", timeout=WITHIN * 1000, polling=200)
+    except Exception as exc:
+        hooks = await frame.evaluate(
+            "JSON.stringify({headset: window.wavepick, call: window.wavepickCall})"
+        )
+        raise AssertionError(f"{what}: never ({condition}); {hooks}; {console[-8:]}") from exc
+
+
+async def _show_the_shelf(server: ServerProcess, microphone: Path, manager: dict[str, str]) -> None:
+    ws_url = server.url.replace("http", "ws", 1)
+    watching = await asyncio.to_thread(_ticket, server.url, manager)
+    events = await websockets.connect(f"{ws_url}/ws/events?ticket={watching}")
+    async with call_page(server.url, microphone) as headset:
+        page = headset.page
+        await headset.sign_in(f"{server.url}/headset.html", "picker")
+        await _until(
+            page, "window.wavepick.lastPrompt !== null", "the first prompt", headset.console
+        )
+        first = await page.evaluate("window.wavepick.lastPrompt.id")
+        await page.click("#tab-commands")
+        await page.click('#commands button[data-say="ready"]')
+        await _until(
+            page, f"window.wavepick.lastPrompt.id !== {first}", "the first pick", headset.console
+        )
+        assert await page.locator("#shelf-panel").is_hidden()  # no call, no camera
+        await page.click('#commands button[data-say="call_supervisor"]')
+        opened = await _next_event(events, "room_opened")
+        await events.close()
+        room = opened["room"]
+        joining = await asyncio.to_thread(_ticket, server.url, manager)
+        peer = RoomClient(
+            f"{ws_url}/ws/rooms/{room}?ticket={joining}",
+            display_name="Manager",
+            tracks=[ToneTrack(440.0)],
+        )
+        try:
+            (on_headset,) = (await peer.join())["participants"]
+            await _until(
+                page, f"window.wavepick.call === {room}", "the call on the headset", headset.console
+            )
+            assert await page.text_content("#shelf-button") == "Show the shelf"
+
+            # The shelf: the back camera joins the call, with no sound of its own.
+            await page.click("#shelf-button")
+            shelf = page.frame_locator("#shelf-frame")
+            assert await shelf.locator("body").get_attribute("data-mode") == "shelf"
+            (framed,) = [fr for fr in page.frames if "shelf=1" in fr.url]
+            await _until(
+                framed,
+                "window.wavepickCall.state === 'joined'",
+                "the shelf joined",
+                headset.console,
+            )
+            await peer.until(lambda: len(peer.participants) == 2, WITHIN)
+            (camera,) = [p for p in peer.participants.values() if p["id"] != on_headset["id"]]
+            assert (camera["user"], camera["display_name"]) == ("picker", "picker · shelf camera")
+            await peer.until(lambda: peer.received[(camera["id"], "video")] >= 10, WITHIN)
+            picture = peer.last_frame(camera["id"], "video")
+            assert picture is not None and picture.width >= 320, picture
+            shown = await framed.evaluate("JSON.parse(JSON.stringify(window.wavepickCall))")
+            assert (shown["facingMode"], shown["packetsSent"]["audio"]) == ("environment", 0)
+            assert peer.received[(camera["id"], "audio")] == 0
+            # the manager is seen there, and heard on the headset only
+            await _until(
+                framed,
+                "window.wavepickCall.remoteTracks.audio >= 1",
+                "the manager",
+                headset.console,
+            )
+            assert await framed.eval_on_selector_all(
+                "#grid video", "videos => videos.length > 0 && videos.every((v) => v.muted)"
+            )
+            assert await page.get_attribute("#shelf-button", "aria-pressed") == "true"
+            assert await page.text_content("#shelf-button") == "Stop the camera"
+
+            # Stopped: the camera leaves, the headset stays in the call.
+            await page.click("#shelf-button")
+            await peer.until(lambda: camera["id"] not in peer.participants, WITHIN)
+            assert on_headset["id"] in peer.participants
+            assert await page.evaluate("window.wavepick.call") == room
+            assert await page.locator("#shelf-frame").is_hidden()
+
+            # Shown again, then the call ends: the camera goes with it.
+            await page.click("#shelf-button")
+            await peer.until(lambda: len(peer.participants) == 2, WITHIN)
+            await peer.leave()
+            await _until(page, "window.wavepick.call === null", "the call ended", headset.console)
+            assert await page.locator("#shelf-panel").is_hidden()
+            assert await page.evaluate("window.wavepick.shelf") is None
+        finally:
+            await peer.close()
+        assert headset.page_errors == []
+
+
+async def _next_event(events: Any, kind: str) -> dict[str, Any]:
+    async with asyncio.timeout(WITHIN):
+        while True:
+            frame: dict[str, Any] = json.loads(await events.recv())
+            if frame["type"] == kind:
+                return frame

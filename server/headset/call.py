@@ -4,7 +4,8 @@ headset's microphone into it and mixes what the others say back to the headset.
 
 The call is waited for in the background while the picker goes on working; it takes over
 the headset's audio when someone else joins (`on_started`) and gives it back when they
-have all left or the room is closed (`on_ended`).
+have all left or the room is closed (`on_ended`). The picker's own shelf camera (the call
+page framed by the headset page) is in the call with them, not someone to talk to.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class HeadsetCall:
         wait_for_others_s: float = WAIT_FOR_OTHERS_S,
     ) -> None:
         self.room_id = room_id
+        self.member = member
         self.microphone = PcmTrack(sample_rate)
         self.mixer = PcmMixer(sample_rate)
         self.signaling = LoopbackSignaling(hub.room(str(room_id)), member)
@@ -111,8 +113,12 @@ class HeadsetCall:
                     await self.on_ended(self)
 
     def _anyone_else(self) -> bool:
-        """Whether a person is in the call with the picker (a recorder is not one)."""
-        return any(p.get("role") != RECORDER_ROLE for p in self.client.participants.values())
+        """Whether a person is in the call with the picker (neither a recorder nor the
+        picker's own shelf camera is one)."""
+        return any(
+            p.get("role") != RECORDER_ROLE and p.get("user") != self.member.user
+            for p in self.client.participants.values()
+        )
 
     def _heard(self, participant: str, kind: str, frame: Frame) -> None:
         if kind == "audio" and isinstance(frame, AudioFrame):
