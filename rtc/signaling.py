@@ -40,6 +40,7 @@ NOT_FOUND = 4404
 MEDIA_LOST = 4408
 ROOM_FULL = 4429
 NORMAL = 1000
+TRY_AGAIN_LATER = 1013  # the process that hosts the room could not be reached
 
 _REMOVAL_CLOSE_CODES = {"room_closed": NOT_FOUND}
 
@@ -163,10 +164,17 @@ class RoomSession:
         self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(OUTBOX_FRAMES)
         self._writer = asyncio.create_task(self._write(), name=f"room-out-{member.user}")
         self._over = False
+        self._channel_closed = asyncio.Event()
 
     @property
     def over(self) -> bool:
         return self._over
+
+    async def channel_closed(self) -> None:
+        """Wait until the session, ending from its side, has closed the channel: a socket
+        handler that stops reading must not drop the connection before the close code
+        and the last frames are out."""
+        await self._channel_closed.wait()
 
     # ---- from the client ----
 
@@ -276,9 +284,12 @@ class RoomSession:
             await self.room.leave(participant.id)
 
     async def _leave_and_close(self, close_code: int, reason: str) -> None:
-        await self._leave()
-        with contextlib.suppress(Exception):  # the channel may be gone already
-            await self.channel.close(close_code, reason)
+        try:
+            await self._leave()
+            with contextlib.suppress(Exception):  # the channel may be gone already
+                await self.channel.close(close_code, reason)
+        finally:
+            self._channel_closed.set()
 
     async def _write(self) -> None:
         while (frame := await self._outbox.get()) is not None:

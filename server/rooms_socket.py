@@ -97,14 +97,19 @@ async def room_socket(websocket: WebSocket, room_id: str) -> None:
         credentials_until=grant.expires_at,
     )
     async with registry.hold("room", grant, HeldSession(session)):
+        gone = False
         try:
             while not session.over:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
+                    gone = True
                     break
                 if message.get("text") is not None:
                     await session.handle_text(message["text"])
                 elif message.get("bytes") is not None:
                     await session.handle_binary()
         finally:
-            await session.disconnected()
+            if session.over and not gone:  # ended by the room: it closes the socket
+                await session.channel_closed()
+            else:
+                await session.disconnected()
