@@ -32,6 +32,8 @@ from server.idempotency import IdempotencyMiddleware, record_outcome
 from server.login import LoginGuard
 from server.problems import install_problem_handlers
 from server.requestlog import RequestLogMiddleware, scrub_server_logs
+from server.rooms_forwarding import rooms_client
+from server.rooms_forwarding import router as rooms_forwarding_router
 from server.rooms_socket import router as rooms_socket_router
 from server.securityheaders import SecurityHeadersMiddleware
 from server.services import users
@@ -64,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.sockets.close_all()
         await app.state.recordings.stop_all()
         await app.state.rooms.close_all()
+        if app.state.rooms_http is not None:
+            await app.state.rooms_http.aclose()
         await app.state.headset_leases.stop()
         if redis is not None:
             await redis.aclose()
@@ -102,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_participants=settings.room_max_participants,
         )
     )
+    app.state.rooms_http = rooms_client(settings)  # rooms hosted by another process
     app.state.recordings = CallRecordings(
         app.state.db, settings.recordings_path, settings.recording_days
     )
@@ -124,6 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.headset_snapshots = MemorySnapshots(snapshot_ttl)
         app.state.headset_leases = LocalLeases()
     install_problem_handlers(app)
+    if settings.rooms_url is not None:  # matched before the rooms' own routes
+        app.include_router(rooms_forwarding_router)
     app.include_router(api_router)
     app.include_router(headset_router)
     app.include_router(rooms_socket_router)

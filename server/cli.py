@@ -163,7 +163,13 @@ def serve(
         configure_logging(settings.log_level)
         if settings.speech_workers is None:  # the cores shared out, not N times all of them
             os.environ["WAVEPICK_SPEECH_WORKERS"] = str(max(1, default_processes() // workers))
-        AppProcesses(functools.partial(_serve_one, options), workers, host, port).run()
+        AppProcesses(
+            functools.partial(_serve_one, options),
+            workers,
+            host,
+            port,
+            host_rooms=settings.rooms_url is None,
+        ).run()
 
 
 @db_app.command("upgrade")

@@ -164,6 +164,15 @@ class Settings(BaseSettings):
         description="Headsets may send and receive their audio over WebRTC (rtc_offer on "
         "/ws/headset); off, they are told so and use binary socket frames.",
     )
+    rooms_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/\s?#]+$",
+        description="The WavePick process that hosts video calls, when it is not this one "
+        "(http://host:port): this process forwards /api/v1/rooms and /ws/rooms to it and "
+        "joins its headsets' calls there. It shares this one's database and "
+        "WAVEPICK_SECRET_KEY. `wavepick serve --workers N` sets it for all but its first "
+        "process.",
+    )
     speech_workers: int | None = Field(
         None,
         ge=0,
@@ -276,6 +285,13 @@ class Settings(BaseSettings):
             turn_ttl=dt.timedelta(seconds=self.turn_ttl_seconds),
             relay_only=self.rtc_relay_only,
         )
+
+    @property
+    def rooms_socket_url(self) -> str | None:
+        """`rooms_url` for WebSockets (ws://host:port), if rooms are hosted elsewhere."""
+        if self.rooms_url is None:
+            return None
+        return "ws" + self.rooms_url.removeprefix("http")
 
     @property
     def is_production(self) -> bool:

@@ -3,7 +3,11 @@
 The parent binds the socket once, then starts N processes (spawned: each builds its own
 app from the same environment, as a fresh `wavepick serve` would) that accept on it; the
 kernel spreads connections among them. A process that dies (a crash, the OOM killer,
-`kill -9`) is logged and replaced; its headsets reconnect to the others meanwhile. SIGTERM
+`kill -9`) is logged and replaced; its headsets reconnect to the others meanwhile.
+
+Video calls are hosted by the first process (its room forwards a call's media), which also
+listens on a port of its own on 127.0.0.1; the others are told it (`WAVEPICK_ROOMS_URL`)
+and forward the rooms' requests and sockets there (`server.rooms_forwarding`). SIGTERM
 or SIGINT stops them all: each ends its open sockets the way `wavepick serve` does (an
 `error` frame, then 1001) and the parent waits for them.
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import threading
@@ -36,20 +41,32 @@ QUICK_EXIT_S = 2.0  # a worker that dies sooner than this after starting is rest
 class AppProcesses:
     """`target(sockets=[listening socket])` in `count` processes, until SIGTERM/SIGINT."""
 
-    def __init__(self, target: Callable[..., None], count: int, host: str, port: int) -> None:
+    def __init__(
+        self,
+        target: Callable[..., None],
+        count: int,
+        host: str,
+        port: int,
+        *,
+        host_rooms: bool = True,
+    ) -> None:
+        """`host_rooms`: the first process hosts the video calls (False: they are hosted
+        elsewhere, at the `WAVEPICK_ROOMS_URL` every process is given)."""
         self.target = target
         self.count = count
         self.host = host
         self.port = port
+        self.host_rooms = host_rooms
         self._stop = threading.Event()
         self._context = multiprocessing.get_context("spawn")
 
     def run(self) -> None:
         listening = uvicorn.Config("server.app:create_app", host=self.host, port=self.port)
         sock = listening.bind_socket()
+        rooms = _loopback_socket() if self.host_rooms else None
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._on_signal)
-        started: list[tuple[BaseProcess, float]] = [self._start(n, sock) for n in range(self.count)]
+        started = [self._start(n, sock, rooms) for n in range(self.count)]
         try:
             while not self._stop.wait(0.5):
                 for n, (process, at) in enumerate(started):
@@ -63,14 +80,23 @@ class AppProcesses:
                     )
                     if time.monotonic() - at < QUICK_EXIT_S and self._stop.wait(QUICK_EXIT_S):
                         break
-                    started[n] = self._start(n, sock)
+                    started[n] = self._start(n, sock, rooms)
         finally:
             self._stop_all([process for process, _ in started])
             sock.close()
+            if rooms is not None:
+                rooms.close()
 
-    def _start(self, n: int, sock: socket.socket) -> tuple[BaseProcess, float]:
+    def _start(
+        self, n: int, sock: socket.socket, rooms: socket.socket | None
+    ) -> tuple[BaseProcess, float]:
+        sockets, env = [sock], {}
+        if rooms is not None and n == 0:
+            sockets.append(rooms)
+        elif rooms is not None:
+            env["WAVEPICK_ROOMS_URL"] = f"http://127.0.0.1:{rooms.getsockname()[1]}"
         process = self._context.Process(
-            target=_child, args=(self.target, sock), name=f"wavepick-worker-{n}"
+            target=_child, args=(self.target, sockets, env), name=f"wavepick-worker-{n}"
         )
         process.start()
         log.info("worker %d started (pid %s)", n, process.pid)
@@ -92,7 +118,17 @@ class AppProcesses:
                 process.join()
 
 
-def _child(target: Callable[..., None], sock: socket.socket) -> None:
+def _child(target: Callable[..., None], sockets: list[socket.socket], env: dict[str, str]) -> None:
     """One app process: it ends with the parent, even when the parent is killed outright."""
     end_with_parent()
-    target(sockets=[sock])
+    os.environ.update(env)
+    target(sockets=sockets)
+
+
+def _loopback_socket() -> socket.socket:
+    """A listening socket on 127.0.0.1 at a free port: the rooms process's own."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.set_inheritable(True)
+    return sock

@@ -199,7 +199,7 @@ async def bridged(tmp_path: Path) -> dict[str, Any]:
     from rtc.loopback import LoopbackSignaling
     from rtc.recorder import RoomRecorder
     from rtc.room import Member
-    from server.headset.call import HeadsetCall
+    from server.headset.call import HeadsetCall, HereCalls
 
     hub = RoomHub()
     seen: list[str] = []
@@ -215,14 +215,14 @@ async def bridged(tmp_path: Path) -> dict[str, Any]:
 
     picker = Member("picker", "Picker", "picker")
     alone = HeadsetCall(
-        hub, 1, picker, RATE, on_started=started, on_ended=ended, wait_for_others_s=1
+        HereCalls(hub, picker), 1, RATE, on_started=started, on_ended=ended, wait_for_others_s=1
     )
     over = asyncio.Event()
     alone.when_over(over.set)
     await asyncio.wait_for(over.wait(), 10)
     nobody_came = list(seen)
 
-    call = HeadsetCall(hub, 2, picker, RATE, on_started=started, on_ended=ended)
+    call = HeadsetCall(HereCalls(hub, picker), 2, RATE, on_started=started, on_ended=ended)
     filed: list[Any] = []
 
     async def file(tracks: list[Any]) -> None:

@@ -36,6 +36,7 @@ import redis.asyncio as aioredis
 import websockets
 from sqlalchemy import select
 
+from rtc.client import RoomClient
 from server.db import make_engine, make_session_factory, transaction
 from server.headset.client import HeadsetClient
 from server.headset.leases import BUSY, LeaseRefused, RedisLeases
@@ -530,7 +531,27 @@ def test_workers_serve_headsets_and_stop_cleanly(
                 await client.close()
                 assert len(log.acknowledged) == 3
 
+        async def call(socket: str, tickets: list[str]) -> None:
+            """Whichever process each socket reaches, all are in the one call."""
+            joined = [RoomClient(f"{socket}?ticket={ticket}") for ticket in tickets]
+            try:
+                for n, client in enumerate(joined):
+                    assert len((await client.join())["participants"]) == n
+            finally:
+                for client in joined:
+                    await client.close()
+
         asyncio.run(pick())
+        with httpx.Client(base_url=base, timeout=30) as http:
+            room = http.post(
+                "/api/v1/rooms", json={"warehouse": "LAX"}, headers=auth(http, "manager")
+            )
+            assert room.status_code == 201, room.text
+            tickets = [
+                http.post("/api/v1/auth/ticket", headers=auth(http, who)).json()["ticket"]
+                for who in ("manager", "supervisor", "admin", "supervisor")
+            ]
+        asyncio.run(call(f"{base.replace('http', 'ws')}/ws/rooms/{room.json()['id']}", tickets))
     finally:
         served.send_signal(signal.SIGTERM)
         code = served.wait(timeout=30)

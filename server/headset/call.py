@@ -6,6 +6,10 @@ The call is waited for in the background while the picker goes on working; it ta
 the headset's audio when someone else joins (`on_started`) and gives it back when they
 have all left or the room is closed (`on_ended`). The picker's own shelf camera (the call
 page framed by the headset page) is in the call with them, not someone to talk to.
+
+Where the call is depends on where rooms are hosted: in this process (`HereCalls`, over
+in-process signaling), or in the process `WAVEPICK_ROOMS_URL` names (`ForwardedCalls`,
+over its `/ws/rooms` as any client, with a token of the picker's).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 from av import AudioFrame
@@ -32,12 +38,56 @@ WAIT_FOR_OTHERS_S = 30 * 60  # a call nobody joins is given up (the exception st
 CALL_LIMIT_S = 4 * 3600
 
 
+class CallJoiner(Protocol):
+    """How a picker's headset joins the calls of its rooms."""
+
+    @property
+    def member(self) -> Member:
+        """Who the headset is in its calls."""
+        ...
+
+    def client(self, room_id: int, **options: Any) -> RoomClient:
+        """A client of room `room_id` as `member`, not yet joined."""
+        ...
+
+
+@dataclass(frozen=True)
+class HereCalls:
+    """Calls hosted by this process: joined over in-process signaling."""
+
+    hub: RoomHub
+    member: Member
+
+    def client(self, room_id: int, **options: Any) -> RoomClient:
+        signaling = LoopbackSignaling(self.hub.room(str(room_id)), self.member)
+        return RoomClient(
+            url="", display_name=self.member.display_name, connection=signaling, **options
+        )
+
+
+@dataclass(frozen=True)
+class ForwardedCalls:
+    """Calls hosted by another process: joined over its `/ws/rooms` (`url`: ws://host:port)
+    with the picker's `bearer` token, as a browser would."""
+
+    url: str
+    member: Member
+    bearer: str
+
+    def client(self, room_id: int, **options: Any) -> RoomClient:
+        return RoomClient(
+            url=f"{self.url}/ws/rooms/{room_id}",
+            headers={"Authorization": f"Bearer {self.bearer}"},
+            display_name=self.member.display_name,
+            **options,
+        )
+
+
 class HeadsetCall:
     def __init__(
         self,
-        hub: RoomHub,
+        calls: CallJoiner,
         room_id: int,
-        member: Member,
         sample_rate: int,
         *,
         on_started: Callable[[HeadsetCall], Awaitable[None]],
@@ -45,17 +95,10 @@ class HeadsetCall:
         wait_for_others_s: float = WAIT_FOR_OTHERS_S,
     ) -> None:
         self.room_id = room_id
-        self.member = member
+        self.member = calls.member
         self.microphone = PcmTrack(sample_rate)
         self.mixer = PcmMixer(sample_rate)
-        self.signaling = LoopbackSignaling(hub.room(str(room_id)), member)
-        self.client = RoomClient(
-            url="",
-            display_name=member.display_name,
-            tracks=[self.microphone],
-            on_frame=self._heard,
-            connection=self.signaling,
-        )
+        self.client = calls.client(room_id, tracks=[self.microphone], on_frame=self._heard)
         self.on_started = on_started
         self.on_ended = on_ended
         self.wait_for_others_s = wait_for_others_s

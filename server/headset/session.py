@@ -17,9 +17,7 @@ import numpy as np
 from aiortc import RTCConfiguration
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from rtc.hub import RoomHub
-from rtc.room import Member
-from server.headset.call import HeadsetCall
+from server.headset.call import CallJoiner, HeadsetCall
 from server.headset.conversation import Answered, Busy, Conversation, Event
 from server.headset.peer import HeadsetPeer, OfferRefused
 from server.headset.protocol import (
@@ -75,13 +73,11 @@ class HeadsetSession:
         snapshots: SnapshotStore,
         rtc: RTCConfiguration | None = None,
         on_answer: Callable[[Answered], None] | None = None,
-        calls: RoomHub | None = None,
-        member: Member | None = None,
+        calls: CallJoiner | None = None,
     ) -> None:
         """`rtc`: how to set up WebRTC audio for headsets that offer it (ICE servers);
         None answers their offers with an `rtc_unavailable` error. `on_answer`: see
-        `Conversation`. `calls`: the rooms a call the picker asks for is joined in, as
-        `member`."""
+        `Conversation`. `calls`: how a call the picker asks for is joined."""
         self.websocket = websocket
         self.operator = operator
         self.speech = speech
@@ -102,7 +98,6 @@ class HeadsetSession:
         self._closing = False
         self.ended = False  # ended from outside (`end`), not by the headset
         self.calls = calls
-        self.member = member or Member(operator, operator, "picker")
         self.call: HeadsetCall | None = None
 
     async def run(self) -> None:
@@ -177,7 +172,6 @@ class HeadsetSession:
         call = self.call = HeadsetCall(
             self.calls,
             room_id,
-            self.member,
             self.conversation.sample_rate,
             on_started=self._call_started,
             on_ended=self._call_ended,
