@@ -120,6 +120,7 @@ class Endpointer:
         whole_ms = self.settings.whole_end_ms or pause_ms or 0
         self._whole_frames = max(1, whole_ms // self.settings.frame_ms)
         self._ending_pause: int | None = None  # found whole: ends when the quiet is long enough
+        self._ending_frames = self._whole_frames
 
     @property
     def in_speech(self) -> bool:
@@ -132,16 +133,17 @@ class Endpointer:
             return None
         return self._pauses if self._silent_run >= self._pause_frames else None
 
-    def end_after_pause(self, pause: int) -> SpeechEnded | None:
+    def end_after_pause(self, pause: int, quiet_ms: int | None = None) -> SpeechEnded | None:
         """The utterance up to pause number `pause` is a whole answer: end it once the
-        speaker has been quiet for `whole_end_ms`. Returns the end when that is now; None
-        when it comes later (from `feed`), or never because the speaker went on or the
-        utterance already ended."""
+        speaker has been quiet for `quiet_ms` (default `whole_end_ms`). Returns the end
+        when that is now; None when it comes later (from `feed`), or never because the
+        speaker went on or the utterance already ended."""
         if self.pause != pause:
             return None
-        if self._silent_run >= self._whole_frames:
+        frames = self._whole_frames if quiet_ms is None else quiet_ms // self.settings.frame_ms
+        if self._silent_run >= frames:
             return self._finish()
-        self._ending_pause = pause
+        self._ending_pause, self._ending_frames = pause, max(1, frames)
         return None
 
     def feed(self, pcm: bytes | np.ndarray) -> list[Event]:
@@ -218,7 +220,7 @@ class Endpointer:
         if self._silent_run * s.frame_ms >= s.end_silence_ms or too_long:
             return self._finish()
         ending = self._ending_pause is not None and self._ending_pause == self.pause
-        if ending and self._silent_run >= self._whole_frames:
+        if ending and self._silent_run >= self._ending_frames:
             return self._finish()
         if self._silent_run == self._pause_frames:
             self._pauses += 1

@@ -5,18 +5,19 @@ headset socket (`session.py`) and its WebRTC audio (`peer.py`) carry it.
 
 Speech is endpointed as it streams in. At each pause the utterance so far is read against
 the grammar of the dialog state it answers; when that is a whole answer (a command, or as
-many digits as the line expects) it ends there, and otherwise the picker has up to 700 ms
-more to go on ("five ... seven" stays one answer). An utterance belongs to the prompt it
-was spoken to: if the dialog has moved on by the time it is handled (a second half of an
-answer that was already taken), it is dropped, never read against the next state's
-grammar; one still being said when the dialog moves on ends at its first pause, so the
-answer said again after the new prompt is heard on its own. One exception: an answer
-that ended at a pause and was refused without the dialog moving on (four digits heard
-in "zero zero nine" while the "seven" was still coming) is joined by speech that starts
-within 400 ms of its end, and the two are heard as one answer. Typed answers take the
-same path from there. Prompt audio is paced at speaking speed so that the picker talking
-over it (barge-in) stops the rest. Blocking work (recognition, synthesis, the dialog's
-database calls) runs in worker threads; the queue of answers is bounded.
+many digits as the line expects) it ends there (after 160 ms of quiet; 480 ms when the
+reading is unsure), and otherwise the picker has up to 700 ms more to go on ("five ...
+seven" stays one answer). An utterance belongs to the prompt it was spoken to: if the
+dialog has moved on by the time it is handled (a second half of an answer that was already
+taken), it is dropped, never read against the next state's grammar; one still being said
+when the dialog moves on ends at its first pause, so the answer said again after the new
+prompt is heard on its own. One exception: an answer that ended at a pause and was refused
+without the dialog moving on (four digits heard in "zero zero nine" while the "seven" was
+still coming) is joined by speech that starts within 400 ms of its end, and the two are
+heard as one answer. Typed answers take the same path from there. Prompt audio is paced at
+speaking speed so that the picker talking over it (barge-in) stops the rest. Blocking work
+(recognition, synthesis, the dialog's database calls) runs in worker threads; the queue of
+answers is bounded.
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ log = logging.getLogger(__name__)
 
 MAX_PENDING_ANSWERS = 8
 CONTINUATION_S = 0.4  # a pause this short inside an answer keeps it one answer
+# A whole reading at a pause ends the answer after the short silence only this sure: when
+# the engines agree on it (fused, 1 - (1 - p1)(1 - p2)). A single "four" read as "nine
+# four" (0.52) cut "four ... six" in two; an unsure one ends after a quiet longer than any
+# pause inside an answer (`CONTINUATION_S`), so the rest, if it is coming, still joins it.
+SURE_TO_END_AT_PAUSE = 0.9
+UNSURE_END_MS = 480
 
 
 # -- what the conversation tells the headset ---------------------------------------------
@@ -327,7 +334,8 @@ class Conversation:
         reading, whole = read
         self._readings[paused.pause] = (reading, refusal is not None)
         if whole:
-            ended = endpointer.end_after_pause(paused.pause)
+            sure = reading.confidence >= SURE_TO_END_AT_PAUSE
+            ended = endpointer.end_after_pause(paused.pause, None if sure else UNSURE_END_MS)
             if ended is not None:
                 try:
                     await self._end_utterance(ended)
@@ -341,8 +349,9 @@ class Conversation:
         (`Grammar.listening`): a partial answer is never forced into a whole one, nor
         digits into a word. Digits as many as the line expects are then read as the answer
         they seem to be (`Dialog.answer_grammar`). Only a reading that is taken ends the
-        answer: an unsure "help", or a digit too many read into a lone "two", cut answers
-        in half; the dialog judges what was heard.
+        answer (and an unsure one later: `SURE_TO_END_AT_PAUSE`): an unsure "help", or a
+        digit too many read into a lone "two", cut answers in half; the dialog judges what
+        was heard.
 
         None when the reading is no longer `wanted` as it is about to run or while it runs
         (either pass; it is stopped before its next engine): a read at a pause the picker

@@ -152,6 +152,25 @@ def test_a_whole_answer_found_early_in_its_pause_ends_when_the_pause_is_long_eno
     raise AssertionError("the whole answer never ended")
 
 
+def test_an_unsure_whole_answer_waits_longer_for_the_rest(fsdd: Path) -> None:
+    """Ended after 480 ms of quiet, not 160: "four ... six" with 300 ms between, "four"
+    read (wrongly) as two digits at its pause, stays one answer."""
+    four, six = (load(fsdd / f"{d}_jackson_26.wav", RATE) for d in "46")
+    frame = RATE // 50
+    for quiet_ms, expected in ((None, 2), (480, 1)):
+        endpointer = Endpointer(RATE, LIVE_ANSWERS)
+        audio = np.concatenate([silence(0.3), four, silence(0.3), six, silence(1.0)])
+        ended = []
+        for i in range(0, len(audio), frame):
+            for event in endpointer.feed(audio[i : i + frame]):
+                if isinstance(event, SpeechPaused) and event.pause == 1:
+                    assert endpointer.end_after_pause(event.pause, quiet_ms) is None
+                elif isinstance(event, SpeechEnded):
+                    ended.append(event)
+        assert len(ended) == expected, quiet_ms
+    assert len(ended[0].audio) >= len(four) + len(six)
+
+
 def test_speech_after_a_whole_reading_keeps_the_answer_open(fsdd: Path) -> None:
     endpointer = Endpointer(RATE, LIVE_ANSWERS)
     five, seven = (load(fsdd / f"{d}_george_9.wav", RATE) for d in "57")
