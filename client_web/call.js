@@ -146,7 +146,7 @@ let locale = pickLocale();
 let roomId = params.get("room");
 let exception = null; // the room's exception, when it has one and we may read it
 let local = null; // MediaStream of the camera and microphone
-let call = null; // {ws, pc, senders: {audio, video}, makingOffer, stats, refusal, leaving}
+let call = null; // {ws, pc, senders: {audio, video}, stats, refusal, leaving, inbox}
 const people = new Map(); // participant id -> {display_name, muted, tile, video, stream}
 
 /* ---------- language ---------- */
@@ -495,7 +495,7 @@ async function join() {
   hook.room = roomId;
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(`${scheme}//${location.host}/ws/rooms/${roomId}?ticket=${encodeURIComponent(ticket)}`);
-  const link = {ws, pc: null, senders: {audio: null, video: null}, makingOffer: false,
+  const link = {ws, pc: null, senders: {audio: null, video: null},
     stats: null, refusal: null, leaving: false, inbox: Promise.resolve()};
   call = link;
   ws.onopen = () => {
@@ -672,19 +672,13 @@ function renumberSection(section) {
   return out.join("\r\n");
 }
 
+/* Offers are made and answered between two frames (`link.inbox`): never while another
+ * description is being set. */
 async function offer(link) {
   const pc = link.pc;
-  try {
-    link.makingOffer = true;
-    const description = await pc.createOffer();
-    await pc.setLocalDescription({type: "offer", sdp: inServerNumbers(description.sdp)});
-    send({type: "offer", sdp: pc.localDescription.sdp});
-  } catch (err) {
-    // the server's offer came while ours was being made: ours follows the answer
-    if (pc.signalingState === "stable") throw err;
-  } finally {
-    link.makingOffer = false;
-  }
+  const description = await pc.createOffer();
+  await pc.setLocalDescription({type: "offer", sdp: inServerNumbers(description.sdp)});
+  send({type: "offer", sdp: pc.localDescription.sdp});
 }
 
 /* The server's offer: answered always (polite), rolling back an offer of ours; then our
@@ -692,7 +686,6 @@ async function offer(link) {
 async function answerOffer(link, sdp) {
   const pc = link.pc;
   if (!pc) return;
-  // an offer of ours still being made fails once this one is set (see offer())
   if (pc.signalingState === "have-local-offer") await pc.setLocalDescription({type: "rollback"});
   await pc.setRemoteDescription({type: "offer", sdp});
   await pc.setLocalDescription();
@@ -702,7 +695,7 @@ async function answerOffer(link, sdp) {
 
 /* Whether a track of ours has not been negotiated yet (its offer was rolled back). */
 function unnegotiated(link) {
-  return link.pc.signalingState === "stable" && !link.makingOffer
+  return link.pc.signalingState === "stable"
     && link.pc.getTransceivers().some((tr) => tr.sender.track && !tr.currentDirection);
 }
 

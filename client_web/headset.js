@@ -274,6 +274,7 @@
     inCall = null;
     hook.call = null;
     showShelf(false);
+    renderShelf();
     stopMic();
     if (player) player.stop();
     hook.connected = false;
@@ -398,6 +399,10 @@
     leaveRtc(rtc, false); // the server's side went with the socket
     hook.connected = false;
     hook.talking = false;
+    inCall = null; // the server hangs up a headset's call when its socket goes
+    hook.call = null;
+    showShelf(false);
+    renderShelf();
     if (event.code === 4401) {
       signOut(t("sessionExpired"));
       return;

@@ -32,7 +32,7 @@ from server.idempotency import IdempotencyMiddleware, record_outcome
 from server.login import LoginGuard
 from server.problems import install_problem_handlers
 from server.requestlog import RequestLogMiddleware, scrub_server_logs
-from server.rooms_forwarding import rooms_client
+from server.rooms_forwarding import forwarded, rooms_client
 from server.rooms_forwarding import router as rooms_forwarding_router
 from server.rooms_socket import router as rooms_socket_router
 from server.securityheaders import SecurityHeadersMiddleware
@@ -60,9 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             warm_up.start()
         await bus.start()
         await app.state.headset_leases.start()
-        expiry = asyncio.create_task(app.state.recordings.expire_hourly())
+        expiry = None
+        if settings.rooms_url is None:  # recordings are kept and expired where calls are held
+            expiry = asyncio.create_task(app.state.recordings.expire_hourly())
         yield
-        expiry.cancel()
+        if expiry is not None:
+            expiry.cancel()
         await app.state.sockets.close_all()
         await app.state.recordings.stop_all()
         await app.state.rooms.close_all()
@@ -150,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db=app.state.db,
         signing_key=lambda: settings.signing_key,
         claim_timeout=dt.timedelta(seconds=settings.idempotency_claim_seconds),
+        passes_on=forwarded if settings.rooms_url is not None else lambda path: False,
     )
     app.add_middleware(
         BodyLimitMiddleware,

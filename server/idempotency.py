@@ -122,14 +122,20 @@ class IdempotencyMiddleware:
         db: Database,
         signing_key: Callable[[], str],
         claim_timeout: dt.timedelta,
+        passes_on: Callable[[str], bool] = lambda path: False,
     ) -> None:
+        """`passes_on(path)`: requests another process carries out (and keeps the key
+        of), which go through here untouched."""
         self.app = app
         self.db = db
         self.signing_key = signing_key
         self.claim_timeout = claim_timeout
+        self.passes_on = passes_on
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in MUTATIONS:
+            return await self.app(scope, receive, send)
+        if self.passes_on(scope["path"]):
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         key = headers.get("idempotency-key")

@@ -39,7 +39,8 @@ QUICK_EXIT_S = 2.0  # a worker that dies sooner than this after starting is rest
 
 
 class AppProcesses:
-    """`target(sockets=[listening socket])` in `count` processes, until SIGTERM/SIGINT."""
+    """`target(sockets=[...])` in `count` processes, until SIGTERM/SIGINT: each on the
+    listening socket, the first also on a loopback socket of its own."""
 
     def __init__(
         self,
@@ -63,10 +64,10 @@ class AppProcesses:
     def run(self) -> None:
         listening = uvicorn.Config("server.app:create_app", host=self.host, port=self.port)
         sock = listening.bind_socket()
-        rooms = _loopback_socket() if self.host_rooms else None
+        own = _loopback_socket() if self.host_rooms else None  # the calls' process's own
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._on_signal)
-        started = [self._start(n, sock, rooms) for n in range(self.count)]
+        started = [self._start(n, sock, own) for n in range(self.count)]
         try:
             while not self._stop.wait(0.5):
                 for n, (process, at) in enumerate(started):
@@ -80,21 +81,23 @@ class AppProcesses:
                     )
                     if time.monotonic() - at < QUICK_EXIT_S and self._stop.wait(QUICK_EXIT_S):
                         break
-                    started[n] = self._start(n, sock, rooms)
+                    started[n] = self._start(n, sock, own)
         finally:
             self._stop_all([process for process, _ in started])
             sock.close()
-            if rooms is not None:
-                rooms.close()
+            if own is not None:
+                own.close()
 
     def _start(
-        self, n: int, sock: socket.socket, rooms: socket.socket | None
+        self, n: int, sock: socket.socket, own: socket.socket | None
     ) -> tuple[BaseProcess, float]:
+        """Start process `n` on `sock`; the first also on `own`, its own port, which the
+        others are told as where calls are hosted."""
         sockets, env = [sock], {}
-        if rooms is not None and n == 0:
-            sockets.append(rooms)
-        elif rooms is not None:
-            env["WAVEPICK_ROOMS_URL"] = f"http://127.0.0.1:{rooms.getsockname()[1]}"
+        if own is not None and n == 0:
+            sockets.append(own)
+        elif own is not None:
+            env["WAVEPICK_ROOMS_URL"] = f"http://127.0.0.1:{own.getsockname()[1]}"
         process = self._context.Process(
             target=_child, args=(self.target, sockets, env), name=f"wavepick-worker-{n}"
         )

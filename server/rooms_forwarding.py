@@ -9,8 +9,10 @@ and `/ws/rooms/{id}` (the signaling) to the one that hosts rooms, and
 the media then flows between the client and that process directly (its own ICE
 candidates). Nothing is checked here: the hosting process authenticates and admits, as if
 the client had come to it (the ticket is redeemed there, the bearer header passed on).
-The client's `Idempotency-Key` is kept by this process's own middleware, not passed on:
-the request is carried out once, there, and its answer kept here.
+The client's `Idempotency-Key` is passed on and kept there, not here
+(`IdempotencyMiddleware(passes_on=forwarded)`): the hosting process claims it in the
+transaction that carries the request out, so a retry after this process lost the answer
+still runs it once.
 """
 
 from __future__ import annotations
@@ -18,27 +20,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 import httpx
 import websockets
 from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import StreamingResponse
-from starlette.background import BackgroundTask
 from starlette.websockets import WebSocketState
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from rtc.signaling import TRY_AGAIN_LATER, error
 from server.config import Settings
-from server.problems import Problem
+from server.problems import NotFound, Problem
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 
-# Not passed on: hop-by-hop, recomputed, or kept by this process's own middleware.
-DROPPED_REQUEST = {"host", "connection", "content-length", "idempotency-key", "keep-alive"}
-DROPPED_RESPONSE = {"connection", "keep-alive", "transfer-encoding", "date", "server",
-                    "x-request-id"}  # fmt: skip
+# Not passed on: hop-by-hop (RFC 9110 7.6.1), recomputed, or set here.
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
+              "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}  # fmt: skip
+DROPPED_REQUEST = HOP_BY_HOP | {"content-length", "x-forwarded-for", "x-forwarded-proto"}
+DROPPED_RESPONSE = HOP_BY_HOP | {"date", "server", "x-request-id"}
+FORWARDED = ("/api/v1/rooms", "/api/v1/recordings")
 HTTP_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
 
@@ -58,13 +62,30 @@ def rooms_client(settings: Settings) -> httpx.AsyncClient | None:
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 
+def forwarded(path: str) -> bool:
+    """Whether requests for `path` are carried out by the process that hosts rooms."""
+    return path in FORWARDED or path.startswith(tuple(f"{p}/" for p in FORWARDED))
+
+
+def _dot_segments(request: Request | WebSocket) -> bool:
+    """Whether the path climbs out of where it was routed ("/rooms/../users"): httpx and
+    the other end would resolve it to another route."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    return any(part in (b".", b"..") or b"%2e" in part.lower() for part in raw.split(b"/"))
+
+
 @router.api_route("/api/v1/rooms", methods=METHODS)
 @router.api_route("/api/v1/rooms/{rest:path}", methods=METHODS)
 @router.api_route("/api/v1/recordings", methods=METHODS)
 @router.api_route("/api/v1/recordings/{rest:path}", methods=METHODS)
 async def forward_request(request: Request) -> StreamingResponse:
+    if _dot_segments(request):
+        raise NotFound("no such path")
     client: httpx.AsyncClient = request.app.state.rooms_http
-    headers = [(k, v) for k, v in request.headers.items() if k not in DROPPED_REQUEST]
+    named = {n.strip().lower() for n in request.headers.get("connection", "").split(",")}
+    raw = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.headers.raw]
+    headers = [(k, v) for k, v in raw if k not in DROPPED_REQUEST and k not in named]
+    headers.append(("x-forwarded-proto", request.url.scheme))
     if request.client is not None:
         headers.append(("x-forwarded-for", request.client.host))
     asked = client.build_request(
@@ -81,19 +102,27 @@ async def forward_request(request: Request) -> StreamingResponse:
         raise RoomsUnavailable(
             "the process that hosts video calls did not answer", headers={"Retry-After": "5"}
         ) from exc
-    kept = {k: v for k, v in answer.headers.items() if k not in DROPPED_RESPONSE}
-    return StreamingResponse(  # as it comes (a recording may be large), encoded as it was
-        answer.aiter_raw(),
-        status_code=answer.status_code,
-        headers=kept,
-        background=BackgroundTask(answer.aclose),
-    )
+    response = StreamingResponse(_body(answer), status_code=answer.status_code)
+    response.raw_headers = [
+        (k, v) for k, v in answer.headers.raw if k.decode("latin-1").lower() not in DROPPED_RESPONSE
+    ]
+    return response
+
+
+async def _body(answer: httpx.Response) -> AsyncIterator[bytes]:
+    """The answer's body as it comes (a recording may be large), encoded as it was."""
+    try:
+        async for chunk in answer.aiter_raw():
+            yield chunk
+    finally:
+        await answer.aclose()
 
 
 @router.websocket("/ws/rooms/{room_id}")
 async def forward_socket(websocket: WebSocket, room_id: str) -> None:
     settings: Settings = websocket.app.state.settings
-    target = f"{settings.rooms_socket_url}{websocket.url.path}"
+    raw_path = websocket.scope.get("raw_path") or websocket.url.path.encode()
+    target = f"{settings.rooms_socket_url}{raw_path.decode('latin-1')}"
     if websocket.url.query:
         target += f"?{websocket.url.query}"
     passed = {k: v for k, v in websocket.headers.items() if k == "authorization"}
@@ -113,8 +142,8 @@ async def forward_socket(websocket: WebSocket, room_id: str) -> None:
         )
         await websocket.close(TRY_AGAIN_LATER, "rooms_unavailable")
         return
-    await websocket.accept()
     async with upstream:
+        await websocket.accept()
         tasks = [
             asyncio.create_task(_client_to_rooms(websocket, upstream)),
             asyncio.create_task(_rooms_to_client(upstream, websocket)),
@@ -129,7 +158,9 @@ async def forward_socket(websocket: WebSocket, room_id: str) -> None:
                     await task
     if WebSocketState.CONNECTED == websocket.client_state == websocket.application_state:
         # the rooms' side ended it: its close code and reason, passed on
-        code = upstream.close_code if upstream.close_code not in (None, 1005, 1006) else 1011
+        code = upstream.close_code
+        if code is None or code in (1005, 1006):  # no code: the connection dropped
+            code = TRY_AGAIN_LATER
         with contextlib.suppress(Exception):
             await websocket.close(code, upstream.close_reason or "")
 
@@ -139,7 +170,8 @@ async def _client_to_rooms(websocket: WebSocket, upstream: websockets.ClientConn
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
-                await upstream.close(message.get("code") or 1000)
+                code = message.get("code") or 1000
+                await upstream.close(1000 if code in (1005, 1006) else code)
                 return
             if message.get("text") is not None:
                 await upstream.send(message["text"])

@@ -11,6 +11,7 @@ refusal is an `error` frame, then the close.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from fastapi import APIRouter, WebSocket
@@ -28,6 +29,8 @@ from server.sockets import Ending, SocketRegistry
 log = logging.getLogger(__name__)
 
 router = APIRouter()
+
+CLOSING_S = 5.0  # the longest a session ending from the room's side takes to close its socket
 
 
 class SocketChannel:
@@ -110,6 +113,10 @@ async def room_socket(websocket: WebSocket, room_id: str) -> None:
                     await session.handle_binary()
         finally:
             if session.over and not gone:  # ended by the room: it closes the socket
-                await session.channel_closed()
+                try:
+                    async with asyncio.timeout(CLOSING_S):
+                        await session.channel_closed()
+                except TimeoutError:
+                    await session.disconnected()
             else:
                 await session.disconnected()

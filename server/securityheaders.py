@@ -1,6 +1,6 @@
 """Security headers on every HTTP answer, pages and API alike: a Content-Security-Policy
-that lets pages load only from this server (framed by its own pages only: the headset page
-holds the call page for the shelf camera), `nosniff`, no referrer, and HSTS
+that lets pages load only from this server (never framed, but for the call page, which the
+headset page frames for the shelf camera), `nosniff`, no referrer, and HSTS
 when the request came over TLS (directly, or from a trusted reverse proxy that says so in
 `X-Forwarded-Proto`). A response that sets its own policy (the ReDoc page) keeps it."""
 
@@ -15,8 +15,10 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; "
     "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'self'; form-action 'self'"
+    "frame-ancestors 'none'; form-action 'self'"
 )
+
+FRAMED_BY_OWN_PAGES = frozenset({"/call.html"})
 
 
 class SecurityHeadersMiddleware:
@@ -32,9 +34,13 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+                framed = scope["path"] in FRAMED_BY_OWN_PAGES
+                policy = CONTENT_SECURITY_POLICY
+                if framed:
+                    policy = policy.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
+                headers.setdefault("Content-Security-Policy", policy)
                 headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+                headers.setdefault("X-Frame-Options", "SAMEORIGIN" if framed else "DENY")
                 headers.setdefault("Referrer-Policy", "no-referrer")
                 if over_tls and self.hsts:
                     headers.setdefault("Strict-Transport-Security", self.hsts)

@@ -201,5 +201,8 @@ def test_rooms_that_cannot_be_reached_are_said_to_be_unavailable(cut_off: TestCl
         with pytest.raises(WebSocketDisconnect) as closed:
             socket.receive_json()
     assert closed.value.code == 1013
+    # a path that climbs out of the rooms is not forwarded anywhere
+    manager = auth(cut_off, "manager")
+    assert cut_off.get("/api/v1/rooms/%2e%2e/users/me", headers=manager).status_code == 404
     # the rest of the API does not depend on it
     assert cut_off.get("/api/v1/users/me", headers=auth(cut_off, "manager")).status_code == 200

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -31,6 +32,10 @@ from rtc.loopback import LoopbackSignaling
 from rtc.pcm import PcmMixer, PcmTrack
 from rtc.recorder import RECORDER_ROLE
 from rtc.room import Member
+from server.config import Settings
+from server.security import issue_token
+from server.sockets import Grant
+from server.tables import User
 
 log = logging.getLogger(__name__)
 
@@ -166,3 +171,19 @@ class HeadsetCall:
     def _heard(self, participant: str, kind: str, frame: Frame) -> None:
         if kind == "audio" and isinstance(frame, AudioFrame):
             self.mixer.add(participant, frame)
+
+
+def call_joiner(settings: Settings, rooms: RoomHub, user: User, grant: Grant) -> CallJoiner:
+    """How this user's headset joins a call: in this process's rooms, or over the socket
+    of the process that hosts them, with a token that ends when the headset's grant does."""
+    member = Member(user.username, user.full_name or user.username, user.role)
+    if settings.rooms_socket_url is None:
+        return HereCalls(rooms, member)
+    bearer = issue_token(
+        user.username,
+        user.role,
+        key=settings.signing_key,
+        ttl=grant.expires_at - dt.datetime.now(dt.UTC),
+        version=grant.token_version,
+    )
+    return ForwardedCalls(settings.rooms_socket_url, member, bearer)

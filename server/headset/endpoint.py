@@ -12,25 +12,20 @@ warehouse."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 
 from aiortc import RTCConfiguration
 from fastapi import APIRouter, WebSocket
 
-from rtc.hub import RoomHub
-from rtc.room import Member
 from server.config import Settings
 from server.db import Database
 from server.deps import MAY_PICK, socket_user
-from server.headset.call import CallJoiner, ForwardedCalls, HereCalls
+from server.headset.call import call_joiner
 from server.headset.floor import FloorReport
 from server.headset.leases import LeaseRefused, OperatorLeases
 from server.headset.protocol import FORBIDDEN, UNAUTHORIZED, error
 from server.headset.session import HeadsetSession
 from server.headset.work import DatabasePickWork
-from server.security import issue_token
-from server.sockets import Grant, SocketRegistry
-from server.tables import User
+from server.sockets import SocketRegistry
 
 router = APIRouter()
 
@@ -86,19 +81,3 @@ async def headset(websocket: WebSocket) -> None:
     except LeaseRefused as refused:
         await session.end(refused.ending)
         await floor.close()
-
-
-def call_joiner(settings: Settings, rooms: RoomHub, user: User, grant: Grant) -> CallJoiner:
-    """How this user's headset joins a call: in this process's rooms, or over the socket
-    of the process that hosts them, with a token that ends when the headset's grant does."""
-    member = Member(user.username, user.full_name or user.username, user.role)
-    if settings.rooms_socket_url is None:
-        return HereCalls(rooms, member)
-    bearer = issue_token(
-        user.username,
-        user.role,
-        key=settings.signing_key,
-        ttl=grant.expires_at - dt.datetime.now(dt.UTC),
-        version=grant.token_version,
-    )
-    return ForwardedCalls(settings.rooms_socket_url, member, bearer)
