@@ -37,6 +37,7 @@ from av.frame import Frame
 from rtc import _aiortc
 
 FrameHandler = Callable[[str, str, Frame], None]
+CLOSE_WAIT_S = 5.0
 
 
 class RoomRefused(Exception):
@@ -215,6 +216,12 @@ class RoomClient:
         except websockets.ConnectionClosed:
             pass
         finally:
+            # a frame handled as the server closes (an answer sent, an offer set) can fail
+            # before the close frame is read: the close code comes once the closing is over
+            wait_closed = getattr(self._ws, "wait_closed", None)
+            if self._ws.close_code is None and wait_closed is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(wait_closed(), CLOSE_WAIT_S)
             self.close_code = self._ws.close_code or 1006
             self._changed.set()
 

@@ -147,6 +147,15 @@ def auth(client: TestClient | httpx.Client, username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(client, username)}"}
 
 
+def socket_ticket(url: str, headers: dict[str, str]) -> str:
+    """A one-use socket ticket from the server at `url`, for the bearer of `headers`."""
+    with httpx.Client(base_url=url, timeout=30) as http:
+        issued = http.post("/api/v1/auth/ticket", headers=headers)
+        assert issued.status_code == 200, issued.text
+        ticket: str = issued.json()["ticket"]
+        return ticket
+
+
 def make_warehouse(
     client: TestClient | httpx.Client,
     code: str = "LAX",

@@ -372,14 +372,6 @@ def test_a_picker_in_a_call_shows_the_shelf_from_the_headset_page(
     asyncio.run(_show_the_shelf(pick_server, microphone, manager))
 
 
-def _ticket(url: str, headers: dict[str, str]) -> str:
-    with httpx.Client(base_url=url, timeout=30) as http:
-        issued = http.post("/api/v1/auth/ticket", headers=headers)
-        assert issued.status_code == 200, issued.text
-        ticket: str = issued.json()["ticket"]
-        return ticket
-
-
 async def _until(frame: Any, condition: str, what: str, console: list[str]) -> None:
     """Wait until `condition` (JavaScript) holds in a page or frame; fail saying `what`,
     the pages' hooks and the last of the `console`."""
@@ -394,7 +386,7 @@ async def _until(frame: Any, condition: str, what: str, console: list[str]) -> N
 
 async def _show_the_shelf(server: ServerProcess, microphone: Path, manager: dict[str, str]) -> None:
     ws_url = server.url.replace("http", "ws", 1)
-    watching = await asyncio.to_thread(_ticket, server.url, manager)
+    watching = await asyncio.to_thread(f.socket_ticket, server.url, manager)
     events = await websockets.connect(f"{ws_url}/ws/events?ticket={watching}")
     async with call_page(server.url, microphone) as headset:
         page = headset.page
@@ -413,7 +405,7 @@ async def _show_the_shelf(server: ServerProcess, microphone: Path, manager: dict
         opened = await _next_event(events, "room_opened")
         await events.close()
         room = opened["room"]
-        joining = await asyncio.to_thread(_ticket, server.url, manager)
+        joining = await asyncio.to_thread(f.socket_ticket, server.url, manager)
         peer = RoomClient(
             f"{ws_url}/ws/rooms/{room}?ticket={joining}",
             display_name="Manager",

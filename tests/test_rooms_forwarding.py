@@ -24,7 +24,7 @@ from server.app import create_app
 from server.config import Settings
 from server.headset.client import HeadsetClient
 from tests.conftest import ServerProcess, free_port, make_settings
-from tests.factories import auth, pick_floor, seed_users
+from tests.factories import auth, pick_floor, seed_users, socket_ticket
 from tests.test_headset_call import (
     MANAGER_TONE,
     PICKER_TONE,
@@ -55,14 +55,6 @@ def two_processes(sqlite_url: str, tmp_path: Path) -> Iterator[tuple[ServerProce
             forwarding.stop()
     finally:
         hosting.stop()
-
-
-def ticket(url: str, headers: dict[str, str]) -> str:
-    with httpx.Client(base_url=url, timeout=30) as http:
-        issued = http.post("/api/v1/auth/ticket", headers=headers)
-        assert issued.status_code == 200, issued.text
-        found: str = issued.json()["ticket"]
-        return found
 
 
 def test_one_call_across_the_process_that_hosts_it_and_one_that_forwards(
@@ -109,7 +101,7 @@ async def across(
     supervisor: dict[str, str],
 ) -> dict[str, Any]:
     a, b = (p.url.replace("http", "ws", 1) for p in (hosting, forwarding))
-    watching = await asyncio.to_thread(ticket, forwarding.url, manager)
+    watching = await asyncio.to_thread(socket_ticket, forwarding.url, manager)
     events = await websockets.connect(f"{b}/ws/events?ticket={watching}")
     headset = HeadsetClient(f"{b}/ws/headset", picker["Authorization"].split()[1], ticket=True)
     await headset.connect()
@@ -122,13 +114,15 @@ async def across(
     room = opened["room"]
     seen: dict[str, Any] = {}
 
+    to_a = await asyncio.to_thread(socket_ticket, hosting.url, manager)
+    to_b = await asyncio.to_thread(socket_ticket, forwarding.url, supervisor)
     on_a = RoomClient(
-        f"{a}/ws/rooms/{room}?ticket={await asyncio.to_thread(ticket, hosting.url, manager)}",
+        f"{a}/ws/rooms/{room}?ticket={to_a}",
         display_name="Manager",
         tracks=[ToneTrack(MANAGER_TONE)],
     )
     through_b = RoomClient(
-        f"{b}/ws/rooms/{room}?ticket={await asyncio.to_thread(ticket, forwarding.url, supervisor)}",
+        f"{b}/ws/rooms/{room}?ticket={to_b}",
         display_name="Supervisor",
         tracks=[ToneTrack(SUPERVISOR_TONE)],
     )
