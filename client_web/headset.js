@@ -271,10 +271,7 @@
     clearTimeout(reconnectTimer);
     clearInterval(countdownTimer);
     sessionStorage.removeItem(TOKEN_KEY);
-    inCall = null;
-    hook.call = null;
-    showShelf(false);
-    renderShelf();
+    setCall(null);
     stopMic();
     if (player) player.stop();
     hook.connected = false;
@@ -399,10 +396,7 @@
     leaveRtc(rtc, false); // the server's side went with the socket
     hook.connected = false;
     hook.talking = false;
-    inCall = null; // the server hangs up a headset's call when its socket goes
-    hook.call = null;
-    showShelf(false);
-    renderShelf();
+    setCall(null); // the server hangs up a headset's call when its socket goes
     if (event.code === 4401) {
       signOut(t("sessionExpired"));
       return;
@@ -505,17 +499,22 @@
         else if (rtc && frame.state === "closed") leaveRtc(rtc, false);
         break;
       case "call": // a supervisor's call has the microphone and the speaker
-        inCall = frame.state === "started" ? frame.room : null;
-        hook.call = inCall;
+        setCall(frame.state === "started" ? frame.room : null);
         mutedPromptId = null;
         if (rtc && rtc.audio) rtc.audio.muted = false;
-        if (inCall === null) showShelf(false);
         renderConnection();
-        renderShelf();
         break;
       default:
         console.info("wavepick: ignoring frame type", frame.type);
     }
+  }
+
+  /* The room whose call has the headset now, or null; out of a call, no shelf camera. */
+  function setCall(room) {
+    inCall = room;
+    hook.call = room;
+    if (room === null) showShelf(false);
+    renderShelf();
   }
 
   /* The shelf camera: the call page in shelf mode, framed here so this page (its socket,

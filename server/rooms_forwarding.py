@@ -3,16 +3,15 @@ concerns them there.
 
 A call's media is forwarded by the process that holds its room, so every participant of
 one call must reach that one process. With several app processes on one port the kernel
-spreads connections among them; so all but one forward `/api/v1/rooms…` (who is in a
-call, closing it), `/api/v1/recordings…` (the calls' files are where they were recorded)
-and `/ws/rooms/{id}` (the signaling) to the one that hosts rooms, and
-the media then flows between the client and that process directly (its own ICE
-candidates). Nothing is checked here: the hosting process authenticates and admits, as if
-the client had come to it (the ticket is redeemed there, the bearer header passed on).
-The client's `Idempotency-Key` is passed on and kept there, not here
-(`IdempotencyMiddleware(passes_on=forwarded)`): the hosting process claims it in the
-transaction that carries the request out, so a retry after this process lost the answer
-still runs it once.
+spreads connections among them; so all but one forward `/api/v1/rooms…` (who is in a call,
+closing it), `/api/v1/recordings…` (the calls' files are where they were recorded) and
+`/ws/rooms/{id}` (the signaling) to the one that hosts rooms, and the media then flows
+between the client and that process directly (its own ICE candidates). Nothing is checked
+here: the hosting process authenticates and admits, as if the client had come to it (the
+ticket is redeemed there, the bearer header passed on). The client's `Idempotency-Key` is
+passed on and kept there, not here (`IdempotencyMiddleware(passes_on=forwarded)`): the
+hosting process claims it in the transaction that carries the request out, so a retry
+after this process lost the answer still runs it once.
 """
 
 from __future__ import annotations
@@ -43,6 +42,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticat
 DROPPED_REQUEST = HOP_BY_HOP | {"content-length", "x-forwarded-for", "x-forwarded-proto"}
 DROPPED_RESPONSE = HOP_BY_HOP | {"date", "server", "x-request-id"}
 FORWARDED = ("/api/v1/rooms", "/api/v1/recordings")
+FORWARDED_UNDER = tuple(f"{path}/" for path in FORWARDED)
 HTTP_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
 
@@ -64,10 +64,10 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 def forwarded(path: str) -> bool:
     """Whether requests for `path` are carried out by the process that hosts rooms."""
-    return path in FORWARDED or path.startswith(tuple(f"{p}/" for p in FORWARDED))
+    return path in FORWARDED or path.startswith(FORWARDED_UNDER)
 
 
-def _dot_segments(request: Request | WebSocket) -> bool:
+def _dot_segments(request: Request) -> bool:
     """Whether the path climbs out of where it was routed ("/rooms/../users"): httpx and
     the other end would resolve it to another route."""
     raw = request.scope.get("raw_path") or request.url.path.encode()

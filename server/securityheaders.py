@@ -19,6 +19,7 @@ CONTENT_SECURITY_POLICY = (
 )
 
 FRAMED_BY_OWN_PAGES = frozenset({"/call.html"})
+FRAMED_POLICY = CONTENT_SECURITY_POLICY.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
 
 
 class SecurityHeadersMiddleware:
@@ -35,9 +36,7 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 framed = scope["path"] in FRAMED_BY_OWN_PAGES
-                policy = CONTENT_SECURITY_POLICY
-                if framed:
-                    policy = policy.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
+                policy = FRAMED_POLICY if framed else CONTENT_SECURITY_POLICY
                 headers.setdefault("Content-Security-Policy", policy)
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("X-Frame-Options", "SAMEORIGIN" if framed else "DENY")

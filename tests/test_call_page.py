@@ -32,6 +32,7 @@ from server.tables import ExceptionKind, PickException
 from tests import factories as f
 from tests.browser import CHROMIUM, chromium_args, require_chromium
 from tests.conftest import ServerProcess, serving
+from tests.test_headset_call import next_event
 
 WITHIN = 30  # s: for media to flow on a loaded machine
 NOTE = "Carton crushed at A-01-02"
@@ -402,7 +403,7 @@ async def _show_the_shelf(server: ServerProcess, microphone: Path, manager: dict
         )
         assert await page.locator("#shelf-panel").is_hidden()  # no call, no camera
         await page.click('#commands button[data-say="call_supervisor"]')
-        opened = await _next_event(events, "room_opened")
+        opened = await next_event(events, "room_opened")
         await events.close()
         room = opened["room"]
         joining = await asyncio.to_thread(f.socket_ticket, server.url, manager)
@@ -468,11 +469,3 @@ async def _show_the_shelf(server: ServerProcess, microphone: Path, manager: dict
         finally:
             await peer.close()
         assert headset.page_errors == []
-
-
-async def _next_event(events: Any, kind: str) -> dict[str, Any]:
-    async with asyncio.timeout(WITHIN):
-        while True:
-            frame: dict[str, Any] = json.loads(await events.recv())
-            if frame["type"] == kind:
-                return frame
