@@ -180,6 +180,41 @@ def test_the_rest_of_an_answer_said_to_a_prompt_left_behind_ends_at_its_pause(
     assert len(first.audio) < len(rest) + len(quiet) < len(second.audio) < 2 * len(repeat)
 
 
+@pytest.mark.parametrize(
+    ("reading", "confidence", "ends_within_300_ms"),
+    [(("5", "7"), 0.52, True), (("9", "7"), 0.52, False), (("9", "7"), 0.95, True)],
+)
+def test_an_unsure_reading_ends_soon_only_when_it_is_the_answer_expected(
+    fsdd: Path, reading: tuple[str, ...], confidence: float, ends_within_300_ms: bool
+) -> None:
+    """Check digits "5 7" at a pause the engines are unsure of: the line's own check digits
+    end the answer after the short quiet, as a sure reading does; wrong ones wait longer,
+    in case they are the start of a longer answer misread."""
+    rate = 8000
+    digit = load(fsdd / "5_jackson_9.wav", rate)
+    dialog = PickDialog(warehouse())
+    dialog.start()
+    said(dialog, "ready")
+    heard = conversation(
+        Recogniser({"listening": (reading, confidence, True), "2": (reading, confidence, True)}),
+        dialog,
+    )
+    heard._endpointer = Endpointer(rate, LIVE_ANSWERS)
+    frame = rate // 50
+
+    async def say(samples: np.ndarray) -> None:
+        for start in range(0, len(samples), frame):
+            await heard.hear_audio(samples[start : start + frame].tobytes())
+            await asyncio.gather(*heard._background)  # each read done before the next frame
+
+    async def ended_after(quiet_s: float) -> int:
+        await say(np.concatenate([np.zeros(rate // 5, np.int16), digit]))
+        await say(np.zeros(int(rate * quiet_s), np.int16))
+        return heard.answers.qsize()
+
+    assert asyncio.run(ended_after(0.3)) == int(ends_within_300_ms)
+
+
 class Blocks(Speech):
     """Hears one digit per block of 800 samples: the digit the block's samples hold."""
 

@@ -6,18 +6,18 @@ headset socket (`session.py`) and its WebRTC audio (`peer.py`) carry it.
 Speech is endpointed as it streams in. At each pause the utterance so far is read against
 the grammar of the dialog state it answers; when that is a whole answer (a command, or as
 many digits as the line expects) it ends there (after 160 ms of quiet; 480 ms when the
-reading is unsure), and otherwise the picker has up to 700 ms more to go on ("five ...
-seven" stays one answer). An utterance belongs to the prompt it was spoken to: if the
-dialog has moved on by the time it is handled (a second half of an answer that was already
-taken), it is dropped, never read against the next state's grammar; one still being said
-when the dialog moves on ends at its first pause, so the answer said again after the new
-prompt is heard on its own. One exception: an answer that ended at a pause and was refused
-without the dialog moving on (four digits heard in "zero zero nine" while the "seven" was
-still coming) is joined by speech that starts within 400 ms of its end, and the two are
-heard as one answer. Typed answers take the same path from there. Prompt audio is paced at
-speaking speed so that the picker talking over it (barge-in) stops the rest. Blocking work
-(recognition, synthesis, the dialog's database calls) runs in worker threads; the queue of
-answers is bounded.
+reading is unsure and not the answer the line expects), and otherwise the picker has up to
+700 ms more to go on ("five ... seven" stays one answer). An utterance belongs to the
+prompt it was spoken to: if the dialog has moved on by the time it is handled (a second
+half of an answer that was already taken), it is dropped, never read against the next
+state's grammar; one still being said when the dialog moves on ends at its first pause, so
+the answer said again after the new prompt is heard on its own. One exception: an answer
+that ended at a pause and was refused without the dialog moving on (four digits heard in
+"zero zero nine" while the "seven" was still coming) is joined by speech that starts
+within 400 ms of its end, and the two are heard as one answer. Typed answers take the
+same path from there. Prompt audio is paced at speaking speed so that the picker talking
+over it (barge-in) stops the rest. Blocking work (recognition, synthesis, the dialog's
+database calls) runs in worker threads; the queue of answers is bounded.
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ log = logging.getLogger(__name__)
 MAX_PENDING_ANSWERS = 8
 CONTINUATION_S = 0.4  # a pause this short inside an answer keeps it one answer
 # A whole reading at a pause ends the answer after the short silence only this sure: when
-# the engines agree on it (fused, 1 - (1 - p1)(1 - p2)). A single "four" read as "nine
-# four" (0.52) cut "four ... six" in two; an unsure one ends after a quiet longer than any
-# pause inside an answer (`CONTINUATION_S`), so the rest, if it is coming, still joins it.
+# the engines agree on it (fused, 1 - (1 - p1)(1 - p2)), or when it is exactly the answer
+# the line expects (`Dialog.expects`). A single "four" read as "nine four" (0.52) cut
+# "four ... six" in two; an unsure one ends after a quiet longer than any pause inside an
+# answer (`CONTINUATION_S`), so the rest, if it is coming, still joins it.
 SURE_TO_END_AT_PAUSE = 0.9
 UNSURE_END_MS = 480
 
@@ -326,15 +327,20 @@ class Conversation:
         def paused_still() -> bool:
             return endpointer.pause == paused.pause
 
-        read = await run_sync(
-            self._read, dialog, audio, paused_still, limiter=self.speech.readers()
-        )
+        def read_and_weigh() -> tuple[Result, bool, bool] | None:
+            read = self._read(dialog, audio, paused_still)
+            if read is None:
+                return None
+            reading, whole = read
+            sure = reading.confidence >= SURE_TO_END_AT_PAUSE or dialog.expects(reading.tokens)
+            return reading, whole, sure
+
+        read = await run_sync(read_and_weigh, limiter=self.speech.readers())
         if read is None:
             return
-        reading, whole = read
+        reading, whole, sure = read
         self._readings[paused.pause] = (reading, refusal is not None)
         if whole:
-            sure = reading.confidence >= SURE_TO_END_AT_PAUSE
             ended = endpointer.end_after_pause(paused.pause, None if sure else UNSURE_END_MS)
             if ended is not None:
                 try:

@@ -1096,6 +1096,25 @@ def test_an_answer_is_whole_when_it_has_the_digits_the_line_expects() -> None:
     assert dialog.answer_grammar().max_digits == 4
 
 
+def test_the_dialog_knows_the_answer_it_expects_without_acting_on_it() -> None:
+    """The line's check digits at its location and its quantity at the quantity prompt,
+    nothing else (serials are the warehouse's to match); asking changes nothing."""
+    three = replace(cup(), check_digits="825")
+    work = Warehouse([(AssignmentInfo("7", 2), [three, phone()])], serials_at={5: list(PHONES)})
+    dialog = PickDialog(work)
+    dialog.start()
+    assert not dialog.expects(("ready",))
+    said(dialog, "ready")
+    assert dialog.expects(("8", "2", "5"))
+    assert not any(dialog.expects(t) for t in (("8", "2"), ("5", "2", "8"), ("skip_slot",)))
+    calls = list(work.calls)
+    assert not dialog.expects(("9", "9", "9")) and work.calls == calls
+    said(dialog, "eight two five")
+    assert dialog.expects(("1", "1")) and not dialog.expects(("8", "2", "5"))
+    said(dialog, "one one")
+    assert dialog.state.name == "location" and not dialog.expects(("1", "1"))
+
+
 def test_listening_hears_the_start_of_an_answer_and_digits_anywhere(work: Warehouse) -> None:
     dialog = PickDialog(work)
     dialog.start()

@@ -254,6 +254,13 @@ class Dialog:
                 return False
             return tokens[0] not in DIGITS or len(tokens) >= self.expected_digits()
 
+    def expects(self, tokens: tuple[str, ...]) -> bool:
+        """Whether `tokens` are the very answer the dialog is waiting for (workflows that
+        know it, such as a line's check digits, say so; others never do). Listening ends
+        such a reading after the short pause even when the engines are unsure of it: the
+        start of a longer answer misread is almost never exactly the right one."""
+        return False
+
     def expected_digits(self) -> int:
         """How many digits a whole answer in this state has (workflows that know the line
         in hand say exactly; this is the least the grammar takes)."""

@@ -397,6 +397,17 @@ class PickDialog(Dialog):
         }
         return lengths.get(state, super().expected_digits())
 
+    def expects(self, tokens: tuple[str, ...]) -> bool:
+        """The line's check digits at its location, its quantity at the quantity prompt."""
+        with self._lock:
+            task, state, said = self.task, self.state.name, "".join(tokens)
+            if task is None or not said.isdigit():
+                return False
+            return (state, said) in {
+                ("location", task.check_digits),
+                ("quantity", str(task.quantity)),
+            }
+
     def answer_grammar(self) -> Grammar:
         """Check digits, the quantity and serial digits are checked against the line, so
         they are read at the line's own length (4-digit serials: 70-80% of fsdd-dev's
