@@ -18,7 +18,6 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketState
 
 from rtc.hub import RoomHub
-from rtc.room import Member
 from rtc.signaling import FORBIDDEN, NOT_FOUND, PROTOCOL_ERROR, UNAUTHORIZED, RoomSession, error
 from server.db import Database
 from server.deps import socket_user
@@ -90,7 +89,7 @@ async def room_socket(websocket: WebSocket, room_id: str) -> None:
     except Forbidden as refused:
         await refuse(websocket, FORBIDDEN, refused.code, refused.detail)
         return
-    member = Member(user.username, user.full_name or user.username, user.role)
+    member = rooms.call_member(user)
     call = live.room(str(room.id))
     await state.recordings.admit(room.id, call)
     session = RoomSession(

@@ -34,6 +34,7 @@ from rtc.recorder import RECORDER_ROLE
 from rtc.room import Member
 from server.config import Settings
 from server.security import issue_token
+from server.services.rooms import call_member
 from server.sockets import Grant
 from server.tables import User
 
@@ -176,7 +177,7 @@ class HeadsetCall:
 def call_joiner(settings: Settings, rooms: RoomHub, user: User, grant: Grant) -> CallJoiner:
     """How this user's headset joins a call: in this process's rooms, or over the socket
     of the process that hosts them, with a token that ends when the headset's grant does."""
-    member = Member(user.username, user.full_name or user.username, user.role)
+    member = call_member(user)
     if settings.rooms_socket_url is None:
         return HereCalls(rooms, member)
     bearer = issue_token(

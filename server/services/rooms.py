@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager
 
+from rtc.room import Member
 from server import events
 from server.problems import Conflict, Forbidden, Invalid, NotFound
 from server.services import catalog, exceptions
@@ -102,6 +103,12 @@ def get_room(session: Session, room_id: int) -> Room:
     if room is None:
         raise NotFound(f"no room {room_id}", code="room_not_found")
     return room
+
+
+def call_member(user: User) -> Member:
+    """How `user` appears in a call: by their full name, and with the role that decides
+    what they may do there."""
+    return Member(user.username, user.full_name or user.username, user.role)
 
 
 def admit(session: Session, room_id: int, user: User, *, joining: bool = True) -> Room:
