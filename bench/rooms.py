@@ -220,7 +220,7 @@ def load_worker(conn: Connection, urls: list[str], video: str, audio: str) -> No
 async def _load(conn: Connection, urls: list[str], video: Path, audio: Path) -> None:
     clients = []
     for url in urls:
-        client = CountingClient(url, tracks=file_tracks(video, audio), decode=False)
+        client = CountingClient(url, tracks=file_tracks(video, audio), decode=())
         await client.join()
         clients.append(client)
     conn.send({"participants": [c.participant for c in clients]})
@@ -320,7 +320,7 @@ async def measure_size(
             ToneTrack(440),
             ColorTrack((90, 90, 90), width=WIDTH, height=HEIGHT, fps=FPS, stamped=True),
         ],
-        decode=False,
+        decode=(),
     )
     latencies: list[int] = []
     measuring = False

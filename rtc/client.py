@@ -66,7 +66,8 @@ class RoomClient:
     display_name: str = ""
     tracks: Iterable[MediaStreamTrack] = ()
     relay_only: bool = False
-    decode: bool = True  # False: count encoded frames without decoding them (load clients)
+    decode: Collection[str] = ("audio", "video")  # kinds decoded; others' encoded frames
+    # are only counted (a headset in a call hears and never looks; load clients: none)
     decode_from: Collection[str] | None = None  # decode only these participants' tracks
     video_codec: str | None = None  # send this codec ("video/H264"), not the first offered
     on_frame: FrameHandler | None = None  # (participant, kind, decoded frame)
@@ -238,7 +239,7 @@ class RoomClient:
         source = self._streams.get(mid, "?")
         if self.take_track is not None:
             self.take_track(source, track)
-        elif self.decode and (self.decode_from is None or source in self.decode_from):
+        elif track.kind in self.decode and (self.decode_from is None or source in self.decode_from):
             self._tasks.append(asyncio.create_task(self._consume(track, reception)))
         else:
             self._count_encoded(transceiver, reception)

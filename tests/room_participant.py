@@ -19,7 +19,7 @@ async def main(url: str, tone: float, rgb: tuple[int, int, int]) -> None:
         headers={"Authorization": f"Bearer {os.environ['ROOM_TOKEN']}"},
         display_name="vanishing",
         tracks=[ToneTrack(tone), ColorTrack(rgb)],
-        decode=False,
+        decode=(),
     )
     await client.join()
     print(json.dumps({"participant": client.participant}), flush=True)

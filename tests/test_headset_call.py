@@ -19,7 +19,7 @@ import soundfile as sf
 import websockets
 
 from rtc.client import RoomClient
-from rtc.synthetic import ToneTrack, dominant_frequency
+from rtc.synthetic import ColorTrack, ToneTrack, dominant_frequency
 from server.headset.client import HeadsetClient
 from tests.browser import speak_to_wav
 from tests.conftest import ServerProcess, serving
@@ -234,11 +234,17 @@ async def bridged(tmp_path: Path) -> dict[str, Any]:
     manager = RoomClient(
         url="",
         display_name="Mia",
-        tracks=[ToneTrack(MANAGER_TONE)],
+        tracks=[ToneTrack(MANAGER_TONE), ColorTrack((200, 30, 30))],
         connection=LoopbackSignaling(hub.room("2"), Member("manager", "Mia", "manager")),
     )
     await manager.join()
     await asyncio.wait_for(happened["started"].wait(), 10)
+    assert manager.participant is not None
+    kinds = {(manager.participant, "audio"), (manager.participant, "video")}
+    await call.client.until(lambda: all(call.client.received[k] > 10 for k in kinds))
+    decoded = {
+        kind: call.client.last_frame(manager.participant, kind) for kind in ("audio", "video")
+    }
     await manager.leave()
     await asyncio.wait_for(happened["ended"].wait(), 10)
     await asyncio.wait_for(recorder.task, 20)  # then the recorder is left alone, and goes
@@ -249,6 +255,7 @@ async def bridged(tmp_path: Path) -> dict[str, Any]:
         "seen": seen,
         "filed": filed,
         "room_gone": "2" not in hub,
+        "decoded": decoded,
     }
 
 
@@ -261,3 +268,5 @@ def test_a_call_nobody_joins_is_given_up_and_a_recorder_is_nobody_to_talk_to(
     assert result["seen"] == ["started", "ended"]
     assert result["filed"]  # the recorder left once the people had
     assert result["room_gone"]
+    # the headset hears the manager and never looks: the camera's frames are not decoded
+    assert result["decoded"]["audio"] is not None and result["decoded"]["video"] is None

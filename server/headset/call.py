@@ -104,7 +104,9 @@ class HeadsetCall:
         self.member = calls.member
         self.microphone = PcmTrack(sample_rate)
         self.mixer = PcmMixer(sample_rate)
-        self.client = calls.client(room_id, tracks=[self.microphone], on_frame=self._heard)
+        self.client = calls.client(
+            room_id, tracks=[self.microphone], on_frame=self._heard, decode=("audio",)
+        )
         self.on_started = on_started
         self.on_ended = on_ended
         self.wait_for_others_s = wait_for_others_s
