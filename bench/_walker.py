@@ -490,13 +490,16 @@ class _Walker:
     async def _serial(self, prompt: PromptSeen) -> str:
         """The last digits of a unit of the line at the slot: the same unit while the
         dialog asks for the same serial again, another one when it says that one was
-        already given. Units of closed lines have left the slot (the list shows them no
-        more); the units in hand for this line are not taken twice."""
+        already given, or that no serial here ends so (another picker walking the same
+        slot closed a line with it after the list was read). Units of closed lines have
+        left the slot (the list shows them no more); the units in hand for this line are
+        not taken twice."""
         display = prompt.display
         if not self.units and not self.refused:
             self.report.serial_lines += 1
         index = int(display["serial"])
-        if "already given" in prompt.text and index in self.units:
+        gone = any(says in prompt.text for says in ("already given", "No serial here"))
+        if gone and index in self.units:
             self.refused.add(self.units.pop(index))
         if index not in self.units:
             await self._know_the_assignment()
