@@ -112,6 +112,24 @@ def test_check_digits_are_read_again_as_digits_of_the_lines_length() -> None:
     assert (narrowed.commands, narrowed.min_digits, narrowed.max_digits) == ((), 2, 2)
 
 
+def test_a_sure_reading_of_the_lines_length_is_not_read_again() -> None:
+    """Check digits read alike by the engines (0.95) at the line's length are the answer;
+    read unsure (0.6), or as three digits, they are read again at two."""
+    dialog = PickDialog(warehouse())
+    dialog.start()
+    said(dialog, "ready")
+    for confidence, again in ((0.95, False), (0.6, True)):
+        recogniser = Recogniser(
+            {"listening": (("5", "7"), confidence, True), "2": (("5", "7"), 0.9, True)}
+        )
+        reading, whole = conversation(recogniser)._read(dialog, AUDIO)
+        assert (reading.tokens, whole) == (("5", "7"), True)
+        assert len(recogniser.asked) == (2 if again else 1), (confidence, recogniser.asked)
+    three = Recogniser({"listening": (("5", "7", "1"), 0.95, True), "2": (("5", "7"), 0.9, True)})
+    conversation(three)._read(dialog, AUDIO)
+    assert [g.name for g in three.asked] == ["pick.location.listening", "pick.location.2"]
+
+
 def test_only_a_reading_that_is_taken_ends_an_answer() -> None:
     dialog = PickDialog(warehouse())
     dialog.start()
@@ -133,7 +151,7 @@ def test_a_reading_no_longer_wanted_is_not_made() -> None:
     dialog = PickDialog(warehouse())
     dialog.start()
     said(dialog, "ready")
-    recogniser = Recogniser({"listening": (("5", "7"), 0.9, True), "2": (("5", "7"), 0.9, True)})
+    recogniser = Recogniser({"listening": (("5", "7"), 0.6, True), "2": (("5", "7"), 0.9, True)})
     heard = conversation(recogniser)
     assert heard._read(dialog, AUDIO, lambda: False) is None
     assert recogniser.asked == []
