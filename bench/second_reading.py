@@ -5,11 +5,12 @@ one JSON document.
     python bench/second_reading.py [--digits 4] [--count 12] [--rate 8000]
                                    [--gap-ms 40 150 300] [--gain-db -25] [--seed 7]
 
-Answers of `--digits` digits (4: a serial suffix, 2: check digits) are spoken digit by digit
-by each fsdd-dev speaker (takes 3-49, `--gap-ms` between digits, `--gain-db` quieter than
-recorded, over a -60 dBFS white floor) and read by the recogniser the server uses, in this
-process: first with the serial state's listening grammar (1 to 8 digits or a command), then
-narrowed to exactly `--digits`, as the headset conversation does. Per group ("sure": the
+Answers of `--digits` digits (4 or more: a serial suffix, fewer: check digits) are spoken
+digit by digit by each fsdd-dev speaker (takes 3-49, `--gap-ms` between digits, `--gain-db`
+quieter than recorded, over a -60 dBFS white floor) and read by the recogniser the server
+uses, in this process: first with the listening grammar of the state that asks for them
+(serial: 1 to 8 digits or a command; location: 1 to 4), then narrowed to exactly
+`--digits`, as the headset conversation does. Per group ("sure": the
 first reading already has the right length at fused confidence >= 0.9 and is taken;
 "rest"): how many each reading got right, how often the second changed the first, and the
 CPU of each reading. Nothing here is tuned; it says whether the second reading may be
@@ -42,7 +43,8 @@ from voice.workers import LocalSpeech, SpeechSetup
 def read_twice(
     speech: LocalSpeech, audio: np.ndarray, rate: int, digits: int
 ) -> tuple[Result, Result, float, float]:
-    grammar = PICK_WORKFLOW.grammar(PICK_WORKFLOW.state("serial"), "en-US")
+    asking = "serial" if digits >= 4 else "location"
+    grammar = PICK_WORKFLOW.grammar(PICK_WORKFLOW.state(asking), "en-US")
     started = time.process_time()
     first = speech.recognize(audio, grammar.listening(), rate, None)
     between = time.process_time()

@@ -4,11 +4,11 @@
  * exception first. call.html?room=ID&shelf=1 is the picker's phone camera in their call,
  * framed by the headset page: the back camera only, and the others' sound muted, since
  * the headset carries the voices. Sign-in is the headset page's (the token is kept in
- * sessionStorage); the socket is opened with a one-use ticket. One peer connection with the server: the
- * camera and microphone go out on send-only transceivers, every other participant's
- * tracks come back in a MediaStream whose id is that participant's id. The page is the
- * polite peer: an offer of the server's that crosses ours wins, ours is rolled back and
- * made again.
+ * sessionStorage); the socket is opened with a one-use ticket. One peer connection with
+ * the server: the camera and microphone go out on send-only transceivers, every other
+ * participant's tracks come back in a MediaStream whose id is that participant's id. The
+ * page is the polite peer: an offer of the server's that crosses ours wins, ours is
+ * rolled back and made again.
  *
  * window.wavepickCall is a small read-only view of the page for tests:
  *   {state, room, participant, participants, remoteTracks: {audio, video}, framesDecoded,
