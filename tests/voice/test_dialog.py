@@ -773,20 +773,6 @@ def test_the_serial_state_listens_for_four_to_eight_digits() -> None:
     assert not turn.accepted and text(turn) == "Say again. Serial 1 of 3. Say the last 4 digits."
 
 
-def test_at_the_serial_prompt_the_dialog_expects_the_end_of_one_serial_not_yet_given() -> None:
-    """Digits as many as asked for that end exactly one serial at the slot, not one given
-    already, nor one the suffix leaves ambiguous; asking reads the warehouse, never writes."""
-    work = phones("SN-001-0111", "SN-001-0112", "SN-002-0112")
-    dialog = at_serials(work)
-    assert dialog.expects(("0", "1", "1", "1"))
-    assert not dialog.expects(("0", "1", "1", "3"))  # no such serial
-    assert not dialog.expects(("0", "1", "1", "2"))  # two serials end so
-    assert not dialog.expects(("0", "1", "1"))  # fewer digits than asked for
-    said(dialog, "zero one one one")
-    assert dialog.state.name == "serial" and not dialog.expects(("0", "1", "1", "1"))
-    assert work.closed_with == {}
-
-
 def test_an_unknown_or_repeated_suffix_is_refused_and_never_reveals_a_serial() -> None:
     work = phones()
     dialog = at_serials(work)
@@ -1112,7 +1098,7 @@ def test_an_answer_is_whole_when_it_has_the_digits_the_line_expects() -> None:
 
 def test_the_dialog_knows_the_answer_it_expects_without_acting_on_it() -> None:
     """The line's check digits at its location and its quantity at the quantity prompt,
-    nothing else; asking changes nothing."""
+    nothing else (serials are the warehouse's to match); asking changes nothing."""
     three = replace(cup(), check_digits="825")
     work = Warehouse([(AssignmentInfo("7", 2), [three, phone()])], serials_at={5: list(PHONES)})
     dialog = PickDialog(work)

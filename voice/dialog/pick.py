@@ -398,25 +398,15 @@ class PickDialog(Dialog):
         return lengths.get(state, super().expected_digits())
 
     def expects(self, tokens: tuple[str, ...]) -> bool:
-        """The line's check digits at its location, its quantity at the quantity prompt,
-        and at the serial prompt digits as many as asked for that end exactly one serial at
-        the slot not given yet (the warehouse is read for that, never changed)."""
+        """The line's check digits at its location, its quantity at the quantity prompt."""
         with self._lock:
             task, state, said = self.task, self.state.name, "".join(tokens)
             if task is None or not said.isdigit():
                 return False
-            if state == "serial":
-                return len(said) == self.capture.digits and self._names_a_new_serial(task, said)
             return (state, said) in {
                 ("location", task.check_digits),
                 ("quantity", str(task.quantity)),
             }
-
-    def _names_a_new_serial(self, task: PickTask, digits: str) -> bool:
-        try:
-            return self.work.match_serial(task.line_id, digits) not in self.capture.said
-        except PickRejected:
-            return False
 
     def answer_grammar(self) -> Grammar:
         """Check digits, the quantity and serial digits are checked against the line, so
