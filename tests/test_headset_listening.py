@@ -171,12 +171,13 @@ def test_the_rest_of_an_answer_said_to_a_prompt_left_behind_ends_at_its_pause(
     fsdd: Path,
 ) -> None:
     """The first half of a serial was taken and refused while the picker was still saying
-    the rest; the picker then repeats the answer 300 ms after the rest. The rest ends at its
-    first pause (and is dropped), so the repeat is an utterance of its own, answering the
-    prompt it was said to, instead of joining the rest in one that is dropped whole."""
+    the rest; the picker then repeats the answer 500 ms after the rest (longer than a pause
+    inside an answer, shorter than the silence that ends one). The rest ends at its first
+    pause (and is dropped), so the repeat is an utterance of its own, answering the prompt
+    it was said to, instead of joining the rest in one that is dropped whole."""
     rate = 8000
     rest, repeat = (load(fsdd / f"{d}_jackson_9.wav", rate) for d in "76")
-    quiet = np.zeros(rate * 3 // 10, np.int16)
+    quiet, pause = np.zeros(rate * 3 // 10, np.int16), np.zeros(rate // 2, np.int16)
     heard = conversation(Recogniser({"listening": (("6",), 0.9, True)}), PickDialog(warehouse()))
     heard._endpointer = Endpointer(rate, LIVE_ANSWERS)
 
@@ -187,7 +188,7 @@ def test_the_rest_of_an_answer_said_to_a_prompt_left_behind_ends_at_its_pause(
     async def scene() -> list[Utterance]:
         await say(np.concatenate([quiet, rest[: len(rest) // 2]]))  # said to turn 0 ...
         heard._turn = 1  # ... which its first half has meanwhile closed
-        await say(np.concatenate([rest[len(rest) // 2 :], quiet, repeat, quiet, quiet, quiet]))
+        await say(np.concatenate([rest[len(rest) // 2 :], pause, repeat, quiet, quiet, quiet]))
         await asyncio.gather(*heard._background)
         return [heard.answers.get_nowait() for _ in range(heard.answers.qsize())]
 
@@ -272,3 +273,47 @@ def test_the_rest_of_a_refused_answer_said_right_after_it_is_heard_with_it(
     told: Headset = headset.headset  # type: ignore[assignment]
     heard = [(f["text"], f["accepted"]) for f in told.frames if f["type"] == "heard"]
     assert heard == [("5", False), heard_then]
+
+
+@pytest.mark.parametrize(
+    ("gap_s", "answers_turn", "cuts_the_prompt"), [(0.25, 0, False), (1.0, 1, True)]
+)
+def test_speech_right_after_an_answer_is_that_answer_going_on_not_the_next(
+    fsdd: Path, gap_s: float, answers_turn: int, cuts_the_prompt: bool
+) -> None:
+    """ "five seven" ended as a whole answer at a pause and was taken (turn 0 answered, the
+    next prompt playing); "two", said 250 ms after it, was still part of what the picker
+    was saying before they could hear that prompt: it answers turn 0 (and is dropped) and
+    lets the prompt play. Said a second later, it answers the new prompt and talks over
+    it."""
+    rate = 8000
+    five, seven, two = (load(fsdd / f"{d}_jackson_9.wav", rate) for d in "572")
+    heard = conversation(
+        Recogniser({"listening": (("5", "7"), 0.95, True), "2": (("5", "7"), 0.95, True)}),
+        PickDialog(warehouse()),
+    )
+    heard._endpointer = Endpointer(rate, LIVE_ANSWERS)
+    frame = rate // 50
+
+    async def say(samples: np.ndarray) -> None:
+        for start in range(0, len(samples), frame):
+            await heard.hear_audio(samples[start : start + frame].tobytes())
+            await asyncio.gather(*heard._background)
+
+    def quiet(seconds: float) -> np.ndarray:
+        return np.zeros(int(rate * seconds), np.int16)
+
+    async def scene() -> tuple[list[int], bool]:
+        await say(np.concatenate([quiet(0.2), five, quiet(0.04), seven, quiet(0.2)]))
+        assert heard.answers.qsize() == 1  # ended at the short pause
+        heard._turn = 1  # taken; the next prompt plays
+        heard._speaking = prompt = asyncio.create_task(asyncio.sleep(10))
+        await say(np.concatenate([quiet(gap_s - 0.2), two, quiet(0.8)]))
+        utterances = [heard.answers.get_nowait() for _ in range(2)]
+        cut = prompt.cancelled()
+        prompt.cancel()
+        return [u.turn for u in utterances if isinstance(u, Utterance)], cut
+
+    turns, cut = asyncio.run(scene())
+    assert turns == [0, answers_turn]
+    assert cut == cuts_the_prompt

@@ -11,7 +11,9 @@ reading is unsure and not the answer the line expects), and otherwise the picker
 prompt it was spoken to: if the dialog has moved on by the time it is handled (a second
 half of an answer that was already taken), it is dropped, never read against the next
 state's grammar; one still being said when the dialog moves on ends at its first pause, so
-the answer said again after the new prompt is heard on its own. One exception: an answer
+the answer said again after the new prompt is heard on its own. Speech that starts within
+400 ms of the last utterance's end is that answer going on (it ended too soon), said to its
+prompt, not to the next, which it lets play. One exception: an answer
 that ended at a pause and was refused without the dialog moving on (four digits heard in
 "zero zero nine" while the "seven" was still coming) is joined by speech that starts
 within 400 ms of its end, and the two are heard as one answer. Typed answers take the
@@ -215,6 +217,7 @@ class Conversation:
         self._turn = 0  # answers handled so far: each one is answered by a new prompt
         self._speaking_to = 0  # the turn the utterance in progress answers
         self._started_at = 0.0  # when it started, in stream seconds
+        self._last_said: tuple[int, float] | None = None  # the last utterance's turn and end
         self._refusal: Refusal | None = None  # the last answer, when it was refused
         # the utterance in progress, read at its pauses (and whether after a refused answer)
         self._readings: dict[int, tuple[Result, bool]] = {}
@@ -276,8 +279,10 @@ class Conversation:
             return
         for event in self._endpointer.feed(pcm):
             if isinstance(event, SpeechStarted):
-                self._speaking_to, self._started_at, self._readings = self._turn, event.at, {}
-                await self._barge_in()
+                self._speaking_to, self._started_at = self._answering(event.at), event.at
+                self._readings = {}
+                if self._speaking_to == self._turn:
+                    await self._barge_in()
             elif isinstance(event, SpeechPaused):
                 if self._speaking_to != self._turn and not self._continuing(
                     self._speaking_to, self._started_at
@@ -307,6 +312,19 @@ class Conversation:
         ended = self._endpointer.end_after_pause(paused.pause)
         if ended is not None:
             await self._end_utterance(ended)
+
+    def _answering(self, started_at: float) -> int:
+        """The turn speech starting at `started_at` answers: the current one, unless it
+        starts within a pause inside an answer (`CONTINUATION_S`) of the last utterance's
+        end. Then it is that answer going on, ended too soon ("zero zero one nine" ended at
+        a pause, "six" still to come), said before the picker could hear the next prompt:
+        it is dropped, or joins the answer if that was refused, and never begins the next
+        answer (nor cuts its prompt short); the answer said to the next prompt is heard on
+        its own."""
+        last = self._last_said
+        if last is not None and started_at - last[1] <= CONTINUATION_S:
+            return last[0]
+        return self._turn
 
     def _continuing(self, turn: int, started_at: float) -> Refusal | None:
         """The refused answer that speech said to `turn` from `started_at` goes on with, if
@@ -394,6 +412,7 @@ class Conversation:
     async def _end_utterance(self, ended: SpeechEnded) -> None:
         if not len(ended.audio):
             return
+        self._last_said = (self._speaking_to, ended.end)
         reading, continued = (
             self._readings.get(ended.pause, (None, False))
             if ended.pause is not None

@@ -398,7 +398,9 @@ class PickDialog(Dialog):
         return lengths.get(state, super().expected_digits())
 
     def expects(self, tokens: tuple[str, ...]) -> bool:
-        """The line's check digits at its location, its quantity at the quantity prompt."""
+        """The line's check digits at its location, its quantity at the quantity prompt.
+        Not serials: a carton's are often consecutive, so a misread start of one often
+        names another at the slot ("zero zero nine ..." read as "zero zero one nine")."""
         with self._lock:
             task, state, said = self.task, self.state.name, "".join(tokens)
             if task is None or not said.isdigit():
