@@ -381,6 +381,7 @@ class _Walker:
         self.attempts = 0
         self.units: dict[int, str] = {}  # the line's serials in hand, by the prompt's number
         self.refused: set[str] = set()  # the line's serials the dialog said were given
+        self.serial_line = False  # the line in hand asks for serials
 
     async def work(self, reaction_s: float, max_turns: int, max_attempts: int) -> str:
         if not await self.ear.until(lambda: self.ear.latest is not None, PROMPT_S):
@@ -388,7 +389,7 @@ class _Walker:
         while True:
             prompt = await self._settle(reaction_s)
             if prompt.state in ("assignment", "location"):  # a new line: nothing in hand
-                self.units, self.refused = {}, set()
+                self.units, self.refused, self.serial_line = {}, set(), False
             if prompt.state == "deliver":
                 await self._sign_off()
                 return "delivered"
@@ -487,16 +488,18 @@ class _Walker:
         self.report.warehouse = str(items[0]["warehouse"])
         self.report.lines = len(items[0]["lines"])
 
-    async def _serial(self, prompt: PromptSeen) -> str:
+    async def _serial(self, prompt: PromptSeen) -> _Typed | str:
         """The last digits of a unit of the line at the slot: the same unit while the
         dialog asks for the same serial again, another one when it says that one was
         already given, or that no serial here ends so (another picker walking the same
         slot closed a line with it after the list was read). Units of closed lines have
         left the slot (the list shows them no more); the units in hand for this line are
-        not taken twice."""
+        not taken twice. When every unit left was refused (a misheard serial took one in
+        hand), "cancel" drops the serials given and the line's serials start over."""
         display = prompt.display
-        if not self.units and not self.refused:
+        if not self.serial_line:
             self.report.serial_lines += 1
+            self.serial_line = True
         index = int(display["serial"])
         gone = any(says in prompt.text for says in ("already given", "No serial here"))
         if gone and index in self.units:
@@ -511,8 +514,11 @@ class _Walker:
             )
             here = {item["serial"] for item in response.raise_for_status().json()["items"]}
             free = sorted(here - set(self.units.values()) - self.refused)
-            if not free:
+            if not free and not self.refused:
                 raise _Stop(f"no serial of {sku} at {location} left to read")
+            if not free:
+                self.units, self.refused = {}, set()
+                return _Typed("cancel")
             self.units[index] = self.rng.choice(free)
         return digits_of(self.units[index])[-int(display["serial_digits"]) :]
 
