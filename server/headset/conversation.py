@@ -401,7 +401,7 @@ class Conversation:
     def _sure_at_length(heard: Result, answer: Grammar) -> bool:
         """Whether a first reading needs no second at the line's length: taken, already
         an answer of that length and read alike by the engines. Such readings were never
-        changed by the second (0 of 94 two- and four-digit answers of fsdd-dev's three
+        changed by the second (0 of 95 two- and four-digit answers of fsdd-dev's three
         speakers, bench/second_reading.py), which costs 50-75 ms of CPU."""
         return (
             heard.accepted
