@@ -514,9 +514,9 @@ class _Walker:
             )
             here = {item["serial"] for item in response.raise_for_status().json()["items"]}
             free = sorted(here - set(self.units.values()) - self.refused)
-            if not free and not self.refused:
-                raise _Stop(f"no serial of {sku} at {location} left to read")
             if not free:
+                if not self.refused:
+                    raise _Stop(f"no serial of {sku} at {location} left to read")
                 self.units, self.refused = {}, set()
                 return _Typed("cancel")
             self.units[index] = self.rng.choice(free)

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._human_voice import HumanVoice
 from bench.walk import FSDD, SPEAKERS
 from server.config import Settings
-from server.headset.conversation import SURE_TO_END_AT_PAUSE
+from server.headset.conversation import sure_at_length
 from voice.dialog.pick import PICK_WORKFLOW
 from voice.stt import Result
 from voice.workers import LocalSpeech, SpeechSetup
@@ -42,14 +42,18 @@ from voice.workers import LocalSpeech, SpeechSetup
 
 def read_twice(
     speech: LocalSpeech, audio: np.ndarray, rate: int, digits: int
-) -> tuple[Result, Result, float, float]:
+) -> tuple[Result, Result, bool, float, float]:
+    """Both readings, whether the headset would skip the second (`sure_at_length`), and
+    the CPU of each."""
     asking = "serial" if digits >= 4 else "location"
     grammar = PICK_WORKFLOW.grammar(PICK_WORKFLOW.state(asking), "en-US")
+    answer = grammar.exactly(digits)
     started = time.process_time()
     first = speech.recognize(audio, grammar.listening(), rate, None)
     between = time.process_time()
-    second = speech.recognize(audio, grammar.exactly(digits), rate, None)
-    return first, second, between - started, time.process_time() - between
+    second = speech.recognize(audio, answer, rate, None)
+    sure = bool(first.tokens) and first.tokens[0].isdigit() and sure_at_length(first, answer)
+    return first, second, sure, between - started, time.process_time() - between
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -95,13 +99,8 @@ def main() -> None:
                 spoken = np.concatenate([quiet, voice.say(said, rng).samples, quiet])
                 heard = spoken + noise.normal(0, floor_rms, len(spoken))
                 audio = np.clip(np.round(heard), -32768, 32767).astype(np.int16)
-                first, second, cpu_first, cpu_second = read_twice(
+                first, second, sure, cpu_first, cpu_second = read_twice(
                     speech, audio, args.rate, args.digits
-                )
-                sure = (
-                    first.accepted
-                    and len(first.tokens) == args.digits
-                    and first.confidence >= SURE_TO_END_AT_PAUSE
                 )
                 rows.append(
                     {

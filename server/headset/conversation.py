@@ -55,6 +55,16 @@ SURE_TO_END_AT_PAUSE = 0.9
 UNSURE_END_MS = 480
 
 
+def sure_at_length(heard: Result, answer: Grammar) -> bool:
+    """Whether a first reading of digits needs no second at the line's length (`answer`):
+    taken, already an answer of that length and read alike by the engines. Such readings
+    were never changed by the second (0 of 95 two- and four-digit answers of fsdd-dev's
+    three speakers, bench/second_reading.py), which costs 50-75 ms of CPU."""
+    return (
+        heard.accepted and heard.confidence >= SURE_TO_END_AT_PAUSE and answer.accepts(heard.tokens)
+    )
+
+
 # -- what the conversation tells the headset ---------------------------------------------
 
 
@@ -374,7 +384,7 @@ class Conversation:
         (`Grammar.listening`): a partial answer is never forced into a whole one, nor
         digits into a word. Digits as many as the line expects are then read as the answer
         they seem to be (`Dialog.answer_grammar`), unless the first reading is already sure
-        of them (`_sure_at_length`). Only a reading that is taken ends the answer (and an
+        of them (`sure_at_length`). Only a reading that is taken ends the answer (and an
         unsure one later: `SURE_TO_END_AT_PAUSE`): an unsure "help", or a digit too many
         read into a lone "two", cut answers in half; the dialog judges what was heard.
 
@@ -389,25 +399,13 @@ class Conversation:
                 return heard, False
             answer = dialog.answer_grammar()
             narrower = answer.accepts_digits and answer.max_digits < listening.max_digits
-            if heard.tokens[0].isdigit() and narrower and not self._sure_at_length(heard, answer):
+            if heard.tokens[0].isdigit() and narrower and not sure_at_length(heard, answer):
                 heard = self.speech.recognize(
                     audio, answer, self.sample_rate, self.operator, wanted
                 )
             return heard, heard.accepted
         except NotWanted:
             return None
-
-    @staticmethod
-    def _sure_at_length(heard: Result, answer: Grammar) -> bool:
-        """Whether a first reading needs no second at the line's length: taken, already
-        an answer of that length and read alike by the engines. Such readings were never
-        changed by the second (0 of 95 two- and four-digit answers of fsdd-dev's three
-        speakers, bench/second_reading.py), which costs 50-75 ms of CPU."""
-        return (
-            heard.accepted
-            and heard.confidence >= SURE_TO_END_AT_PAUSE
-            and answer.accepts(heard.tokens)
-        )
 
     async def _end_utterance(self, ended: SpeechEnded) -> None:
         if not len(ended.audio):
