@@ -65,6 +65,17 @@ def sure_at_length(heard: Result, answer: Grammar) -> bool:
     )
 
 
+async def stopped(task: asyncio.Task[Any]) -> None:
+    """Cancel `task` and wait until it has ended, whatever it ended with. Unlike awaiting it
+    with its CancelledError suppressed, this never swallows a cancellation of the caller:
+    a worker cancelled while stopping a prompt it talked over went on answering, and
+    `close` waited for it for ever."""
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # retrieved: a failure while stopping is not worth a warning
+
+
 # -- what the conversation tells the headset ---------------------------------------------
 
 
@@ -268,9 +279,7 @@ class Conversation:
         (unless it ended, or `abandon` was called)."""
         for task in (self._worker, self._speaking, self._call_audio, *self._background):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                await stopped(task)
         await self._save()
 
     def abandon(self) -> None:
@@ -502,9 +511,7 @@ class Conversation:
         """The call is over: listen again from silence and repeat the dialog's prompt."""
         relay, self._call, self._call_audio = self._call_audio, None, None
         if relay is not None:
-            relay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay
+            await stopped(relay)
         self._endpointer = Endpointer(self.sample_rate, LIVE_ANSWERS)
         self._readings = {}
         if self.dialog is not None and not self._closing:
@@ -540,9 +547,7 @@ class Conversation:
     async def _barge_in(self) -> None:
         speaking, self._speaking = self._speaking, None
         if speaking is not None and not speaking.done():
-            speaking.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await speaking
+            await stopped(speaking)
 
     async def _save(self) -> None:
         """Keep where the dialog is for the operator's next session (not once it ended or
