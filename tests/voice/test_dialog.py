@@ -1103,9 +1103,9 @@ def test_the_dialog_knows_the_answer_it_expects_without_acting_on_it() -> None:
     work = Warehouse([(AssignmentInfo("7", 2), [three, phone()])], serials_at={5: list(PHONES)})
     dialog = PickDialog(work)
     dialog.start()
-    assert not dialog.expects(("ready",))
+    assert not dialog.expects(("ready",)) and dialog.expected_answer() is None
     said(dialog, "ready")
-    assert dialog.expects(("8", "2", "5"))
+    assert dialog.expected_answer() == ("8", "2", "5") and dialog.expects(("8", "2", "5"))
     assert not any(dialog.expects(t) for t in (("8", "2"), ("5", "2", "8"), ("skip_slot",)))
     calls = list(work.calls)
     assert not dialog.expects(("9", "9", "9")) and work.calls == calls
@@ -1113,6 +1113,10 @@ def test_the_dialog_knows_the_answer_it_expects_without_acting_on_it() -> None:
     assert dialog.expects(("1", "1")) and not dialog.expects(("8", "2", "5"))
     said(dialog, "one one")
     assert dialog.state.name == "location" and not dialog.expects(("1", "1"))
+    said(dialog, "four six")
+    assert dialog.state.name == "quantity" and dialog.expected_answer() == ("3",)
+    said(dialog, "three")
+    assert dialog.state.name == "serial" and dialog.expected_answer() is None
 
 
 def test_listening_hears_the_start_of_an_answer_and_digits_anywhere(work: Warehouse) -> None:

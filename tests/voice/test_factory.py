@@ -8,7 +8,7 @@ import pytest
 from voice.audio import add_noise, load, warehouse_noise
 from voice.enroll import Profile
 from voice.grammar import named_grammar
-from voice.stt.base import Alternative, Result
+from voice.stt.base import Alternative, Result, expecting
 from voice.stt.combined import FusionRecognizer, fuse
 from voice.stt.factory import EngineCache, EngineUnavailable, open_recognizer
 from voice.stt.recording import recognize_recording
@@ -56,6 +56,30 @@ def test_nothing_heard_is_rejected() -> None:
         Result.rejected("t", "no speech"), Result.rejected("g", "no speech"), 0.6, 0.5, "f"
     )
     assert not fused.accepted and fused.tokens == ()
+
+
+def test_the_expected_answer_wins_an_unsure_reading_it_nearly_won() -> None:
+    """A quiet "three" at the quantity prompt for three, read "eight" 0.49 / "three" 0.42
+    (george, fsdd-dev, 8 kHz): taken as three, at its weighed share."""
+    heard = result(("8",), 0.487, False, alternatives=(Alternative(("3",), "three", 0.418),))
+    taken = expecting(heard, ("3",), 1.5, "three")
+    assert taken.tokens == ("3",) and taken.text == "three" and taken.accepted
+    assert taken.confidence == pytest.approx(1.5 * 0.418 / (1.5 * 0.418 + 0.582))
+    assert [a.tokens for a in taken.alternatives] == [("8",)]
+    unsure_three = result(("3",), 0.469, False, alternatives=(Alternative(("8",), "8", 0.23),))
+    assert expecting(unsure_three, ("3",), 1.5, "three").accepted
+
+
+def test_the_expected_answer_never_overrules_what_the_engines_are_sure_of() -> None:
+    five = result(("5",), 0.999, alternatives=(Alternative(("9",), "nine", 0.04),))
+    assert expecting(five, ("9",), 1.5, "nine") == five
+    far_behind = result(("8",), 0.6, alternatives=(Alternative(("3",), "three", 0.3),))
+    assert expecting(far_behind, ("3",), 1.5, "three") == far_behind
+    not_heard_at_all = result(("8",), 0.45, False, alternatives=(Alternative(("6",), "6", 0.3),))
+    assert expecting(not_heard_at_all, ("3",), 1.5, "three") == not_heard_at_all
+    assert expecting(far_behind, ("3",), 1.0, "three") == far_behind
+    taken_already = result(("3",), 0.8)
+    assert expecting(taken_already, ("3",), 1.5, "three") == taken_already
 
 
 def test_auto_uses_general_models_without_a_profile_and_fusion_with_one(

@@ -254,12 +254,18 @@ class Dialog:
                 return False
             return tokens[0] not in DIGITS or len(tokens) >= self.expected_digits()
 
+    def expected_answer(self) -> tuple[str, ...] | None:
+        """The very answer the dialog is waiting for, when the workflow knows it (a line's
+        check digits); None in states where any answer may come."""
+        return None
+
     def expects(self, tokens: tuple[str, ...]) -> bool:
-        """Whether `tokens` are the very answer the dialog is waiting for (workflows that
-        know it, such as a line's check digits, say so; others never do). Listening ends
-        such a reading after the short pause even when the engines are unsure of it: the
-        start of a longer answer misread is almost never exactly the right one."""
-        return False
+        """Whether `tokens` are the answer the dialog is waiting for (`expected_answer`).
+        Listening ends such a reading after the short pause even when the engines are
+        unsure of it: the start of a longer answer misread is almost never exactly the
+        right one."""
+        expected = self.expected_answer()
+        return expected is not None and tuple(tokens) == expected
 
     def expected_digits(self) -> int:
         """How many digits a whole answer in this state has (workflows that know the line

@@ -397,18 +397,17 @@ class PickDialog(Dialog):
         }
         return lengths.get(state, super().expected_digits())
 
-    def expects(self, tokens: tuple[str, ...]) -> bool:
+    def expected_answer(self) -> tuple[str, ...] | None:
         """The line's check digits at its location, its quantity at the quantity prompt.
         Not serials: a carton's are often consecutive, so a misread start of one often
         names another at the slot ("zero zero nine ..." read as "zero zero one nine")."""
         with self._lock:
-            task, state, said = self.task, self.state.name, "".join(tokens)
-            if task is None or not said.isdigit():
-                return False
-            return (state, said) in {
-                ("location", task.check_digits),
-                ("quantity", str(task.quantity)),
-            }
+            task, state = self.task, self.state.name
+            if task is None:
+                return None
+            expected = {"location": task.check_digits, "quantity": str(task.quantity)}
+            said = expected.get(state)
+            return tuple(said) if said is not None and said.isdigit() else None
 
     def answer_grammar(self) -> Grammar:
         """Check digits, the quantity and serial digits are checked against the line, so

@@ -9,7 +9,14 @@ model is installed), and their combinations (`combined`).
 an `EngineCache` and shared read-only.
 """
 
-from voice.stt.base import Alternative, NotWanted, Recognizer, Result, reading_while
+from voice.stt.base import (
+    Alternative,
+    NotWanted,
+    Recognizer,
+    Result,
+    expecting,
+    reading_while,
+)
 from voice.stt.factory import ENGINES, EngineCache, open_recognizer
 
 __all__ = [
@@ -19,6 +26,7 @@ __all__ = [
     "NotWanted",
     "Recognizer",
     "Result",
+    "expecting",
     "open_recognizer",
     "reading_while",
 ]

@@ -61,6 +61,42 @@ class Result:
         }
 
 
+def expecting(result: Result, expected: tuple[str, ...], weight: float, text: str) -> Result:
+    """`result` weighed knowing which answer the picker most likely gave: the answer the
+    line expects (`text` is how it is said) counts `weight` times against everything else
+    the engines heard in the same utterance. Its share of the reading (as the top reading
+    or an alternative) becomes ``weight * p / (weight * p + 1 - p)``; when that is at least
+    one half, the expected answer is the reading, taken at that confidence. Otherwise, or
+    when the engines took it already, the reading is left as the engines made it.
+
+    A picker says the check digits or the quantity asked for almost every time, so a
+    reading the engines split about evenly, or leaned to without either engine taking it,
+    is most likely that answer, and a re-prompt for it is a turn lost. Other answers are
+    then sometimes taken as the expected one: `weight` is bounded by how often
+    (bench/expected_answer.py chooses it leaving one speaker out)."""
+    if result.tokens == expected:
+        share = result.confidence
+    else:
+        share = next((a.confidence for a in result.alternatives if a.tokens == expected), 0.0)
+    if share <= 0.0 or weight <= 1.0:
+        return result
+    weighed = weight * share / (weight * share + 1.0 - min(share, 1.0))
+    if weighed < 0.5 or (result.tokens == expected and result.accepted):
+        return result
+    others = tuple(a for a in result.alternatives if a.tokens != expected)
+    if result.tokens != expected and result.tokens:
+        others = (Alternative(result.tokens, result.text, result.confidence), *others)
+    return Result(
+        text=text,
+        tokens=expected,
+        confidence=weighed,
+        engine=result.engine,
+        accepted=True,
+        alternatives=others,
+        details={**result.details, "expected": {"share": share, "weight": weight}},
+    )
+
+
 class NotWanted(Exception):
     """A reading was stopped because it was no longer wanted (see `reading_while`)."""
 
