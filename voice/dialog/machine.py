@@ -256,7 +256,7 @@ class Dialog:
 
     def expected_answer(self) -> tuple[str, ...] | None:
         """The very answer the dialog is waiting for, when the workflow knows it (a line's
-        check digits); None in states where any answer may come."""
+        check digits, its quantity); None in states where any answer may come."""
         return None
 
     def expects(self, tokens: tuple[str, ...]) -> bool:
