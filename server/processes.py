@@ -35,6 +35,7 @@ from voice.workers import end_with_parent
 log = logging.getLogger(__name__)
 
 SHUTDOWN_WAIT_S = 15.0  # a worker's own shutdown waits up to 5 s for its sockets
+BACKLOG = 2048  # uvicorn's own
 QUICK_EXIT_S = 2.0  # a worker that dies sooner than this after starting is restarted later
 
 
@@ -129,9 +130,12 @@ def _child(target: Callable[..., None], sockets: list[socket.socket], env: dict[
 
 
 def _loopback_socket() -> socket.socket:
-    """A listening socket on 127.0.0.1 at a free port: the rooms process's own."""
+    """A listening socket on 127.0.0.1 at a free port: the rooms process's own. It listens
+    from here on, so what the others forward while that process starts (or is replaced)
+    waits in the backlog instead of being refused."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    sock.listen(BACKLOG)
     sock.set_inheritable(True)
     return sock

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -41,6 +42,7 @@ from server.db import make_engine, make_session_factory, transaction
 from server.headset.client import HeadsetClient
 from server.headset.leases import BUSY, LeaseRefused, RedisLeases
 from server.migrate import upgrade
+from server.processes import _loopback_socket
 from server.sockets import REPLACED, Ending
 from server.tables import Role, User, Warehouse, WarehouseMember
 from tests.conftest import (
@@ -576,3 +578,14 @@ def test_app_processes_end_when_serve_is_killed_outright(
         served.kill()
         served.wait()
     assert all_ended(children)
+
+
+def test_forwarded_calls_wait_for_the_rooms_process_to_start() -> None:
+    """The rooms process's own port takes connections before that process serves them, so
+    a call forwarded while it starts (or is replaced) waits instead of failing with 503."""
+    own = _loopback_socket()
+    try:
+        with socket.create_connection(own.getsockname(), timeout=2):
+            pass
+    finally:
+        own.close()
