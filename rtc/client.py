@@ -35,6 +35,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from av.frame import Frame
 
 from rtc import _aiortc
+from rtc.tasks import stopped
 
 FrameHandler = Callable[[str, str, Frame], None]
 CLOSE_WAIT_S = 5.0
@@ -127,11 +128,7 @@ class RoomClient:
         """Drop out without a word: the socket and the peer connection close."""
         if self._ws is not None:
             await self._ws.close()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stopped(*self._tasks)
         if self.pc is not None:
             await self.pc.close()
 

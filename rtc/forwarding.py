@@ -26,7 +26,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from av.packet import Packet
 
 from rtc import _aiortc
-from rtc._tasks import spawn
+from rtc.tasks import spawn
 
 log = logging.getLogger(__name__)
 

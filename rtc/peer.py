@@ -42,8 +42,8 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from rtc import Forwarding, _aiortc
-from rtc._tasks import spawn
 from rtc.forwarding import Outlet, Source, capability, codec_key
+from rtc.tasks import spawn
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from pathlib import Path
 from aiortc import MediaStreamTrack
 from aiortc.contrib.media import MediaRecorder
 
-from rtc._tasks import spawn
 from rtc.client import RoomClient
 from rtc.loopback import LoopbackSignaling
 from rtc.room import Member, Room
+from rtc.tasks import spawn, stopped
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +67,7 @@ class RoomRecorder:
 
     async def stop(self) -> None:
         """End the recording now (server shutdown): the files are closed and reported."""
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+        await stopped(self.task)
 
     async def _run(self) -> None:
         client = self.client

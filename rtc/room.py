@@ -17,10 +17,10 @@ from typing import Any, Protocol
 from aiortc.contrib.media import MediaRelay
 
 from rtc import Forwarding
-from rtc._tasks import spawn
 from rtc.forwarding import Source
 from rtc.ice import IceConfig
 from rtc.peer import Peer, Timeouts
+from rtc.tasks import spawn
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from aiortc import RTCIceCandidate
 from aiortc.sdp import candidate_from_sdp
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from rtc._tasks import spawn
 from rtc.peer import NegotiationRefused
 from rtc.room import Member, Participant, Room, RoomError
+from rtc.tasks import spawn
 
 log = logging.getLogger(__name__)
 
@@ -274,8 +274,7 @@ class RoomSession:
         self._over = True
         await self._leave()
         await self._outbox.put(None)
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
+        await asyncio.wait({self._writer})  # it sends what is queued, unless it was stopped
         await self._leave_and_close(close_code, reason)
 
     async def _leave(self) -> None:

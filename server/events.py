@@ -50,6 +50,8 @@ from redis.typing import EncodableT, FieldT
 from sqlalchemy import event as orm_event
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from rtc.tasks import stopped
+
 log = logging.getLogger(__name__)
 
 PENDING = "wavepick.events"  # the `Session.info` key of the events a session recorded
@@ -273,11 +275,7 @@ class _RedisStream:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stopped(*self._tasks)
         await self.client.aclose()
 
     def send(self, envelope: _Envelope) -> None:

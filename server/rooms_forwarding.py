@@ -29,6 +29,7 @@ from starlette.websockets import WebSocketState
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from rtc.signaling import TRY_AGAIN_LATER, error
+from rtc.tasks import stopped
 from server.config import Settings
 from server.problems import NotFound, Problem
 
@@ -151,11 +152,7 @@ async def forward_socket(websocket: WebSocket, room_id: str) -> None:
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await stopped(*tasks)
     if WebSocketState.CONNECTED == websocket.client_state == websocket.application_state:
         # the rooms' side ended it: its close code and reason, passed on
         code = upstream.close_code

@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from rtc.tasks import stopped
+
 log = logging.getLogger(__name__)
 
 GOING_AWAY = 1001
@@ -107,13 +109,13 @@ class SocketRegistry:
                 await asyncio.sleep(0)  # the older socket stops taking work before we go on
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            self._open.discard(entry)
-            if self._exclusive.get(key) is entry:
-                del self._exclusive[key]
-            entry.done.set()
+            try:
+                await stopped(watcher)
+            finally:
+                self._open.discard(entry)
+                if self._exclusive.get(key) is entry:
+                    del self._exclusive[key]
+                entry.done.set()
 
     def recheck(self, username: str) -> None:
         """Re-check the user's sockets now (after a change to the user)."""

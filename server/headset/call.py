@@ -32,6 +32,7 @@ from rtc.loopback import LoopbackSignaling
 from rtc.pcm import PcmMixer, PcmTrack
 from rtc.recorder import RECORDER_ROLE
 from rtc.room import Member
+from rtc.tasks import stopped
 from server.config import Settings
 from server.security import issue_token
 from server.services.rooms import call_member
@@ -127,9 +128,7 @@ class HeadsetCall:
 
     async def hang_up(self) -> None:
         """Leave the call (the headset went away)."""
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await stopped(self._task)
 
     async def _run(self) -> None:
         client = self.client

@@ -12,7 +12,6 @@ PCM it is given, and the prompts' audio received back as PCM at the session rate
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fractions
 from collections.abc import Callable
 
@@ -25,6 +24,8 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, AudioResampler
+
+from rtc.tasks import stopped
 
 
 class MicrophoneTrack(MediaStreamTrack):
@@ -93,9 +94,7 @@ class ClientPeer:
     async def close(self) -> None:
         self.microphone.stop()
         if self._listening is not None:
-            self._listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listening
+            await stopped(self._listening)
         await self.pc.close()
 
     def _on_track(self, track: MediaStreamTrack) -> None:

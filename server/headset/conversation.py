@@ -36,6 +36,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from anyio.to_thread import run_sync
 
+from rtc.tasks import stopped
 from server.headset.snapshots import SnapshotStore
 from server.headset.speech import SpeechServices
 from voice.dialog import PickDialog, Prompt, Turn
@@ -71,17 +72,6 @@ def sure_at_length(heard: Result, answer: Grammar) -> bool:
     return (
         heard.accepted and heard.confidence >= SURE_TO_END_AT_PAUSE and answer.accepts(heard.tokens)
     )
-
-
-async def stopped(task: asyncio.Task[Any]) -> None:
-    """Cancel `task` and wait until it has ended, whatever it ended with. Unlike awaiting it
-    with its CancelledError suppressed, this never swallows a cancellation of the caller:
-    a worker cancelled while stopping a prompt it talked over went on answering, and
-    `close` waited for it for ever."""
-    task.cancel()
-    await asyncio.wait({task})
-    if not task.cancelled():
-        task.exception()  # retrieved: a failure while stopping is not worth a warning
 
 
 # -- what the conversation tells the headset ---------------------------------------------

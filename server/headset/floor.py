@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.orm import Session
 
+from rtc.tasks import stopped
 from server.db import Database
 from server.events import EventBus
 from server.headset.conversation import Answered
@@ -79,9 +80,7 @@ class FloorReport:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._pending.join(), CLOSE_WAIT_S)
-        self._worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._worker
+        await stopped(self._worker)
 
     def _later(self, report: Callable[[], Awaitable[None]]) -> None:
         self._pending.put_nowait(report)

@@ -46,6 +46,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from rtc.tasks import stopped
 from server.sockets import REPLACED, SESSION_REPLACED, Ending
 
 log = logging.getLogger(__name__)
@@ -165,9 +166,7 @@ class RedisLeases:
 
     async def stop(self) -> None:
         if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            await stopped(self._listener)
         await self.listener.aclose()
 
     @contextlib.asynccontextmanager
@@ -178,15 +177,18 @@ class RedisLeases:
         try:
             yield
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
-            if self._held.get(operator) is held:
-                del self._held[operator]
             try:
-                await self.client.eval(_RELEASE, 1, self.key(operator), held.token)
-            except (RedisError, OSError) as exc:
-                log.warning("headset %s: lease not released (%s); it expires", operator, exc)
+                await stopped(beat)
+            finally:
+                await self._release(operator, held)
+
+    async def _release(self, operator: str, held: _Held) -> None:
+        if self._held.get(operator) is held:
+            del self._held[operator]
+        try:
+            await self.client.eval(_RELEASE, 1, self.key(operator), held.token)
+        except (RedisError, OSError) as exc:
+            log.warning("headset %s: lease not released (%s); it expires", operator, exc)
 
     async def _acquire(self, operator: str, end: End) -> _Held:
         key = self.key(operator)

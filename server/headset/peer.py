@@ -7,7 +7,6 @@ between the track and the socket."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -22,6 +21,7 @@ from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateErr
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, AudioResampler
 
+from rtc.tasks import stopped
 from server.headset.prompt_track import PromptTrack
 
 log = logging.getLogger(__name__)
@@ -89,9 +89,7 @@ class HeadsetPeer:
         self.prompt_track.stop()
         listening = self._listening
         if listening is not None and listening is not asyncio.current_task():
-            listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listening
+            await stopped(listening)
         await self.pc.close()
 
     def _on_track(self, track: MediaStreamTrack) -> None:
