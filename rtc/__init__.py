@@ -9,6 +9,7 @@ ICE/TURN configuration.
 - `room`: the participants of one call; `hub`: the live rooms of a process, by id
 - `signaling`: Room signaling v1 frames, and one participant's session over any channel
 - `client`: a participant over a WebSocket; `synthetic`: test media (tone, colour, stamps)
+- `tasks`: background tasks started and stopped (also the server's)
 
 A library: no FastAPI and no import of `server`.
 """
