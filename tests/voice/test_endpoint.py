@@ -197,3 +197,21 @@ def test_speech_after_a_pause_cancels_it(fsdd: Path) -> None:
     endpointer.feed(seven[: RATE // 5])
     assert endpointer.pause is None
     assert endpointer.end_after_pause(1) is None
+
+
+def test_a_lone_voiced_frame_in_the_quiet_does_not_keep_the_answer_open(fsdd: Path) -> None:
+    """A blip of the microphone floor 300 ms after the last word (one voiced frame) leaves
+    the quiet that ends the answer running; speech going on (three frames) breaks it."""
+    frame = RATE // 50
+    word = load(fsdd / "5_george_9.wav", RATE)
+    word = np.concatenate([word, np.zeros(-len(word) % frame, np.int16)])
+    loudest = max(range(0, len(word), frame), key=lambda i: np.abs(word[i : i + frame]).max())
+    voiced = word[loudest : loudest + frame]
+    for frames, ends_at_the_word in ((1, True), (3, False)):
+        before = np.concatenate([floor(0.3, -60), word, floor(0.3, -60, seed=1)])
+        audio = np.concatenate([before, np.tile(voiced, frames), floor(1.5, -60, seed=2)])
+        events = [e for _, e in stream(Endpointer(RATE, LIVE_ANSWERS), audio, chunk=frame)]
+        ended = [e for e in events if isinstance(e, SpeechEnded)]
+        assert len(ended) == 1, frames
+        word_end = (0.3 * RATE + len(word)) / RATE
+        assert (ended[0].end <= word_end + 0.02) == ends_at_the_word, (frames, ended[0].end)
