@@ -221,13 +221,14 @@ class Endpointer:
         self._recent.append(voiced)
         if not self._in_speech:
             self._lead.append(frame)
-            if sum(self._recent) >= s.start_frames:
+            started = list(self._recent)[-s.start_window :]
+            if sum(started) >= s.start_frames:
                 self._in_speech = True
                 self._start_frame = self._frames_seen - len(self._lead)
                 self._utterance = list(self._lead)
                 self._lead.clear()
                 self._silent_run = 0
-                self._voiced_total = sum(self._recent)
+                self._voiced_total = sum(started)
                 return SpeechStarted(at=self._seconds(self._frames_seen - s.start_window))
             return None
         self._utterance.append(frame)
