@@ -32,19 +32,17 @@ def _finished(task: asyncio.Task[Any]) -> None:
 async def stopped(*tasks: asyncio.Task[Any]) -> None:
     """Cancel `tasks` and wait until they have ended, whatever they ended with (a failure
     while stopping is not worth a warning). Unlike awaiting each with its CancelledError
-    suppressed, this never swallows a cancellation of the caller: one that comes while
-    waiting is raised once the tasks have ended. (Swallowed, it kept a headset's answer
-    worker answering after its conversation was closed, and the close waited for ever.)"""
+    suppressed, this never swallows a cancellation of the caller: it is raised at once,
+    the tasks being cancelled already. (Swallowed, it kept a headset's answer worker
+    answering after its conversation was closed, and the close waited for ever; held
+    back until the tasks ended, it outlived the cancel scope that sent it.)"""
     for task in tasks:
+        task.add_done_callback(_quietly)
         task.cancel()
-    cancelled = False
-    while not all(task.done() for task in tasks):
-        try:
-            await asyncio.wait(tasks)
-        except asyncio.CancelledError:
-            cancelled = True
-    for task in tasks:
-        if not task.cancelled():
-            task.exception()
-    if cancelled:
-        raise asyncio.CancelledError
+    if tasks:
+        await asyncio.wait(tasks)
+
+
+def _quietly(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()

