@@ -82,11 +82,8 @@ def noise(rate: int, dbfs: float) -> dict[str, Any]:
         )[50:]  # the floor tracker settled
         voiced_shares.append(float(voiced.mean()))
         for rule, ruled in RULES.items():
-            window, needed = ruled.resume_window, ruled.resume_frames
-            breaks = [
-                bool(v) and int(voiced[max(0, i - window + 1) : i + 1].sum()) >= needed
-                for i, v in enumerate(voiced)
-            ]
+            frames = voiced.tolist()
+            breaks = [ruled.resumes(frames[: i + 1]) for i in range(len(frames))]
             breaking[rule].append(float(np.mean(breaks)))
     assert settings.whole_end_ms is not None
     return {

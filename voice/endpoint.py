@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +63,14 @@ class EndpointSettings:
     resume_frames: int = 2
     resume_window: int = 3
     vad_floor_db: float = 55.0  # webrtcvad hears frames raised so the floor is here (re 1 LSB)
+
+    def resumes(self, recent: Sequence[bool]) -> bool:
+        """Whether speech goes on inside an utterance, after frames voiced as `recent` (the
+        last one last): it is voiced, and so are `resume_frames` of the last
+        `resume_window`."""
+        return (
+            bool(recent) and recent[-1] and sum(recent[-self.resume_window :]) >= self.resume_frames
+        )
 
 
 # A live answer: read after 80 ms of quiet, ended after 160 ms when that reading is whole,
@@ -234,7 +243,7 @@ class Endpointer:
         self._utterance.append(frame)
         if voiced:
             self._voiced_total += 1
-        if voiced and sum(list(self._recent)[-s.resume_window :]) >= s.resume_frames:
+        if s.resumes(list(self._recent)):
             self._silent_run = 0
         else:  # quiet, or a lone voiced frame in the quiet: a blip of the noise, not speech
             self._silent_run += 1
