@@ -22,7 +22,8 @@ else that fails as `errors`.
 Reported: picks and turns, turn latency p50/p95/max, errors, whether stock equals the
 ledger afterwards, and the CPU seconds of the server processes, of the simulated
 headsets (this process) and of the whole machine, which the pickers, the servers,
-PostgreSQL and Redis all share. The audio-mode figure (pickers per core with spoken
+PostgreSQL and Redis all share, while the pickers work (the set-up before is not in them),
+and the same per turn. The audio-mode figure (pickers per core with spoken
 answers) is `bench/walk.py --pickers ... --capacity-ms 500`.
 """
 
@@ -49,7 +50,7 @@ from bench.ledger import (
     sqlalchemy_url,
     throwaway_database,
 )
-from server.simulate import simulate
+from server.simulate import prepare, simulate
 
 PASSWORD = "scale-bench-password"
 
@@ -82,6 +83,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             assert server.process is not None
             pid = server.process.pid
             progress(f"{args.workers} app processes serving; preparing {args.pickers} pickers")
+            floor = asyncio.run(prepare(server.url, server.admin, args.pickers, progress))
             server_before, client_before = process_tree_cpu_seconds(pid), time.process_time()
             machine_before = machine_cpu_seconds()
             simulated = asyncio.run(
@@ -94,6 +96,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     ramp=args.ramp,
                     admin=server.admin,
                     progress=progress,
+                    floor=floor,
                 )
             )
             machine_after = machine_cpu_seconds()
@@ -102,6 +105,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "simulated_headsets": round(time.process_time() - client_before, 1),
                 "machine": round(machine_after[0] - machine_before[0], 1),
                 "machine_available": round(machine_after[1] - machine_before[1], 1),
+            }
+            turns = max(1, simulated["turns"])
+            cpu_per_turn = {
+                "servers": round(1000 * cpu["servers"] / turns, 1),
+                "machine": round(1000 * cpu["machine"] / turns, 1),
             }
     return {
         "bench": "scale",
@@ -115,6 +123,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "simulation": simulated,
         "cpu_seconds": cpu,
+        "cpu_ms_per_turn": cpu_per_turn,
         "machine": {"busy_before_percent": busy, "cores": len(os.sched_getaffinity(0))},
     }
 

@@ -326,10 +326,13 @@ async def simulate(
     ramp: float = 0.0,
     admin: tuple[str, str],
     progress: Callable[[str], None] = print,
+    floor: Floor | None = None,
 ) -> dict[str, Any]:
     """`ramp`: seconds over which the pickers sign on, one after the other, as a shift
-    starts (0: all at once); the `duration` counts from the first."""
-    floor = await prepare(base_url, admin, count, progress)
+    starts (0: all at once); the `duration` counts from the first. `floor`: the work
+    `prepare` already set up for `count` pickers (a bench that measures the picking alone)."""
+    if floor is None:
+        floor = await prepare(base_url, admin, count, progress)
     voice = SpokenAnswers(16000) if audio else None
     tally = Tally()
     progress(f"{count} pickers working for {duration:g} s")
