@@ -25,6 +25,7 @@ from server.db import Database, make_engine, make_session_factory
 from server.events import EventBus
 from server.eventsocket import router as events_router
 from server.headset.endpoint import router as headset_router
+from server.headset.floor import HeardAnswers
 from server.headset.leases import LocalLeases, RedisLeases
 from server.headset.snapshots import MemorySnapshots, RedisSnapshots
 from server.headset.speech import make_speech_services
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if expiry is not None:
             expiry.cancel()
         await app.state.sockets.close_all()
+        await app.state.heard_answers.close()
         await app.state.recordings.stop_all()
         await app.state.rooms.close_all()
         if app.state.rooms_http is not None:
@@ -94,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessions, on_write=record_outcome, writer_turns=settings.is_sqlite
     )
     app.state.login_guard = LoginGuard(settings)
+    app.state.heard_answers = HeardAnswers(database)
 
     async def still_allowed(grant: Grant) -> bool:
         user = await database.read(users.session_user, grant.username, grant.token_version)

@@ -47,7 +47,7 @@ async def headset(websocket: WebSocket) -> None:
         await websocket.send_json(error("forbidden", f"role {user.role} may not pick"))
         await websocket.close(FORBIDDEN, "forbidden")
         return
-    floor = FloorReport(db, state.events, user.username)
+    floor = FloorReport(db, state.events, state.heard_answers, user.username)
     loop = asyncio.get_running_loop()
 
     def call_opened(room_id: int) -> None:  # on the dialog's worker thread

@@ -60,23 +60,26 @@ class DatabasePickWork:
     def _as_operator(
         self, session: Session, work: Callable[..., T], write: bool, *args: Any, **kwargs: Any
     ) -> T:
-        version = self.token_version
-        if (
-            write
-            and version is not None
-            and not users.session_user(session, self.operator, version, lock=True)
-        ):
-            raise Unauthorized(f"{self.operator} may no longer pick here", code="session_revoked")
         if write:
-            self._still_a_member(session)
+            self._may_still_write(session)
         return work(session, *args, **kwargs)
 
-    def _still_a_member(self, session: Session) -> None:
-        """A picker taken off a warehouse mid-assignment writes nothing more there (the
+    def _may_still_write(self, session: Session) -> None:
+        """The operator is still active at the socket's token version (their row locked),
+        and a picker taken off a warehouse mid-assignment writes nothing more there (the
         REST routes check the same on every request)."""
+        if self.token_version is None:
+            user = users.get_by_username(session, self.operator)
+        else:
+            user = users.session_user(session, self.operator, self.token_version, lock=True)
+            if user is None:
+                raise Unauthorized(
+                    f"{self.operator} may no longer pick here", code="session_revoked"
+                )
         assignment = picking.current_assignment(session, self.operator)
-        within = membership.warehouse_ids(session, self.operator)
-        if assignment is not None and within is not None and assignment.warehouse_id not in within:
+        if assignment is not None and not membership.works_in(
+            session, user, assignment.warehouse_id
+        ):
             raise Forbidden(
                 f"{self.operator} no longer works in this warehouse", code="warehouse_forbidden"
             )

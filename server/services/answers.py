@@ -3,12 +3,13 @@ answer the dialog judged, tied to the picker's assignment in progress and its wa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.services import picking
-from server.tables import HeardAnswer
+from server.tables import Assignment, AssignmentStatus, HeardAnswer
 
 
 @dataclass(frozen=True)
@@ -26,18 +27,40 @@ class AnswerJudged:
 def record_answer(session: Session, picker: str, answer: AnswerJudged) -> HeardAnswer:
     """Keep `answer`, in the warehouse of the picker's assignment in progress (none when
     they have no work: signing on, signing off)."""
-    in_progress = picking.current_assignment(session, picker)
-    row = HeardAnswer(
-        picker=picker,
-        warehouse_id=in_progress.warehouse_id if in_progress else None,
-        assignment_id=in_progress.id if in_progress else None,
-        dialog_state=answer.dialog_state[:32],
-        source=answer.source,
-        text=answer.text[:200],
-        confidence=answer.confidence,
-        accepted=answer.accepted,
-        reprompts=answer.reprompts,
-    )
-    session.add(row)
+    return record_answers(session, [(picker, answer)])[0]
+
+
+def record_answers(
+    session: Session, answers: Sequence[tuple[str, AnswerJudged]]
+) -> list[HeardAnswer]:
+    """`record_answer` for each (picker, answer), in one read and one insert however many
+    they are."""
+    in_progress: dict[str | None, tuple[int, int]] = {}
+    for picker, assignment, warehouse in session.execute(
+        select(Assignment.picker, Assignment.id, Assignment.warehouse_id)
+        .where(
+            Assignment.picker.in_({picker for picker, _ in answers}),
+            Assignment.status == AssignmentStatus.in_progress,
+        )
+        .order_by(Assignment.id)
+    ):
+        in_progress.setdefault(picker, (assignment, warehouse))
+    rows = []
+    for picker, answer in answers:
+        work = in_progress.get(picker)
+        rows.append(
+            HeardAnswer(
+                picker=picker,
+                warehouse_id=work[1] if work else None,
+                assignment_id=work[0] if work else None,
+                dialog_state=answer.dialog_state[:32],
+                source=answer.source,
+                text=answer.text[:200],
+                confidence=answer.confidence,
+                accepted=answer.accepted,
+                reprompts=answer.reprompts,
+            )
+        )
+    session.add_all(rows)
     session.flush()
-    return row
+    return rows

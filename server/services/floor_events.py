@@ -20,6 +20,7 @@ both produce the events, once each, when they commit. Other code publishes its o
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -286,7 +287,7 @@ def picker_signed_on(
         for code in [warehouse] if warehouse else picker_warehouses(session, picker):
             record(session, PickerStatus(warehouse=code, picker=picker, status="waiting"))
         return
-    lines, done = _progress(session, assignment.id)
+    lines, done = _progress(session, [assignment.id]).get(assignment.id, (0, 0))
     record(
         session,
         PickerStatus(
@@ -314,14 +315,17 @@ def picker_signed_off(session: Session, picker: str, kept: Assignment | None) ->
         record(session, PickerStatus(warehouse=code, picker=picker, status="signed_off"))
 
 
-def _progress(session: Session, assignment_id: int) -> tuple[int, int]:
+def _progress(session: Session, assignment_ids: Collection[int]) -> dict[int, tuple[int, int]]:
+    """(lines, lines closed) of each assignment, in one read."""
+    if not assignment_ids:
+        return {}
     closed = case((PickLine.status.in_((PickLineStatus.picked, PickLineStatus.short)), 1), else_=0)
-    lines, done = session.execute(
-        select(func.count(PickLine.id), func.coalesce(func.sum(closed), 0)).where(
-            PickLine.assignment_id == assignment_id
-        )
-    ).one()
-    return int(lines), int(done)
+    rows = session.execute(
+        select(PickLine.assignment_id, func.count(PickLine.id), func.coalesce(func.sum(closed), 0))
+        .where(PickLine.assignment_id.in_(assignment_ids))
+        .group_by(PickLine.assignment_id)
+    )
+    return {int(a): (int(lines), int(done)) for a, lines, done in rows}
 
 
 def picker_warehouses(session: Session, picker: str) -> list[str]:
@@ -346,16 +350,34 @@ class Whereabouts:
 
 
 def whereabouts(session: Session, picker: str) -> Whereabouts:
-    assignment = session.scalar(
-        select(Assignment)
-        .where(Assignment.picker == picker, Assignment.status == AssignmentStatus.in_progress)
+    return whereabouts_of(session, [picker])[picker]
+
+
+def whereabouts_of(session: Session, pickers: Collection[str]) -> dict[str, Whereabouts]:
+    """`whereabouts` of each of `pickers`, in two reads however many they are (more only
+    for those without an assignment in progress)."""
+    in_progress: dict[str | None, tuple[int, str]] = {}
+    rows = session.execute(
+        select(Assignment.picker, Assignment.id, Warehouse.code)
+        .join(Warehouse, Warehouse.id == Assignment.warehouse_id)
+        .where(
+            Assignment.picker.in_(set(pickers)),
+            Assignment.status == AssignmentStatus.in_progress,
+        )
         .order_by(Assignment.id)
-        .limit(1)
     )
-    if assignment is None:
-        return Whereabouts(None, None, None, tuple(picker_warehouses(session, picker)))
-    lines, done = _progress(session, assignment.id)
-    return Whereabouts(assignment.id, lines, done, (assignment.warehouse.code,))
+    for picker, assignment, code in rows:
+        in_progress.setdefault(picker, (assignment, code))
+    progress = _progress(session, [assignment for assignment, _ in in_progress.values()])
+    found: dict[str, Whereabouts] = {}
+    for picker in pickers:
+        if picker in in_progress:
+            assignment, code = in_progress[picker]
+            lines, done = progress.get(assignment, (0, 0))
+            found[picker] = Whereabouts(assignment, lines, done, (code,))
+        elif picker not in found:
+            found[picker] = Whereabouts(None, None, None, tuple(picker_warehouses(session, picker)))
+    return found
 
 
 async def announce_picker(

@@ -68,6 +68,18 @@ def warehouse_ids(session: Session, username: str) -> frozenset[int] | None:
     return Scope.of(user).ids if user is not None else frozenset()
 
 
+def works_in(session: Session, user: User | None, warehouse_id: int) -> bool:
+    """Whether `user` may act in the warehouse (an admin anywhere; nobody, no one)."""
+    if user is None:
+        return False
+    if user.role == Role.admin:
+        return True
+    member = select(WarehouseMember.warehouse_id).where(
+        WarehouseMember.user_id == user.id, WarehouseMember.warehouse_id == warehouse_id
+    )
+    return session.scalar(member) is not None
+
+
 def set_warehouses(session: Session, user: User, codes: Iterable[str]) -> User:
     """Make `user` a member of exactly these warehouses (404 for an unknown code)."""
     wanted = [catalog.get_warehouse(session, code) for code in dict.fromkeys(codes)]

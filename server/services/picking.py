@@ -71,13 +71,27 @@ CLOSED = (PickLineStatus.picked, PickLineStatus.short)
 
 
 def current_assignment(session: Session, username: str) -> Assignment | None:
-    """The assignment this picker is working on, if any."""
-    return session.scalar(
+    """The assignment this picker is working on, if any. Once found it is known for the
+    rest of the transaction (while it stays theirs and in progress): one answer's
+    transaction asks for it three or four times."""
+    known = session.info.get(("current_assignment", username))
+    if known is not None:
+        assignment = session.get(Assignment, known)
+        if (
+            assignment is not None
+            and assignment.picker == username
+            and assignment.status == AssignmentStatus.in_progress
+        ):
+            return assignment
+    assignment = session.scalar(
         select(Assignment)
         .where(Assignment.picker == username, Assignment.status == AssignmentStatus.in_progress)
         .order_by(Assignment.id)
         .limit(1)
     )
+    if assignment is not None:
+        session.info[("current_assignment", username)] = assignment.id
+    return assignment
 
 
 def sign_on(

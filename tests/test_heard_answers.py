@@ -1,0 +1,94 @@
+"""The answers the headsets of one process heard are kept together: those that arrive while
+one transaction runs go in the next, each with where its picker is now. On SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.db import Database, transaction
+from server.headset.floor import HeardAnswers
+from server.services import picking
+from server.services.answers import AnswerJudged
+from server.services.floor_events import Whereabouts
+from server.tables import HeardAnswer
+from tests import factories as f
+
+PLAN = (("A-01-01", "57", "CASE", 3), ("A-01-02", "31", "CABLE", 2))
+
+
+class CountedDatabase(Database):
+    """A real database that counts its write transactions."""
+
+    writes = 0
+
+    async def write(self, work: Any, *args: Any, **kwargs: Any) -> Any:
+        self.writes += 1
+        return await super().write(work, *args, **kwargs)
+
+
+def said(text: str, accepted: bool = True) -> AnswerJudged:
+    return AnswerJudged("location", "speech", text, 0.9, accepted, 0)
+
+
+def test_answers_heard_together_are_kept_in_one_transaction_each_with_its_pickers_place(
+    database_url: str, sessions: sessionmaker[Session]
+) -> None:
+    f.pick_floor(database_url, PLAN)
+    with transaction(sessions) as session:
+        assignment = picking.sign_on(session, "picker", "LAX")
+        assert assignment is not None
+        working = assignment.id
+    db = CountedDatabase(sessions)
+    answers = HeardAnswers(db)
+
+    async def headsets() -> list[Whereabouts]:
+        first = asyncio.ensure_future(answers.keep("picker", said("five seven")))
+        await asyncio.sleep(0)  # its transaction is under way: the rest wait for the next
+        rest = [
+            answers.keep(picker, said(f"answer {n}"))
+            for n in range(6)
+            for picker in ("picker", "manager")
+        ]
+        found = await asyncio.gather(first, *rest)
+        await answers.close()
+        return found
+
+    found = asyncio.run(headsets())
+
+    assert db.writes == 2
+    assert found[0] == Whereabouts(working, 2, 0, ("LAX",))
+    assert found[1::2] == [Whereabouts(working, 2, 0, ("LAX",))] * 6
+    manager = found[2]
+    assert manager.assignment is None and "LAX" in manager.warehouses
+    with transaction(sessions) as session:
+        rows = session.scalars(select(HeardAnswer).order_by(HeardAnswer.id)).all()
+    assert [(row.picker, row.text) for row in rows] == [("picker", "five seven")] + [
+        (picker, f"answer {n}") for n in range(6) for picker in ("picker", "manager")
+    ]
+    assert {row.assignment_id for row in rows if row.picker == "picker"} == {working}
+    assert {row.assignment_id for row in rows if row.picker == "manager"} == {None}
+
+
+def test_a_failed_transaction_fails_the_answers_it_held_and_the_next_are_kept(
+    database_url: str, sessions: sessionmaker[Session]
+) -> None:
+    f.pick_floor(database_url, PLAN)
+    answers = HeardAnswers(Database(sessions))
+    unjudged = AnswerJudged("location", "speech", "one", 0.5, None, 0)  # type: ignore[arg-type]
+
+    async def headsets() -> tuple[BaseException | Whereabouts, Whereabouts]:
+        failed = await asyncio.gather(answers.keep("picker", unjudged), return_exceptions=True)
+        kept = await answers.keep("picker", said("three one"))
+        await answers.close()
+        return failed[0], kept
+
+    failed, kept = asyncio.run(headsets())
+    assert isinstance(failed, Exception)
+    assert kept.assignment is None  # not signed on
+    with transaction(sessions) as session:
+        assert session.scalars(select(HeardAnswer.text)).all() == ["three one"]
