@@ -68,17 +68,13 @@ class DatabasePickWork:
         """The operator is still active at the socket's token version (their row locked),
         and a picker taken off a warehouse mid-assignment writes nothing more there (the
         REST routes check the same on every request)."""
-        if self.token_version is None:
-            user = users.get_by_username(session, self.operator)
-        else:
-            user = users.session_user(session, self.operator, self.token_version, lock=True)
-            if user is None:
-                raise Unauthorized(
-                    f"{self.operator} may no longer pick here", code="session_revoked"
-                )
+        user = users.lock_standing(session, self.operator)
+        if self.token_version is not None and (user is None or not user.allows(self.token_version)):
+            raise Unauthorized(f"{self.operator} may no longer pick here", code="session_revoked")
         assignment = picking.current_assignment(session, self.operator)
-        if assignment is not None and not membership.works_in(
-            session, user, assignment.warehouse_id
+        if assignment is not None and (
+            user is None
+            or not membership.works_in(session, user.id, user.role, assignment.warehouse_id)
         ):
             raise Forbidden(
                 f"{self.operator} no longer works in this warehouse", code="warehouse_forbidden"

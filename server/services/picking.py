@@ -43,7 +43,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from server.problems import Conflict, Forbidden, Invalid, NotFound
@@ -67,30 +67,31 @@ from server.tables import (
 )
 
 PENDING = (PickLineStatus.open, PickLineStatus.skipped)
+# a line's slot and SKU, read with the line: what the picker is told and the ledger moves
+_WITH_SLOT_AND_SKU = (joinedload(PickLine.location), joinedload(PickLine.sku))
 CLOSED = (PickLineStatus.picked, PickLineStatus.short)
 
 
 def current_assignment(session: Session, username: str) -> Assignment | None:
-    """The assignment this picker is working on, if any. Once found it is known for the
-    rest of the transaction (while it stays theirs and in progress): one answer's
-    transaction asks for it three or four times."""
-    known = session.info.get(("current_assignment", username))
-    if known is not None:
-        assignment = session.get(Assignment, known)
-        if (
-            assignment is not None
-            and assignment.picker == username
-            and assignment.status == AssignmentStatus.in_progress
-        ):
-            return assignment
+    """The assignment this picker is working on, if any, with its warehouse and staging
+    slot (a pick's ledger and board read them). Once found it is known for the rest of the
+    transaction (while it stays theirs and in progress), and held: one pick's transaction
+    asks for it, and reads the lines that point to it, several times."""
+    known: Assignment | None = session.info.get(("current_assignment", username))
+    if (
+        known is not None
+        and known.picker == username
+        and known.status == AssignmentStatus.in_progress
+    ):
+        return known
     assignment = session.scalar(
         select(Assignment)
+        .options(joinedload(Assignment.warehouse), joinedload(Assignment.staging_location))
         .where(Assignment.picker == username, Assignment.status == AssignmentStatus.in_progress)
         .order_by(Assignment.id)
         .limit(1)
     )
-    if assignment is not None:
-        session.info[("current_assignment", username)] = assignment.id
+    session.info[("current_assignment", username)] = assignment
     return assignment
 
 
@@ -266,6 +267,7 @@ def next_open_line(session: Session, assignment_id: int) -> PickLine | None:
     for status in PENDING:
         line = session.scalar(
             select(PickLine)
+            .options(*_WITH_SLOT_AND_SKU)
             .where(PickLine.assignment_id == assignment_id, PickLine.status == status)
             .order_by(PickLine.sequence)
             .limit(1)
@@ -556,7 +558,8 @@ def complete_assignment(session: Session, assignment_id: int, actor: str) -> Loc
 
 
 def _line_for(session: Session, line_id: int, actor: str) -> tuple[PickLine, Assignment]:
-    line = session.get(PickLine, line_id)
+    """The line with what closing it reads (its slot, SKU and order) in one query."""
+    line = session.get(PickLine, line_id, options=(*_WITH_SLOT_AND_SKU, joinedload(PickLine.order)))
     if line is None:
         raise NotFound(f"no pick line {line_id}", code="pick_line_not_found")
     assignment = line.assignment
