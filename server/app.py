@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -98,9 +98,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_guard = LoginGuard(settings)
     app.state.heard_answers = HeardAnswers(database)
 
-    async def still_allowed(grant: Grant) -> bool:
-        user = await database.read(users.session_user, grant.username, grant.token_version)
-        return user is not None
+    async def still_allowed(grants: Collection[Grant]) -> set[Grant]:
+        allowed = await database.read(
+            users.still_allowed, {(grant.username, grant.token_version) for grant in grants}
+        )
+        return {grant for grant in grants if (grant.username, grant.token_version) in allowed}
 
     app.state.sockets = SocketRegistry(still_allowed, interval=settings.session_check_seconds)
     app.state.speech = make_speech_services(settings)

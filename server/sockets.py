@@ -1,7 +1,8 @@
 """Open sockets and the users behind them: every socket is held here while it is open.
 
-- A socket is re-checked every `interval` seconds, at once when `recheck(username)` is
-  called (the user admin does, after a change on this process), and when its token
+- Every socket is re-checked every `interval` seconds, all of them in one call (one read
+  for a floor of headsets, not one each), a socket alone at once when `recheck(username)`
+  is called (the user admin does, after a change on this process), and when its token
   expires; a user who may no longer be there (disabled, role or password changed, token
   revoked or expired) is ended with 4401. Other server processes notice within `interval`.
 - An exclusive socket (the headset: one live session per operator) takes over: an older
@@ -15,11 +16,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from rtc.tasks import stopped
+from rtc.tasks import spawn, stopped
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +76,18 @@ class _Open:
 
 class SocketRegistry:
     def __init__(
-        self, still_allowed: Callable[[Grant], Awaitable[bool]], *, interval: float
+        self,
+        still_allowed: Callable[[Collection[Grant]], Awaitable[Collection[Grant]]],
+        *,
+        interval: float,
     ) -> None:
+        """`still_allowed(grants)`: those of `grants` whose users may still be here."""
         self.still_allowed = still_allowed
         self.interval = interval
         self._open: set[_Open] = set()
         self._exclusive: dict[tuple[str, str], _Open] = {}
         self._endings: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
 
     def count(self, kind: str, username: str | None = None) -> int:
         return sum(1 for o in self._open if o.kind == kind and username in (None, o.grant.username))
@@ -97,6 +103,8 @@ class SocketRegistry:
         self._open.add(entry)
         if exclusive:
             self._exclusive[key] = entry
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = spawn(self._sweep(), "socket re-checks")
         watcher = asyncio.create_task(self._watch(entry), name=f"watch-{kind}-{grant.username}")
         try:
             if older is not None:
@@ -125,6 +133,8 @@ class SocketRegistry:
 
     async def close_all(self) -> None:
         """End every socket (server shutdown) and wait, a while, for them to finish."""
+        if self._sweeper is not None:
+            await stopped(self._sweeper)
         entries = list(self._open)
         await asyncio.gather(*(self._end(entry, SHUTDOWN) for entry in entries))
         with contextlib.suppress(TimeoutError):
@@ -132,22 +142,36 @@ class SocketRegistry:
                 await asyncio.gather(*(entry.done.wait() for entry in entries))
 
     async def _watch(self, entry: _Open) -> None:
+        """End the socket when its token expires, or at once when its user is re-checked
+        (`recheck`) and may no longer be here."""
         while entry.ended is None:
             left = (entry.grant.expires_at - dt.datetime.now(dt.UTC)).total_seconds()
             if left <= 0:
                 await self._end(entry, EXPIRED)
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(entry.wake.wait(), min(self.interval, left))
-            entry.wake.clear()
-            try:
-                allowed = await self.still_allowed(entry.grant)
-            except Exception:
-                log.exception("could not re-check %s; will try again", entry.grant.username)
-                continue
-            if not allowed:
-                await self._end(entry, REVOKED)
-                return
+                await asyncio.wait_for(entry.wake.wait(), left)
+            if entry.wake.is_set():
+                entry.wake.clear()
+                await self._check([entry])
+
+    async def _sweep(self) -> None:
+        """Every `interval`, re-check every open socket at once, while any is open."""
+        while self._open:
+            await asyncio.sleep(self.interval)
+            await self._check([entry for entry in self._open if entry.ended is None])
+
+    async def _check(self, entries: list[_Open]) -> None:
+        if not entries:
+            return
+        try:
+            allowed = await self.still_allowed({entry.grant for entry in entries})
+        except Exception:
+            log.exception("could not re-check %d sockets; will try again", len(entries))
+            return
+        await asyncio.gather(
+            *(self._end(entry, REVOKED) for entry in entries if entry.grant not in allowed)
+        )
 
     async def _end(self, entry: _Open, ending: Ending) -> None:
         if entry.ended is not None:

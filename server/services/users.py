@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -87,6 +88,25 @@ def session_user(
     if cache is not None:
         return allowed(cache.load_user(session, username), token_version)
     return allowed(session.scalar(select(User).where(User.username == username)), token_version)
+
+
+def still_allowed(session: Session, grants: Collection[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Those (username, token version) of `grants` whose users may still act with tokens
+    of that version (`allowed`), in one read per 500 users."""
+    names = sorted({username for username, _ in grants})
+    standing: dict[str, tuple[bool, int]] = {}
+    for start in range(0, len(names), 500):
+        for username, active, version in session.execute(
+            select(User.username, User.active, User.token_version).where(
+                User.username.in_(names[start : start + 500])
+            )
+        ):
+            standing[username] = (active, version)
+    return {
+        (username, version)
+        for username, version in grants
+        if standing.get(username) == (True, version)
+    }
 
 
 @dataclass(frozen=True)
