@@ -443,6 +443,37 @@ def test_a_lapsed_lease_is_taken_again_unless_another_connection_came_meanwhile(
     asyncio.run(main())
 
 
+def test_the_leases_of_a_process_are_renewed_together_and_a_lost_one_ends_its_session_alone(
+    redis_url: str, prefix: str
+) -> None:
+    async def main() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        leases = RedisLeases(client, aioredis.Redis.from_url(redis_url), prefix=prefix, ttl=1)
+        await leases.start()
+        ended: dict[str, list[Ending]] = {"ana": [], "bo": [], "cy": []}
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for operator, endings in ended.items():
+
+                    async def end(ending: Ending, endings: list[Ending] = endings) -> None:
+                        endings.append(ending)
+
+                    await stack.enter_async_context(leases.hold(operator, end))
+                tokens = {op: await client.get(leases.key(op)) for op in ended}
+                await client.delete(leases.key("bo"))
+                await client.incr(leases.number_key("bo"))  # a newer connection drew one
+                await asyncio.sleep(1.5)  # past the lifetime of a lease not renewed
+                assert ended == {"ana": [], "bo": [REPLACED], "cy": []}
+                for operator in ("ana", "cy"):
+                    assert await client.get(leases.key(operator)) == tokens[operator]
+                assert await client.get(leases.key("bo")) is None
+        finally:
+            await leases.stop()
+            await client.aclose()
+
+    asyncio.run(main())
+
+
 # ---- wavepick serve --workers ----
 
 

@@ -40,13 +40,13 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from rtc.tasks import stopped
+from rtc.tasks import spawn, stopped
 from server.sockets import REPLACED, SESSION_REPLACED, Ending
 
 log = logging.getLogger(__name__)
@@ -119,11 +119,13 @@ class LocalLeases:
         pass
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class _Held:
     number: int
     token: str
     end: End
+    renewed_at: float = field(default_factory=time.monotonic)
+    taken_over: bool = False  # asked to end for a newer connection (renewed until it has)
 
 
 class RedisLeases:
@@ -147,6 +149,8 @@ class RedisLeases:
         self.wait = wait if wait is not None else 2 * ttl + 1
         self.channel = f"{prefix}:headset:takeover"
         self._held: dict[str, _Held] = {}
+        self._renewer: asyncio.Task[None] | None = None
+        self._renewing = asyncio.Lock()  # a lease is never released while being renewed
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._endings: set[asyncio.Task[None]] = set()
@@ -165,6 +169,8 @@ class RedisLeases:
                 await self._listening.wait()
 
     async def stop(self) -> None:
+        if self._renewer is not None:
+            await stopped(self._renewer)
         if self._listener is not None:
             await stopped(self._listener)
         await self.listener.aclose()
@@ -173,22 +179,21 @@ class RedisLeases:
     async def hold(self, operator: str, end: End) -> AsyncIterator[None]:
         held = await self._acquire(operator, end)
         self._held[operator] = held
-        beat = asyncio.create_task(self._renew(operator, held), name=f"lease-{operator}")
+        if self._renewer is None or self._renewer.done():
+            self._renewer = spawn(self._renew(), "headset lease renewals")
         try:
             yield
         finally:
-            try:
-                await stopped(beat)
-            finally:
-                await self._release(operator, held)
+            await self._release(operator, held)
 
     async def _release(self, operator: str, held: _Held) -> None:
-        if self._held.get(operator) is held:
-            del self._held[operator]
-        try:
-            await self.client.eval(_RELEASE, 1, self.key(operator), held.token)
-        except (RedisError, OSError) as exc:
-            log.warning("headset %s: lease not released (%s); it expires", operator, exc)
+        async with self._renewing:  # not renewed after this, which would take it again
+            if self._held.get(operator) is held:
+                del self._held[operator]
+            try:
+                await self.client.eval(_RELEASE, 1, self.key(operator), held.token)
+            except (RedisError, OSError) as exc:
+                log.warning("headset %s: lease not released (%s); it expires", operator, exc)
 
     async def _acquire(self, operator: str, end: End) -> _Held:
         key = self.key(operator)
@@ -212,30 +217,47 @@ class RedisLeases:
             log.warning("headset %s: no lease, Redis is not answering (%s)", operator, exc)
             raise LeaseRefused(UNAVAILABLE) from exc
 
-    async def _renew(self, operator: str, held: _Held) -> None:
-        """Renew the lease every third of its life while the session runs; end the session
-        when the lease is someone else's (or lapsed once another connection of the operator
-        came), or Redis did not answer for as long as a lease lives."""
-        keys = (self.key(operator), self.number_key(operator))
-        renewed_at = time.monotonic()
-        while True:
+    async def _renew(self) -> None:
+        """Renew every lease held every third of its life, while any is: a session whose
+        lease is someone else's (or lapsed once another connection of the operator came)
+        is ended, and so is one whose lease Redis did not renew for as long as it lives."""
+        while self._held:
             await asyncio.sleep(self.ttl / 3)
-            try:
-                kept = await self.client.eval(
-                    _RENEW, 2, *keys, held.token, int(self.ttl * 1000), held.number
-                )
-            except (RedisError, OSError) as exc:
-                if time.monotonic() - renewed_at < self.ttl:
-                    log.warning("headset %s: lease not renewed (%s); retrying", operator, exc)
-                    continue
-                log.warning("headset %s: lease expired while Redis was away", operator)
-                await held.end(UNAVAILABLE)
-                return
-            if not kept:
-                log.warning("headset %s: lease lost to another session", operator)
-                await held.end(REPLACED)
-                return
-            renewed_at = time.monotonic()
+            async with self._renewing:
+                held = list(self._held.items())
+                try:
+                    async with self.client.pipeline(transaction=False) as pipe:
+                        for operator, lease in held:
+                            keys = (self.key(operator), self.number_key(operator))
+                            pipe.eval(
+                                _RENEW, 2, *keys, lease.token, int(self.ttl * 1000), lease.number
+                            )
+                        kept = await pipe.execute(raise_on_error=False)
+                except (RedisError, OSError) as exc:
+                    log.warning("headset leases not renewed (%s); retrying", exc)
+                    kept = [exc] * len(held)
+            now = time.monotonic()
+            for (operator, lease), renewed in zip(held, kept, strict=True):
+                if isinstance(renewed, Exception):
+                    if now - lease.renewed_at >= self.ttl:
+                        log.warning("headset %s: lease expired while Redis was away", operator)
+                        self._lost(operator, lease, UNAVAILABLE)
+                elif not renewed:
+                    log.warning("headset %s: lease lost to another session", operator)
+                    self._lost(operator, lease, REPLACED)
+                else:
+                    lease.renewed_at = now
+
+    def _lost(self, operator: str, held: _Held, ending: Ending) -> None:
+        """End the session of a lease no longer ours, and renew it no more."""
+        if self._held.get(operator) is held:
+            del self._held[operator]
+        self._end_later(held, ending)
+
+    def _end_later(self, held: _Held, ending: Ending) -> None:
+        task = asyncio.create_task(held.end(ending))
+        self._endings.add(task)
+        task.add_done_callback(self._endings.discard)
 
     async def _listen(self) -> None:
         wait = RETRY_S[0]
@@ -259,10 +281,8 @@ class RedisLeases:
         text = data.decode() if isinstance(data, bytes) else str(data)
         number, _, operator = text.partition(":")
         held = self._held.get(operator)
-        if held is None or not number.isdigit() or int(number) <= held.number:
+        if held is None or held.taken_over or not number.isdigit() or int(number) <= held.number:
             return
         log.info("headset of %s taken over by a connection to another process", operator)
-        self._held.pop(operator, None)  # asked once: later requests find nothing to end
-        ending = asyncio.create_task(held.end(REPLACED))
-        self._endings.add(ending)
-        ending.add_done_callback(self._endings.discard)
+        held.taken_over = True  # asked once: later requests find nothing more to end
+        self._end_later(held, REPLACED)
