@@ -123,7 +123,9 @@ class RequestLogMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            # a socket's frames (a headset's prompt audio) go straight out: only an HTTP
+            # response has a status and headers to add
+            await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
         finally:
             access_log.info(
                 "%s %s %s",
