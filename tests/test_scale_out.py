@@ -23,7 +23,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -413,20 +413,32 @@ def test_the_lease_is_taken_over_refused_when_its_holder_stays_and_freed_by_expi
     asyncio.run(main())
 
 
+@contextlib.asynccontextmanager
+async def one_process_leases(
+    redis_url: str, prefix: str
+) -> AsyncIterator[tuple[aioredis.Redis, RedisLeases]]:
+    """The leases of one process (a lease lives 1 s), and a client to look at Redis with."""
+    client = aioredis.Redis.from_url(redis_url)
+    leases = RedisLeases(client, aioredis.Redis.from_url(redis_url), prefix=prefix, ttl=1)
+    await leases.start()
+    try:
+        yield client, leases
+    finally:
+        await leases.stop()
+        await client.aclose()
+
+
 def test_a_lapsed_lease_is_taken_again_unless_another_connection_came_meanwhile(
     redis_url: str, prefix: str
 ) -> None:
     async def main() -> None:
-        client = aioredis.Redis.from_url(redis_url)
-        leases = RedisLeases(client, aioredis.Redis.from_url(redis_url), prefix=prefix, ttl=1)
-        await leases.start()
         ended: list[Ending] = []
 
         async def end(ending: Ending) -> None:
             ended.append(ending)
 
-        key = leases.key("op")
-        try:
+        async with one_process_leases(redis_url, prefix) as (client, leases):
+            key = leases.key("op")
             async with leases.hold("op", end):
                 token = await client.get(key)
                 await client.delete(key)  # expired: its process was too busy to renew it
@@ -436,9 +448,6 @@ def test_a_lapsed_lease_is_taken_again_unless_another_connection_came_meanwhile(
                 await client.incr(leases.number_key("op"))  # a newer connection drew one
                 await asyncio.sleep(0.6)
                 assert ended == [REPLACED] and await client.get(key) is None
-        finally:
-            await leases.stop()
-            await client.aclose()
 
     asyncio.run(main())
 
@@ -447,29 +456,25 @@ def test_the_leases_of_a_process_are_renewed_together_and_a_lost_one_ends_its_se
     redis_url: str, prefix: str
 ) -> None:
     async def main() -> None:
-        client = aioredis.Redis.from_url(redis_url)
-        leases = RedisLeases(client, aioredis.Redis.from_url(redis_url), prefix=prefix, ttl=1)
-        await leases.start()
         ended: dict[str, list[Ending]] = {"ana": [], "bo": [], "cy": []}
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                for operator, endings in ended.items():
+        async with (
+            one_process_leases(redis_url, prefix) as (client, leases),
+            contextlib.AsyncExitStack() as stack,
+        ):
+            for operator, endings in ended.items():
 
-                    async def end(ending: Ending, endings: list[Ending] = endings) -> None:
-                        endings.append(ending)
+                async def end(ending: Ending, endings: list[Ending] = endings) -> None:
+                    endings.append(ending)
 
-                    await stack.enter_async_context(leases.hold(operator, end))
-                tokens = {op: await client.get(leases.key(op)) for op in ended}
-                await client.delete(leases.key("bo"))
-                await client.incr(leases.number_key("bo"))  # a newer connection drew one
-                await asyncio.sleep(1.5)  # past the lifetime of a lease not renewed
-                assert ended == {"ana": [], "bo": [REPLACED], "cy": []}
-                for operator in ("ana", "cy"):
-                    assert await client.get(leases.key(operator)) == tokens[operator]
-                assert await client.get(leases.key("bo")) is None
-        finally:
-            await leases.stop()
-            await client.aclose()
+                await stack.enter_async_context(leases.hold(operator, end))
+            tokens = {op: await client.get(leases.key(op)) for op in ended}
+            await client.delete(leases.key("bo"))
+            await client.incr(leases.number_key("bo"))  # a newer connection drew one
+            await asyncio.sleep(1.5)  # past the lifetime of a lease not renewed
+            assert ended == {"ana": [], "bo": [REPLACED], "cy": []}
+            for operator in ("ana", "cy"):
+                assert await client.get(leases.key(operator)) == tokens[operator]
+            assert await client.get(leases.key("bo")) is None
 
     asyncio.run(main())
 
