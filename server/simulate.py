@@ -342,8 +342,10 @@ async def simulate(
         await asyncio.sleep(ramp * n / count)
         await run_picker(http, token, floor, started + duration, tally, voice, think)
 
-    # one pool of connections for the pickers' lookups, not a client (and TLS context) each
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    # one pool of connections for the pickers' lookups, not a client (and TLS context) each;
+    # an idle one is let go well before the server's keep-alive (uvicorn: 5 s) closes it,
+    # or a lookup sent on it as it closes fails (ReadError)
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
         await asyncio.gather(*(picker(n, token, http) for n, token in enumerate(floor.tokens)))
     elapsed = time.monotonic() - started
