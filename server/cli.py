@@ -172,6 +172,67 @@ def serve(
         ).run()
 
 
+@app.command("speech-worker")
+def speech_worker(
+    processes: Annotated[
+        int | None,
+        typer.Option(min=1, max=256, help="Worker processes (default: one per core)."),
+    ] = None,
+) -> None:
+    """Read answers for the app processes sharing WAVEPICK_REDIS_URL (theirs set
+    WAVEPICK_SPEECH_BROKERED=true), on this host or another, until stopped (Ctrl-C,
+    SIGTERM). Each process loads the speech models (about half a gigabyte) and warms up
+    before it takes an answer."""
+    import signal
+    import threading
+
+    import redis
+
+    from server.headset.speech import received_profiles, speech_setup
+    from voice.broker import Keys, await_workers, start_worker
+    from voice.workers import default_processes
+
+    settings = _settings()
+    if settings.redis_url is None:
+        err.print("[red]a speech worker needs WAVEPICK_REDIS_URL:[/red] the apps' Redis")
+        raise typer.Exit(2)
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        err.print(f"[red]cannot reach Redis at {settings.redis_url}:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    count = processes or default_processes()
+    worker_args = (
+        speech_setup(settings),
+        settings.redis_url,
+        settings.redis_prefix,
+        received_profiles(settings),
+    )
+    workers = [start_worker(*worker_args) for _ in range(count)]
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        with err.status(f"warming up {count} speech worker{'s' if count > 1 else ''}..."):
+            await_workers(client, Keys(settings.redis_prefix), workers)
+        pids = ", ".join(str(worker.pid) for worker in workers)
+        err.print(f"speech workers reading for {settings.redis_prefix}: {pids}")
+        while not stop.wait(1.0):
+            for n, worker in enumerate(workers):
+                if not worker.is_alive():
+                    err.print(f"speech worker {worker.pid} ended ({worker.exitcode}); restarting")
+                    workers[n] = start_worker(*worker_args)
+    except RuntimeError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.join(timeout=10)
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply schema migrations up to REVISION (default: the newest)."""

@@ -179,6 +179,19 @@ class Settings(BaseSettings):
         description="Processes that recognise and synthesise speech beside the app: "
         "default one per core; 0 runs speech in the app's own threads.",
     )
+    speech_brokered: bool = Field(
+        False,
+        description="Answers are read by the speech workers sharing WAVEPICK_REDIS_URL, on "
+        "this host or others (`wavepick speech-worker`), whichever is free first; this "
+        "process starts WAVEPICK_SPEECH_WORKERS of them itself (0: only the others).",
+    )
+    speech_reply_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=120,
+        description="With brokered speech: how long an answer waits for a worker to read "
+        "it before the headset is told speech is unavailable (error `speech_unavailable`).",
+    )
     speech_warm_up: bool = Field(
         True, description="Load speech models and voices at start, not at the first answer."
     )
@@ -263,6 +276,8 @@ class Settings(BaseSettings):
                 f"{MIN_SECRET_LENGTH} characters when WAVEPICK_ENVIRONMENT=production "
                 "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
+        if self.speech_brokered and not self.redis_url:
+            raise ValueError("WAVEPICK_SPEECH_BROKERED needs WAVEPICK_REDIS_URL, the broker")
         try:
             self.ice  # noqa: B018  (checks the STUN/TURN settings together)
         except IceConfigError as exc:

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,6 +34,7 @@ from server.db import make_engine, make_session_factory
 from server.migrate import upgrade
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+REDIS_URL = os.environ.get("WAVEPICK_TEST_REDIS", "redis://127.0.0.1:6379/0")
 PG_ADMIN = os.environ.get("WAVEPICK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REPO = Path(__file__).resolve().parents[1]
 # the shared data beside the checkout (speech recordings); elsewhere with WAVEPICK_TEST_SHARED
@@ -232,7 +234,9 @@ class ServerProcess:
 
 
 @contextmanager
-def serving(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+def serving(
+    database_url: str, tmp_path: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[ServerProcess]:
     """A real server process on `database_url`, with one user per role."""
     from server.db import make_engine, make_session_factory
     from tests.factories import seed_users
@@ -240,7 +244,7 @@ def serving(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
     engine = make_engine(database_url)
     seed_users(make_session_factory(engine))
     engine.dispose()
-    server = ServerProcess(database_url, tmp_path)
+    server = ServerProcess(database_url, tmp_path, extra_env)
     try:
         yield server
     finally:
@@ -260,3 +264,27 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(database_url, pool_size=10)
     yield make_session_factory(engine)
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        require_service("Redis on 127.0.0.1:6379", str(exc))
+    yield REDIS_URL
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    """Redis names of this test alone (other test runs may share the Redis)."""
+    name = f"wavepick-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    forget_keys(redis_url, name)
+
+
+def forget_keys(redis_url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{prefix}*"))
+    if keys:
+        client.delete(*keys)

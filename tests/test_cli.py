@@ -125,6 +125,17 @@ def test_an_unknown_recognition_engine_is_refused_at_start(tmp_path: Path) -> No
     assert "stt_engine" in result.stderr and "whisper" in result.stderr
 
 
+def test_brokered_speech_and_speech_workers_need_redis(tmp_path: Path) -> None:
+    brokered = {"WAVEPICK_SPEECH_BROKERED": "true"}
+    refused = wavepick("serve", "--demo", cwd=tmp_path, env=brokered)
+    assert refused.returncode == 2 and "needs WAVEPICK_REDIS_URL" in refused.stderr
+    no_redis = wavepick("speech-worker", cwd=tmp_path)
+    assert no_redis.returncode == 2 and "needs WAVEPICK_REDIS_URL" in no_redis.stderr
+    unreachable = {"WAVEPICK_REDIS_URL": "redis://127.0.0.1:1/0"}
+    down = wavepick("speech-worker", cwd=tmp_path, env=unreachable)
+    assert down.returncode == 1 and "cannot reach Redis" in down.stderr
+
+
 @pytest.mark.slow
 def test_serve_demo_serves_stock_to_a_supervisor(tmp_path: Path) -> None:
     import httpx

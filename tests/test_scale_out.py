@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -46,20 +47,21 @@ from server.processes import _loopback_socket
 from server.sockets import REPLACED, Ending
 from server.tables import Role, User, Warehouse, WarehouseMember
 from tests.conftest import (
+    REDIS_URL,
     REPO,
     TEST_SECRET,
     ServerProcess,
     all_ended,
     create_pg_database,
     drop_pg_database,
+    forget_keys,
     free_port,
-    require_service,
     warm_speech_cache,
 )
-from tests.factories import auth, pick_floor, release_next_order, token
+from tests.factories import FloorLine, auth, pick_floor, release_next_order, stock_at, token
 from tests.test_sessions import until_closed
+from voice.broker import Keys, running_workers
 
-REDIS_URL = os.environ.get("WAVEPICK_TEST_REDIS", "redis://127.0.0.1:6379/0")
 LEASE_S = 2  # WAVEPICK_HEADSET_LEASE_SECONDS of the test servers: a dead process's hold
 PICKERS = tuple(f"picker{n}" for n in range(2, 9))  # besides the seeded `picker`
 WORKERS = PICKERS[1:]  # the six pickers at work when a process is killed
@@ -73,30 +75,6 @@ def plan(assignments: int) -> tuple[tuple[str, str, str, int], ...]:
         (f"A-01-{n:02d}", f"{20 + n}", f"SKU{n:02d}", 1 + n % 4)
         for n in range(1, assignments * LINES + 1)
     )
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        require_service("Redis on 127.0.0.1:6379", str(exc))
-    yield REDIS_URL
-
-
-@pytest.fixture
-def prefix(redis_url: str) -> Iterator[str]:
-    """Redis names of this test alone (other test runs may share the Redis)."""
-    name = f"wavepick-test-{uuid.uuid4().hex[:12]}"
-    yield name
-    forget_keys(redis_url, name)
-
-
-def forget_keys(redis_url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
 
 
 @dataclass
@@ -614,6 +592,99 @@ def test_app_processes_end_when_serve_is_killed_outright(
         served.kill()
         served.wait()
     assert all_ended(children)
+
+
+class SpeechWorkerHost:
+    """`wavepick speech-worker` as another host runs it: a disk of its own, no database,
+    only the Redis it shares with the apps."""
+
+    def __init__(self, redis_url: str, prefix: str, data_dir: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WAVEPICK_")}
+        self.env = {
+            **env,
+            "WAVEPICK_REDIS_URL": redis_url,
+            "WAVEPICK_REDIS_PREFIX": prefix,
+            "WAVEPICK_DATA_DIR": str(data_dir),
+            "WAVEPICK_SPEECH_CACHE_DIR": os.environ["WAVEPICK_SPEECH_CACHE_DIR"],
+        }
+        self.redis = redis.Redis.from_url(redis_url)
+        self.keys = Keys(prefix)
+        self.commands: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> tuple[subprocess.Popen[bytes], int]:
+        """One worker process, warmed up and taking readings: the command and its pid."""
+        command = subprocess.Popen(
+            wavepick("speech-worker", "--processes", "1"),
+            env=self.env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.commands.append(command)
+        deadline = time.monotonic() + 300
+        while not (names := running_workers(self.redis, self.keys)):
+            assert command.poll() is None and time.monotonic() < deadline, "no speech worker"
+            time.sleep(0.2)
+        [name] = names
+        return command, int(name.rsplit(":", 1)[1])
+
+    def stop_all(self) -> None:
+        for command in self.commands:
+            command.kill()
+            command.wait()
+
+
+def test_answers_are_read_by_speech_workers_of_another_host_found_through_redis(
+    pg_url: str, redis_url: str, prefix: str, tmp_path: Path
+) -> None:
+    """The app reads no speech itself: `wavepick speech-worker`, as on another host, reads
+    the picker's answers. With no worker left, an answer is told `speech_unavailable`
+    within the reply deadline and changes nothing; a worker that joins later reads the
+    answer said again."""
+    first = pick_floor(pg_url)[0]
+    (tmp_path / "app").mkdir()
+    brokered = {
+        "WAVEPICK_REDIS_URL": redis_url,
+        "WAVEPICK_REDIS_PREFIX": prefix,
+        "WAVEPICK_SPEECH_BROKERED": "true",  # and WAVEPICK_SPEECH_WORKERS=0: none of its own
+        "WAVEPICK_SPEECH_REPLY_SECONDS": "3",
+    }
+    server = ServerProcess(pg_url, tmp_path / "app", brokered)
+    other_host = SpeechWorkerHost(redis_url, prefix, tmp_path / "worker")
+    try:
+        url = server.url.replace("http://", "ws://") + "/ws/headset"
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            asyncio.run(pick_by_voice(url, token(http, "picker"), first, other_host))
+            assert stock_at(http, "LAX", first.sku, first.location) == 10 - first.quantity
+            supervisor = auth(http, "supervisor")
+            assert http.get("/api/v1/reconcile", headers=supervisor).json()["consistent"]
+    finally:
+        server.stop()
+        other_host.stop_all()
+
+
+async def pick_by_voice(
+    url: str, picker: str, line: FloorLine, other_host: SpeechWorkerHost
+) -> None:
+    from tests.test_headset import human_digits, say_until
+
+    command, pid = other_host.start()
+    headset = HeadsetClient(url, picker, turn_timeout=60)
+    await headset.connect()
+    await headset.say("ready")
+    digits = [human_digits(line.check_digits, take) for take in range(10)]
+    await say_until(headset, digits, "quantity")
+
+    command.send_signal(signal.SIGTERM)
+    assert command.wait(30) == 0 and all_ended([pid])
+    unheard = await headset.speak(human_digits(str(line.quantity), 0))
+    assert [error["code"] for error in unheard.errors] == ["speech_unavailable"], unheard
+    assert headset.prompt and headset.prompt["state"] == "quantity"
+
+    other_host.start()
+    takes = [human_digits(str(line.quantity), take) for take in range(10)]
+    await say_until(headset, takes, "location")
+    await headset.close()
 
 
 def test_forwarded_calls_wait_for_the_rooms_process_to_start() -> None:

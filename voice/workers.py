@@ -62,6 +62,11 @@ class SpeechSetup:
 Wanted = Callable[[], bool]
 
 
+class SpeechUnavailable(RuntimeError):
+    """Nothing can read speech now (no speech worker answered in time, or the broker they
+    are found through cannot be reached): the answer is lost and should be said again."""
+
+
 class Speech(Protocol):
     def recognize(
         self,

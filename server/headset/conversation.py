@@ -44,6 +44,7 @@ from voice.dialog.pick import PickWork
 from voice.endpoint import LIVE_ANSWERS, Endpointer, SpeechEnded, SpeechPaused, SpeechStarted
 from voice.grammar import Grammar
 from voice.stt import NotWanted, Result, expecting
+from voice.workers import SpeechUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -371,7 +372,11 @@ class Conversation:
             sure = reading.confidence >= SURE_TO_END_AT_PAUSE or dialog.expects(reading.tokens)
             return reading, whole, sure
 
-        read = await run_sync(read_and_weigh, limiter=self.speech.readers())
+        try:
+            read = await run_sync(read_and_weigh, limiter=self.speech.readers())
+        except SpeechUnavailable as exc:  # the whole answer, read at its end, will say so
+            log.warning("headset %s: no reading at a pause: %s", self.operator, exc)
+            return
         if read is None:
             return
         reading, whole, sure = read
@@ -447,6 +452,11 @@ class Conversation:
             answer = await self.answers.get()
             try:
                 await self._answer(answer)
+            except SpeechUnavailable as exc:
+                log.error("headset %s: %s", self.operator, exc)
+                await self.headset.tell(
+                    Failed("speech_unavailable", "speech cannot be read now; say it again")
+                )
             except Exception:
                 log.exception("headset %s: answer failed", self.operator)
                 await self.headset.tell(

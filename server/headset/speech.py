@@ -1,6 +1,7 @@
 """Speech for headset sessions: one set of loaded recognition models and one synthesizer,
-in this process or in speech worker processes (`WAVEPICK_SPEECH_WORKERS`), shared by every
-connection (created once with the app)."""
+in this process, in speech worker processes (`WAVEPICK_SPEECH_WORKERS`) or in the workers
+sharing a Redis (`WAVEPICK_SPEECH_BROKERED`), shared by every connection (created once
+with the app)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from anyio import CapacityLimiter
 
 from models.registry import ModelStore
 from server.config import Settings
+from voice.broker import BrokeredSpeech
 from voice.grammar import Grammar
 from voice.stt.base import Result
 from voice.workers import (
@@ -27,6 +29,7 @@ from voice.workers import (
 log = logging.getLogger(__name__)
 
 
+LOCALES = ("en-US", "zh-CN")
 READING_THREADS = 64  # answers being read at once, each waiting on a speech worker or reading
 
 
@@ -82,12 +85,10 @@ class SpeechServices:
         self.speech.close()
 
 
-def make_speech_services(settings: Settings) -> SpeechServices:
-    """Speech for the app: prompts and the words in synthetic voices cached on disk, Vosk
-    models from the model store when installed, operator voice profiles under the data
-    dir; in worker processes unless `speech_workers` is 0."""
-    locales = ("en-US", "zh-CN")
-    setup = SpeechSetup(
+def speech_setup(settings: Settings) -> SpeechSetup:
+    """What a process needs to build its speech: the configured engine, Vosk models from
+    the model store when installed, the prompt and synthetic-voice caches on disk."""
+    return SpeechSetup(
         engine=settings.stt_engine,
         min_confidence=settings.min_confidence,
         vosk_models=tuple(
@@ -96,13 +97,37 @@ def make_speech_services(settings: Settings) -> SpeechServices:
         ),
         synthetic_dir=settings.speech_cache_path,
         prompt_cache_dir=settings.data_dir / "tts-cache",
-        locales=locales,
+        locales=LOCALES,
     )
+
+
+def make_speech_services(settings: Settings) -> SpeechServices:
+    """Speech for the app, with operator voice profiles under the data dir: in worker
+    processes unless `speech_workers` is 0, or by the workers sharing Redis when
+    `speech_brokered`."""
+    setup = speech_setup(settings)
     workers = default_processes() if settings.speech_workers is None else settings.speech_workers
-    speech: Speech = SpeechWorkers(setup, workers) if workers else LocalSpeech(setup)
+    speech: Speech
+    if settings.speech_brokered:
+        assert settings.redis_url is not None  # Settings refuses brokered speech without it
+        speech = BrokeredSpeech(
+            setup,
+            settings.redis_url,
+            settings.redis_prefix,
+            local_workers=workers,
+            received_profiles=received_profiles(settings),
+            deadline_s=settings.speech_reply_seconds,
+        )
+    else:
+        speech = SpeechWorkers(setup, workers) if workers else LocalSpeech(setup)
     return SpeechServices(
         speech=speech,
         profiles_dir=settings.data_dir / "profiles",
         min_confidence=settings.min_confidence,
-        locales=frozenset(locales),
+        locales=frozenset(LOCALES),
     )
+
+
+def received_profiles(settings: Settings) -> Path:
+    """Where a speech worker keeps the voice profiles apps have shared with it."""
+    return settings.speech_cache_path / "received-profiles"
