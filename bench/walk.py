@@ -6,6 +6,7 @@ speaking with human voices (fsdd-dev); prints one JSON document.
                          [--speakers george jackson lucas] [--seed N] [--pickers 1 [5 ...]]
                          [--capacity-ms 500] [--detail]
                          [--transport socket|webrtc] [--speech-workers N]
+                         [--brokered redis://127.0.0.1:6379/0]
 
 One fresh `wavepick serve --demo` process (speech warmed up before the first walk) serves
 every walk. Each walk is a new simulated picker (`server.simulate.prepare`) who signs on,
@@ -20,7 +21,9 @@ under load); several counts (`--pickers 1 5 10 20`) are walked one after the oth
 with `--capacity-ms 500` the walk stops at the first count whose p95 exceeds it and reports
 the largest count within it, per core (`capacity`). `--speech-workers` sets the server's
 WAVEPICK_SPEECH_WORKERS (default: its own default, one per core; 0: speech in the app's
-threads).
+threads). With `--brokered REDIS_URL` the server's readings go through that Redis to the
+speech workers it starts (`WAVEPICK_SPEECH_BROKERED`), as they would to workers on other
+hosts: the broker's cost, measured against the same walk without it.
 
 Per walk: answers, right first time, fragments (and the dialog states they landed in),
 misheard, false commands, not understood, unheard, latency from the last speech sample to
@@ -197,6 +200,13 @@ def main() -> None:
         "--speech-workers", type=int, default=None, help="the server's speech worker processes"
     )
     parser.add_argument(
+        "--brokered",
+        metavar="REDIS_URL",
+        default=None,
+        help="readings go through this Redis to the speech workers the server starts "
+        "(WAVEPICK_SPEECH_BROKERED), as they would to workers on other hosts",
+    )
+    parser.add_argument(
         "--transport",
         choices=("socket", "webrtc"),
         default="socket",
@@ -227,9 +237,16 @@ def main() -> None:
         "seed": args.seed,
         "pickers": args.pickers,
         "speech_workers": args.speech_workers,
+        "brokered": args.brokered is not None,
     }
     workers = args.speech_workers
     env = {} if workers is None else {"WAVEPICK_SPEECH_WORKERS": str(workers)}
+    if args.brokered:
+        env |= {
+            "WAVEPICK_REDIS_URL": args.brokered,
+            "WAVEPICK_REDIS_PREFIX": f"wavepick-walk-{os.getpid()}",
+            "WAVEPICK_SPEECH_BROKERED": "true",
+        }
     started = time.monotonic()
     busy = background_busy_percent()
     with tempfile.TemporaryDirectory(prefix="wavepick-walk-") as folder:
