@@ -2,10 +2,10 @@
 
 An app process with brokered speech puts each reading on one Redis list; every speech
 worker sharing that Redis, on this host or another (`wavepick speech-worker`), takes the
-next one as soon as it is free, reads it with its own models and pushes the result to a
-key of that reading alone. Work goes to whichever worker is free first, so workers and
-hosts are added without telling the apps, and a worker that dies takes only the reading
-it held with it.
+next one as soon as it is free, reads it with its own models and pushes the result to the
+list of the app process that asked, where one thread of that process hands it over. Work
+goes to whichever worker is free first, so workers and hosts are added without telling
+the apps, and a worker that dies takes only the reading it held with it.
 
 What a worker needs comes with the reading or through the same Redis: the audio and the
 grammar in the message, an operator's enrolled voice profile once per version (named by
@@ -30,6 +30,8 @@ import tarfile
 import threading
 import time
 import uuid
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -48,8 +50,8 @@ from voice.workers import LocalSpeech, SpeechSetup, SpeechUnavailable, Wanted, e
 
 log = logging.getLogger(__name__)
 
-REPLY_POLL_S = 0.05  # how often a waiting app asks whether the reading is still wanted
-REPLY_TTL_S = 60  # a reply nobody collected (its app gave up or died) is dropped after this
+WANTED_POLL_S = 0.02  # how often a waiting app asks whether the reading is still wanted
+REPLY_TTL_S = 60  # replies nobody collects (their app died) are dropped after this
 UNWANTED_TTL_S = 600  # longer than any reading waits on the list
 PROFILE_TTL_S = 7 * 24 * 3600
 PROFILE_RESHARE_S = 3600  # an app shares a profile again after this, in case it expired
@@ -71,8 +73,8 @@ class Keys:
     def workers(self) -> str:
         return f"{self.prefix}:speech:workers"
 
-    def reply(self, reading: str) -> str:
-        return f"{self.prefix}:speech:reply:{reading}"
+    def replies(self, app: str) -> str:
+        return f"{self.prefix}:speech:replies:{app}"
 
     def unwanted(self, reading: str) -> str:
         return f"{self.prefix}:speech:unwanted:{reading}"
@@ -89,6 +91,7 @@ class Reading:
     """One reading as it travels: who answers it, what to listen for, and the audio."""
 
     id: str
+    reply_to: str  # the list of the app process waiting for it
     grammar: Grammar
     sample_rate: int
     profile: str | None  # the digest of the operator's shared profile
@@ -99,6 +102,7 @@ class Reading:
         header = json.dumps(
             {
                 "id": self.id,
+                "reply_to": self.reply_to,
                 "grammar": [
                     self.grammar.name,
                     list(self.grammar.commands),
@@ -120,6 +124,7 @@ class Reading:
         name, commands, min_digits, max_digits, locale = header["grammar"]
         return cls(
             header["id"],
+            header["reply_to"],
             Grammar(name, tuple(commands), min_digits, max_digits, locale),
             header["rate"],
             header["profile"],
@@ -127,9 +132,10 @@ class Reading:
         )
 
 
-def encode_result(result: Result) -> bytes:
+def encode_result(reading: str, result: Result) -> bytes:
     return json.dumps(
         {
+            "id": reading,
             "result": {
                 "text": result.text,
                 "tokens": list(result.tokens),
@@ -141,14 +147,13 @@ def encode_result(result: Result) -> bytes:
                 ],
                 "final": result.final,
                 "details": result.details,
-            }
+            },
         },
         default=_plain,
     ).encode()
 
 
-def decode_reply(message: bytes | str) -> Result:
-    reply = json.loads(message)
+def decode_reply(reply: dict[str, Any]) -> Result:
     if "error" in reply:
         raise RuntimeError(f"speech worker {reply['worker']}: {reply['error']}")
     if reply.get("unwanted"):
@@ -164,6 +169,19 @@ def decode_reply(message: bytes | str) -> Result:
         fields["final"],
         fields["details"],
     )
+
+
+def _reply_in(popped: Any) -> dict[str, Any] | None:
+    """The reply a BLPOP gave, if any (one that cannot be read is logged and dropped)."""
+    if popped is None:
+        return None
+    try:
+        reply: dict[str, Any] = json.loads(popped[1])
+        str(reply["id"])
+    except (ValueError, KeyError, TypeError) as exc:
+        log.error("dropped a message that is not a speech reply: %r", exc)
+        return None
+    return reply
 
 
 def _plain(value: Any) -> Any:
@@ -262,6 +280,11 @@ class BrokeredSpeech:
         self.synthesizer = Synthesizer(cache_dir=setup.prompt_cache_dir)
         self._lock = threading.Lock()
         self._processes: list[BaseProcess] = []
+        # replies to this process's readings come on one list, taken by one thread
+        self._replies = self.keys.replies(uuid.uuid4().hex)
+        self._waiting: dict[str, Future[dict[str, Any]]] = {}
+        self._collector: threading.Thread | None = None
+        self._closed = threading.Event()
 
     def recognize(
         self,
@@ -275,27 +298,36 @@ class BrokeredSpeech:
             raise NotWanted
         if self.local_workers:
             self._start_local()
+        self._collect_replies()
         reading = uuid.uuid4().hex
+        reply: Future[dict[str, Any]] = Future()
+        with self._lock:
+            self._waiting[reading] = reply
         try:
             digest = self.profiles.digest(profile) if profile is not None else None
-            message = Reading(reading, grammar, sample_rate, digest, audio).encode()
-            self.client.lpush(self.keys.readings, message)
-            return self._reply(reading, wanted)
-        except (RedisError, OSError) as exc:
+            message = Reading(reading, self._replies, grammar, sample_rate, digest, audio)
+            self.client.lpush(self.keys.readings, message.encode())
+            return decode_reply(self._reply(reading, reply, wanted))
+        except RedisError as exc:  # the client's socket errors included
             raise SpeechUnavailable(f"the speech broker cannot be reached: {exc}") from exc
+        finally:
+            with self._lock:
+                self._waiting.pop(reading, None)
 
-    def _reply(self, reading: str, wanted: Wanted | None) -> Result:
-        """The worker's reading. While it is waited for, `wanted` is asked every
-        `REPLY_POLL_S`; once it says no, or the deadline has passed, the reading is marked
-        unwanted so that a worker skips it or stops it."""
+    def _reply(
+        self, reading: str, reply: Future[dict[str, Any]], wanted: Wanted | None
+    ) -> dict[str, Any]:
+        """The worker's reply. While it is waited for, `wanted` is asked every
+        `WANTED_POLL_S` (here, without a round trip); once it says no, or the deadline has
+        passed, the reading is marked unwanted so that a worker skips it or stops it."""
         deadline = time.monotonic() + self.deadline_s
         while (left := deadline - time.monotonic()) > 0:
-            popped = self.client.blpop([self.keys.reply(reading)], timeout=min(REPLY_POLL_S, left))
-            if popped is not None:
-                return decode_reply(popped[1])
-            if wanted is not None and not wanted():
-                self._unwant(reading)
-                raise NotWanted
+            try:
+                return reply.result(timeout=min(WANTED_POLL_S, left))
+            except FutureTimeout:
+                if wanted is not None and not wanted():
+                    self._unwant(reading)
+                    raise NotWanted from None
         self._unwant(reading)
         workers = len(self.workers())
         raise SpeechUnavailable(
@@ -305,6 +337,33 @@ class BrokeredSpeech:
 
     def _unwant(self, reading: str) -> None:
         self.client.set(self.keys.unwanted(reading), 1, ex=UNWANTED_TTL_S)
+
+    def _collect_replies(self) -> None:
+        """Start the thread that hands replies to the readings waiting for them, once."""
+        with self._lock:
+            if self._collector is None or not self._collector.is_alive():
+                self._collector = threading.Thread(
+                    target=self._collect, name="speech-replies", daemon=True
+                )
+                self._collector.start()
+
+    def _collect(self) -> None:
+        client = redis.Redis.from_url(self.redis_url)  # a connection of its own, blocking
+        while not self._closed.is_set():
+            try:
+                popped = client.blpop([self._replies], timeout=1)
+            except RedisError as exc:
+                log.warning("speech replies cannot be collected: %s", exc)
+                self._closed.wait(1.0)
+                continue
+            reply = _reply_in(popped)
+            if reply is None:
+                continue
+            with self._lock:
+                waiting = self._waiting.get(reply["id"])
+            if waiting is not None and not waiting.done():
+                waiting.set_result(reply)
+        client.close()
 
     def workers(self) -> list[str]:
         """The workers heard from lately, as host:pid."""
@@ -323,6 +382,7 @@ class BrokeredSpeech:
         await_workers(self.client, self.keys, processes)
 
     def close(self) -> None:
+        self._closed.set()
         with self._lock:
             processes, self._processes = self._processes, []
         for process in processes:
@@ -428,10 +488,10 @@ def serve_readings(
     try:
         while not stop.is_set():
             try:
-                popped = client.brpop([keys.readings], timeout=1)
-                if popped is not None:
-                    _answer(speech, client, keys, received, name, Reading.decode(_bytes(popped[1])))
-            except (RedisError, OSError) as exc:
+                reading = _next_reading(client, keys)
+                if reading is not None:
+                    _answer(speech, client, keys, received, name, reading)
+            except RedisError as exc:
                 log.warning("the speech broker cannot be reached: %s", exc)
                 stop.wait(1.0)
     finally:
@@ -439,6 +499,19 @@ def serve_readings(
         heartbeat.join(timeout=2 * HEARTBEAT_S)
         with contextlib.suppress(RedisError, OSError):
             client.zrem(keys.workers, name)
+
+
+def _next_reading(client: redis.Redis, keys: Keys) -> Reading | None:
+    """The oldest reading waiting; None after a second without one, or for a message that
+    is not a reading (dropped, so that it cannot stop every worker in turn)."""
+    popped = client.brpop([keys.readings], timeout=1)
+    if popped is None:
+        return None
+    try:
+        return Reading.decode(_bytes(popped[1]))
+    except (ValueError, KeyError, TypeError) as exc:
+        log.error("dropped a message that is not a reading: %r", exc)
+        return None
 
 
 def _beat(client: redis.Redis, keys: Keys, name: str, stop: threading.Event) -> None:
@@ -470,15 +543,16 @@ def _answer(
         result = speech.recognize(
             reading.audio, reading.grammar, reading.sample_rate, profile, wanted
         )
-        reply = encode_result(result)
+        reply = encode_result(reading.id, result)
     except NotWanted:
-        reply = json.dumps({"unwanted": True}).encode()
+        reply = json.dumps({"id": reading.id, "unwanted": True}).encode()
     except RedisError:
         raise
     except Exception as exc:
         log.exception("reading %s failed", reading.id)
-        reply = json.dumps({"error": f"{type(exc).__name__}: {exc}", "worker": name}).encode()
-    key = keys.reply(reading.id)
+        failed = {"id": reading.id, "error": f"{type(exc).__name__}: {exc}", "worker": name}
+        reply = json.dumps(failed).encode()
+    key = reading.reply_to
     pipe = client.pipeline(transaction=False)
     pipe.lpush(key, reply)
     pipe.expire(key, REPLY_TTL_S)

@@ -135,6 +135,16 @@ def test_a_killed_worker_is_replaced_and_the_next_answer_read(
     assert len(brokered.pids()) == 1 and before not in brokered.pids()
 
 
+def test_a_message_that_is_not_a_reading_is_dropped_and_the_worker_reads_on(
+    brokered: BrokeredSpeech, fsdd: Path
+) -> None:
+    pids = brokered.pids()
+    brokered.client.lpush(brokered.keys.readings, b"\x00\x00\x00\x05junk!", b"")
+    heard = brokered.recognize(take(fsdd, "9", "lucas"), named_grammar("digit"), 8000, None)
+    assert heard.tokens == ("9",) and brokered.pids() == pids
+    assert brokered.client.llen(brokered.keys.readings) == 0
+
+
 def test_with_no_worker_a_reading_fails_in_time_and_is_left_for_nobody(
     setup: SpeechSetup, redis_url: str, prefix: str, fsdd: Path
 ) -> None:
@@ -158,8 +168,9 @@ def test_an_unreachable_broker_is_speech_unavailable(setup: SpeechSetup, fsdd: P
 def test_a_reading_travels_whole() -> None:
     audio = (np.random.default_rng(2).standard_normal(4000) * 2000).astype(np.int16)
     grammar = named_grammar("check_digits").listening()
-    sent = Reading("r1", grammar, 16000, "ab" * 32, audio)
+    sent = Reading("r1", "wavepick:speech:replies:app", grammar, 16000, "ab" * 32, audio)
     received = Reading.decode(sent.encode())
     assert received.grammar == grammar and received.sample_rate == 16000
+    assert received.reply_to == sent.reply_to
     assert received.profile == sent.profile and received.audio.dtype == np.int16
     assert np.array_equal(received.audio, audio) and received.audio.flags.writeable
