@@ -349,13 +349,19 @@ class BrokeredSpeech:
 
     def _collect(self) -> None:
         client = redis.Redis.from_url(self.redis_url)  # a connection of its own, blocking
+        failing = False
         while not self._closed.is_set():
             try:
                 popped = client.blpop([self._replies], timeout=1)
             except RedisError as exc:
-                log.warning("speech replies cannot be collected: %s", exc)
+                if not failing:  # once an outage, not every second of it
+                    log.warning("speech replies cannot be collected: %s", exc)
+                failing = True
                 self._closed.wait(1.0)
                 continue
+            if failing:
+                log.warning("speech replies are collected again")
+                failing = False
             reply = _reply_in(popped)
             if reply is None:
                 continue

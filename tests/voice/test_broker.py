@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import redis
 
-from tests.conftest import warm_speech_cache
 from voice.audio import load
 from voice.broker import BrokeredSpeech, Keys, Reading, pack_profile
 from voice.enroll import Profile
@@ -27,24 +26,14 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> SpeechSetup:
-    warm_speech_cache()  # the words in synthetic voices, computed once for the run
-    return SpeechSetup(
-        synthetic_dir=Path(os.environ["WAVEPICK_SPEECH_CACHE_DIR"]),
-        prompt_cache_dir=tmp_path_factory.mktemp("prompts"),
-        locales=("en-US",),
-    )
-
-
-@pytest.fixture(scope="module")
 def brokered(
-    setup: SpeechSetup, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    speech_setup: SpeechSetup, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[BrokeredSpeech]:
     from tests.conftest import forget_keys
 
     prefix = f"wavepick-test-broker-{os.getpid()}"
     speech = BrokeredSpeech(
-        setup,
+        speech_setup,
         redis_url,
         prefix,
         local_workers=1,
@@ -62,11 +51,11 @@ def take(fsdd: Path, digit: str, speaker: str, n: int = 30) -> np.ndarray:
 
 
 def test_a_worker_found_through_redis_hears_what_this_process_hears(
-    brokered: BrokeredSpeech, setup: SpeechSetup, fsdd: Path
+    brokered: BrokeredSpeech, speech_setup: SpeechSetup, fsdd: Path
 ) -> None:
     assert len(brokered.pids()) == 1 and os.getpid() not in brokered.pids()
     assert len(brokered.workers()) == 1  # it says it is there once warmed up
-    here = LocalSpeech(setup)
+    here = LocalSpeech(speech_setup)
     grammar = named_grammar("check_digits").listening()
     right = 0
     for digit in "3849":
@@ -87,10 +76,10 @@ def enroll(path: Path, fsdd: Path, speaker: str, takes: range) -> Profile:
 
 
 def test_an_enrolled_profile_travels_to_the_worker_once_per_version(
-    brokered: BrokeredSpeech, setup: SpeechSetup, fsdd: Path, tmp_path: Path
+    brokered: BrokeredSpeech, speech_setup: SpeechSetup, fsdd: Path, tmp_path: Path
 ) -> None:
     profile = enroll(tmp_path / "ana", fsdd, "jackson", range(3))
-    here = LocalSpeech(setup)
+    here = LocalSpeech(speech_setup)
     grammar = named_grammar("digits")
     for digit in "27":
         audio = take(fsdd, digit, "jackson", 40)
@@ -146,9 +135,9 @@ def test_a_message_that_is_not_a_reading_is_dropped_and_the_worker_reads_on(
 
 
 def test_with_no_worker_a_reading_fails_in_time_and_is_left_for_nobody(
-    setup: SpeechSetup, redis_url: str, prefix: str, fsdd: Path
+    speech_setup: SpeechSetup, redis_url: str, prefix: str, fsdd: Path
 ) -> None:
-    speech = BrokeredSpeech(setup, redis_url, prefix, deadline_s=0.5)
+    speech = BrokeredSpeech(speech_setup, redis_url, prefix, deadline_s=0.5)
     started = time.monotonic()
     with pytest.raises(SpeechUnavailable, match=r"within 0\.5 s \(0 workers running"):
         speech.recognize(take(fsdd, "1", "george"), named_grammar("digit"), 8000, None)
@@ -159,10 +148,11 @@ def test_with_no_worker_a_reading_fails_in_time_and_is_left_for_nobody(
     speech.close()
 
 
-def test_an_unreachable_broker_is_speech_unavailable(setup: SpeechSetup, fsdd: Path) -> None:
-    speech = BrokeredSpeech(setup, "redis://127.0.0.1:1/0", "wavepick-test")
+def test_an_unreachable_broker_is_speech_unavailable(speech_setup: SpeechSetup, fsdd: Path) -> None:
+    speech = BrokeredSpeech(speech_setup, "redis://127.0.0.1:1/0", "wavepick-test")
     with pytest.raises(SpeechUnavailable, match="cannot be reached"):
         speech.recognize(take(fsdd, "1", "george"), named_grammar("digit"), 8000, None)
+    speech.close()
 
 
 def test_a_reading_travels_whole() -> None:

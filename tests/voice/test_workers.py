@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, all_ended, process_running, warm_speech_cache
+from tests.conftest import REPO, all_ended, process_running
 from voice.audio import load
 from voice.grammar import named_grammar
 from voice.stt import NotWanted
@@ -25,18 +25,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> SpeechSetup:
-    warm_speech_cache()  # the words in synthetic voices, computed once for the run
-    return SpeechSetup(
-        synthetic_dir=Path(os.environ["WAVEPICK_SPEECH_CACHE_DIR"]),
-        prompt_cache_dir=tmp_path_factory.mktemp("prompts"),
-        locales=("en-US",),
-    )
-
-
-@pytest.fixture(scope="module")
-def workers(setup: SpeechSetup) -> Iterator[SpeechWorkers]:
-    pool = SpeechWorkers(setup, processes=2)
+def workers(speech_setup: SpeechSetup) -> Iterator[SpeechWorkers]:
+    pool = SpeechWorkers(speech_setup, processes=2)
     pool.warm_up()
     yield pool
     pool.close()
@@ -52,9 +42,9 @@ def test_warm_up_starts_every_worker(workers: SpeechWorkers) -> None:
 
 
 def test_workers_hear_what_this_process_hears(
-    workers: SpeechWorkers, setup: SpeechSetup, fsdd: Path
+    workers: SpeechWorkers, speech_setup: SpeechSetup, fsdd: Path
 ) -> None:
-    here = LocalSpeech(setup)
+    here = LocalSpeech(speech_setup)
     grammar = named_grammar("check_digits").listening()  # every engine, PocketSphinx too
     right = 0
     for digit in "3849":
@@ -97,14 +87,14 @@ def test_a_reading_no_longer_wanted_is_stopped_in_its_worker(
     assert heard.tokens == ("7",)  # the worker reads on after a stopped reading
 
 
-def test_a_reading_in_this_process_stops_before_the_next_engine(setup: SpeechSetup) -> None:
+def test_a_reading_in_this_process_stops_before_the_next_engine(speech_setup: SpeechSetup) -> None:
     asked: list[bool] = []
 
     def wanted() -> bool:
         asked.append(len(asked) < 2)  # yes as it is sent and to the first engine
         return asked[-1]
 
-    here = LocalSpeech(setup)
+    here = LocalSpeech(speech_setup)
     audio = (np.random.default_rng(1).standard_normal(8000) * 3000).astype(np.int16)
     with pytest.raises(NotWanted):
         here.recognize(audio, named_grammar("check_digits").listening(), 8000, None, wanted)
@@ -124,11 +114,11 @@ if __name__ == "__main__":
 """
 
 
-def test_workers_end_when_their_app_is_killed(setup: SpeechSetup, tmp_path: Path) -> None:
+def test_workers_end_when_their_app_is_killed(speech_setup: SpeechSetup, tmp_path: Path) -> None:
     script = tmp_path / "app.py"
     script.write_text(APP)
     app = subprocess.Popen(
-        [sys.executable, str(script), str(setup.synthetic_dir)],
+        [sys.executable, str(script), str(speech_setup.synthetic_dir)],
         stdout=subprocess.PIPE,
         text=True,
         cwd=REPO,
