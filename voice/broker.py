@@ -5,7 +5,8 @@ worker sharing that Redis, on this host or another (`wavepick speech-worker`), t
 next one as soon as it is free, reads it with its own models and pushes the result to the
 list of the app process that asked, where one thread of that process hands it over. Work
 goes to whichever worker is free first, so workers and hosts are added without telling
-the apps, and a worker that dies takes only the reading it held with it.
+the apps. A worker says which reading it took; if it dies before answering, the app puts
+the reading back once, for another.
 
 What a worker needs comes with the reading or through the same Redis: the audio and the
 grammar in the message, an operator's enrolled voice profile once per version (named by
@@ -32,7 +33,7 @@ import time
 import uuid
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,9 @@ REPLY_TTL_S = 60  # replies nobody collects (their app died) are dropped after t
 UNWANTED_TTL_S = 600  # longer than any reading waits on the list
 PROFILE_TTL_S = 7 * 24 * 3600
 PROFILE_RESHARE_S = 3600  # an app shares a profile again after this, in case it expired
-HEARTBEAT_S = 2.0  # how often a worker says it is there
+HEARTBEAT_S = 1.0  # how often a worker says it is there
 HEARTBEAT_LAPSE_S = 3 * HEARTBEAT_S  # a worker not heard from for this long is gone
+TAKER_CHECK_S = 1.0  # how often an app waiting long checks that the reading's worker lives
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,14 @@ class SharedProfiles:
 # -- the app's side -----------------------------------------------------------------------
 
 
+@dataclass
+class _Pending:
+    """A reading an app process waits for: its reply, once there, and who is reading it."""
+
+    reply: Future[dict[str, Any]] = field(default_factory=Future)
+    taken_by: str | None = None
+
+
 class BrokeredSpeech:
     """Recognition by the speech workers sharing a Redis (prompts are rendered here, as
     with `SpeechWorkers`). This process starts `local_workers` of them itself; with none,
@@ -282,7 +292,8 @@ class BrokeredSpeech:
         self._processes: list[BaseProcess] = []
         # replies to this process's readings come on one list, taken by one thread
         self._replies = self.keys.replies(uuid.uuid4().hex)
-        self._waiting: dict[str, Future[dict[str, Any]]] = {}
+        self._waiting: dict[str, _Pending] = {}
+        self._live: tuple[float, frozenset[str]] = (0.0, frozenset())
         self._collector: threading.Thread | None = None
         self._closed = threading.Event()
 
@@ -300,14 +311,14 @@ class BrokeredSpeech:
             self._start_local()
         self._collect_replies()
         reading = uuid.uuid4().hex
-        reply: Future[dict[str, Any]] = Future()
+        pending = _Pending()
         with self._lock:
-            self._waiting[reading] = reply
+            self._waiting[reading] = pending
         try:
             digest = self.profiles.digest(profile) if profile is not None else None
-            message = Reading(reading, self._replies, grammar, sample_rate, digest, audio)
-            self.client.lpush(self.keys.readings, message.encode())
-            return decode_reply(self._reply(reading, reply, wanted))
+            message = Reading(reading, self._replies, grammar, sample_rate, digest, audio).encode()
+            self.client.lpush(self.keys.readings, message)
+            return decode_reply(self._reply(reading, pending, message, wanted))
         except RedisError as exc:  # the client's socket errors included
             raise SpeechUnavailable(f"the speech broker cannot be reached: {exc}") from exc
         finally:
@@ -315,19 +326,29 @@ class BrokeredSpeech:
                 self._waiting.pop(reading, None)
 
     def _reply(
-        self, reading: str, reply: Future[dict[str, Any]], wanted: Wanted | None
+        self, reading: str, pending: _Pending, message: bytes, wanted: Wanted | None
     ) -> dict[str, Any]:
         """The worker's reply. While it is waited for, `wanted` is asked every
         `WANTED_POLL_S` (here, without a round trip); once it says no, or the deadline has
-        passed, the reading is marked unwanted so that a worker skips it or stops it."""
+        passed, the reading is marked unwanted so that a worker skips it or stops it. A
+        reading whose worker has gone (`HEARTBEAT_LAPSE_S` unheard) is put back once."""
         deadline = time.monotonic() + self.deadline_s
+        check_taker_at = time.monotonic() + TAKER_CHECK_S
+        put_back = False
         while (left := deadline - time.monotonic()) > 0:
             try:
-                return reply.result(timeout=min(WANTED_POLL_S, left))
+                return pending.reply.result(timeout=min(WANTED_POLL_S, left))
             except FutureTimeout:
                 if wanted is not None and not wanted():
                     self._unwant(reading)
                     raise NotWanted from None
+            if not put_back and time.monotonic() >= check_taker_at:
+                check_taker_at += TAKER_CHECK_S
+                taker = pending.taken_by
+                if taker is not None and taker not in self._live_workers():
+                    log.warning("speech worker %s went with a reading; it is put back", taker)
+                    self.client.lpush(self.keys.readings, message)
+                    put_back = True
         self._unwant(reading)
         workers = len(self.workers())
         raise SpeechUnavailable(
@@ -337,6 +358,14 @@ class BrokeredSpeech:
 
     def _unwant(self, reading: str) -> None:
         self.client.set(self.keys.unwanted(reading), 1, ex=UNWANTED_TTL_S)
+
+    def _live_workers(self) -> frozenset[str]:
+        """The workers heard from lately, asked of Redis at most once a heartbeat."""
+        checked_at, live = self._live
+        if time.monotonic() - checked_at > HEARTBEAT_S:
+            live = frozenset(self.workers())
+            self._live = (time.monotonic(), live)
+        return live
 
     def _collect_replies(self) -> None:
         """Start the thread that hands replies to the readings waiting for them, once."""
@@ -366,9 +395,13 @@ class BrokeredSpeech:
             if reply is None:
                 continue
             with self._lock:
-                waiting = self._waiting.get(reply["id"])
-            if waiting is not None and not waiting.done():
-                waiting.set_result(reply)
+                pending = self._waiting.get(reply["id"])
+            if pending is None:
+                continue  # given up on
+            if "taken_by" in reply:
+                pending.taken_by = str(reply["taken_by"])
+            elif not pending.reply.done():
+                pending.reply.set_result(reply)
         client.close()
 
     def workers(self) -> list[str]:
@@ -544,6 +577,7 @@ def _answer(
     def wanted() -> bool:
         return not client.exists(unwanted)
 
+    _reply_to(client, reading, json.dumps({"id": reading.id, "taken_by": name}).encode())
     try:
         profile = _profile(client, keys, received, reading.profile)
         result = speech.recognize(
@@ -558,10 +592,13 @@ def _answer(
         log.exception("reading %s failed", reading.id)
         failed = {"id": reading.id, "error": f"{type(exc).__name__}: {exc}", "worker": name}
         reply = json.dumps(failed).encode()
-    key = reading.reply_to
+    _reply_to(client, reading, reply)
+
+
+def _reply_to(client: redis.Redis, reading: Reading, message: bytes) -> None:
     pipe = client.pipeline(transaction=False)
-    pipe.lpush(key, reply)
-    pipe.expire(key, REPLY_TTL_S)
+    pipe.lpush(reading.reply_to, message)
+    pipe.expire(reading.reply_to, REPLY_TTL_S)
     pipe.execute()
 
 

@@ -1,7 +1,7 @@
 """Speech read by workers found through Redis hears what the same speech in this process
 does, with the operator's enrolled profile too; a reading nobody takes fails in time
-instead of holding the answer, one the app no longer wants is skipped, and a worker that
-dies is replaced."""
+instead of holding the answer, one the app no longer wants is skipped, one whose worker
+dies is read by another, and a worker that dies is replaced."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,35 @@ def test_a_killed_worker_is_replaced_and_the_next_answer_read(
     heard = brokered.recognize(take(fsdd, "5", "lucas"), named_grammar("digit"), 8000, None)
     assert heard.tokens == ("5",)
     assert len(brokered.pids()) == 1 and before not in brokered.pids()
+
+
+def test_a_reading_whose_worker_dies_is_put_back_for_another(
+    speech_setup: SpeechSetup,
+    redis_url: str,
+    prefix: str,
+    fsdd: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    speech = BrokeredSpeech(
+        speech_setup, redis_url, prefix, local_workers=2, received_profiles=tmp_path, deadline_s=60
+    )
+    speech.warm_up()
+    try:
+        audio = np.concatenate([take(fsdd, digit, "lucas", 31) for digit in "3849"])
+        reading = ThreadPoolExecutor(1).submit(
+            speech.recognize, audio, named_grammar("digits"), 8000, None
+        )
+        deadline = time.monotonic() + 10
+        while not (taken := [p.taken_by for p in speech._waiting.values() if p.taken_by]):
+            assert time.monotonic() < deadline and not reading.done(), "no worker took it"
+            time.sleep(0.005)
+        os.kill(int(taken[0].rsplit(":", 1)[1]), signal.SIGKILL)  # mid-reading
+        assert reading.result(timeout=30).tokens == tuple("3849")
+        assert f"speech worker {taken[0]} went with a reading" in caplog.text
+        assert len(speech.workers()) == 1  # the other one read it
+    finally:
+        speech.close()
 
 
 def test_a_message_that_is_not_a_reading_is_dropped_and_the_worker_reads_on(
