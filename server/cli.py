@@ -209,13 +209,15 @@ def speech_worker(
         settings.redis_prefix,
         received_profiles(settings),
     )
-    workers = [start_worker(*worker_args) for _ in range(count)]
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    workers = [start_worker(*worker_args) for _ in range(count)]
     try:
         with err.status(f"warming up {count} speech worker{'s' if count > 1 else ''}..."):
-            await_workers(client, Keys(settings.redis_prefix), workers)
+            await_workers(client, Keys(settings.redis_prefix), workers, stop=stop)
+        if stop.is_set():  # stopped while warming up
+            return
         pids = ", ".join(str(worker.pid) for worker in workers)
         err.print(f"speech workers reading for {settings.redis_prefix}: {pids}")
         while not stop.wait(1.0):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import get_args
 
 import pytest
 
 from server.config import Settings
-from tests.conftest import REPO
+from tests.conftest import REPO, all_ended
 from voice.stt import ENGINES
 
 
@@ -134,6 +136,45 @@ def test_brokered_speech_and_speech_workers_need_redis(tmp_path: Path) -> None:
     unreachable = {"WAVEPICK_REDIS_URL": "redis://127.0.0.1:1/0"}
     down = wavepick("speech-worker", cwd=tmp_path, env=unreachable)
     assert down.returncode == 1 and "cannot reach Redis" in down.stderr
+
+
+def children_of(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+    return children
+
+
+@pytest.mark.slow
+def test_a_speech_worker_stopped_while_it_warms_up_ends_with_its_worker(
+    tmp_path: Path, redis_url: str, prefix: str
+) -> None:
+    env = {"WAVEPICK_REDIS_URL": redis_url, "WAVEPICK_REDIS_PREFIX": prefix}
+    log = tmp_path / "speech-worker.log"
+    with log.open("w") as out:
+        command = subprocess.Popen(
+            [sys.executable, "-c", "from server.cli import main; main()", "speech-worker"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(REPO), "WAVEPICK_DATA_DIR": str(tmp_path), **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        children: list[int] = []
+        deadline = time.monotonic() + 60
+        while not children:
+            assert command.poll() is None and time.monotonic() < deadline, log.read_text()
+            children = children_of(command.pid)
+            time.sleep(0.05)
+        command.send_signal(signal.SIGTERM)
+        assert command.wait(120) == 0, log.read_text()
+        assert all_ended(children)
+    finally:
+        command.kill()
 
 
 @pytest.mark.slow

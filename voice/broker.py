@@ -468,12 +468,17 @@ def start_worker(
 
 
 def await_workers(
-    client: redis.Redis, keys: Keys, processes: list[BaseProcess], timeout_s: float = 600.0
+    client: redis.Redis,
+    keys: Keys,
+    processes: list[BaseProcess],
+    timeout_s: float = 600.0,
+    stop: threading.Event | None = None,
 ) -> None:
     """Wait until `processes` have warmed up and are taking readings (each says so once it
-    has); `RuntimeError` when one has ended first or it takes longer than `timeout_s`."""
+    has), or `stop` is set; `RuntimeError` when one has ended first or it takes longer
+    than `timeout_s`."""
     deadline = time.monotonic() + timeout_s
-    while True:
+    while stop is None or not stop.is_set():
         ready = set(running_workers(client, keys))
         if all(worker_name(p.pid) in ready for p in processes if p.pid is not None):
             return
