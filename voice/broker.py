@@ -25,6 +25,8 @@ import json
 import logging
 import multiprocessing
 import os
+import re
+import shutil
 import signal
 import socket
 import tarfile
@@ -222,6 +224,7 @@ def unpack_profile(archive: bytes, into: Path) -> None:
     try:
         partial.rename(into)
     except OSError:  # another worker of this host put it there first
+        shutil.rmtree(partial, ignore_errors=True)
         if not (into / MANIFEST).is_file():
             raise
 
@@ -611,6 +614,8 @@ def _profile(client: redis.Redis, keys: Keys, received: Path, digest: str | None
     """The shared profile `digest` on this worker's disk, fetched the first time."""
     if digest is None:
         return None
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ValueError(f"not a profile digest: {digest[:80]!r}")
     path = received / digest
     if not (path / MANIFEST).is_file():
         archive = client.get(keys.profile(digest))

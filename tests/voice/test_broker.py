@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from voice.audio import load
-from voice.broker import BrokeredSpeech, Keys, Reading, pack_profile
+from voice.broker import BrokeredSpeech, Keys, Reading, _profile, pack_profile
 from voice.enroll import Profile
 from voice.grammar import named_grammar
 from voice.stt import NotWanted
@@ -194,3 +194,10 @@ def test_a_reading_travels_whole() -> None:
     assert received.reply_to == sent.reply_to
     assert received.profile == sent.profile and received.audio.dtype == np.int16
     assert np.array_equal(received.audio, audio) and received.audio.flags.writeable
+
+
+def test_a_reading_names_a_profile_only_by_its_digest(redis_url: str, tmp_path: Path) -> None:
+    client = redis.Redis.from_url(redis_url)
+    with pytest.raises(ValueError, match="not a profile digest"):
+        _profile(client, Keys("wavepick-test"), tmp_path / "received", "../../profiles/ana")
+    assert _profile(client, Keys("wavepick-test"), tmp_path, "0" * 64) is None  # not shared
