@@ -86,7 +86,6 @@ class SocketRegistry:
         self.interval = interval
         self._open: set[_Open] = set()
         self._exclusive: dict[tuple[str, str], _Open] = {}
-        self._endings: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
 
     def count(self, kind: str, username: str | None = None) -> int:
@@ -111,9 +110,7 @@ class SocketRegistry:
                 # The older one is told and closed meanwhile: a headset that walked out of
                 # Wi-Fi takes a while to close, and the new one must not wait for it.
                 log.info("%s of %s taken over by a new connection", kind, grant.username)
-                ending = asyncio.create_task(self._end(older, REPLACED))
-                self._endings.add(ending)
-                ending.add_done_callback(self._endings.discard)
+                spawn(self._end(older, REPLACED), f"end {kind} of {grant.username}")
                 await asyncio.sleep(0)  # the older socket stops taking work before we go on
             yield
         finally:

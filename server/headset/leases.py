@@ -153,7 +153,6 @@ class RedisLeases:
         self._renewing = asyncio.Lock()  # a lease is never released while being renewed
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
-        self._endings: set[asyncio.Task[None]] = set()
 
     def key(self, operator: str) -> str:
         return f"{self.prefix}:headset:lease:{operator}"
@@ -252,12 +251,7 @@ class RedisLeases:
         """End the session of a lease no longer ours, and renew it no more."""
         if self._held.get(operator) is held:
             del self._held[operator]
-        self._end_later(held, ending)
-
-    def _end_later(self, held: _Held, ending: Ending) -> None:
-        task = asyncio.create_task(held.end(ending))
-        self._endings.add(task)
-        task.add_done_callback(self._endings.discard)
+        spawn(held.end(ending), f"end headset {operator}")
 
     async def _listen(self) -> None:
         wait = RETRY_S[0]
@@ -285,4 +279,4 @@ class RedisLeases:
             return
         log.info("headset of %s taken over by a connection to another process", operator)
         held.taken_over = True  # asked once: later requests find nothing more to end
-        self._end_later(held, REPLACED)
+        spawn(held.end(REPLACED), f"end headset {operator}")

@@ -94,18 +94,16 @@ def still_allowed(session: Session, grants: Collection[tuple[str, int]]) -> set[
     """Those (username, token version) of `grants` whose users may still act with tokens
     of that version (`allowed`), in one read per 500 users."""
     names = sorted({username for username, _ in grants})
-    standing: dict[str, tuple[bool, int]] = {}
+    found: dict[str, User] = {}
     for start in range(0, len(names), 500):
-        for username, active, version in session.execute(
-            select(User.username, User.active, User.token_version).where(
-                User.username.in_(names[start : start + 500])
-            )
-        ):
-            standing[username] = (active, version)
+        chunk = names[start : start + 500]
+        found.update(
+            (u.username, u) for u in session.scalars(select(User).where(User.username.in_(chunk)))
+        )
     return {
         (username, version)
         for username, version in grants
-        if standing.get(username) == (True, version)
+        if allowed(found.get(username), version) is not None
     }
 
 
