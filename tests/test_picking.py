@@ -467,3 +467,55 @@ def test_a_serial_is_named_by_the_last_digits_of_one_at_the_lines_slot(
         with pytest.raises(Invalid) as plain:
             picking.match_serial(session, case.line_id, "0012", "picker1")
         assert plain.value.code == "serials_not_allowed"
+
+
+def test_a_headset_gets_the_next_line_with_its_change_in_one_transaction(
+    database_url: str,
+) -> None:
+    """Confirm, short and skip answer with the line after theirs, read in their own
+    transaction: what `next_task` then reads, with one round of the database saved."""
+    from sqlalchemy import event
+
+    from server.db import Database, make_engine, make_session_factory
+    from server.headset.work import DatabasePickWork
+
+    lines = f.pick_floor(database_url)
+    engine = make_engine(database_url)
+    work = DatabasePickWork(Database(make_session_factory(engine)), "picker", token_version=0)
+    transactions: list[object] = []
+    event.listen(engine, "begin", transactions.append)
+    try:
+        assert work.current_assignment() is not None
+        first = work.next_task()
+        assert first is not None and first.check_digits == lines[0].check_digits
+
+        transactions.clear()
+        second = work.confirm_pick(first.line_id, first.quantity)
+        assert len(transactions) == 1
+        assert second == work.next_task()
+        assert second is not None and second.check_digits == lines[1].check_digits
+        assert second.picks_remaining == 2
+
+        transactions.clear()
+        third = work.skip(second.line_id)
+        assert len(transactions) == 1
+        assert third == work.next_task()
+        assert third is not None and third.check_digits == lines[2].check_digits
+
+        # the first answer again (a retry): applied once, and the same line comes next
+        assert work.confirm_pick(first.line_id, first.quantity) == third
+
+        transactions.clear()
+        after_short = work.report_short(third.line_id, 1)
+        assert len(transactions) == 1
+        assert after_short == work.next_task()
+        assert after_short is not None and after_short.line_id == second.line_id  # skipped
+        assert work.confirm_pick(second.line_id, second.quantity) is None  # all done
+        with transaction(make_session_factory(engine)) as session:
+            picked = session.scalar(
+                select(func.sum(Movement.quantity)).where(Movement.kind == MovementKind.pick)
+            )
+            assert picked == first.quantity + 1 + second.quantity
+            assert ledger.reconcile(session).consistent
+    finally:
+        engine.dispose()

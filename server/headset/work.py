@@ -121,53 +121,72 @@ class DatabasePickWork:
         return self._run(sign_on)
 
     def next_task(self) -> PickTask | None:
-        def next_task(session: Session) -> PickTask | None:
-            task = picking.next_task(session, self._assignment(session).id)
-            if task is None:
-                return None
-            return PickTask(
-                line_id=task.line_id,
-                location=task.location,
-                aisle=task.aisle,
-                slot=task.slot,
-                level=task.level,
-                check_digits=task.check_digits,
-                quantity=task.quantity,
-                sku=task.sku,
-                description=task.description,
-                unit=task.unit,
-                picks_remaining=task.remaining,
-                serialized=task.serialized,
-            )
+        return self._run(self._next_task, write=False)
 
-        return self._run(next_task, write=False)
+    def _next_task(self, session: Session, remaining: int | None = None) -> PickTask | None:
+        task = picking.next_task(session, self._assignment(session).id, remaining)
+        if task is None:
+            return None
+        return PickTask(
+            line_id=task.line_id,
+            location=task.location,
+            aisle=task.aisle,
+            slot=task.slot,
+            level=task.level,
+            check_digits=task.check_digits,
+            quantity=task.quantity,
+            sku=task.sku,
+            description=task.description,
+            unit=task.unit,
+            picks_remaining=task.remaining,
+            serialized=task.serialized,
+        )
 
     def match_serial(self, line_id: int, digits: str) -> str:
         return self._run(picking.match_serial, line_id, digits, self.operator, write=False)
 
-    def confirm_pick(self, line_id: int, quantity: int, serials: Sequence[str] = ()) -> None:
-        # One confirmation per line: a repeated answer carries the same token and replays.
-        self._run(
-            picking.confirm_pick,
-            line_id,
-            quantity,
-            self.operator,
-            idempotency_token=f"headset:{line_id}",
-            serials=serials,
-        )
+    # A line's change and the line after it are one transaction: the picker's next prompt
+    # waits for one round of the database, not two. One confirmation per line: a repeated
+    # answer carries the same token and replays.
 
-    def report_short(self, line_id: int, picked: int, serials: Sequence[str] = ()) -> None:
-        self._run(
-            picking.report_short,
-            line_id,
-            picked,
-            self.operator,
-            idempotency_token=f"headset:{line_id}",
-            serials=serials,
-        )
+    def confirm_pick(
+        self, line_id: int, quantity: int, serials: Sequence[str] = ()
+    ) -> PickTask | None:
+        def confirm_pick(session: Session) -> PickTask | None:
+            result = picking.confirm_pick(
+                session,
+                line_id,
+                quantity,
+                self.operator,
+                idempotency_token=f"headset:{line_id}",
+                serials=serials,
+            )
+            return self._next_task(session, result.remaining)
 
-    def skip(self, line_id: int) -> None:
-        self._run(picking.skip_line, line_id, self.operator)
+        return self._run(confirm_pick)
+
+    def report_short(
+        self, line_id: int, picked: int, serials: Sequence[str] = ()
+    ) -> PickTask | None:
+        def report_short(session: Session) -> PickTask | None:
+            result = picking.report_short(
+                session,
+                line_id,
+                picked,
+                self.operator,
+                idempotency_token=f"headset:{line_id}",
+                serials=serials,
+            )
+            return self._next_task(session, result.remaining)
+
+        return self._run(report_short)
+
+    def skip(self, line_id: int) -> PickTask | None:
+        def skip(session: Session) -> PickTask | None:
+            picking.skip_line(session, line_id, self.operator)
+            return self._next_task(session)
+
+        return self._run(skip)
 
     def report_damaged(self, line_id: int) -> None:
         def damaged(session: Session) -> int:

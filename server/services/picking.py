@@ -229,8 +229,11 @@ class NextLine:
     serialized: bool  # confirmed with one serial per unit
 
 
-def next_task(session: Session, assignment_id: int) -> NextLine | None:
-    """`next_open_line`, described for the dialog; None when the assignment is done."""
+def next_task(
+    session: Session, assignment_id: int, remaining: int | None = None
+) -> NextLine | None:
+    """`next_open_line`, described for the dialog; None when the assignment is done.
+    `remaining`: the lines still to pick, when the caller has just counted them."""
     line = next_open_line(session, assignment_id)
     if line is None:
         return None
@@ -248,7 +251,7 @@ def next_task(session: Session, assignment_id: int) -> NextLine | None:
         description=line.sku.description,
         unit=line.sku.unit,
         lot=line.lot or None,
-        remaining=remaining_lines(session, assignment_id),
+        remaining=remaining_lines(session, assignment_id) if remaining is None else remaining,
         skipped_before=line.status == PickLineStatus.skipped,
         serialized=line.sku.serialized,
     )

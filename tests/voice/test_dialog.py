@@ -128,21 +128,28 @@ class Warehouse:
             raise PickRejected("serial_ambiguous" if matches else "serial_unknown")
         return matches[0]
 
-    def confirm_pick(self, line_id: int, quantity: int, serials: Sequence[str] = ()) -> None:
+    def confirm_pick(
+        self, line_id: int, quantity: int, serials: Sequence[str] = ()
+    ) -> PickTask | None:
         self._check("confirm_pick")
         time.sleep(self.slow_confirm)
         self.calls.append(("confirm_pick", line_id, quantity))
         self._close(line_id, serials)
+        return self.next_task()
 
-    def report_short(self, line_id: int, picked: int, serials: Sequence[str] = ()) -> None:
+    def report_short(
+        self, line_id: int, picked: int, serials: Sequence[str] = ()
+    ) -> PickTask | None:
         self._check("report_short")
         self.calls.append(("report_short", line_id, picked))
         self._close(line_id, serials)
+        return self.next_task()
 
-    def skip(self, line_id: int) -> None:
+    def skip(self, line_id: int) -> PickTask | None:
         self.calls.append(("skip", line_id))
         lines = self._lines()
         lines.append(lines.pop(next(i for i, t in enumerate(lines) if t.line_id == line_id)))
+        return self.next_task()
 
     def report_damaged(self, line_id: int) -> None:
         self.calls.append(("report_damaged", line_id))

@@ -91,9 +91,11 @@ class PickWork(Protocol):
     """The warehouse as one signed-on picker's dialog sees it (the server implements it).
 
     `next_task` returns the first open line of the current assignment in walking order:
-    the same line until it is confirmed, shorted or skipped. `confirm_pick` applies at
-    most once per line, whatever the dialog or the network repeat. Any method may raise
-    `PickRejected`; the dialog then says why and changes nothing.
+    the same line until it is confirmed, shorted or skipped. `confirm_pick`, `report_short`
+    and `skip` return the line to pick after theirs, as `next_task` would (read with the
+    change, so that the next prompt waits for one round trip, not two). `confirm_pick`
+    applies at most once per line, whatever the dialog or the network repeat. Any method
+    may raise `PickRejected`; the dialog then says why and changes nothing.
     """
 
     def current_assignment(self) -> AssignmentInfo | None:
@@ -110,17 +112,21 @@ class PickWork(Protocol):
         several do."""
         ...
 
-    def confirm_pick(self, line_id: int, quantity: int, serials: Sequence[str] = ()) -> None:
+    def confirm_pick(
+        self, line_id: int, quantity: int, serials: Sequence[str] = ()
+    ) -> PickTask | None:
         """The picker took `quantity` (the full quantity of the line), with one serial per
         unit for a serialised SKU."""
         ...
 
-    def report_short(self, line_id: int, picked: int, serials: Sequence[str] = ()) -> None:
+    def report_short(
+        self, line_id: int, picked: int, serials: Sequence[str] = ()
+    ) -> PickTask | None:
         """The picker found only `picked` (< the line's quantity), with one serial per
         picked unit for a serialised SKU; opens an exception."""
         ...
 
-    def skip(self, line_id: int) -> None:
+    def skip(self, line_id: int) -> PickTask | None:
         """Leave the line for later (the server decides when it comes back)."""
         ...
 
@@ -349,7 +355,7 @@ class PickDialog(Dialog):
                 dialog.task = task
                 dialog.go("location")
             elif dialog.assignment is not None:
-                dialog._turn(dialog._advance(), accepted=True)
+                dialog._turn(dialog._advance(None), accepted=True)
             else:
                 dialog.go("no_work")
         elif state == "assignment" and dialog.assignment is None:
@@ -422,7 +428,8 @@ class PickDialog(Dialog):
 
     def begin(self, tokens: tuple[str, ...]) -> Reply:
         number = self.assignment.number if self.assignment else None
-        return self._advance(events=(Event("assignment_started", {"assignment": number}),))
+        started = Event("assignment_started", {"assignment": number})
+        return self._advance(self.work.next_task(), events=(started,))
 
     def check_location(self, tokens: tuple[str, ...]) -> Reply:
         task = self._task()
@@ -486,22 +493,27 @@ class PickDialog(Dialog):
         return self._close_short(task, picked, self.capture.said)
 
     def _close_picked(self, task: PickTask, serials: tuple[str, ...] = ()) -> Reply:
-        if self._closed_line != task.line_id:
-            self.work.confirm_pick(task.line_id, task.quantity, serials)
+        if self._closed_line == task.line_id:  # closed already; what failed came after
+            following = self.work.next_task()
+        else:
+            following = self.work.confirm_pick(task.line_id, task.quantity, serials)
             self._closed_line = task.line_id
         event = Event("pick_confirmed", {"line_id": task.line_id, "quantity": task.quantity})
-        return self._advance(events=(event,))
+        return self._advance(following, events=(event,))
 
     def _close_short(self, task: PickTask, picked: int, serials: tuple[str, ...]) -> Reply:
-        if self._closed_line != task.line_id:
-            self.work.report_short(task.line_id, picked, serials)
+        if self._closed_line == task.line_id:
+            following = self.work.next_task()
+        else:
+            following = self.work.report_short(task.line_id, picked, serials)
             self._closed_line = task.line_id
         data = {"line_id": task.line_id, "picked": picked, "quantity": task.quantity}
         events = (
             Event("short_reported", data),
             Event("exception_opened", {"kind": "short", "line_id": task.line_id}),
         )
-        return self._advance(say=(self.say("short_reported", picked=picked),), events=events)
+        said = self.say("short_reported", picked=picked)
+        return self._advance(following, say=(said,), events=events)
 
     def report_damaged(self, tokens: tuple[str, ...]) -> Reply:
         task = self._task()
@@ -511,13 +523,15 @@ class PickDialog(Dialog):
             Event("exception_opened", {"kind": "damaged", "line_id": task.line_id}),
         )
         lead = self.say("damage_reported")
-        return self._advance(say=(lead,), events=events, same_line="quantity")
+        return self._advance(
+            self.work.next_task(), say=(lead,), events=events, same_line="quantity"
+        )
 
     def skip_slot(self, tokens: tuple[str, ...]) -> Reply:
         task = self._task()
-        self.work.skip(task.line_id)
+        following = self.work.skip(task.line_id)
         event = Event("slot_skipped", {"line_id": task.line_id})
-        return self._advance(say=(self.say("slot_skipped"),), events=(event,))
+        return self._advance(following, say=(self.say("slot_skipped"),), events=(event,))
 
     def call_supervisor(self, tokens: tuple[str, ...]) -> Reply:
         line_id = self.task.line_id if self.task and self.state.name in _AT_LINE_STATES else None
@@ -575,11 +589,15 @@ class PickDialog(Dialog):
             raise
 
     def _advance(
-        self, say: tuple[str, ...] = (), events: tuple[Event, ...] = (), same_line: str = "location"
+        self,
+        task: PickTask | None,
+        say: tuple[str, ...] = (),
+        events: tuple[Event, ...] = (),
+        same_line: str = "location",
     ) -> Reply:
-        """Go to the next open line; `same_line` is where to be if it is still this one.
-        After the last line, complete the assignment and send the picker to staging."""
-        task = self.work.next_task()
+        """Go to `task`, the next open line; `same_line` is where to be if it is still this
+        one. None: after the last line, complete the assignment and send the picker to
+        staging."""
         if task is None:
             staging = self.work.complete_assignment()
             self.task, self.staging, self.capture = None, staging, SerialCapture()
