@@ -17,10 +17,23 @@ No recogniser and no server: only `voice.endpoint.Endpointer` with `LIVE_ANSWERS
   chosen on this part only.
 - `answers`: per rate x gap x speaker, `--answers` answers of 1, 2 or 4 digits said by one
   fsdd-dev speaker (takes 3-49, `--gap-ms` between digits, `--gain-db`) between 0.5 s and
-  2 s of the floor. Per rule: answers not endpointed as exactly one utterance (`split`),
-  seconds from the last speech sample to the end of a partial answer (the 700 ms of
-  quiet; `partial_end_s`) and to the first moment the quiet reaches 160 ms (when a whole
-  answer read at its pause may end; `whole_end_s`), p50 / p95 / max.
+  5 s of the floor. Per rule: answers not endpointed as exactly one utterance (`split`:
+  cut in pieces, or never found; utterances of the floor alone after the answer are
+  `floor_utterances`),
+  seconds from the last speech sample to the end of a partial answer (its
+  `end_silence_ms` of quiet; `partial_end_s`) and to the first moment the quiet reaches
+  160 ms (when a whole answer read at its pause may end; `whole_end_s`), p50 / p95 / max.
+- `pauses`: how long the endpointer hears a pause of `--pause-ms` (400: the longest pause
+  inside an answer that must keep it one answer) between two digits said by one speaker
+  at `--pause-gain-db` (-30: the quietest level the issue asks for), per rate and speaker
+  (`--pairs` pairs of random digits and takes 3-49): the longest run of frames that do
+  not carry speech on, from the first word's start to the second's end. A quiet voice's
+  word edges (the tail of "one", the "f" of "four") sink under the floor, so the pause
+  heard is longer than the pause said. A partial answer must wait longer than that
+  (`EndpointSettings.end_silence_ms`), chosen leaving one speaker out: for each speaker
+  the longest pause heard of the other two, plus a frame; `chosen` is the largest of
+  those, and each speaker's share of pauses that would split at its fold's value and at
+  the shipped one is reported.
 """
 
 from __future__ import annotations
@@ -48,7 +61,7 @@ RULES = {
 }
 NOISE_S = 120
 NOISE_SEEDS = (3, 4, 5)
-LEAD_S, TAIL_S = 0.5, 2.0
+LEAD_S, TAIL_S = 0.5, 5.0  # the tail: time for a partial end that noise put off
 
 
 def progress(text: str) -> None:
@@ -106,22 +119,28 @@ def noise(rate: int, dbfs: float) -> dict[str, Any]:
 
 
 def endpoint(pcm: np.ndarray, rate: int, settings: EndpointSettings, speech_end: float) -> Any:
-    """(utterances ended, partial end, whole end): the latter two in seconds after
-    `speech_end`, None when they did not come."""
+    """(pieces, partial end, whole end, floor utterances): the utterances that began while
+    the answer was being said (1 when it stayed whole), when the only one ended and when
+    its quiet first reached `whole_end_ms` (seconds after `speech_end`, None when they did
+    not come), and the utterances the floor alone made after the answer."""
     endpointer = Endpointer(rate, settings)
     frame = rate * settings.frame_ms // 1000
-    ended: list[float] = []
+    pieces: list[float] = []
+    after = 0
     whole: float | None = None
     assert settings.whole_end_ms is not None
     for i in range(0, len(pcm) - frame + 1, frame):
         at = (i + frame) / rate
         for event in endpointer.feed(pcm[i : i + frame]):
             if isinstance(event, SpeechEnded) and len(event.audio):
-                ended.append(at - speech_end)
+                if event.start < speech_end:
+                    pieces.append(at - speech_end)
+                else:
+                    after += 1
         quiet = endpointer.quiet_ms >= settings.whole_end_ms
         if whole is None and at > speech_end and quiet:
             whole = at - speech_end
-    return len(ended), (ended[0] if len(ended) == 1 else None), whole
+    return len(pieces), (pieces[0] if len(pieces) == 1 else None), whole, after
 
 
 def spread(values: list[float]) -> dict[str, float] | None:
@@ -137,7 +156,7 @@ def answers(
     voice = HumanVoice(FSDD, speaker, rate, gap_ms=gap_ms, gain_db=gain_db)
     rng = random.Random(f"{seed}-{rate}-{gap_ms}-{speaker}")
     found: dict[str, dict[str, Any]] = {
-        rule: {"split": 0, "partial": [], "whole": []} for rule in RULES
+        rule: {"split": 0, "partial": [], "whole": [], "floor": 0} for rule in RULES
     }
     for _ in range(count):
         digits = "".join(str(rng.randrange(10)) for _ in range(rng.choice((1, 2, 4))))
@@ -147,9 +166,10 @@ def answers(
         pcm = as_pcm(clean + floor_samples(len(clean), dbfs, rng.randrange(2**31)))
         speech_end = (len(lead) + len(said)) / rate
         for rule, settings in RULES.items():
-            utterances, partial, whole = endpoint(pcm, rate, settings, speech_end)
+            pieces, partial, whole, after = endpoint(pcm, rate, settings, speech_end)
             seen = found[rule]
-            seen["split"] += utterances != 1
+            seen["split"] += pieces != 1
+            seen["floor"] += after
             if partial is not None:
                 seen["partial"].append(partial)
             if whole is not None:
@@ -158,10 +178,59 @@ def answers(
         rule: {
             "answers": count,
             "split": seen["split"],
+            "floor_utterances": seen["floor"],
             "partial_end_s": spread(seen["partial"]),
             "whole_end_s": spread(seen["whole"]),
         }
         for rule, seen in found.items()
+    }
+
+
+def longest_quiet(pcm: np.ndarray, rate: int, until_s: float) -> int:
+    """The longest quiet (ms) the endpointer hears inside the utterance before `until_s`:
+    what a partial answer's wait must exceed for the utterance to stay one."""
+    settings = replace(LIVE_ANSWERS, end_silence_ms=60_000)
+    endpointer = Endpointer(rate, settings)
+    frame = rate * settings.frame_ms // 1000
+    longest = 0
+    for i in range(0, int(until_s * rate) - frame + 1, frame):
+        endpointer.feed(pcm[i : i + frame])
+        longest = max(longest, endpointer.quiet_ms)
+    return longest
+
+
+def pauses_heard(
+    rate: int, speaker: str, pairs: int, pause_ms: int, gain_db: float, dbfs: float, seed: int
+) -> list[int]:
+    voice = HumanVoice(FSDD, speaker, rate, gap_ms=pause_ms, gain_db=gain_db)
+    rng = random.Random(f"{seed}-pauses-{rate}-{speaker}")
+    heard: list[int] = []
+    for _ in range(pairs):
+        said = voice.say(f"{rng.randrange(10)}{rng.randrange(10)}", rng).samples
+        lead, tail = np.zeros(int(rate * LEAD_S)), np.zeros(int(rate * TAIL_S))
+        clean = np.concatenate([lead, said.astype(np.float64), tail])
+        pcm = as_pcm(clean + floor_samples(len(clean), dbfs, rng.randrange(2**31)))
+        heard.append(longest_quiet(pcm, rate, (len(lead) + len(said)) / rate))
+    return heard
+
+
+def partial_wait(heard: dict[str, list[int]], frame_ms: int) -> dict[str, Any]:
+    """The partial answer's wait chosen leaving one speaker out (see the docstring)."""
+    shipped = LIVE_ANSWERS.end_silence_ms
+    folds: dict[str, Any] = {}
+    for speaker, own in heard.items():
+        others = [ms for other, values in heard.items() if other != speaker for ms in values]
+        wait = max(others) + frame_ms
+        folds[speaker] = {
+            "wait_ms": wait,
+            "split_at_fold_wait": round(float(np.mean([ms >= wait for ms in own])), 3),
+            "split_at_shipped": round(float(np.mean([ms >= shipped for ms in own])), 3),
+            "heard_ms": spread([float(ms) for ms in own]),
+        }
+    return {
+        "shipped_ms": shipped,
+        "chosen_ms": max(fold["wait_ms"] for fold in folds.values()),
+        "folds": folds,
     }
 
 
@@ -173,6 +242,9 @@ def main() -> None:
     parser.add_argument("--gain-db", type=float, default=-25.0)
     parser.add_argument("--floor-dbfs", type=float, default=-60.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pause-ms", type=int, default=400)
+    parser.add_argument("--pause-gain-db", type=float, default=-30.0)
+    parser.add_argument("--pairs", type=int, default=150)
     parser.add_argument(
         "--speakers", nargs="+", default=["george", "jackson", "lucas"], help="fsdd-dev voices"
     )
@@ -193,6 +265,25 @@ def main() -> None:
         "noise": {},
         "answers": {},
     }
+    heard: dict[str, list[int]] = {speaker: [] for speaker in args.speakers}
+    for rate in args.rate:
+        for speaker in args.speakers:
+            progress(f"pauses: {speaker}, {rate} Hz")
+            heard[speaker] += pauses_heard(
+                rate,
+                speaker,
+                args.pairs,
+                args.pause_ms,
+                args.pause_gain_db,
+                args.floor_dbfs,
+                args.seed,
+            )
+    report["pauses"] = {
+        "pause_ms": args.pause_ms,
+        "gain_db": args.pause_gain_db,
+        "pairs_per_rate": args.pairs,
+        **partial_wait(heard, LIVE_ANSWERS.frame_ms),
+    }
     for rate in args.rate:
         progress(f"noise at {rate} Hz")
         report["noise"][str(rate)] = noise(rate, args.floor_dbfs)
@@ -208,6 +299,7 @@ def main() -> None:
         report.setdefault("totals", {})[rule] = {
             "answers": sum(r["answers"] for r in rows),
             "split": sum(r["split"] for r in rows),
+            "floor_utterances": sum(r["floor_utterances"] for r in rows),
             "worst_partial_end_p95_s": max(
                 (r["partial_end_s"]["p95"] for r in rows if r["partial_end_s"]), default=None
             ),

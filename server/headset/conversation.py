@@ -7,21 +7,21 @@ Speech is endpointed as it streams in. At each pause the utterance so far is rea
 the grammar of the dialog state it answers; when that is a whole answer (a command, or as
 many digits as the line expects) it ends there (after 160 ms of quiet; 480 ms when the
 reading is unsure and not the answer the line expects), and otherwise the picker has up to
-700 ms more to go on ("five ... seven" stays one answer). An utterance belongs to the
-prompt it was spoken to: if the dialog has moved on by the time it is handled (a second
-half of an answer that was already taken), it is dropped, never read against the next
-state's grammar; one still being said when the dialog moves on ends at its first pause, so
-the answer said again after the new prompt is heard on its own. Speech that starts within
-400 ms of the last utterance's end is that answer going on (it ended too soon), said to its
-prompt, not to the next, which it lets play. One exception: an answer
+1000 ms more to go on ("five ... seven" stays one answer, even said quietly). An utterance
+belongs to the prompt it was spoken to: if the dialog has moved on by the time it is
+handled (a second half of an answer that was already taken), it is dropped, never read
+against the next state's grammar; one still being said when the dialog moves on ends at its
+first pause, so the answer said again after the new prompt is heard on its own. Speech that
+starts within 400 ms of the last utterance's end is that answer going on (it ended too
+soon), said to its prompt, not to the next, which it lets play. One exception: an answer
 that ended at a pause and was refused without the dialog moving on (four digits heard in
-"zero zero nine" while the "seven" was still coming) is joined by speech that starts
-within 400 ms of its end, and the two are heard as one answer. A whole digit answer's
-reading counts the line's own check digits or quantity a little more than the rest
-(`EXPECTED_WEIGHT`). Typed answers take the same path from there. Prompt audio is paced
-at speaking speed so that the picker talking over it (barge-in) stops the rest. Blocking
-work (recognition, synthesis, the dialog's database calls) runs in worker threads; the
-queue of answers is bounded.
+"zero zero nine" while the "seven" was still coming) is joined by speech that starts within
+400 ms of its end, and the two are heard as one answer. A whole digit answer's reading
+counts the line's own check digits or quantity a little more than the rest
+(`EXPECTED_WEIGHT`). Typed answers take the same path from there. Prompt audio is paced at
+speaking speed so that the picker talking over it (barge-in) stops the rest. Blocking work
+(recognition, synthesis, the dialog's database calls) runs in worker threads; the queue of
+answers is bounded.
 """
 
 from __future__ import annotations
