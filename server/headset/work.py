@@ -145,41 +145,36 @@ class DatabasePickWork:
     def match_serial(self, line_id: int, digits: str) -> str:
         return self._run(picking.match_serial, line_id, digits, self.operator, write=False)
 
-    # A line's change and the line after it are one transaction: the picker's next prompt
-    # waits for one round of the database, not two. One confirmation per line: a repeated
-    # answer carries the same token and replays.
-
     def confirm_pick(
         self, line_id: int, quantity: int, serials: Sequence[str] = ()
     ) -> PickTask | None:
-        def confirm_pick(session: Session) -> PickTask | None:
-            result = picking.confirm_pick(
-                session,
-                line_id,
-                quantity,
-                self.operator,
-                idempotency_token=f"headset:{line_id}",
-                serials=serials,
-            )
-            return self._next_task(session, result.remaining)
-
-        return self._run(confirm_pick)
+        return self._run(self.close_line, picking.confirm_pick, line_id, quantity, serials)
 
     def report_short(
         self, line_id: int, picked: int, serials: Sequence[str] = ()
     ) -> PickTask | None:
-        def report_short(session: Session) -> PickTask | None:
-            result = picking.report_short(
-                session,
-                line_id,
-                picked,
-                self.operator,
-                idempotency_token=f"headset:{line_id}",
-                serials=serials,
-            )
-            return self._next_task(session, result.remaining)
+        return self._run(self.close_line, picking.report_short, line_id, picked, serials)
 
-        return self._run(report_short)
+    def close_line(
+        self,
+        session: Session,
+        close: Callable[..., picking.PickResult],
+        line_id: int,
+        quantity: int,
+        serials: Sequence[str],
+    ) -> PickTask | None:
+        """`close` the line, then read the line after it in the same transaction: the
+        picker's next prompt waits for one round of the database, not two. One answer per
+        line: a repeated one carries the same token and replays."""
+        result = close(
+            session,
+            line_id,
+            quantity,
+            self.operator,
+            idempotency_token=f"headset:{line_id}",
+            serials=serials,
+        )
+        return self._next_task(session, result.remaining)
 
     def skip(self, line_id: int) -> PickTask | None:
         def skip(session: Session) -> PickTask | None:
