@@ -19,10 +19,10 @@ No recogniser and no server: only `voice.endpoint.Endpointer` with `LIVE_ANSWERS
   fsdd-dev speaker (takes 3-49, `--gap-ms` between digits, `--gain-db`) between 0.5 s and
   5 s of the floor. Per rule: answers not endpointed as exactly one utterance (`split`:
   cut in pieces, or never found; utterances of the floor alone after the answer are
-  `floor_utterances`),
-  seconds from the last speech sample to the end of a partial answer (its
-  `end_silence_ms` of quiet; `partial_end_s`) and to the first moment the quiet reaches
-  160 ms (when a whole answer read at its pause may end; `whole_end_s`), p50 / p95 / max.
+  `floor_utterances`), seconds from the last speech sample to the end of a partial answer
+  (its `end_silence_ms` of quiet; `partial_end_s`) and to the first moment the quiet
+  reaches 160 ms (when a whole answer read at its pause may end; `whole_end_s`), p50 /
+  p95 / max.
 - `pauses`: how long the endpointer hears a pause of `--pause-ms` (400: the longest pause
   inside an answer that must keep it one answer) between two digits said by one speaker
   at `--pause-gain-db` (-30: the quietest level the issue asks for), per rate and speaker
