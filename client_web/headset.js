@@ -30,7 +30,9 @@
   const BARGE_IN_CHUNKS = 3;
   const PTT_PREROLL_CHUNKS = 4; // audio from just before the press, so the first word is whole
   const PTT_HANGOVER_CHUNKS = 5; // keep streaming briefly after release
-  const PTT_SILENCE_CHUNKS = 20; // then 0.8 s of silence, so the server's endpointer closes the utterance
+  // then 1.2 s of silence, so the server's endpointer closes the utterance: longer than it
+  // waits for the rest of an answer not yet whole (1000 ms)
+  const PTT_SILENCE_CHUNKS = 30;
   const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
   // WebRTC audio: "auto" where the browser has it, "socket" (?audio=socket) never
   const AUDIO_PREFERENCE =

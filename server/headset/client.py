@@ -18,7 +18,12 @@ import numpy as np
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from voice.endpoint import LIVE_ANSWERS
+
 CHUNK_MS = 20
+# Quiet sent after an utterance: the longest the server waits before it hears an answer
+# end (a partial one, or any when no reading at a pause could end it), and a little more.
+TRAILING_QUIET_MS = LIVE_ANSWERS.end_silence_ms + 200
 
 
 @dataclass
@@ -112,7 +117,7 @@ class HeadsetClient:
         chunks, followed by silence so the server hears it end, while listening for the
         answer; the turn is timed from the end of the speech."""
         chunk = self.sample_rate * CHUNK_MS // 1000
-        silence = np.zeros(self.sample_rate * 600 // 1000, np.int16)
+        silence = np.zeros(self.sample_rate * TRAILING_QUIET_MS // 1000, np.int16)
         samples = np.concatenate([pcm.astype(np.int16), silence])
         speech_ended = asyncio.get_running_loop().create_future()
 
