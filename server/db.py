@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from functools import partial
@@ -23,7 +24,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from anyio.to_thread import run_sync
 from sqlalchemy import Engine, MetaData, create_engine, event, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from server.problems import Problem
@@ -39,6 +40,7 @@ NAMING = {
 }
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 ATTEMPTS = 4
+IDLE_BEFORE_PING_S = 5.0
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -59,7 +61,33 @@ def make_engine(url: str, *, pool_size: int = 20) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only when it has sat idle a while. A busy
+    server takes connections from the pool thousands of times a second, and pinging each
+    (`pool_pre_ping`) was one round trip of every five in a stock move. A connection idle
+    for a while may have been closed by a PostgreSQL restart or a firewall: the pool
+    replaces it before any work uses it. One lost while in use fails the statement, and
+    the unit of work runs again on a fresh connection if it had not reached its commit
+    (`Database`)."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from_now(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _alive_after_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_BEFORE_PING_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError("a pooled connection was closed while idle") from exc
 
 
 def _create_private(database: str | None) -> None:
@@ -191,14 +219,20 @@ class Database:
 
     def _attempt(self, work: Callable[[Session], T], *, write: bool, record: bool) -> T:
         for attempt in range(1, ATTEMPTS + 1):
+            committing = False
             try:
                 with transaction(self.sessions, write=write) as session:
                     result = work(session)
                     if write and record and self.on_write is not None:
                         self.on_write(session, result)
-                    return result
+                    committing = True
+                return result
             except DBAPIError as exc:
-                if _is_retryable(exc) and attempt < ATTEMPTS:
+                # A connection lost before the commit took its transaction with it: the
+                # work is done again, once, on a fresh one. Lost during the commit, it may
+                # have been applied, so it is never repeated.
+                lost = exc.connection_invalidated and not committing
+                if (lost or _is_retryable(exc)) and attempt < ATTEMPTS:
                     log.info("retrying a transaction after %s", exc.orig.__class__.__name__)
                     continue
                 if isinstance(exc, OperationalError) and "locked" in str(exc.orig):

@@ -3,20 +3,33 @@ database itself refuses to change a recorded movement."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import event, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+import server.db
 from server import schemas
 from server.db import Database, make_engine, make_session_factory, transaction
 from server.problems import InsufficientStock
 from server.services import catalog, inventory, ledger
-from server.tables import Movement, Stock
+from server.tables import Movement, MovementKind, Stock
+from tests.conftest import PG_ADMIN
 
 
 @pytest.fixture
 def db(database_url: str) -> Database:
+    return _stocked(database_url)
+
+
+@pytest.fixture
+def pg_db(pg_url: str) -> Database:
+    return _stocked(pg_url)
+
+
+def _stocked(database_url: str) -> Database:
+    """Five TEA at A-1 of FRA, nothing at A-2."""
     engine = make_engine(database_url)
     database = Database(make_session_factory(engine))
     with transaction(database.sessions) as session:
@@ -104,3 +117,43 @@ def test_the_trace_of_a_unit_or_a_lot_is_every_movement_that_touched_it(db: Data
     assert db.run(trace, serial="W-1") == [("r", "received")]
     assert db.run(trace, serial="W-10") == [("m", "reslot"), ("r", "received")]
     assert db.run(trace, serial="W-") == []
+
+
+def _close_every_connection_of(database: Database) -> None:
+    """What a PostgreSQL restart does to the server's pooled connections."""
+    name = database.run(lambda session: session.connection().engine.url.database)
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+
+
+def _moves(database: Database) -> int:
+    return database.run(lambda s: s.query(Movement).filter_by(kind=MovementKind.move).count())
+
+
+def test_a_move_on_a_connection_closed_moments_ago_is_done_once_on_a_fresh_one(
+    pg_db: Database,
+) -> None:
+    """Pooled connections are pinged only after sitting idle (`IDLE_BEFORE_PING_S`): one
+    closed moments ago fails its first statement, before any commit, and the unit of work
+    runs again, once, on a new connection."""
+    pg_db.run(inventory.move, _move(1), actor="test")
+    _close_every_connection_of(pg_db)
+    pg_db.run(inventory.move, _move(1), actor="test")
+    assert _moves(pg_db) == 2
+    assert pg_db.run(ledger.reconcile).consistent
+
+
+def test_a_connection_closed_while_idle_is_replaced_before_any_work_uses_it(
+    pg_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pg_db.run(inventory.move, _move(1), actor="test")
+    monkeypatch.setattr(server.db, "IDLE_BEFORE_PING_S", 0.0)
+    _close_every_connection_of(pg_db)
+    failed: list[BaseException | None] = []
+    engine = pg_db.run(lambda session: session.get_bind())
+    event.listen(engine, "handle_error", lambda context: failed.append(context.original_exception))
+    pg_db.run(inventory.move, _move(1), actor="test")
+    assert failed == []  # no statement met the closed connection: the ping found it first
+    assert _moves(pg_db) == 2

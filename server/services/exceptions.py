@@ -212,7 +212,7 @@ def _adjust(
         lot=line.lot or None,
         reference=f"exception:{exception.id}",
     )
-    return inventory.adjust(session, body, actor=actor)
+    return inventory.adjust(session, body, actor=actor).movement
 
 
 def _latest_room(session: Session, exception_id: int) -> int | None:

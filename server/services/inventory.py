@@ -117,9 +117,9 @@ class Recorded:
     these, not read back from the database."""
 
     movement: Movement
-    sku: SkuRef
-    from_location: LocationRef | None
-    to_location: LocationRef | None
+    sku: Sku | SkuRef
+    from_location: Location | LocationRef | None
+    to_location: Location | LocationRef | None
 
 
 def move(session: Session, body: schemas.MoveCreate, *, actor: str) -> Recorded:
@@ -143,7 +143,7 @@ def move(session: Session, body: schemas.MoveCreate, *, actor: str) -> Recorded:
     return Recorded(ledger.record(session, change, actor=actor), sku, source, target)
 
 
-def adjust(session: Session, body: schemas.AdjustmentCreate, *, actor: str) -> Movement:
+def adjust(session: Session, body: schemas.AdjustmentCreate, *, actor: str) -> Recorded:
     """A counted correction: stock found (+) enters the books, stock lost (−) leaves them."""
     warehouse = catalog.get_warehouse(session, body.warehouse)
     sku = catalog.get_sku(session, body.sku)
@@ -160,7 +160,9 @@ def adjust(session: Session, body: schemas.AdjustmentCreate, *, actor: str) -> M
         serials=body.serials,
         reference=body.reference,
     )
-    return ledger.record(session, change, actor=actor)
+    found = body.quantity > 0
+    movement = ledger.record(session, change, actor=actor)
+    return Recorded(movement, sku, None if found else location, location if found else None)
 
 
 # Named, not anonymous, aliases: the statement renders the same in every thread.

@@ -134,7 +134,7 @@ async def create_adjustment(
     scope.require(body.warehouse)
 
     def work(session: Session) -> schemas.MovementOut:
-        return views.movement_view(inventory.adjust(session, body, actor=user.username))
+        return views.recorded_view(inventory.adjust(session, body, actor=user.username))
 
     return await db.write(work)
 
