@@ -404,7 +404,9 @@ class Order(Base):
     value_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     status: Mapped[OrderStatus] = mapped_column(String(32), default=OrderStatus.open, index=True)
-    allocation_explanation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Read only where an order is shown (`undefer`): the floor's writes load orders by the
+    # line, and decoding a long order's explanation was a twentieth of a pick's CPU.
+    allocation_explanation: Mapped[dict[str, Any] | None] = mapped_column(JSON, deferred=True)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     allocated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

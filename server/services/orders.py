@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, selectinload, undefer
 
 from server import schemas
 from server.problems import Conflict, Invalid, NotFound
@@ -248,8 +248,11 @@ def delete_open_orders(session: Session, numbers: Sequence[str]) -> None:
     session.execute(delete(Order).where(Order.id.in_(ids)))
 
 
+SHOWN = undefer(Order.allocation_explanation)  # what an order's view adds to its row
+
+
 def get_order(session: Session, number: str, *, for_update: bool = False) -> Order:
-    query = select(Order).where(Order.number == number)
+    query = select(Order).where(Order.number == number).options(SHOWN)
     if for_update:
         query = query.with_for_update()
     order = session.scalar(query)
@@ -268,7 +271,7 @@ def list_orders(
         query = query.where(Order.status == status)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     orders = session.scalars(
-        query.options(selectinload(Order.lines).selectinload(OrderLine.sku))
+        query.options(SHOWN, selectinload(Order.lines).selectinload(OrderLine.sku))
         .order_by(Order.id)
         .limit(limit)
         .offset(offset)
