@@ -50,12 +50,14 @@ RECONNECT_ATTEMPTS = 6
 
 @dataclass(frozen=True)
 class Floor:
-    """What the simulated pickers know: their tokens, every slot's check digits, and the
+    """What the simulated pickers know: their tokens, every slot's check digits, the
+    warehouse of each assignment released (what its pick list's header says), and the
     admin's headers, which read the serials at a slot (what the units' labels say)."""
 
     tokens: list[str]
     check_digits: dict[tuple[str, str], str]
     admin_headers: dict[str, str]
+    warehouse_of: dict[str, str] = field(default_factory=dict)  # assignment number -> code
 
 
 @dataclass
@@ -136,17 +138,23 @@ async def prepare(
                     "lines": [{"sku": s["sku"], "quantity": 1} for s in lines],
                 },
             )
+        warehouse_of: dict[str, str] = {}
         for code in warehouses:
-            await http.post(
+            wave = await http.post(
                 "/api/v1/waves",
                 headers=headers,
                 json={"warehouse": code, "lines_per_assignment": 6},
             )
+            if wave.is_success:
+                numbers = [str(a["number"]) for a in wave.json()["assignments"]]
+                warehouse_of.update(dict.fromkeys(numbers, code))
         progress("signing the pickers in")
         tokens = [
             (await _login(http, name, SIM_PASSWORD))["Authorization"].split()[1] for name in names
         ]
-        return Floor(tokens=tokens, check_digits=digits, admin_headers=headers)
+        return Floor(
+            tokens=tokens, check_digits=digits, admin_headers=headers, warehouse_of=warehouse_of
+        )
 
 
 def _country(warehouse: str) -> str:
@@ -205,8 +213,9 @@ async def run_picker(
             if prompt.get("state") == "location":
                 hands = Hands()  # a new line
                 warehouse = warehouse or await _my_warehouse(http, token)
-            elif prompt.get("state") in ("assignment", "deliver"):
-                warehouse = ""  # the next assignment may be in another warehouse
+            elif prompt.get("state") == "assignment":  # each may be in another warehouse
+                number = str(prompt.get("display", {}).get("assignment", ""))
+                warehouse = floor.warehouse_of.get(number, "")
             if prompt.get("state") == "serial":
                 answer = await _read_serial(http, floor, warehouse, prompt, hands)
             else:
@@ -250,7 +259,8 @@ async def _connect(client: HeadsetClient, tally: Tally) -> Exchange:
 
 
 async def _my_warehouse(http: httpx.AsyncClient, token: str) -> str:
-    """The warehouse of the picker's assignment in progress (what the picker can see)."""
+    """The warehouse of the picker's assignment in progress (what the picker can see), for
+    a picker whose headset resumed past the assignment's first prompt."""
     response = await http.get(
         "/api/v1/assignments",
         params={"status": "in_progress"},

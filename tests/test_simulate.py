@@ -29,8 +29,16 @@ def floor(database_url: str) -> None:
 
 @pytest.mark.usefixtures("floor")
 def test_simulated_pickers_pick_serialised_skus(
-    server_process: ServerProcess, sessions: sessionmaker[Session]
+    server_process: ServerProcess, sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    asked: list[str] = []  # pickers who asked the API where their assignment is
+    ask = simulation._my_warehouse
+
+    async def asking(http: object, token: str) -> str:
+        asked.append(token)
+        return await ask(http, token)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(simulation, "_my_warehouse", asking)
     result = asyncio.run(
         simulate(
             server_process.url,
@@ -54,6 +62,9 @@ def test_simulated_pickers_pick_serialised_skus(
     # the floor's own assignment (2 phones, a case) and a phone and a case per simulated order
     assert len(picked) == len(set(picked)) == 4 and set(picked) <= set(PHONES)
     assert result["picks"] == 6
+    # the waves the simulation released told it their warehouses: only the picker who got
+    # the floor's own assignment, released before, had to ask
+    assert len(asked) <= 1
 
 
 class Refusing:
