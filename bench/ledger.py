@@ -8,15 +8,16 @@ Run from the repository root:
 
 What it measures, in one run against one PostgreSQL server:
 
-1. Confirmed movements per second. A throwaway database is created and migrated, users
-   and one warehouse are seeded, and a real server (`uvicorn server.app:create_app
-   --factory`, as production runs it) is started on loopback. For each concurrency level N,
-   N asyncio clients, each with its own HTTP connection, send `POST /api/v1/movements`
-   back to back for `--duration` seconds after a short warm-up. Client i owns two
-   locations stocked with plenty of units and moves one unit between them, back and forth,
-   so moves never run short and never touch another client's stock rows: what limits the
-   rate is the server and the database, not lock contention. Only 201 answers count;
-   latency p50/p95 is over every answer finished in the measured window.
+1. Confirmed movements per second. A throwaway database is created and migrated, users and
+   one warehouse are seeded, and a real server (`uvicorn server.app:create_app --factory`,
+   as production runs it) is started on loopback. For each concurrency level N, N asyncio
+   clients, each with its own keep-alive HTTP connection (`KeepAlive`: lean, as pgbench's C
+   clients are), send `POST /api/v1/movements` back to back for `--duration` seconds after a
+   short warm-up. Client i owns two locations stocked with plenty of units and moves one
+   unit between them, back and forth, so moves never run short and never touch another
+   client's stock rows: what limits the rate is the server and the database, not lock
+   contention. Only 201 answers count; latency p50/p95 is over every answer finished in the
+   measured window.
    Confirmed picks per second (`--modes picks`): before the levels, picker i gets one
    assignment of `--pick-lines` one-unit lines of its own SKU at its own slot, delivered to
    its own staging location (orders allocated on import, one wave, sign-on, all through
@@ -423,7 +424,7 @@ class KeepAlive:
     """One HTTP/1.1 keep-alive connection for the load: a request is a few bytes written and
     its answer read with httptools' C parser (the one uvicorn reads requests with).
     pgbench drives PostgreSQL from C; httpx, here, took 1.2-2.2 ms of CPU a request, so
-    eight of its clients took a core of the two from the server being measured."""
+    eight of its clients took half a core of the two from the server being measured."""
 
     def __init__(self, base_url: str, headers: dict[str, str]) -> None:
         url = httpx.URL(base_url)
