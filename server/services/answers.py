@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from server.tables import Assignment, AssignmentStatus, HeardAnswer, utcnow
+from server.tables import Assignment, AssignmentStatus, HeardAnswer
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,6 @@ def record_answers(session: Session, answers: Sequence[tuple[str, AnswerJudged]]
         work = in_progress.get(picker)
         rows.append(
             {
-                "at": utcnow(),
                 "picker": picker,
                 "warehouse_id": work[1] if work else None,
                 "assignment_id": work[0] if work else None,

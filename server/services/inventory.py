@@ -148,21 +148,21 @@ def adjust(session: Session, body: schemas.AdjustmentCreate, *, actor: str) -> R
     warehouse = catalog.get_warehouse(session, body.warehouse)
     sku = catalog.get_sku(session, body.sku)
     location = catalog.get_location(session, warehouse, body.location)
-    lot = ensure_lot(session, sku, body.lot) if body.quantity > 0 else (body.lot or "")
+    found = body.quantity > 0
+    lot = ensure_lot(session, sku, body.lot) if found else (body.lot or "")
+    source, target = (None, location) if found else (location, None)
     change = Change(
         sku=sku,
         quantity=abs(body.quantity),
-        from_location=None if body.quantity > 0 else location,
-        to_location=location if body.quantity > 0 else None,
+        from_location=source,
+        to_location=target,
         kind=MovementKind.adjustment,
         reason=body.reason,
         lot=lot,
         serials=body.serials,
         reference=body.reference,
     )
-    found = body.quantity > 0
-    movement = ledger.record(session, change, actor=actor)
-    return Recorded(movement, sku, None if found else location, location if found else None)
+    return Recorded(ledger.record(session, change, actor=actor), sku, source, target)
 
 
 # Named, not anonymous, aliases: the statement renders the same in every thread.

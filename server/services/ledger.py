@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from sqlalchemy import Table, bindparam, func, insert, select, union_all, update
+from sqlalchemy import bindparam, func, insert, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -98,8 +98,7 @@ def record_all(session: Session, changes: Sequence[Change], *, actor: str) -> li
 
 # Through the table, not the unit of work: a movement is written once and never changed,
 # so the ORM's change tracking would only cost (a tenth of a stock move's CPU).
-_MOVEMENTS = cast(Table, Movement.__table__)
-_APPEND = insert(_MOVEMENTS).returning(_MOVEMENTS.c.id, sort_by_parameter_order=True)
+_APPEND = insert(Movement).returning(Movement.id, sort_by_parameter_order=True)
 
 
 def _append(session: Session, changes: Sequence[Change], *, actor: str) -> list[Movement]:

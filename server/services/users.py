@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from server import schemas
@@ -96,15 +97,9 @@ def still_allowed(session: Session, grants: Collection[tuple[str, int]]) -> set[
     names = sorted({username for username, _ in grants})
     found: dict[str, Standing] = {}
     for start in range(0, len(names), 500):
-        rows = session.execute(
-            select(User.username, User.id, User.role, User.active, User.token_version).where(
-                User.username.in_(names[start : start + 500])
-            )
-        )
-        found.update(
-            (row.username, Standing(row.id, row.role, row.active, row.token_version))
-            for row in rows
-        )
+        chunk = names[start : start + 500]
+        rows = session.execute(select(User.username, *STANDING).where(User.username.in_(chunk)))
+        found.update((row.username, Standing.of(row)) for row in rows)
     return {
         (username, version)
         for username, version in grants
@@ -125,24 +120,28 @@ class Standing:
     def allows(self, token_version: int) -> bool:
         return self.active and self.token_version == token_version
 
+    @classmethod
+    def of(cls, user: User | Row[*tuple[Any, ...]]) -> Standing:
+        """The standing of a `User`, or of a row of `STANDING`'s columns."""
+        return cls(user.id, user.role, user.active, user.token_version)
+
+
+STANDING = (User.id, User.role, User.active, User.token_version)  # what `Standing` reads
+
 
 def lock_standing(session: Session, username: str) -> Standing | None:
     """The user's `Standing`, their row held to the end of the transaction, so that work
     done in it is ordered before or after any change to the user. It reads only that (no
     user object, no warehouses): a headset asks it before each of its writes."""
     row = session.execute(
-        select(User.id, User.role, User.active, User.token_version)
-        .where(User.username == username)
-        .with_for_update()
+        select(*STANDING).where(User.username == username).with_for_update()
     ).one_or_none()
-    return Standing(row.id, row.role, row.active, row.token_version) if row else None
+    return Standing.of(row) if row else None
 
 
 def allowed(user: User | None, token_version: int) -> User | None:
     """`user` when a token of `token_version` may still act as them, else None."""
-    if user is None or not user.active or user.token_version != token_version:
-        return None
-    return user
+    return user if user is not None and Standing.of(user).allows(token_version) else None
 
 
 def get_by_username(session: Session, username: str) -> User | None:
