@@ -27,7 +27,7 @@ import redis
 import uvicorn
 import websockets
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from websockets.asyncio.client import ClientConnection
@@ -46,9 +46,15 @@ from server.services.floor_events import (
     Heard,
     RoomClosed,
     RoomOpened,
+    Whereabouts,
     announce_picker,
+    whereabouts_of,
 )
-from server.tables import ExceptionKind, HeardAnswer, PickException
+from server.tables import (
+    ExceptionKind,
+    HeardAnswer,
+    PickException,
+)
 from tests.conftest import ServerProcess, free_port, make_settings, require_service
 from tests.factories import (
     FRANKFURT,
@@ -505,6 +511,40 @@ async def test_a_picker_calling_a_supervisor_by_voice_opens_a_call_for_the_manag
 
 class SerializationFailure(Exception):
     sqlstate = "40001"  # what PostgreSQL says when a transaction lost a race: retried
+
+
+def test_where_a_batch_of_pickers_is_read_in_a_few_statements(database_url: str) -> None:
+    """Each heard answer goes to the board of its picker's whereabouts, read for a whole
+    batch of answers at once: the assignment in progress with its progress, else every
+    warehouse the picker works in (an admin: all), and none for a name that is no user."""
+    pick_floor(database_url)  # LAX, whose one released assignment the picker signs on to
+    engine = make_engine(database_url)
+    sessions = make_session_factory(engine)
+    try:
+        with transaction(sessions) as session:
+            warehouse(session, "FRA", country="DE", at=FRANKFURT)  # the seeded users' too
+        with transaction(sessions) as session:
+            assignment = picking.sign_on(session, "picker", "LAX")
+            assert assignment is not None
+            first = picking.next_task(session, assignment.id)
+            assert first is not None
+            picking.confirm_pick(
+                session, first.line_id, first.quantity, "picker", idempotency_token="t1"
+            )
+        statements: list[str] = []
+        event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        with transaction(sessions) as session:
+            where = whereabouts_of(session, ["picker", "supervisor", "admin", "nobody", "picker"])
+        assert where == {
+            "picker": Whereabouts(assignment.id, 3, 1, ("LAX",)),
+            "supervisor": Whereabouts(None, None, None, ("FRA", "LAX")),
+            "admin": Whereabouts(None, None, None, ("FRA", "LAX")),
+            "nobody": Whereabouts(None, None, None, ()),
+        }
+        reads = [s for s in statements if s.startswith("SELECT")]
+        assert len(reads) == 3  # in progress; memberships; every warehouse, for the admin
+    finally:
+        engine.dispose()
 
 
 async def test_rolled_back_work_publishes_nothing(database_url: str, tmp_path: Path) -> None:

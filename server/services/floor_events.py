@@ -24,7 +24,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from server.events import Event, EventBus, record
@@ -37,6 +37,7 @@ from server.tables import (
     Role,
     User,
     Warehouse,
+    WarehouseMember,
     utcnow,
 )
 
@@ -315,13 +316,15 @@ def picker_signed_off(session: Session, picker: str, kept: Assignment | None) ->
         record(session, PickerStatus(warehouse=code, picker=picker, status="signed_off"))
 
 
+_CLOSED = case((PickLine.status.in_((PickLineStatus.picked, PickLineStatus.short)), 1), else_=0)
+
+
 def _progress(session: Session, assignment_ids: Collection[int]) -> dict[int, tuple[int, int]]:
     """(lines, lines closed) of each assignment, in one read."""
     if not assignment_ids:
         return {}
-    closed = case((PickLine.status.in_((PickLineStatus.picked, PickLineStatus.short)), 1), else_=0)
     rows = session.execute(
-        select(PickLine.assignment_id, func.count(PickLine.id), func.coalesce(func.sum(closed), 0))
+        select(PickLine.assignment_id, func.count(PickLine.id), func.coalesce(func.sum(_CLOSED), 0))
         .where(PickLine.assignment_id.in_(assignment_ids))
         .group_by(PickLine.assignment_id)
     )
@@ -330,12 +333,52 @@ def _progress(session: Session, assignment_ids: Collection[int]) -> dict[int, tu
 
 def picker_warehouses(session: Session, picker: str) -> list[str]:
     """The codes of the warehouses `picker` works in (an admin: all)."""
-    user = session.scalar(select(User).where(User.username == picker))
-    if user is None:
-        return []
-    if user.role == Role.admin:
-        return list(session.scalars(select(Warehouse.code).order_by(Warehouse.code)))
-    return [w.code for w in user.warehouses]
+    return list(_warehouses_of(session, [picker]).get(picker, ()))
+
+
+# Each picker's assignments in progress, with their warehouse and progress, in one read.
+_IN_PROGRESS = (
+    select(
+        Assignment.picker,
+        Assignment.id,
+        Warehouse.code,
+        func.count(PickLine.id),
+        func.coalesce(func.sum(_CLOSED), 0),
+    )
+    .join(Warehouse, Warehouse.id == Assignment.warehouse_id)
+    .outerjoin(PickLine, PickLine.assignment_id == Assignment.id)
+    .where(
+        Assignment.picker.in_(bindparam("pickers", expanding=True)),
+        Assignment.status == AssignmentStatus.in_progress,
+    )
+    .group_by(Assignment.picker, Assignment.id, Warehouse.code)
+    .order_by(Assignment.id)
+)
+# Each user's role and the warehouses they are a member of.
+_MEMBERSHIPS = (
+    select(User.username, User.role, Warehouse.code)
+    .outerjoin(WarehouseMember, WarehouseMember.user_id == User.id)
+    .outerjoin(Warehouse, Warehouse.id == WarehouseMember.warehouse_id)
+    .where(User.username.in_(bindparam("pickers", expanding=True)))
+    .order_by(Warehouse.code)
+)
+
+
+def _warehouses_of(session: Session, pickers: Collection[str]) -> dict[str, tuple[str, ...]]:
+    """The codes of the warehouses each of `pickers` works in (an admin: all), in one read
+    (two when an admin is among them); a picker who is no user is left out."""
+    codes: dict[str, list[str]] = {}
+    admins = []
+    for username, role, code in session.execute(_MEMBERSHIPS, {"pickers": list(pickers)}):
+        codes.setdefault(username, [])
+        if role == Role.admin:
+            admins.append(username)
+        elif code is not None:
+            codes[username].append(code)
+    if admins:
+        every = list(session.scalars(select(Warehouse.code).order_by(Warehouse.code)))
+        codes.update((admin, every) for admin in admins)
+    return {username: tuple(found) for username, found in codes.items()}
 
 
 @dataclass(frozen=True)
@@ -354,29 +397,19 @@ def whereabouts(session: Session, picker: str) -> Whereabouts:
 
 
 def whereabouts_of(session: Session, pickers: Collection[str]) -> dict[str, Whereabouts]:
-    """`whereabouts` of each of `pickers`, in two reads however many they are (more only
-    for those without an assignment in progress)."""
-    in_progress: dict[str | None, tuple[int, str]] = {}
-    rows = session.execute(
-        select(Assignment.picker, Assignment.id, Warehouse.code)
-        .join(Warehouse, Warehouse.id == Assignment.warehouse_id)
-        .where(
-            Assignment.picker.in_(set(pickers)),
-            Assignment.status == AssignmentStatus.in_progress,
-        )
-        .order_by(Assignment.id)
-    )
-    for picker, assignment, code in rows:
-        in_progress.setdefault(picker, (assignment, code))
-    progress = _progress(session, [assignment for assignment, _ in in_progress.values()])
+    """`whereabouts` of each of `pickers`, in one read however many they are (two when
+    some have no assignment in progress)."""
     found: dict[str, Whereabouts] = {}
-    for picker in pickers:
-        if picker in in_progress:
-            assignment, code = in_progress[picker]
-            lines, done = progress.get(assignment, (0, 0))
-            found[picker] = Whereabouts(assignment, lines, done, (code,))
-        elif picker not in found:
-            found[picker] = Whereabouts(None, None, None, tuple(picker_warehouses(session, picker)))
+    for picker, assignment, code, lines, done in session.execute(
+        _IN_PROGRESS, {"pickers": list(set(pickers))}
+    ):
+        if picker not in found:
+            found[picker] = Whereabouts(assignment, int(lines), int(done), (code,))
+    idle = [picker for picker in pickers if picker not in found]
+    if idle:
+        warehouses = _warehouses_of(session, idle)
+        for picker in idle:
+            found[picker] = Whereabouts(None, None, None, warehouses.get(picker, ()))
     return found
 
 
