@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ScalarSelect, bindparam, insert, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from server.tables import Assignment, AssignmentStatus, HeardAnswer
 
@@ -30,34 +31,43 @@ def record_answer(session: Session, picker: str, answer: AnswerJudged) -> None:
     record_answers(session, [(picker, answer)])
 
 
-def record_answers(session: Session, answers: Sequence[tuple[str, AnswerJudged]]) -> None:
-    """`record_answer` for each (picker, answer), in one read and one insert however many
-    they are. Inserted through the table: answers are never changed, and the unit of work
-    was half of what keeping them cost a busy server."""
-    in_progress: dict[str | None, tuple[int, int]] = {}
-    for picker, assignment, warehouse in session.execute(
-        select(Assignment.picker, Assignment.id, Assignment.warehouse_id)
+def _in_progress(column: InstrumentedAttribute[Any]) -> ScalarSelect[Any]:
+    """`column` of the answering picker's assignment in progress (their first, should they
+    somehow have two), or NULL."""
+    return (
+        select(column)
         .where(
-            Assignment.picker.in_({picker for picker, _ in answers}),
+            Assignment.picker == bindparam("b_picker"),
             Assignment.status == AssignmentStatus.in_progress,
         )
         .order_by(Assignment.id)
-    ):
-        in_progress.setdefault(picker, (assignment, warehouse))
-    rows = []
-    for picker, answer in answers:
-        work = in_progress.get(picker)
-        rows.append(
-            {
-                "picker": picker,
-                "warehouse_id": work[1] if work else None,
-                "assignment_id": work[0] if work else None,
-                "dialog_state": answer.dialog_state[:32],
-                "source": answer.source,
-                "text": answer.text[:200],
-                "confidence": answer.confidence,
-                "accepted": answer.accepted,
-                "reprompts": answer.reprompts,
-            }
-        )
-    session.connection().execute(insert(HeardAnswer), rows)
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+# Each answer's assignment and warehouse are looked up by the database as it inserts.
+_KEEP = insert(HeardAnswer).values(
+    picker=bindparam("b_picker"),
+    assignment_id=_in_progress(Assignment.id),
+    warehouse_id=_in_progress(Assignment.warehouse_id),
+)
+
+
+def record_answers(session: Session, answers: Sequence[tuple[str, AnswerJudged]]) -> None:
+    """`record_answer` for each (picker, answer), in one statement however many they are.
+    Inserted through the table: answers are never changed, and the unit of work was half
+    of what keeping them cost a busy server."""
+    rows = [
+        {
+            "b_picker": picker,
+            "dialog_state": answer.dialog_state[:32],
+            "source": answer.source,
+            "text": answer.text[:200],
+            "confidence": answer.confidence,
+            "accepted": answer.accepted,
+            "reprompts": answer.reprompts,
+        }
+        for picker, answer in answers
+    ]
+    session.connection().execute(_KEEP, rows)
