@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from server.problems import Forbidden, NotFound
@@ -68,14 +68,17 @@ def warehouse_ids(session: Session, username: str) -> frozenset[int] | None:
     return Scope.of(user).ids if user is not None else frozenset()
 
 
+_MEMBER = select(WarehouseMember.warehouse_id).where(
+    WarehouseMember.user_id == bindparam("user"),
+    WarehouseMember.warehouse_id == bindparam("warehouse"),
+)
+
+
 def works_in(session: Session, user_id: int, role: Role, warehouse_id: int) -> bool:
     """Whether the user may act in the warehouse (an admin: anywhere)."""
     if role == Role.admin:
         return True
-    member = select(WarehouseMember.warehouse_id).where(
-        WarehouseMember.user_id == user_id, WarehouseMember.warehouse_id == warehouse_id
-    )
-    return session.scalar(member) is not None
+    return session.scalar(_MEMBER, {"user": user_id, "warehouse": warehouse_id}) is not None
 
 
 def set_warehouses(session: Session, user: User, codes: Iterable[str]) -> User:

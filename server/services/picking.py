@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -72,6 +72,30 @@ _WITH_SLOT_AND_SKU = (joinedload(PickLine.location), joinedload(PickLine.sku))
 CLOSED = (PickLineStatus.picked, PickLineStatus.short)
 
 
+# What a headset reads on every answer, built once (compiled and keyed once, not for
+# every pick).
+_CURRENT_ASSIGNMENT = (
+    select(Assignment)
+    .options(joinedload(Assignment.warehouse), joinedload(Assignment.staging_location))
+    .where(
+        Assignment.picker == bindparam("picker"),
+        Assignment.status == AssignmentStatus.in_progress,
+    )
+    .order_by(Assignment.id)
+    .limit(1)
+)
+_NEXT_OPEN_LINE = (
+    select(PickLine)
+    .options(*_WITH_SLOT_AND_SKU)
+    .where(PickLine.assignment_id == bindparam("assignment"), PickLine.status.in_(PENDING))
+    .order_by(case((PickLine.status == PickLineStatus.open, 0), else_=1), PickLine.sequence)
+    .limit(1)
+)
+_REMAINING_LINES = select(func.count(PickLine.id)).where(
+    PickLine.assignment_id == bindparam("assignment"), PickLine.status.in_(PENDING)
+)
+
+
 def current_assignment(session: Session, username: str) -> Assignment | None:
     """The assignment this picker is working on, if any, with its warehouse and staging
     slot (a pick's ledger and board read them). Once found it is known for the rest of the
@@ -84,13 +108,7 @@ def current_assignment(session: Session, username: str) -> Assignment | None:
         and known.status == AssignmentStatus.in_progress
     ):
         return known
-    assignment = session.scalar(
-        select(Assignment)
-        .options(joinedload(Assignment.warehouse), joinedload(Assignment.staging_location))
-        .where(Assignment.picker == username, Assignment.status == AssignmentStatus.in_progress)
-        .order_by(Assignment.id)
-        .limit(1)
-    )
+    assignment = session.scalar(_CURRENT_ASSIGNMENT, {"picker": username})
     session.info[("current_assignment", username)] = assignment
     return assignment
 
@@ -267,28 +285,11 @@ def get_assignment(session: Session, number: int) -> Assignment:
 def next_open_line(session: Session, assignment_id: int) -> PickLine | None:
     """The next line to pick in walking order; skipped lines come back after the open
     ones. None when every line is closed (time to `complete_assignment`)."""
-    for status in PENDING:
-        line = session.scalar(
-            select(PickLine)
-            .options(*_WITH_SLOT_AND_SKU)
-            .where(PickLine.assignment_id == assignment_id, PickLine.status == status)
-            .order_by(PickLine.sequence)
-            .limit(1)
-        )
-        if line is not None:
-            return line
-    return None
+    return session.scalar(_NEXT_OPEN_LINE, {"assignment": assignment_id})
 
 
 def remaining_lines(session: Session, assignment_id: int) -> int:
-    return (
-        session.scalar(
-            select(func.count(PickLine.id)).where(
-                PickLine.assignment_id == assignment_id, PickLine.status.in_(PENDING)
-            )
-        )
-        or 0
-    )
+    return session.scalar(_REMAINING_LINES, {"assignment": assignment_id}) or 0
 
 
 def remaining_work(session: Session, assignment_id: int) -> tuple[int, int]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from server import schemas
@@ -127,15 +127,14 @@ class Standing:
 
 
 STANDING = (User.id, User.role, User.active, User.token_version)  # what `Standing` reads
+_LOCK_STANDING = select(*STANDING).where(User.username == bindparam("username")).with_for_update()
 
 
 def lock_standing(session: Session, username: str) -> Standing | None:
     """The user's `Standing`, their row held to the end of the transaction, so that work
     done in it is ordered before or after any change to the user. It reads only that (no
     user object, no warehouses): a headset asks it before each of its writes."""
-    row = session.execute(
-        select(*STANDING).where(User.username == username).with_for_update()
-    ).one_or_none()
+    row = session.execute(_LOCK_STANDING, {"username": username}).one_or_none()
     return Standing.of(row) if row else None
 
 
