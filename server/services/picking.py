@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from server.problems import Conflict, Forbidden, Invalid, NotFound
 from server.services import allocation, catalog, exceptions, floor_events, ledger, serials, waves
@@ -561,9 +562,30 @@ def complete_assignment(session: Session, assignment_id: int, actor: str) -> Loc
     return assignment.staging_location
 
 
+# What closing a line reads, read with the line in one query: its assignment (with the
+# warehouse and the staging location), order, SKU and slot.
+_LINE_IN_CONTEXT = (
+    select(PickLine)
+    .options(
+        joinedload(PickLine.assignment).joinedload(Assignment.warehouse),
+        joinedload(PickLine.assignment).joinedload(Assignment.staging_location),
+        joinedload(PickLine.order),
+        *_WITH_SLOT_AND_SKU,
+    )
+    .where(PickLine.id == bindparam("line"))
+)
+
+
+def line_in_context(session: Session, line_id: int) -> PickLine | None:
+    """The line with what closing it reads: the one the session holds, or else read in one
+    query built once (made for each pick, its cache key, five joins deep, was a cost of
+    its own)."""
+    held = session.identity_map.get(identity_key(PickLine, line_id))
+    return held if held is not None else session.scalar(_LINE_IN_CONTEXT, {"line": line_id})
+
+
 def _line_for(session: Session, line_id: int, actor: str) -> tuple[PickLine, Assignment]:
-    """The line with what closing it reads (its slot, SKU and order) in one query."""
-    line = session.get(PickLine, line_id, options=(*_WITH_SLOT_AND_SKU, joinedload(PickLine.order)))
+    line = line_in_context(session, line_id)
     if line is None:
         raise NotFound(f"no pick line {line_id}", code="pick_line_not_found")
     assignment = line.assignment

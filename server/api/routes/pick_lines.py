@@ -3,8 +3,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from server import schemas
 from server.api import views
@@ -16,35 +15,18 @@ from server.deps import (
 )
 from server.services import picking
 from server.services.membership import Scope
-from server.tables import Assignment, ExceptionKind, PickLine, User
+from server.tables import ExceptionKind, PickLine, User
 
 Filter = Annotated[str | None, Query(max_length=64)]
 
 router = APIRouter(prefix="/pick-lines", tags=["picking"])
 
 
-# What closing a line needs, read with the line in one query: its assignment (with the
-# warehouse and the staging location), order, SKU and slot. Built once, so that its
-# cache key (five joins deep) is made once and not for every confirmation.
-_LINE_IN_CONTEXT = (
-    select(PickLine)
-    .options(
-        joinedload(PickLine.assignment).joinedload(Assignment.warehouse),
-        joinedload(PickLine.assignment).joinedload(Assignment.staging_location),
-        joinedload(PickLine.order),
-        joinedload(PickLine.sku),
-        joinedload(PickLine.location),
-    )
-    .where(PickLine.id == bindparam("line"))
-)
-
-
 def line_in_scope(session: Session, line_id: int, scope: Scope) -> PickLine:
     """The pick line, refused when it is in a warehouse the caller does not work in. It is
     loaded with what the services use of it; the caller holds on to it while they run
     (the session keeps its rows by weak reference only)."""
-    line = session.scalar(_LINE_IN_CONTEXT, {"line": line_id})
-    line = line or picking.get_pick_line(session, line_id)
+    line = picking.line_in_context(session, line_id) or picking.get_pick_line(session, line_id)
     scope.require_id(line.warehouse_id)
     return line
 
