@@ -44,11 +44,12 @@ IDLE_TIMEOUT_S = 15 * 60
 
 
 class SocketPromptAudio:
-    """Prompt audio as binary frames of 100 ms: the first 300 ms at once, so playback starts
-    without a gap, then one frame every 100 ms."""
+    """Prompt audio as binary frames of 200 ms: the first 400 ms at once, so playback starts
+    without a gap, then one frame every 200 ms (a frame a tenth of a second doubled the
+    sends, each a system call, of a busy server's thousand headsets)."""
 
-    CHUNK_MS = 100
-    LEAD_MS = 300
+    CHUNK_MS = 200
+    LEAD_MS = 400
 
     def __init__(self, send_bytes: Callable[[bytes], Awaitable[None]]) -> None:
         self.send_bytes = send_bytes
