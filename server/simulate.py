@@ -46,6 +46,7 @@ RETRY_CODES = ("store_unavailable", "session_busy")
 TRY_AGAIN_LATER = 1013
 RECONNECT_WAIT_S = (1.0, 8.0)  # first and longest wait, doubling
 RECONNECT_ATTEMPTS = 6
+SERIALS_IN_SIGHT = 20  # the units at a slot a picker may take, and read the label of
 
 
 @dataclass(frozen=True)
@@ -278,7 +279,12 @@ async def _read_serial(
     display = prompt.get("display", {})
     response = await http.get(
         "/api/v1/serials",
-        params={"warehouse": warehouse, "location": display["location"], "sku": display["sku"]},
+        params={
+            "warehouse": warehouse,
+            "location": display["location"],
+            "sku": display["sku"],
+            "limit": SERIALS_IN_SIGHT,
+        },
         headers=floor.admin_headers,
     )
     here = [item["serial"] for item in response.raise_for_status().json()["items"]]
