@@ -71,11 +71,7 @@ class DatabasePickWork:
         user = users.lock_standing(session, self.operator)
         if self.token_version is not None and (user is None or not user.allows(self.token_version)):
             raise Unauthorized(f"{self.operator} may no longer pick here", code="session_revoked")
-        assignment = picking.current_assignment(session, self.operator)
-        if assignment is not None and (
-            user is None
-            or not membership.works_in(session, user.id, user.role, assignment.warehouse_id)
-        ):
+        if user is None or membership.assigned_outside(session, user.id, self.operator, user.role):
             raise Forbidden(
                 f"{self.operator} no longer works in this warehouse", code="warehouse_forbidden"
             )
@@ -123,8 +119,13 @@ class DatabasePickWork:
     def next_task(self) -> PickTask | None:
         return self._run(self._next_task, write=False)
 
-    def _next_task(self, session: Session, remaining: int | None = None) -> PickTask | None:
-        task = picking.next_task(session, self._assignment(session).id, remaining)
+    def _next_task(
+        self, session: Session, remaining: int | None = None, assignment_id: int | None = None
+    ) -> PickTask | None:
+        """The line to pick next in the picker's assignment in progress (or in
+        `assignment_id`, when the caller knows it)."""
+        assignment_id = assignment_id or self._assignment(session).id
+        task = picking.next_task(session, assignment_id, remaining)
         if task is None:
             return None
         return PickTask(
@@ -174,7 +175,10 @@ class DatabasePickWork:
             idempotency_token=f"headset:{line_id}",
             serials=serials,
         )
-        return self._next_task(session, result.remaining)
+        assignment = result.line.assignment  # the picker's (`close` checked), read with it
+        if assignment is None or assignment.status != AssignmentStatus.in_progress:
+            return self._next_task(session, result.remaining)  # whatever is in progress, if any
+        return self._next_task(session, result.remaining, assignment.id)
 
     def skip(self, line_id: int) -> PickTask | None:
         def skip(session: Session) -> PickTask | None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, exists, select
 from sqlalchemy.orm import Session
 
 from server.problems import Forbidden, NotFound
 from server.services import catalog
-from server.tables import Role, User, WarehouseMember
+from server.tables import Assignment, AssignmentStatus, Role, User, WarehouseMember
 
 
 @dataclass(frozen=True)
@@ -68,17 +68,25 @@ def warehouse_ids(session: Session, username: str) -> frozenset[int] | None:
     return Scope.of(user).ids if user is not None else frozenset()
 
 
-_MEMBER = select(WarehouseMember.warehouse_id).where(
-    WarehouseMember.user_id == bindparam("user"),
-    WarehouseMember.warehouse_id == bindparam("warehouse"),
+# An assignment in progress of the picker in a warehouse they are no member of.
+_ASSIGNED_OUTSIDE = select(
+    exists().where(
+        Assignment.picker == bindparam("username"),
+        Assignment.status == AssignmentStatus.in_progress,
+        ~exists().where(
+            WarehouseMember.user_id == bindparam("user"),
+            WarehouseMember.warehouse_id == Assignment.warehouse_id,
+        ),
+    )
 )
 
 
-def works_in(session: Session, user_id: int, role: Role, warehouse_id: int) -> bool:
-    """Whether the user may act in the warehouse (an admin: anywhere)."""
+def assigned_outside(session: Session, user_id: int, username: str, role: Role) -> bool:
+    """Whether the user holds work in progress in a warehouse they no longer work in (taken
+    off it mid-assignment), in one read; never for an admin."""
     if role == Role.admin:
-        return True
-    return session.scalar(_MEMBER, {"user": user_id, "warehouse": warehouse_id}) is not None
+        return False
+    return bool(session.scalar(_ASSIGNED_OUTSIDE, {"username": username, "user": user_id}))
 
 
 def set_warehouses(session: Session, user: User, codes: Iterable[str]) -> User:
