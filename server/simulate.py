@@ -38,6 +38,7 @@ class Tally:
     reconnects: int = 0  # connections the server asked to retry later (1013, session_busy)
     errors: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
+    heard_at: list[float] = field(default_factory=list)  # when each latency ended (monotonic)
 
 
 # what tells a headset to connect again in a moment rather than give up: these error
@@ -46,6 +47,7 @@ RETRY_CODES = ("store_unavailable", "session_busy")
 TRY_AGAIN_LATER = 1013
 RECONNECT_WAIT_S = (1.0, 8.0)  # first and longest wait, doubling
 RECONNECT_ATTEMPTS = 6
+LATENCY_WINDOW_S = 15.0  # the run's time cut into windows of this for `p95 by window`
 SERIALS_IN_SIGHT = 20  # the units at a slot a picker may take, and read the label of
 
 
@@ -313,6 +315,7 @@ def _count(tally: Tally, prompt: dict[str, Any], turn: Exchange) -> None:
     tally.errors.extend(f"{e['code']}: {e['message']}" for e in turn.errors)
     if turn.latency_s is not None:
         tally.latencies.append(turn.latency_s)
+        tally.heard_at.append(time.monotonic())
     if turn.heard is not None and not turn.heard.get("accepted"):
         tally.not_understood += 1
     elif _line_confirmed(prompt, turn):
@@ -324,6 +327,17 @@ def _line_confirmed(prompt: dict[str, Any], turn: Exchange) -> bool:
     line or to staging."""
     moved_to = turn.prompt["state"] if turn.prompt else None
     return prompt.get("state") in ("quantity", "serial") and moved_to in ("location", "deliver")
+
+
+def _p95_by_window(tally: Tally, started: float, window: float) -> list[float | None]:
+    """Turn latency p95 in each `window` seconds of the run: whether a high p95 is the
+    shift's start (sign-ons) or the steady state."""
+    windows: list[list[float]] = []
+    for at, latency in zip(tally.heard_at, tally.latencies, strict=True):
+        n = max(0, int((at - started) // window))
+        windows.extend([] for _ in range(n + 1 - len(windows)))
+        windows[n].append(latency)
+    return [_percentile(latencies, 95) for latencies in windows]
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -383,6 +397,10 @@ async def simulate(
             "p95": _percentile(tally.latencies, 95),
             "p99": _percentile(tally.latencies, 99),
             "mean": round(statistics.fmean(tally.latencies) * 1000, 1) if tally.latencies else None,
+        },
+        "turn_latency_p95_ms_by_window": {
+            "window_s": LATENCY_WINDOW_S,
+            "p95": _p95_by_window(tally, started, LATENCY_WINDOW_S),
         },
         "reconnects": tally.reconnects,
         "errors": len(tally.errors),

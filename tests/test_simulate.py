@@ -116,3 +116,10 @@ def test_a_headset_still_refused_after_every_attempt_gives_up() -> None:
     with pytest.raises(ConnectionError):
         asyncio.run(simulation._connect(client, tally))  # type: ignore[arg-type]
     assert client.connects == simulation.RECONNECT_ATTEMPTS
+
+
+def test_turn_latency_is_also_reported_window_by_window() -> None:
+    """A shift's start (every picker signing on) and its steady state apart: turns heard
+    in the first 15 s, none in the next, two in the third."""
+    tally = simulation.Tally(latencies=[0.1, 0.2, 1.0, 0.05], heard_at=[100.5, 101, 131, 131.2])
+    assert simulation._p95_by_window(tally, started=100.0, window=15.0) == [195.0, None, 952.5]
