@@ -715,6 +715,13 @@ def parse_modes(text: str) -> list[str]:
     return list(dict.fromkeys(modes))
 
 
+def parse_pick_lines(text: str) -> int:
+    """An assignment holds at most 500 lines (`lines_per_assignment`)."""
+    if not text.isdigit() or not 1 <= int(text) <= 500:
+        raise argparse.ArgumentTypeError("give a number of lines from 1 to 500")
+    return int(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per level")
@@ -734,8 +741,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--pick-lines",
-        type=int,
-        choices=range(1, 501),
+        type=parse_pick_lines,
         default=500,
         metavar="1..500",
         help="one-unit lines in each picker's assignment (picks mode)",
