@@ -1,8 +1,8 @@
 """Text-mode headsets against several app processes: turn latency and errors with many
 pickers on PostgreSQL and Redis; prints one JSON document.
 
-    python bench/scale.py [--pickers 1000] [--workers 2] [--duration 60] [--think 6]
-                          [--ramp 0]
+    python bench/scale.py [--pickers 1000] [--workers 3] [--duration 120] [--think 6]
+                          [--ramp 60]
                           [--pg-url postgresql://postgres@127.0.0.1:5432/postgres]
                           [--redis-url redis://127.0.0.1:6379/0]
 
@@ -14,7 +14,10 @@ picker's headset socket lands on whichever process the kernel gives it, answers 
 label), and times each turn from the answer sent to the first audio byte of the next
 prompt. A realistic pace is an answer every several seconds: a line is four to five
 answers, and pickers close a line every 20–40 s. `--ramp` spreads the sign-ons over that
-many seconds, as a shift starts (0: every headset connects at once). A headset the server
+many seconds, as a shift starts (0: every headset connects at once). The defaults are
+a shift's start on a big floor: 1,000 pickers signing on over a minute, then picking, on
+three app processes (one more than this 2-core machine has cores: an app process's
+event loop and database threads share one interpreter lock, docs/scale-out.md). A headset the server
 tells to try again later (1013 `store_unavailable`, 4409 `session_busy`) connects again
 after a backoff, as the headset page does: those are reported as `reconnects`, anything
 else that fails as `errors`.
@@ -131,11 +134,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--pickers", type=int, default=1000)
-    parser.add_argument("--workers", type=int, default=2, help="app processes")
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of picking")
+    parser.add_argument("--workers", type=int, default=3, help="app processes")
+    parser.add_argument("--duration", type=float, default=120.0, help="seconds of picking")
     parser.add_argument("--think", type=float, default=6.0, help="seconds before each answer")
     parser.add_argument(
-        "--ramp", type=float, default=0.0, help="seconds over which pickers sign on"
+        "--ramp", type=float, default=60.0, help="seconds over which pickers sign on"
     )
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")

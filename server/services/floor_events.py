@@ -397,8 +397,8 @@ def whereabouts(session: Session, picker: str) -> Whereabouts:
 
 
 def whereabouts_of(session: Session, pickers: Collection[str]) -> dict[str, Whereabouts]:
-    """`whereabouts` of each of `pickers`, in one read however many they are (two when
-    some have no assignment in progress)."""
+    """`whereabouts` of each of `pickers`, in one read however many they are (and one or
+    two more when some have no assignment in progress)."""
     found: dict[str, Whereabouts] = {}
     for picker, assignment, code, lines, done in session.execute(
         _IN_PROGRESS, {"pickers": list(set(pickers))}
