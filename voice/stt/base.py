@@ -5,14 +5,18 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from voice.grammar import Grammar
 from voice.level import normalize
+
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 @dataclass(frozen=True)
@@ -102,20 +106,31 @@ class NotWanted(Exception):
 
 
 _reading = threading.local()
+# The threads a reading side by side takes its second engine to. Two: a fused reading with
+# an operator's profile is fused twice (their templates, the synthetic voices'), and every
+# engine but the first of each goes here.
+_ALONGSIDE = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reading-alongside")
 
 
 @contextmanager
-def reading_while(wanted: Callable[[], bool] | None) -> Iterator[None]:
+def reading_while(
+    wanted: Callable[[], bool] | None, *, side_by_side: bool = False
+) -> Iterator[None]:
     """Readings in this thread raise `NotWanted` instead of decoding once `wanted` says no,
     checked before each engine decodes: a reading at a pause the picker has already spoken
     on from can end nothing, and a fused reading is several engines' work one after the
-    other, so most of it is saved."""
-    before = getattr(_reading, "wanted", None)
-    _reading.wanted = wanted
+    other, so most of it is saved.
+
+    With `side_by_side`, a fused reading runs its engines at once, on another core
+    (`both`): for whoever schedules readings to say when a core is idle, as the engines
+    side by side cost the same CPU and end sooner, but a reading stopped midway has then
+    done both engines' work."""
+    before = getattr(_reading, "wanted", None), getattr(_reading, "side_by_side", False)
+    _reading.wanted, _reading.side_by_side = wanted, side_by_side
     try:
         yield
     finally:
-        _reading.wanted = before
+        _reading.wanted, _reading.side_by_side = before
 
 
 def check_wanted() -> None:
@@ -123,6 +138,28 @@ def check_wanted() -> None:
     wanted = getattr(_reading, "wanted", None)
     if wanted is not None and not wanted():
         raise NotWanted
+
+
+def both(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+    """Two engines' parts of one reading: one after the other, or, when the reading may go
+    `side_by_side`, `second` on another thread while `first` runs on this one (both under
+    this reading's `wanted`). The engines' heavy work (CTranslate2, numpy) leaves the
+    interpreter free, so the two take about as long as the longer one."""
+    if not getattr(_reading, "side_by_side", False):
+        done = first()
+        return done, second()
+    wanted = getattr(_reading, "wanted", None)
+
+    def second_in_this_reading() -> B:
+        with reading_while(wanted):
+            return second()
+
+    pending = _ALONGSIDE.submit(second_in_this_reading)
+    try:
+        done = first()
+    finally:
+        wait([pending])  # never leave it running into the next reading
+    return done, pending.result()
 
 
 class Recognizer(Protocol):

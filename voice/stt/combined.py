@@ -27,7 +27,7 @@ import logging
 import numpy as np
 
 from voice.grammar import Grammar
-from voice.stt.base import Alternative, BufferedRecognizer, Recognizer, Result
+from voice.stt.base import Alternative, BufferedRecognizer, Recognizer, Result, both
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +56,10 @@ class FusionRecognizer:
         return self.general.accept_audio(pcm)
 
     def final(self) -> Result:
-        # the general engine first: matching templates costs the most, and it is skipped
-        # when the reading stops being wanted meanwhile (`reading_while`)
-        general = self.general.final()
-        return fuse(
-            self.templates.final(), general, self.general_weight, self.min_confidence, self.name
-        )
+        # the general engine first: matching templates costs the most, and one after the
+        # other it is skipped when the reading stops being wanted meanwhile (`reading_while`)
+        general, templates = both(self.general.final, self.templates.final)
+        return fuse(templates, general, self.general_weight, self.min_confidence, self.name)
 
     def reset(self) -> None:
         self.templates.reset()

@@ -23,6 +23,7 @@ import logging
 import math
 import re
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from functools import cache
 from itertools import pairwise
@@ -47,6 +48,9 @@ MAX_FRAMES = 1000  # 10 s: a spoken answer is never longer
 FRAME_STEP = 50  # windows come in 0.5 s steps
 LEAD_SAMPLES = 4000  # 0.25 s of silence before and after the words
 ENCODER_HOP = 2 * HOP  # samples per encoder frame (20 ms)
+# An utterance's encoding and its words' for a few readings at once (a speech worker reads
+# one at a time; readings in the app's threads overlap); up to about 1.5 MB each.
+KEPT_ENCODINGS = 8
 
 
 def packaged_model_path() -> Path | None:
@@ -120,7 +124,8 @@ class WhisperModel:
         self.prompt = [self._special("<|startoftranscript|>"), self._special("<|notimestamps|>")]
         self._constraints: dict[tuple[str, ...], Constraint] = {}
         self._lock = threading.Lock()
-        self._last = threading.local()
+        self._encodings: dict[tuple[int, tuple[bytes, ...]], Future[Any]] = {}
+        self._encodings_lock = threading.Lock()
         log.info("loaded Whisper model %s", found)
 
     def _special(self, name: str) -> int:
@@ -163,8 +168,9 @@ class WhisperModel:
         """The encoder's output for a batch of 16 kHz words (None when one is too long).
 
         Fused engines ask for one utterance's encoding up to three times (the operator's
-        templates, the synthetic voices' and Whisper's decoding), one after the other on
-        the same thread: each thread keeps its last encoding for the next ask.
+        templates, the synthetic voices' and Whisper's decoding), one after the other or
+        side by side (`voice.stt.base.both`): the last few encodings are kept, and one
+        still being made is waited for, not made twice.
         """
         import ctranslate2
 
@@ -172,13 +178,24 @@ class WhisperModel:
         if frames is None:
             return None
         key = (frames, tuple(hashlib.blake2b(w.tobytes(), digest_size=16).digest() for w in words))
-        last = getattr(self._last, "encoding", None)
-        if last is not None and last[0] == key:
-            return last[1]
-        features = np.stack([log_mel(w, frames) for w in words])
-        encoded = self.model.encode(ctranslate2.StorageView.from_array(features))
-        self._last.encoding = (key, encoded)
-        return encoded
+        with self._encodings_lock:
+            encoding = self._encodings.get(key)
+            mine = encoding is None
+            if encoding is None:
+                encoding = self._encodings[key] = Future()
+                while len(self._encodings) > KEPT_ENCODINGS:
+                    del self._encodings[next(iter(self._encodings))]
+        if mine:
+            try:
+                features = np.stack([log_mel(w, frames) for w in words])
+                encoding.set_result(self.model.encode(ctranslate2.StorageView.from_array(features)))
+            except BaseException as exc:
+                encoding.set_exception(exc)
+                with self._encodings_lock:
+                    if self._encodings.get(key) is encoding:
+                        del self._encodings[key]
+                raise
+        return encoding.result()
 
     def frames(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
         """The encoder's view of an utterance: one unit-length vector per 20 ms of it, an
