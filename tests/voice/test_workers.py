@@ -19,7 +19,7 @@ from tests.conftest import REPO, all_ended, process_running
 from voice.audio import load
 from voice.grammar import named_grammar
 from voice.stt import NotWanted
-from voice.workers import LocalSpeech, SpeechSetup, SpeechWorkers
+from voice.workers import Busy, LocalSpeech, SpeechSetup, SpeechWorkers
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +41,30 @@ def test_warm_up_starts_every_worker(workers: SpeechWorkers) -> None:
     assert len(pids) == 2 and os.getpid() not in pids
 
 
+def test_a_reading_takes_a_second_core_only_while_the_workers_are_mostly_idle(
+    workers: SpeechWorkers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One picker's reading runs its engines side by side (the other worker's core is
+    idle); with every worker reading, or the workers busy most of the last second, each
+    reading keeps to its own core."""
+    now = [100.0]
+    monkeypatch.setattr(workers, "busy", Busy(2, clock=lambda: now[0]))
+    with workers._slot():
+        assert workers._cores_to_spare()
+        with workers._slot():
+            assert not workers._cores_to_spare()  # no worker is free
+    with workers._slot():  # one worker read all the last second, the other half of it
+        with workers._slot():
+            now[0] += 0.5
+        now[0] += 0.5
+        assert workers.busy.share() == pytest.approx(0.75)
+        assert not workers._cores_to_spare()
+    now[0] += 0.6  # the first reading's last 0.4 s are still in the last second
+    assert workers.busy.share() == pytest.approx(0.2)
+    with workers._slot():
+        assert workers._cores_to_spare()
+
+
 def test_workers_hear_what_this_process_hears(
     workers: SpeechWorkers, speech_setup: SpeechSetup, fsdd: Path
 ) -> None:
@@ -49,8 +73,8 @@ def test_workers_hear_what_this_process_hears(
     right = 0
     for digit in "3849":
         for audio in takes(fsdd, digit):
-            there = workers.recognize(audio, grammar, 8000, None)
-            assert there == here.recognize(audio, grammar, 8000, None)
+            there = workers.recognize(audio, grammar, 8000, None)  # side by side
+            assert there == here.recognize(audio, grammar, 8000, None)  # one after the other
             right += there.accepted and there.tokens == (digit,)
     assert right >= 6  # of 8: george's "three" here is read at a confidence under 0.5
 
