@@ -16,7 +16,6 @@ copy in whatever state they were in.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import multiprocessing
 import os
@@ -164,31 +163,36 @@ class Busy:
         self.window_s = window_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._held: dict[int, float] = {}  # work going on: when it started
+        self._held: dict[int, float] = {}  # worker -> when its work going on started
         self._done: deque[tuple[float, float]] = deque()  # (started, ended), oldest first
-        self._next = itertools.count()
 
     @contextmanager
-    def held(self) -> Iterator[None]:
-        """One worker busy for as long as the block runs."""
-        key = next(self._next)
+    def held(self, worker: int) -> Iterator[None]:
+        """`worker` busy for as long as the block runs."""
         with self._lock:
-            self._held[key] = self._clock()
+            self._held[worker] = self._clock()
         try:
             yield
         finally:
             with self._lock:
-                self._done.append((self._held.pop(key), self._clock()))
+                ended = self._clock()
+                self._done.append((self._held.pop(worker), ended))
+                self._forget_before(ended - self.window_s)
 
     def share(self) -> float:
         now = self._clock()
         since = now - self.window_s
         with self._lock:
-            while self._done and self._done[0][1] <= since:
-                self._done.popleft()
+            self._forget_before(since)
             busy = sum(ended - max(started, since) for started, ended in self._done)
             busy += sum(now - max(started, since) for started in self._held.values())
         return busy / (self.window_s * self.capacity)
+
+    def _forget_before(self, since: float) -> None:
+        """Drop work that ended before `since`, as it ends too: `share` is not asked
+        while every worker is busy, and the spans would pile up all that time."""
+        while self._done and self._done[0][1] <= since:
+            self._done.popleft()
 
 
 class SpeechWorkers:
@@ -259,7 +263,7 @@ class SpeechWorkers:
     def _slot(self) -> Iterator[int]:
         slot = self._slots.get()
         try:
-            with self.busy.held():
+            with self.busy.held(slot):
                 yield slot
         finally:
             self._slots.put(slot)
