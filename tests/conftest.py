@@ -39,6 +39,7 @@ PG_ADMIN = os.environ.get("WAVEPICK_TEST_PG", "postgresql://postgres@127.0.0.1:5
 REPO = Path(__file__).resolve().parents[1]
 # the shared data beside the checkout (speech recordings); elsewhere with WAVEPICK_TEST_SHARED
 SHARED = Path(os.environ.get("WAVEPICK_TEST_SHARED") or REPO.parent / "shared")
+FSDD = SHARED / "speech" / "fsdd-dev"
 TEST_SECRET = "test-secret-key-for-signing-tokens-0123456789"
 
 

@@ -21,12 +21,11 @@ import numpy as np
 import pytest
 
 from server.headset.client import Exchange, HeadsetClient
-from tests.conftest import SHARED, ServerProcess, require_service
+from tests.conftest import FSDD, ServerProcess, require_service
 from tests.factories import FloorLine, auth, pick_floor, stock_at
 from voice.audio import load
 
 RATE = 16000
-FSDD = SHARED / "speech" / "fsdd-dev"
 SPEAKERS = ("jackson", "george", "lucas")
 
 

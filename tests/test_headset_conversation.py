@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from anyio import CapacityLimiter
 
-from bench.walk import FSDD
 from server.headset.conversation import (
     Conversation,
     Event,
@@ -23,7 +22,7 @@ from server.headset.conversation import (
     PromptStarted,
 )
 from server.headset.snapshots import MemorySnapshots
-from tests.conftest import REPO, require_service
+from tests.conftest import FSDD, REPO, require_service
 from tests.voice.test_dialog import warehouse
 from voice.audio import load, microphone_floor
 from voice.grammar import Grammar

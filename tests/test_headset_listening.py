@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 from anyio import CapacityLimiter
 
-from bench.walk import FSDD
 from server.headset.conversation import Conversation, Event, Utterance
 from server.headset.protocol import event_frame
 from server.headset.snapshots import MemorySnapshots
-from tests.conftest import require_service
+from tests.conftest import FSDD, require_service
 from tests.voice.test_dialog import mug, said, warehouse
 from voice.audio import load
 from voice.dialog import PickDialog

@@ -29,12 +29,11 @@ from websockets.asyncio.client import ClientConnection
 from bench._human_voice import HumanVoice
 from bench._microphone import Microphone, NoiseFloor
 from bench._walker import Earpiece, PromptSeen, connect_webrtc
-from bench.walk import FSDD
 from server.app import create_app
 from server.config import Settings
 from server.headset.client_peer import ClientPeer
 from server.migrate import upgrade
-from tests.conftest import ServerProcess, require_service
+from tests.conftest import FSDD, ServerProcess, require_service
 from tests.factories import HELLO, auth, pick_floor, seed_users
 
 RATE = 8000

@@ -21,10 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.walk import FSDD, ServeProcess, WalkReport, walk
+from bench.walk import ServeProcess, WalkReport, walk
 from server.migrate import upgrade
 from server.simulate import Floor
-from tests.conftest import require_service
+from tests.conftest import FSDD, require_service
 from tests.factories import PASSWORD, FloorLine, pick_floor, release_next_order
 
 pytestmark = pytest.mark.slow

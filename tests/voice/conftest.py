@@ -12,14 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED, require_service, warm_speech_cache
+from tests.conftest import FSDD, require_service, warm_speech_cache
 from voice.audio import load
 from voice.stt import vosk, whisper
 from voice.stt.factory import EngineCache
 from voice.workers import SpeechSetup
-
-SPEECH = SHARED / "speech"
-FSDD = SPEECH / "fsdd-dev"
 
 Speak = Callable[..., np.ndarray]
 
