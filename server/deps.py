@@ -69,8 +69,13 @@ class Credentials:
 
 
 async def get_credentials(
-    db: DatabaseDep, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2)]
+    request: Request, token: Annotated[str | None, Depends(oauth2)]
 ) -> Credentials:
+    """Who signs a request in. It reads the app's state itself, not through the settings
+    and database dependencies: FastAPI solves every dependency of a route's tree again for
+    each use of it, so every level here is paid several times on every request."""
+    db: Database = request.app.state.db
+    settings: Settings = request.app.state.settings
     claims = read_token(token, key=settings.signing_key) if token else None
     if claims is None:
         raise Unauthorized("a valid bearer token is required")
@@ -93,11 +98,12 @@ async def get_current_user(credentials: CredentialsDep) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def require(*roles: Role) -> Callable[[User], Awaitable[User]]:
+def require(*roles: Role) -> Callable[[Credentials], Awaitable[User]]:
     """A dependency that lets only the given roles through (admins always pass)."""
     allowed = {*roles, Role.admin}
 
-    async def check(user: CurrentUser) -> User:
+    async def check(credentials: CredentialsDep) -> User:
+        user = credentials.user
         if user.role not in allowed:
             raise Forbidden(f"role {user.role} may not do this", code="forbidden")
         return user
@@ -141,9 +147,9 @@ FloorWorker = Annotated[User, Depends(require(Role.picker, Role.supervisor))]
 Admin = Annotated[User, Depends(require())]
 
 
-async def get_scope(user: CurrentUser) -> Scope:
+async def get_scope(credentials: CredentialsDep) -> Scope:
     """The warehouses the signed-in user may act in (every one for an admin)."""
-    return Scope.of(user)
+    return Scope.of(credentials.user)
 
 
 WarehouseScope = Annotated[Scope, Depends(get_scope)]
