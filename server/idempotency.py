@@ -139,8 +139,10 @@ class IdempotencyMiddleware:
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         key = headers.get("idempotency-key")
+        if key is None:
+            return await self.app(scope, receive, send)
         principal = bearer_username(headers.get("authorization", ""), key=self.signing_key())
-        if key is None or principal is None:  # unauthenticated requests fail in the route
+        if principal is None:  # unauthenticated requests fail in the route
             return await self.app(scope, receive, send)
         if not key or len(key) > MAX_KEY_LENGTH:
             response = problem_response(

@@ -127,21 +127,22 @@ class RequestLogMiddleware:
             # response has a status and headers to add
             await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
         finally:
-            access_log.info(
-                "%s %s %s",
-                scope.get("method", "WS"),
-                scope["path"],
-                status,
-                extra={
-                    "fields": {
-                        "request_id": request_id,
-                        "method": scope.get("method", "WEBSOCKET"),
-                        "path": scope["path"],
-                        "user": bearer_username(
-                            headers.get("authorization", ""), key=self.signing_key()
-                        ),
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    }
-                },
-            )
+            if access_log.isEnabledFor(logging.INFO):  # the line's fields cost CPU too
+                access_log.info(
+                    "%s %s %s",
+                    scope.get("method", "WS"),
+                    scope["path"],
+                    status,
+                    extra={
+                        "fields": {
+                            "request_id": request_id,
+                            "method": scope.get("method", "WEBSOCKET"),
+                            "path": scope["path"],
+                            "user": bearer_username(
+                                headers.get("authorization", ""), key=self.signing_key()
+                            ),
+                            "status": status,
+                            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        }
+                    },
+                )
