@@ -3,9 +3,11 @@ database itself refuses to change a recorded movement."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import psycopg
 import pytest
-from sqlalchemy import event, text, update
+from sqlalchemy import event, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -157,3 +159,43 @@ def test_a_connection_closed_while_idle_is_replaced_before_any_work_uses_it(
     pg_db.run(inventory.move, _move(1), actor="test")
     assert failed == []  # no statement met the closed connection: the ping found it first
     assert _moves(pg_db) == 2
+
+
+def test_moves_either_way_between_two_locations_at_once_never_deadlock(pg_db: Database) -> None:
+    """On PostgreSQL a move is one statement (`ledger._record_in_one_statement`), whose
+    parts PostgreSQL may run in any order: it locks both stock rows in location order
+    first, so a move A-1 → A-2 and one A-2 → A-1 at the same moment cannot each hold the
+    row the other waits for. A deadlock would be retried unseen: the engine's errors are
+    watched instead."""
+    pg_db.run(inventory.move, _move(2), actor="test")  # both rows exist: A-1 3, A-2 2
+    errors: list[str] = []
+    engine = pg_db.run(lambda session: session.get_bind())
+    event.listen(
+        engine,
+        "handle_error",
+        lambda context: errors.append(getattr(context.original_exception, "sqlstate", "?")),
+    )
+
+    def back_and_forth(first: str, second: str) -> None:
+        for _ in range(150):
+            for source, target in ((first, second), (second, first)):
+                body = _move(1).model_copy(update={"from_location": source, "to_location": target})
+                pg_db.run(inventory.move, body, actor="test")
+
+    with ThreadPoolExecutor(4) as pool:
+        ways = [pool.submit(back_and_forth, *pair) for pair in [("A-1", "A-2"), ("A-2", "A-1")] * 2]
+        for way in ways:
+            way.result()
+    assert errors == []
+    assert _moves(pg_db) == 1 + 4 * 300
+    assert pg_db.run(ledger.reconcile).consistent
+
+
+def test_a_move_refused_in_one_statement_leaves_no_trace(pg_db: Database) -> None:
+    """The take matched nothing, so the put and the movement, which select from it, did
+    nothing either: the stock rows and the ledger are as they were."""
+    with pytest.raises(InsufficientStock, match="6 requested but 5 available"):
+        pg_db.run(inventory.move, _move(6), actor="test")
+    rows = pg_db.run(lambda s: {(r.location_id, r.quantity) for r in s.scalars(select(Stock))})
+    assert sorted(quantity for _, quantity in rows) == [5]
+    assert _moves(pg_db) == 0

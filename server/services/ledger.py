@@ -9,12 +9,13 @@ deadlock each other.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
-from sqlalchemy import bindparam, func, insert, select, union_all, update
+from sqlalchemy import TextClause, bindparam, func, insert, select, text, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -70,6 +71,8 @@ def record_all(session: Session, changes: Sequence[Change], *, actor: str) -> li
     for change in changes:
         _validate(change)
     session.flush()  # what the caller added goes first (a no-op when there is nothing)
+    if len(changes) == 1 and _in_one_statement(session, changes[0]):
+        return [_record_in_one_statement(session, changes[0], actor=actor)]
     steps: list[tuple[int, int, str, int, bool]] = []  # (location, sku, lot, delta, reserved)
     for change in changes:
         if change.from_location is not None:
@@ -104,24 +107,110 @@ _APPEND = insert(Movement).returning(Movement.id, sort_by_parameter_order=True)
 def _append(session: Session, changes: Sequence[Change], *, actor: str) -> list[Movement]:
     """The changes' movements, inserted in order; returned as (transient) rows with ids."""
     now = utcnow()
-    rows = [
-        {
-            "created_at": now,
-            "actor": actor,
-            "kind": change.kind,
-            "reason": change.reason,
-            "reference": change.reference,
-            "sku_id": change.sku.id,
-            "lot": change.lot,
-            "serials": list(change.serials),
-            "from_location_id": change.from_location.id if change.from_location else None,
-            "to_location_id": change.to_location.id if change.to_location else None,
-            "quantity": change.quantity,
-        }
-        for change in changes
-    ]
+    rows = [_movement_row(change, actor, now) for change in changes]
     ids = session.connection().execute(_APPEND, rows).scalars().all()
     return [Movement(id=id_, **row) for id_, row in zip(ids, rows, strict=True)]
+
+
+def _movement_row(change: Change, actor: str, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "created_at": now,
+        "actor": actor,
+        "kind": change.kind,
+        "reason": change.reason,
+        "reference": change.reference,
+        "sku_id": change.sku.id,
+        "lot": change.lot,
+        "serials": list(change.serials),
+        "from_location_id": change.from_location.id if change.from_location else None,
+        "to_location_id": change.to_location.id if change.to_location else None,
+        "quantity": change.quantity,
+    }
+
+
+def _in_one_statement(session: Session, change: Change) -> bool:
+    """A change that takes units from a location, of a SKU without serials, on PostgreSQL:
+    every stock move and pick confirmation."""
+    return (
+        change.from_location is not None
+        and not change.sku.serialized
+        and session.connection().dialect.name == "postgresql"
+    )
+
+
+def _record_in_one_statement(session: Session, change: Change, *, actor: str) -> Movement:
+    """The take, the put and the movement's insert as one statement, on PostgreSQL: a
+    third of the statements, so less of the server's and the database's CPU for each
+    move. The guarantees are those of the statements one by one:
+
+    - `locked` locks the SKU's rows at both locations in location order first, as the
+      statements one by one do (so two moves between the same two locations, either way
+      round, cannot deadlock);
+    - `take` is the same conditional UPDATE, on the latest row (READ COMMITTED re-checks
+      its condition after the lock): it matches only while enough units are on hand;
+    - the put and the movement select from `take`: when it matched nothing, nothing is
+      put and nothing is recorded, and the statement returns no row."""
+    assert change.from_location is not None
+    now = utcnow()
+    row = _movement_row(change, actor, now)
+    statement = _ONE_STATEMENT[(change.from_reserved, change.to_location is not None)]
+    movement_id = session.connection().execute(statement, row).scalar()
+    if movement_id is None:
+        _refuse_take(session, change.from_location.id, change.sku.id, change.lot, change.quantity)
+    return Movement(id=movement_id, **row)
+
+
+def _one_statement(*, from_reserved: bool, put: bool) -> TextClause:
+    take_set = "quantity = stock.quantity - :quantity, updated_at = :created_at"
+    enough = "stock.quantity - stock.reserved >= :quantity"
+    if from_reserved:
+        take_set += ", reserved = stock.reserved - :quantity"
+        enough = "stock.reserved >= :quantity"
+    put_cte = """,
+    put AS (
+        INSERT INTO stock (location_id, sku_id, lot, quantity, reserved, updated_at)
+        SELECT :to_location_id, :sku_id, :lot, :quantity, 0, :created_at FROM take
+        ON CONFLICT (location_id, sku_id, lot) DO UPDATE
+        SET quantity = stock.quantity + excluded.quantity, updated_at = excluded.updated_at
+    )"""
+    statement = text(
+        f"""
+        WITH locked AS (
+            SELECT location_id FROM stock
+            WHERE sku_id = :sku_id AND lot = :lot
+              AND location_id IN (:from_location_id, :to_location_id)
+            ORDER BY location_id
+            FOR UPDATE
+        ),
+        take AS (
+            UPDATE stock SET {take_set}
+            FROM locked
+            WHERE locked.location_id = :from_location_id
+              AND stock.location_id = :from_location_id AND stock.sku_id = :sku_id
+              AND stock.lot = :lot AND {enough}
+            RETURNING stock.id
+        ){put_cte if put else ""}
+        INSERT INTO movements (created_at, actor, kind, reason, reference, sku_id, lot,
+                               serials, from_location_id, to_location_id, quantity)
+        SELECT :created_at, :actor, :kind, :reason, CAST(:reference AS VARCHAR), :sku_id,
+               :lot, CAST(:serials AS JSON), :from_location_id,
+               CAST(:to_location_id AS BIGINT), :quantity
+        FROM take
+        RETURNING id
+        """
+    )
+    columns = Movement.__table__.c
+    return statement.bindparams(
+        bindparam("created_at", type_=columns.created_at.type),
+        bindparam("serials", type_=columns.serials.type),
+    )
+
+
+_ONE_STATEMENT = {
+    (reserved, put): _one_statement(from_reserved=reserved, put=put)
+    for reserved in (False, True)
+    for put in (False, True)
+}
 
 
 def _validate(change: Change) -> None:
@@ -188,14 +277,20 @@ def _take(
         },
     )
     if result.rowcount != 1:
-        available = session.scalar(
-            select(Stock.quantity - Stock.reserved).where(
-                Stock.location_id == location_id, Stock.sku_id == sku_id, Stock.lot == lot
-            )
+        _refuse_take(session, location_id, sku_id, lot, quantity)
+
+
+def _refuse_take(
+    session: Session, location_id: int, sku_id: int, lot: str, quantity: int
+) -> NoReturn:
+    available = session.scalar(
+        select(Stock.quantity - Stock.reserved).where(
+            Stock.location_id == location_id, Stock.sku_id == sku_id, Stock.lot == lot
         )
-        raise InsufficientStock(
-            f"{quantity} requested but {available or 0} available at the source location"
-        )
+    )
+    raise InsufficientStock(
+        f"{quantity} requested but {available or 0} available at the source location"
+    )
 
 
 def unreserved(session: Session, location_id: int, sku_id: int, lot: str) -> int:
