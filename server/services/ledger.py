@@ -130,7 +130,8 @@ def _movement_row(change: Change, actor: str, now: dt.datetime) -> dict[str, Any
 
 def _in_one_statement(session: Session, change: Change) -> bool:
     """A change that takes units from a location, of a SKU without serials, on PostgreSQL:
-    every stock move and pick confirmation."""
+    a move, a pick confirmation, a loss. Serials, receipts, several changes at once and
+    SQLite go statement by statement."""
     return (
         change.from_location is not None
         and not change.sku.serialized
