@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import websockets
 from fastapi.testclient import TestClient
+from playwright.async_api import expect
 
 from rtc.client import RoomClient
 from rtc.synthetic import ColorTrack, ToneTrack
@@ -422,7 +423,10 @@ async def _show_the_shelf(server: ServerProcess, microphone: Path, manager: dict
             # The shelf: the back camera joins the call, with no sound of its own.
             await page.click("#shelf-button")
             shelf = page.frame_locator("#shelf-frame")
-            assert await shelf.locator("body").get_attribute("data-mode") == "shelf"
+            # the framed page marks its body once its script has run, not when the body exists
+            await expect(shelf.locator("body")).to_have_attribute(
+                "data-mode", "shelf", timeout=WITHIN * 1000
+            )
             (framed,) = [fr for fr in page.frames if "shelf=1" in fr.url]
             await _until(
                 framed,
