@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             warm_up.start()
         await bus.start()
+        await database.start()
         await app.state.headset_leases.start()
         expiry = None
         if settings.rooms_url is None:  # recordings are kept and expired where calls are held
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if redis is not None:
             await redis.aclose()
         await bus.stop()
+        await database.stop()
         await asyncio.to_thread(app.state.speech.close)
         engine.dispose()
 

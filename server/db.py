@@ -3,7 +3,8 @@
 Every request does its database work as one unit of work: one transaction, run start to
 finish in a single worker thread (`Database.read` / `Database.write`). Nothing holds a lock
 while waiting for another thread, so a burst of requests larger than the thread pool
-cannot starve the transaction that holds the lock.
+cannot starve the transaction that holds the lock. The floor's short, frequent writes (a
+move, a pick) run on the event loop instead (`Database.write_brief`), on PostgreSQL.
 
 SQLite is the embedded default. Its write transactions begin `IMMEDIATE` (writers queue on
 the busy timeout instead of failing when a read would upgrade to a write), reads begin
@@ -25,6 +26,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from anyio.to_thread import run_sync
 from sqlalchemy import Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from server.problems import Problem
@@ -178,6 +180,30 @@ class Database:
         self.sessions = sessions
         self.on_write = on_write
         self.turns = WriterTurns() if writer_turns else None
+        self._loop_sessions: async_sessionmaker[AsyncSession] | None = None
+
+    async def start(self) -> None:
+        """Open the event loop's pool, on PostgreSQL (`write_brief`): the same database and
+        driver (psycopg), its asyncio connections. They belong to the loop that opens them,
+        so the app opens the pool when it starts and closes it when it stops."""
+        engine: Engine = self.sessions.kw["bind"]
+        if engine.dialect.name != "postgresql" or self._loop_sessions is not None:
+            return
+        size = engine.pool.size()  # type: ignore[attr-defined]
+        loop_engine = create_async_engine(engine.url, pool_size=size, max_overflow=size)
+        _ping_when_idle(loop_engine.sync_engine)
+        self._loop_sessions = async_sessionmaker(  # sessions of the same class: the same
+            loop_engine,  # listeners (events published on commit) and the same info (caches)
+            sync_session_class=self.sessions.class_,
+            expire_on_commit=False,
+            info=self.sessions.kw.get("info"),
+        )
+
+    async def stop(self) -> None:
+        if self._loop_sessions is not None:
+            engine = self._loop_sessions.kw["bind"]
+            self._loop_sessions = None
+            await engine.dispose()
 
     @contextmanager
     def write_transaction(self) -> Iterator[Session]:
@@ -195,6 +221,36 @@ class Database:
         self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         return await run_sync(partial(self.run, work, *args, write=True, **kwargs))
+
+    async def write_brief(
+        self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """A write of a few statements and little Python (a move, a pick confirmation),
+        as `write` does it, but on PostgreSQL in the event loop's own thread over the
+        driver's asyncio connection (SQLAlchemy runs `work` in a greenlet). Handing a unit
+        of work to a thread and back costs more CPU than such a write's statements
+        (bench/ledger.py: about a quarter of the server's CPU for a move). Long or
+        blocking work (imports, reports, password hashing) stays with `write`, where it
+        cannot hold up the sockets."""
+        if self._loop_sessions is None:  # SQLite, or the app is not running
+            return await self.write(work, *args, **kwargs)
+
+        def unit(session: Session) -> T:
+            result = work(session, *args, **kwargs)
+            if self.on_write is not None:
+                self.on_write(session, result)
+            return result
+
+        for attempt in range(1, ATTEMPTS + 1):
+            committing = False
+            try:
+                async with self._loop_sessions() as session, session.begin():
+                    result = await session.run_sync(unit)
+                    committing = True
+                return result
+            except DBAPIError as exc:
+                _retry_or_raise(exc, committing=committing, last=attempt == ATTEMPTS)
+        raise AssertionError("unreachable")
 
     async def write_step(
         self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
@@ -228,18 +284,21 @@ class Database:
                     committing = True
                 return result
             except DBAPIError as exc:
-                # A connection lost before the commit took its transaction with it: the
-                # work is done again, once, on a fresh one. Lost during the commit, it may
-                # have been applied, so it is never repeated.
-                lost = exc.connection_invalidated and not committing
-                if (lost or _is_retryable(exc)) and attempt < ATTEMPTS:
-                    log.info("retrying a transaction after %s", exc.orig.__class__.__name__)
-                    continue
-                if isinstance(exc, OperationalError) and "locked" in str(exc.orig):
-                    raise Unavailable("the database is busy; try again") from exc
-                raise
+                _retry_or_raise(exc, committing=committing, last=attempt == ATTEMPTS)
         raise AssertionError("unreachable")
 
 
-def _is_retryable(exc: DBAPIError) -> bool:
-    return getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+def _retry_or_raise(exc: DBAPIError, *, committing: bool, last: bool) -> None:
+    """Return when the unit of work should run again after `exc`, else raise.
+
+    A connection lost before the commit took its transaction with it: the work is done
+    again, once, on a fresh one. Lost during the commit, it may have been applied, so it is
+    never repeated. A deadlock or a serialization failure rolled everything back."""
+    lost = exc.connection_invalidated and not committing
+    retryable = getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+    if (lost or retryable) and not last:
+        log.info("retrying a transaction after %s", exc.orig.__class__.__name__)
+        return
+    if isinstance(exc, OperationalError) and "locked" in str(exc.orig):
+        raise Unavailable("the database is busy; try again") from exc
+    raise exc

@@ -3,12 +3,16 @@ database itself refuses to change a recorded movement."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
-from sqlalchemy import event, select, text, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, event, select, text, update
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 import server.db
@@ -199,3 +203,93 @@ def test_a_move_refused_in_one_statement_leaves_no_trace(pg_db: Database) -> Non
     rows = pg_db.run(lambda s: {(r.location_id, r.quantity) for r in s.scalars(select(Stock))})
     assert sorted(quantity for _, quantity in rows) == [5]
     assert _moves(pg_db) == 0
+
+
+# ---- the same units of work on the event loop (`Database.write_brief`, PostgreSQL) ----
+
+
+@pytest.fixture
+async def loop_db(pg_db: Database) -> AsyncIterator[Database]:
+    await pg_db.start()
+    yield pg_db
+    await pg_db.stop()
+
+
+async def test_moves_on_the_event_loop_at_once_never_deadlock_nor_go_negative(
+    loop_db: Database,
+) -> None:
+    """Sixteen movers on one event loop, moving both ways between the two locations and
+    asking for more than there is: each move is applied whole or refused, nothing is
+    retried behind a deadlock, and the stock still equals the ledger."""
+    errors: list[str] = []
+
+    def watch(context: ExceptionContext) -> None:
+        errors.append(getattr(context.original_exception, "sqlstate", "?"))
+
+    event.listen(Engine, "handle_error", watch)  # the loop's engine is the Database's own
+    done: Counter[str] = Counter()
+
+    async def mover(source: str, target: str, quantity: int) -> None:
+        for _ in range(40):
+            body = _move(quantity).model_copy(
+                update={"from_location": source, "to_location": target}
+            )
+            try:
+                await loop_db.write_brief(inventory.move, body, actor="test")
+                done["moved"] += 1
+            except InsufficientStock:
+                done["refused"] += 1
+
+    try:
+        await asyncio.gather(*(mover(*way, 1 + n % 3) for n, way in enumerate(_WAYS * 8)))
+    finally:
+        event.remove(Engine, "handle_error", watch)
+    assert errors == []
+    assert done["moved"] + done["refused"] == 16 * 40
+    assert done["moved"] == _moves(loop_db) > 0
+    assert done["refused"] > 0
+    assert loop_db.run(ledger.reconcile).consistent
+    assert sum(loop_db.run(lambda s: list(s.scalars(select(Stock.quantity))))) == 5
+
+
+_WAYS = [("A-1", "A-2"), ("A-2", "A-1")]
+
+
+async def test_work_on_the_event_loop_commits_once_and_publishes_only_what_commits(
+    loop_db: Database,
+) -> None:
+    """The loop's sessions are the app's sessions: their listeners (the events published
+    on commit) hear a commit once, a rollback not at all, and a unit of work retried after
+    a serialization failure once, for the attempt that committed."""
+    committed: list[int] = []
+    event.listen(loop_db.sessions, "after_commit", lambda _session: committed.append(1))
+    attempts: list[int] = []
+
+    def refused(session: Session) -> None:
+        inventory.move(session, _move(1), actor="test")
+        raise InsufficientStock("changed my mind")
+
+    def retried(session: Session) -> int:
+        attempts.append(1)
+        recorded = inventory.move(session, _move(1), actor="test")
+        if len(attempts) == 1:
+            raise OperationalError("COMMIT", {}, psycopg.errors.SerializationFailure())
+        return recorded.movement.quantity
+
+    with pytest.raises(InsufficientStock):
+        await loop_db.write_brief(refused)
+    assert committed == []
+    assert await loop_db.write_brief(retried) == 1
+    assert attempts == [1, 1]
+    assert committed == [1]
+    assert _moves(loop_db) == 1  # the refused move left nothing, the retried one is once
+
+
+async def test_a_move_on_the_event_loop_after_a_database_restart_is_done_once(
+    loop_db: Database,
+) -> None:
+    await loop_db.write_brief(inventory.move, _move(1), actor="test")
+    _close_every_connection_of(loop_db)
+    await loop_db.write_brief(inventory.move, _move(1), actor="test")
+    assert _moves(loop_db) == 2
+    assert loop_db.run(ledger.reconcile).consistent

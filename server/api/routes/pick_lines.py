@@ -77,7 +77,7 @@ async def confirm_pick(
         )
         return _result(result, user)
 
-    return await db.write(work)
+    return await db.write_brief(work)
 
 
 @router.post("/{line_id}/short", response_model=schemas.PickResultOut)
@@ -103,7 +103,7 @@ async def report_short(
         )
         return _result(result, user)
 
-    return await db.write(work)
+    return await db.write_brief(work)
 
 
 @router.post("/{line_id}/skip", response_model=schemas.PickLineOut)

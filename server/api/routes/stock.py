@@ -89,7 +89,7 @@ async def create_movement(
     def work(session: Session) -> schemas.MovementOut:
         return views.recorded_view(inventory.move(session, body, actor=user.username))
 
-    return await db.write(work)
+    return await db.write_brief(work)
 
 
 @router.get("/movements", response_model=schemas.Page[schemas.MovementOut])
@@ -136,7 +136,7 @@ async def create_adjustment(
     def work(session: Session) -> schemas.MovementOut:
         return views.recorded_view(inventory.adjust(session, body, actor=user.username))
 
-    return await db.write(work)
+    return await db.write_brief(work)
 
 
 @router.get("/reconcile", response_model=schemas.ReconcileOut)
