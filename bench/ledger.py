@@ -3,7 +3,7 @@
 Run from the repository root:
 
     python bench/ledger.py [--duration 20] [--levels 1,8,32] [--workers 1]
-                           [--modes moves,picks] [--pick-lines 500]
+                           [--modes moves,picks] [--pick-lines 3000]
                            [--pg-url postgresql://postgres@127.0.0.1:5432/postgres]
 
 What it measures, in one run against one PostgreSQL server:
@@ -18,12 +18,14 @@ What it measures, in one run against one PostgreSQL server:
    client's stock rows: what limits the rate is the server and the database, not lock
    contention. Only 201 answers count; latency p50/p95 is over every answer finished in the
    measured window.
-   Confirmed picks per second (`--modes picks`): before the levels, picker i gets one
-   assignment of `--pick-lines` one-unit lines of its own SKU at its own slot, delivered to
-   its own staging location (orders allocated on import, one wave, sign-on, all through
-   the API). Each picker confirms its lines in walking order, back to back
-   (`POST /api/v1/pick-lines/{id}/confirm`, a fresh answer token each); only 200 answers
-   count. A picker that runs out of lines stops (`pickers_out_of_lines`).
+   Confirmed picks per second (`--modes picks`): before the levels, picker i gets
+   `--pick-lines` one-unit lines of its own SKU at its own slot, in assignments of up to
+   500, delivered to its own staging location (orders allocated on import, one wave, each
+   assignment given to its picker, sign-on, all through the API). Each picker confirms
+   its lines in walking order, back to back (`POST /api/v1/pick-lines/{id}/confirm`, a
+   fresh answer token each), and at the end of an assignment completes it and signs on to
+   the next; only 200 answers count. A picker that runs out of lines stops
+   (`pickers_out_of_lines`: the rate then understates the server; give more lines).
 2. `pgbench -i -s 10` into a second throwaway database, then `pgbench -c 8 -j 2 -T 20`
    (TPC-B-like, 5 statements per transaction): the database's own write capacity on this
    machine, for the ratios `moves/s (picks/s) at 8 clients ÷ pgbench TPS at 8 clients`.
@@ -309,17 +311,34 @@ class PickLine:
     quantity: int
 
 
+@dataclass
+class PickerWork:
+    """A signed-on picker: their headers, and the lines of their current assignment still
+    to confirm, in walking order."""
+
+    headers: dict[str, str]
+    assignment: int
+    lines: list[PickLine]
+
+    def take(self, assignment: dict[str, Any]) -> None:
+        self.assignment = assignment["number"]
+        self.lines = [
+            PickLine(id=line["id"], quantity=line["quantity"])
+            for line in sorted(assignment["lines"], key=lambda x: x["sequence"])
+            if line["status"] == "open"
+        ]
+
+
 ORDER_LINES = 100  # lines per bench order
+ASSIGNMENT_LINES = 500  # the most a wave puts in one assignment
 
 
-def stage_picks(
-    base_url: str, pickers: int, lines_per_picker: int
-) -> list[tuple[dict[str, str], list[PickLine]]]:
-    """Picker i (`bench-picker-i`, a member of the bench warehouse) with one assignment of
-    `lines_per_picker` one-unit lines, signed on: its own SKU at its own slot, delivered to
-    its own staging location, so pickers never wait on each other's stock rows. Built as
-    the floor builds it: orders allocated on import, one wave, sign-on. Each picker's
-    headers and lines in walking order."""
+def stage_picks(base_url: str, pickers: int, lines_per_picker: int) -> list[PickerWork]:
+    """Picker i (`bench-picker-i`, a member of the bench warehouse) with `lines_per_picker`
+    one-unit lines in assignments of up to 500, the first one signed on: its own SKU at
+    its own slot, delivered to its own staging location, so pickers never wait on each
+    other's stock rows. Built as the floor builds it: orders allocated on import, one
+    wave, each assignment given to its SKU's picker by a supervisor, sign-on."""
     with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT) as client:
         admin = bearer(client, "admin")
         supervisor = bearer(client, "supervisor")
@@ -362,23 +381,48 @@ def stage_picks(
                 ).raise_for_status()
         client.post(
             "/api/v1/waves",
-            json={"warehouse": WAREHOUSE, "lines_per_assignment": lines_per_picker},
+            json={
+                "warehouse": WAREHOUSE,
+                "lines_per_assignment": min(lines_per_picker, ASSIGNMENT_LINES),
+            },
             headers=supervisor,
         ).raise_for_status()
+        give_each_assignment_to_its_picker(client, supervisor)
         staged = []
-        for n in range(pickers):  # one by one: picker i gets the i-th assignment
-            headers = bearer(client, f"bench-picker-{n}")
+        for n in range(pickers):
+            work = PickerWork(bearer(client, f"bench-picker-{n}"), 0, [])
             signed_on = client.post(
-                "/api/v1/assignments/sign-on", json={"warehouse": WAREHOUSE}, headers=headers
+                "/api/v1/assignments/sign-on", json={"warehouse": WAREHOUSE}, headers=work.headers
             )
             signed_on.raise_for_status()
-            lines = [
-                PickLine(id=line["id"], quantity=line["quantity"])
-                for line in sorted(signed_on.json()["lines"], key=lambda x: x["sequence"])
-                if line["status"] == "open"
-            ]
-            staged.append((headers, lines))
+            work.take(signed_on.json())
+            staged.append(work)
         return staged
+
+
+def give_each_assignment_to_its_picker(client: httpx.Client, supervisor: dict[str, str]) -> None:
+    """Each assignment holds one picker's SKU (lines per picker are a multiple of an
+    assignment's): it goes to that picker."""
+    offset, total = 0, None
+    while total is None or offset < total:
+        page = client.get(
+            "/api/v1/assignments",
+            params={"warehouse": WAREHOUSE, "limit": 20, "offset": offset},
+            headers=supervisor,
+        )
+        page.raise_for_status()
+        total = page.json()["total"]
+        for assignment in page.json()["items"]:
+            skus = {line["sku"] for line in assignment["lines"]}
+            if len(skus) != 1:
+                raise RuntimeError(f"assignment {assignment['number']} mixes SKUs {skus}")
+            picker = f"bench-picker-{int(skus.pop().removeprefix('BENCH-P'))}"
+            client.patch(
+                f"/api/v1/assignments/{assignment['number']}",
+                json={"picker": picker},
+                headers=supervisor,
+            ).raise_for_status()
+        offset += 20
 
 
 def reconcile(base_url: str) -> dict[str, Any]:
@@ -505,23 +549,41 @@ async def move_back_and_forth(
         await client.close()
 
 
-async def confirm_picks(
-    base_url: str, headers: dict[str, str], lines: list[PickLine], tally: LevelTally
-) -> None:
+async def confirm_picks(base_url: str, work: PickerWork, tally: LevelTally) -> None:
     """One picker: confirms the lines of their assignment in walking order, one at a time,
-    each with its own answer token, as the headset does."""
-    client = KeepAlive(base_url, headers)
+    each with its own answer token, as the headset does; at the end of an assignment,
+    completes it and signs on to the next."""
+    client = KeepAlive(base_url, work.headers)
     try:
-        while lines and time.perf_counter() < tally.window_end:
-            line = lines.pop(0)
+        while time.perf_counter() < tally.window_end:
+            if not work.lines and not await next_assignment(base_url, work):
+                tally.exhausted += 1
+                break
+            line = work.lines.pop(0)
             body = json.dumps({"quantity": line.quantity, "token": uuid.uuid4().hex}).encode()
             started = time.perf_counter()
             status = await client.post(f"/api/v1/pick-lines/{line.id}/confirm", body)
             tally.record(started, time.perf_counter(), status)
-        if not lines and time.perf_counter() < tally.window_end:
-            tally.exhausted += 1
     finally:
         await client.close()
+
+
+async def next_assignment(base_url: str, work: PickerWork) -> bool:
+    """Complete the picker's assignment and sign on to their next; False when none is
+    left."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT) as client:
+        completed = await client.post(
+            f"/api/v1/assignments/{work.assignment}/complete", headers=work.headers
+        )
+        completed.raise_for_status()
+        signed_on = await client.post(
+            "/api/v1/assignments/sign-on", json={"warehouse": WAREHOUSE}, headers=work.headers
+        )
+        signed_on.raise_for_status()
+    if signed_on.status_code == 204:
+        return False
+    work.take(signed_on.json())
+    return bool(work.lines)
 
 
 async def cpu_during_window(server: LedgerServer, tally: LevelTally) -> list[float]:
@@ -549,7 +611,7 @@ async def run_level(
     headers: dict[str, str],
     clients: int,
     duration: float,
-    picks: list[tuple[dict[str, str], list[PickLine]]] | None = None,
+    picks: list[PickerWork] | None = None,
 ) -> tuple[dict[str, Any], int]:
     """Drive `clients` concurrent floor workers (movers, or with `picks` the pickers, each
     with their headers and lines); the level's figures and its count of successes."""
@@ -562,7 +624,7 @@ async def run_level(
     if picks is None:
         workers = [move_back_and_forth(server.url, headers, n, tally) for n in range(clients)]
     else:
-        workers = [confirm_picks(server.url, h, lines, tally) for h, lines in picks[:clients]]
+        workers = [confirm_picks(server.url, work, tally) for work in picks[:clients]]
     usage = asyncio.create_task(cpu_during_window(server, tally))
     await asyncio.wait_for(asyncio.gather(*workers), timeout=WARMUP_SECONDS + duration + 60)
     client_cpu, server_cpu, busy, total = await usage
@@ -716,9 +778,12 @@ def parse_modes(text: str) -> list[str]:
 
 
 def parse_pick_lines(text: str) -> int:
-    """An assignment holds at most 500 lines (`lines_per_assignment`)."""
-    if not text.isdigit() or not 1 <= int(text) <= 500:
-        raise argparse.ArgumentTypeError("give a number of lines from 1 to 500")
+    """Up to 500 lines make one assignment; more make several, all of the same size."""
+    lines = int(text) if text.isdigit() else 0
+    if not 1 <= lines <= 20_000 or (lines > ASSIGNMENT_LINES and lines % ASSIGNMENT_LINES):
+        raise argparse.ArgumentTypeError(
+            "give 1 to 500 lines, or a multiple of 500 up to 20000 (assignments of 500)"
+        )
     return int(text)
 
 
@@ -742,9 +807,9 @@ def main() -> None:
     parser.add_argument(
         "--pick-lines",
         type=parse_pick_lines,
-        default=500,
-        metavar="1..500",
-        help="one-unit lines in each picker's assignment (picks mode)",
+        default=3000,
+        metavar="LINES",
+        help="one-unit lines for each picker (picks mode): 1-500, or a multiple of 500",
     )
     args = parser.parse_args()
     if psycopg.conninfo.conninfo_to_dict(args.pg_url).get("host") not in LOOPBACK:
