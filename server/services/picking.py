@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import Integer, bindparam, case, func, literal_column, select, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -346,10 +346,10 @@ def confirm_pick(
             f"this line asks for {line.quantity}; report a short to pick fewer",
             code="quantity_mismatch",
         )
-    if not _close(session, line, PickLineStatus.picked, quantity, actor, idempotency_token):
+    remaining = _close(session, line, PickLineStatus.picked, quantity, actor, idempotency_token)
+    if remaining is None:
         return _replay_or_conflict(session, line, idempotency_token)
     _move_to_staging(session, line, assignment, quantity, actor, serials)
-    remaining = remaining_lines(session, assignment.id)
     floor_events.pick_closed(session, line, assignment, remaining)
     return PickResult(line=line, replayed=False, remaining=remaining)
 
@@ -378,7 +378,7 @@ def report_short(
             f"a short picks fewer than {line.quantity} units (0 or more)",
             code="invalid_short_quantity",
         )
-    if not _close(session, line, PickLineStatus.short, picked, actor, idempotency_token):
+    if _close(session, line, PickLineStatus.short, picked, actor, idempotency_token) is None:
         return _replay_or_conflict(session, line, idempotency_token)
     ledger.lock_sku(session, line.sku_id, line.warehouse_id)
     if picked:
@@ -628,9 +628,11 @@ def _close(
     quantity: int,
     actor: str,
     token: str,
-) -> bool:
-    """Compare-and-set: close the line only if it is still pending. The line in the
-    session then holds what was written (no read back: the update wrote all of it)."""
+) -> int | None:
+    """Compare-and-set: close the line only if it is still pending; None when it was not.
+    The line in the session then holds what was written (no read back: the update wrote
+    all of it). Returns how many other lines of its assignment are still to pick, counted
+    by the same statement."""
     closed = {
         "status": status,
         "quantity_picked": quantity,
@@ -641,14 +643,24 @@ def _close(
     result = session.connection().execute(
         _CLOSE, {"b_line": line.id, **{f"b_{name}": value for name, value in closed.items()}}
     )
-    if result.rowcount != 1:
-        return False
+    others_pending = result.scalar()
+    if others_pending is None:
+        return None
     for name, value in closed.items():
         set_committed_value(line, name, value)
-    return True
+    return int(others_pending)
 
 
-# Built once with bound parameters: compiled once, not again for every pick.
+# Built once with bound parameters: compiled once, not again for every pick. The count of
+# the other lines still to pick is written out: SQLite's UPDATE drops the table names that
+# tell the counted lines from the updated one. Whether it sees this line before or after
+# the update, the count leaves it out.
+_OTHERS_PENDING = literal_column(
+    "(SELECT count(*) FROM pick_lines AS other"
+    " WHERE other.assignment_id = pick_lines.assignment_id AND other.id <> pick_lines.id"
+    f" AND other.status IN ({', '.join(repr(status.value) for status in PENDING)}))",
+    Integer,
+)
 _CLOSE = (
     update(PickLine)
     .where(PickLine.id == bindparam("b_line"), PickLine.status.in_(PENDING))
@@ -658,6 +670,7 @@ _CLOSE = (
             for name in ("status", "quantity_picked", "confirmation", "picked_by", "picked_at")
         }
     )
+    .returning(_OTHERS_PENDING)
 )
 
 
