@@ -190,7 +190,8 @@ class Database:
         if engine.dialect.name != "postgresql" or self._loop_sessions is not None:
             return
         size = engine.pool.size()  # type: ignore[attr-defined]
-        loop_engine = create_async_engine(engine.url, pool_size=size, max_overflow=size)
+        # no overflow: a write waits for a connection without holding a thread
+        loop_engine = create_async_engine(engine.url, pool_size=size, max_overflow=0)
         _ping_when_idle(loop_engine.sync_engine)
         self._loop_sessions = async_sessionmaker(  # sessions of the same class: the same
             loop_engine,  # listeners (events published on commit) and the same info (caches)
