@@ -230,7 +230,7 @@ class Database:
         as `write` does it, but on PostgreSQL in the event loop's own thread over the
         driver's asyncio connection (SQLAlchemy runs `work` in a greenlet). Handing a unit
         of work to a thread and back costs more CPU than such a write's statements
-        (bench/ledger.py: about a quarter of the server's CPU for a move). Long or
+        (bench/ledger.py: a sixth of the server's CPU for a move). Long or
         blocking work (imports, reports, password hashing) stays with `write`, where it
         cannot hold up the sockets."""
         if self._loop_sessions is None:  # SQLite, or the app is not running
