@@ -331,6 +331,15 @@ class PickerWork:
 
 ORDER_LINES = 100  # lines per bench order
 ASSIGNMENT_LINES = 500  # the most a wave puts in one assignment
+PAGE = 20  # assignments of 500 lines read at a time
+
+
+def picker_name(n: int) -> str:
+    return f"bench-picker-{n}"
+
+
+def pick_sku(n: int) -> str:
+    return f"BENCH-P{n:03d}"
 
 
 def stage_picks(base_url: str, pickers: int, lines_per_picker: int) -> list[PickerWork]:
@@ -344,7 +353,7 @@ def stage_picks(base_url: str, pickers: int, lines_per_picker: int) -> list[Pick
         supervisor = bearer(client, "supervisor")
         receipt = []
         for n in range(pickers):
-            sku, slot = f"BENCH-P{n:03d}", f"P{n:03d}-SLOT"
+            sku, slot = pick_sku(n), f"P{n:03d}-SLOT"
             client.post(
                 "/api/v1/skus", json={"sku": sku, "description": "Bench pick item"}, headers=admin
             ).raise_for_status()
@@ -358,7 +367,7 @@ def stage_picks(base_url: str, pickers: int, lines_per_picker: int) -> list[Pick
             client.post(
                 "/api/v1/users",
                 json={
-                    "username": f"bench-picker-{n}",
+                    "username": picker_name(n),
                     "password": PASSWORD,
                     "role": "picker",
                     "warehouses": [WAREHOUSE],
@@ -374,7 +383,7 @@ def stage_picks(base_url: str, pickers: int, lines_per_picker: int) -> list[Pick
                 order = {
                     "number": f"BENCH-{n:03d}-{first:05d}",
                     "country": "US",
-                    "lines": [{"sku": f"BENCH-P{n:03d}", "quantity": 1}] * count,
+                    "lines": [{"sku": pick_sku(n), "quantity": 1}] * count,
                 }
                 client.post(
                     "/api/v1/orders", params={"allocate": "true"}, json=order, headers=supervisor
@@ -387,10 +396,11 @@ def stage_picks(base_url: str, pickers: int, lines_per_picker: int) -> list[Pick
             },
             headers=supervisor,
         ).raise_for_status()
-        give_each_assignment_to_its_picker(client, supervisor)
+        owners = {pick_sku(n): picker_name(n) for n in range(pickers)}
+        give_each_assignment_to_its_picker(client, supervisor, owners)
         staged = []
         for n in range(pickers):
-            work = PickerWork(bearer(client, f"bench-picker-{n}"), 0, [])
+            work = PickerWork(bearer(client, picker_name(n)), 0, [])
             signed_on = client.post(
                 "/api/v1/assignments/sign-on", json={"warehouse": WAREHOUSE}, headers=work.headers
             )
@@ -400,14 +410,16 @@ def stage_picks(base_url: str, pickers: int, lines_per_picker: int) -> list[Pick
         return staged
 
 
-def give_each_assignment_to_its_picker(client: httpx.Client, supervisor: dict[str, str]) -> None:
+def give_each_assignment_to_its_picker(
+    client: httpx.Client, supervisor: dict[str, str], owners: dict[str, str]
+) -> None:
     """Each assignment holds one picker's SKU (lines per picker are a multiple of an
-    assignment's): it goes to that picker."""
+    assignment's): it goes to the picker `owners` names for that SKU."""
     offset, total = 0, None
     while total is None or offset < total:
         page = client.get(
             "/api/v1/assignments",
-            params={"warehouse": WAREHOUSE, "limit": 20, "offset": offset},
+            params={"warehouse": WAREHOUSE, "limit": PAGE, "offset": offset},
             headers=supervisor,
         )
         page.raise_for_status()
@@ -416,13 +428,12 @@ def give_each_assignment_to_its_picker(client: httpx.Client, supervisor: dict[st
             skus = {line["sku"] for line in assignment["lines"]}
             if len(skus) != 1:
                 raise RuntimeError(f"assignment {assignment['number']} mixes SKUs {skus}")
-            picker = f"bench-picker-{int(skus.pop().removeprefix('BENCH-P'))}"
             client.patch(
                 f"/api/v1/assignments/{assignment['number']}",
-                json={"picker": picker},
+                json={"picker": owners[skus.pop()]},
                 headers=supervisor,
             ).raise_for_status()
-        offset += 20
+        offset += PAGE
 
 
 def reconcile(base_url: str) -> dict[str, Any]:
@@ -784,7 +795,7 @@ def parse_pick_lines(text: str) -> int:
         raise argparse.ArgumentTypeError(
             "give 1 to 500 lines, or a multiple of 500 up to 20000 (assignments of 500)"
         )
-    return int(text)
+    return lines
 
 
 def main() -> None:

@@ -208,6 +208,9 @@ def test_a_move_refused_in_one_statement_leaves_no_trace(pg_db: Database) -> Non
 # ---- the same units of work on the event loop (`Database.write_brief`, PostgreSQL) ----
 
 
+_WAYS = [("A-1", "A-2"), ("A-2", "A-1")]
+
+
 @pytest.fixture
 async def loop_db(pg_db: Database) -> AsyncIterator[Database]:
     await pg_db.start()
@@ -250,9 +253,6 @@ async def test_moves_on_the_event_loop_at_once_never_deadlock_nor_go_negative(
     assert done["refused"] > 0
     assert loop_db.run(ledger.reconcile).consistent
     assert sum(loop_db.run(lambda s: list(s.scalars(select(Stock.quantity))))) == 5
-
-
-_WAYS = [("A-1", "A-2"), ("A-2", "A-1")]
 
 
 async def test_work_on_the_event_loop_commits_once_and_publishes_only_what_commits(
