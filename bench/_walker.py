@@ -340,7 +340,7 @@ async def walk(
         report.finished = report.end == "delivered"
         report.picker = str(ear.welcome.get("operator", ""))
         report.errors = [f"{e.get('code')}: {e.get('message')}" for e in ear.errors]
-        _attribute(ear, report)
+        time_the_answers(ear, report)
         await _check_the_books(http, floor, report)
     return report
 
@@ -523,9 +523,16 @@ class _Walker:
         return digits_of(self.units[index])[-int(display["serial_digits"]) :]
 
 
-def _attribute(ear: Earpiece, report: WalkReport) -> None:
+def time_the_answers(ear: Earpiece, report: WalkReport) -> None:
     """Give every speech `heard` frame to the answer being said or last said when it
-    arrived, and time each answer to the first prompt after its last sample."""
+    arrived, and time each answer from its last sample to the prompt that follows its last
+    reading (or, unheard, its last sample).
+
+    The endpointer may end an answer before its last sample leaves the microphone: the
+    takes are trimmed at -`EDGE_DB` of their loudest part, and a quiet word's tail sinks
+    under the floor. The prompt then starts while the answer is still being sent; it is
+    the answer's next prompt all the same, reached no later than the speech ended (0 ms),
+    not skipped for whatever prompt comes after it (the typed "sign off", seconds later)."""
     answers = report.answers
     for heard in ear.heard:
         if heard.source != "speech":
@@ -537,9 +544,10 @@ def _attribute(ear: Earpiece, report: WalkReport) -> None:
             owner.heard.append(heard)
     for n, answer in enumerate(answers):
         until = answers[n + 1].started if n + 1 < len(answers) else float("inf")
-        nxt = next((p for p in ear.prompts if answer.ended < p.at < until), None)
+        since = answer.heard[-1].at if answer.heard else answer.ended
+        nxt = next((p for p in ear.prompts if since <= p.at < until), None)
         if nxt is not None:
-            answer.latency_s = (nxt.first_audio_at or nxt.at) - answer.ended
+            answer.latency_s = max(0.0, (nxt.first_audio_at or nxt.at) - answer.ended)
 
 
 async def _check_the_books(http: httpx.AsyncClient, floor: Floor, report: WalkReport) -> None:

@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench._walk_score import Answer, HeardFrame
+from bench._walker import Earpiece, PromptSeen, time_the_answers
 from bench.walk import ServeProcess, WalkReport, walk
 from server.migrate import upgrade
 from server.simulate import Floor
@@ -93,6 +95,31 @@ def test_a_whole_assignment_walked_with_a_human_voice_on_webrtc_audio(
     assert report.webrtc["states"] == ["connected"], summary
     assert report.webrtc["microphone_s"] > 0, summary
     assert report.webrtc["prompt_audio_s"] > 0, summary
+
+
+def test_an_answer_is_timed_to_the_prompt_its_reading_brought() -> None:
+    """The server may end an answer before its last trimmed sample is sent (a quiet word's
+    tail under the floor): the prompt it brought then starts first, and the answer is timed
+    0 ms, not to the next prompt after its last sample (the typed "sign off", seconds on)."""
+    ear = Earpiece()
+    report = WalkReport("jackson", 8000, 300, -25.0, -60.0, seed=1)
+    report.answers = [
+        Answer("quantity", "3", (4,), 45.0, started=10.0, ended=10.5),
+        Answer("serial", "0246", (5, 6, 7, 8), 45.0, started=12.0, ended=15.0),
+    ]
+    ear.heard = [
+        HeardFrame(10.7, "three", True, 1.0, "speech", "quantity"),
+        HeardFrame(14.99, "zero two four six", True, 1.0, "speech", "serial"),
+    ]
+    ear.prompts = [
+        PromptSeen(1, "serial", "Serial 1 of 1.", {}, at=10.71, first_audio_at=10.72),
+        PromptSeen(2, "deliver", "Assignment complete.", {}, at=14.99, first_audio_at=14.995),
+        PromptSeen(3, "sign_off", "Sign off?", {}, at=19.0, first_audio_at=19.01),
+    ]
+
+    time_the_answers(ear, report)
+
+    assert [a.latency_s for a in report.answers] == [pytest.approx(0.22), 0.0]
 
 
 def _check(report: WalkReport, lines: int, *, serials: int) -> None:
