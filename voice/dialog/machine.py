@@ -12,8 +12,8 @@ The engine enforces what every workflow shares:
   not in the state's grammar runs no handler: the picker hears "Say again." and the state's
   instruction again;
 - a word that changes work (the workflow's `work_changing`: sign off, short, skip slot,
-  damaged, cancel, call supervisor) needs `WORK_CHANGING_CONFIDENCE` as well: spoken digits must never
-  become one;
+  damaged, cancel, call supervisor) needs `WORK_CHANGING_CONFIDENCE` as well: spoken
+  digits must never become one;
 - every prompt ends with the instruction of the state the dialog is in, so "say again"
   (`repeat`) and a reconnect can always say it again;
 - a handler that raises `WorkRejected` changes nothing: its reason is spoken and the
