@@ -525,14 +525,15 @@ class _Walker:
 
 def time_the_answers(ear: Earpiece, report: WalkReport) -> None:
     """Give every speech `heard` frame to the answer being said or last said when it
-    arrived, and time each answer from its last sample to the prompt that follows its last
-    reading (or, unheard, its last sample).
+    arrived, and time each answer from its last sample to the prompt its last answered
+    reading brought (a reading's prompt follows its `heard` frame before the next one; a
+    reading dropped as said to an earlier prompt brings none). An answer with no such
+    reading is timed to the first prompt after its last sample.
 
     The endpointer may end an answer before its last sample leaves the microphone: the
     takes are trimmed at -`EDGE_DB` of their loudest part, and a quiet word's tail sinks
-    under the floor. The prompt then starts while the answer is still being sent; it is
-    the answer's next prompt all the same, reached no later than the speech ended (0 ms),
-    not skipped for whatever prompt comes after it (the typed "sign off", seconds later)."""
+    under the floor. Its prompt then starts while the answer is still being sent: that is
+    0 ms, not whatever prompt comes next (the typed "sign off", seconds later)."""
     answers = report.answers
     for heard in ear.heard:
         if heard.source != "speech":
@@ -542,12 +543,27 @@ def time_the_answers(ear: Earpiece, report: WalkReport) -> None:
             report.spurious_heard += 1
         else:
             owner.heard.append(heard)
+    brought = _prompts_brought(ear)
     for n, answer in enumerate(answers):
         until = answers[n + 1].started if n + 1 < len(answers) else float("inf")
-        since = answer.heard[-1].at if answer.heard else answer.ended
-        nxt = next((p for p in ear.prompts if since <= p.at < until), None)
+        prompts = [brought[id(h)] for h in answer.heard if id(h) in brought]
+        after = (p for p in ear.prompts if answer.ended < p.at < until)
+        nxt = prompts[-1] if prompts else next(after, None)
         if nxt is not None:
             answer.latency_s = max(0.0, (nxt.first_audio_at or nxt.at) - answer.ended)
+
+
+def _prompts_brought(ear: Earpiece) -> dict[int, PromptSeen]:
+    """The prompt each `heard` frame brought (by the frame's id): the first prompt after
+    it, if it came before the next `heard` frame."""
+    brought: dict[int, PromptSeen] = {}
+    heard = sorted(ear.heard, key=lambda h: h.at)
+    for n, frame in enumerate(heard):
+        until = heard[n + 1].at if n + 1 < len(heard) else float("inf")
+        prompt = next((p for p in ear.prompts if frame.at <= p.at < until), None)
+        if prompt is not None:
+            brought[id(frame)] = prompt
+    return brought
 
 
 async def _check_the_books(http: httpx.AsyncClient, floor: Floor, report: WalkReport) -> None:

@@ -100,7 +100,8 @@ def test_a_whole_assignment_walked_with_a_human_voice_on_webrtc_audio(
 def test_an_answer_is_timed_to_the_prompt_its_reading_brought() -> None:
     """The server may end an answer before its last trimmed sample is sent (a quiet word's
     tail under the floor): the prompt it brought then starts first, and the answer is timed
-    0 ms, not to the next prompt after its last sample (the typed "sign off", seconds on)."""
+    0 ms, not to the next prompt after its last sample (the typed "sign off", seconds on).
+    The rest of it, heard later and dropped as said to an earlier prompt, brings none."""
     ear = Earpiece()
     report = WalkReport("jackson", 8000, 300, -25.0, -60.0, seed=1)
     report.answers = [
@@ -110,6 +111,8 @@ def test_an_answer_is_timed_to_the_prompt_its_reading_brought() -> None:
     ear.heard = [
         HeardFrame(10.7, "three", True, 1.0, "speech", "quantity"),
         HeardFrame(14.99, "zero two four six", True, 1.0, "speech", "serial"),
+        HeardFrame(15.2, "six", False, 0.0, "speech", "deliver"),  # dropped
+        HeardFrame(18.99, "sign off", True, 1.0, "text", "deliver"),
     ]
     ear.prompts = [
         PromptSeen(1, "serial", "Serial 1 of 1.", {}, at=10.71, first_audio_at=10.72),
