@@ -164,7 +164,8 @@ class WriterTurns:
 
 
 class Database:
-    """Runs units of work off the event loop, each in one transaction and one thread.
+    """Runs units of work, each in one transaction: in one worker thread, or, for a brief
+    write on PostgreSQL, on the event loop (`write_brief`).
 
     `on_write(session, result)`, when given, runs at the end of every write unit of work,
     in its transaction (the idempotency record of the request commits with its work).
@@ -230,18 +231,12 @@ class Database:
         as `write` does it, but on PostgreSQL in the event loop's own thread over the
         driver's asyncio connection (SQLAlchemy runs `work` in a greenlet). Handing a unit
         of work to a thread and back costs more CPU than such a write's statements
-        (bench/ledger.py: a sixth of the server's CPU for a move). Long or
-        blocking work (imports, reports, password hashing) stays with `write`, where it
-        cannot hold up the sockets."""
+        (bench/ledger.py: a sixth of the server's CPU for a move). Long or blocking work
+        (imports, reports, password hashing) stays with `write`, where it cannot hold up
+        the sockets."""
         if self._loop_sessions is None:  # SQLite, or the app is not running
             return await self.write(work, *args, **kwargs)
-
-        def unit(session: Session) -> T:
-            result = work(session, *args, **kwargs)
-            if self.on_write is not None:
-                self.on_write(session, result)
-            return result
-
+        unit = self._recorded(lambda session: work(session, *args, **kwargs))
         for attempt in range(1, ATTEMPTS + 1):
             committing = False
             try:
@@ -269,19 +264,32 @@ class Database:
         return self._run(lambda session: work(session, *args, **kwargs), write=write)
 
     def _run(self, work: Callable[[Session], T], *, write: bool, record: bool = True) -> T:
+        if write and record:
+            work = self._recorded(work)
         if write and self.turns is not None:
             with self.turns.turn():
-                return self._attempt(work, write=write, record=record)
-        return self._attempt(work, write=write, record=record)
+                return self._attempt(work, write=write)
+        return self._attempt(work, write=write)
 
-    def _attempt(self, work: Callable[[Session], T], *, write: bool, record: bool) -> T:
+    def _recorded(self, work: Callable[[Session], T]) -> Callable[[Session], T]:
+        """`work`, then `on_write` with its result in the same transaction."""
+        on_write = self.on_write
+        if on_write is None:
+            return work
+
+        def recorded(session: Session) -> T:
+            result = work(session)
+            on_write(session, result)
+            return result
+
+        return recorded
+
+    def _attempt(self, work: Callable[[Session], T], *, write: bool) -> T:
         for attempt in range(1, ATTEMPTS + 1):
             committing = False
             try:
                 with transaction(self.sessions, write=write) as session:
                     result = work(session)
-                    if write and record and self.on_write is not None:
-                        self.on_write(session, result)
                     committing = True
                 return result
             except DBAPIError as exc:
