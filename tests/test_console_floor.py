@@ -289,6 +289,61 @@ def test_a_quiet_picker_is_idle_and_a_lost_headset_offline(
     assert console.console_errors == []
 
 
+def test_a_headset_frame_from_before_the_sign_off_does_not_bring_the_card_back(
+    floor_server: ServerProcess, tmp_path: Path
+) -> None:
+    """A headset's `heard` is published once its answer is kept, so on a busy server it can
+    reach the board after the sign-off that followed it. Here the events socket holds every
+    `heard` back until the `signed_off` has passed, then lets them through."""
+    from playwright.sync_api import WebSocketRoute
+
+    with httpx.Client(base_url=floor_server.url, timeout=30) as http:
+        token = auth(http, "picker")["Authorization"].split()[1]
+    headset = HeadsetClient(
+        f"{floor_server.url.replace('http://', 'ws://', 1)}/ws/headset", token, ticket=True
+    )
+    late: list[str] = []
+
+    def hold_heard_until_signed_off(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+        ws.on_message(server.send)
+
+        def from_server(message: str | bytes) -> None:
+            status = json.loads(message).get("status")
+            if status == "heard" and len(late) < 99:
+                late.append(str(message))
+                return
+            ws.send(message)
+            if status == "signed_off":
+                for held in late:
+                    ws.send(held)
+                late.append("released")
+
+        server.on_message(from_server)
+
+    with console_page(floor_server.url, tmp_path) as console, a_loop() as run:
+        console.page.route_web_socket("**/ws/events*", hold_heard_until_signed_off)
+        console.sign_in("supervisor", PASSWORD)
+        console.live()
+        console.wait_until("!document.querySelector('#board-empty').hidden")
+
+        async def sign_on_then_off() -> None:
+            await headset.connect()
+            await headset.say("ready")
+            await headset.say("sign off")
+            await headset.say("yes")
+
+        run(sign_on_then_off())
+        console.wait_until(
+            "window.wavepickConsole.live.lastEvent?.status === 'heard'"
+        )  # the last of those held back has been applied
+        assert late[-1] == "released" and len(late) >= 3
+        assert console.page.query_selector(card("picker")) is None
+        assert console.page.is_visible("#board-empty")
+    assert console.page_errors == []
+    assert console.console_errors == []
+
+
 def field_text(console: ConsolePage, selector: str) -> str:
     return console.page.text_content(selector) or ""
 

@@ -1,20 +1,24 @@
 """The answers the headsets of one process heard are kept together: those that arrive while
-one transaction runs go in the next, each with where its picker is now. On SQLite and
-PostgreSQL."""
+one transaction runs go in the next, each with where its picker is now; the board hears
+of each with the moment it was heard. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.db import Database, transaction
-from server.headset.floor import HeardAnswers
+from server.events import EventBus
+from server.headset.conversation import Answered, Heard
+from server.headset.floor import FloorReport, HeardAnswers
 from server.services import picking
 from server.services.answers import AnswerJudged
-from server.services.floor_events import Whereabouts
+from server.services.floor_events import PickerStatus, Whereabouts
 from server.tables import HeardAnswer
 from tests import factories as f
 
@@ -28,6 +32,14 @@ class CountedDatabase(Database):
 
     async def write(self, work: Any, *args: Any, **kwargs: Any) -> Any:
         self.writes += 1
+        return await super().write(work, *args, **kwargs)
+
+
+class SlowDatabase(Database):
+    """A real database whose writes start late, as on a busy server."""
+
+    async def write(self, work: Any, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.3)
         return await super().write(work, *args, **kwargs)
 
 
@@ -92,3 +104,36 @@ def test_a_failed_transaction_fails_the_answers_it_held_and_the_next_are_kept(
     assert kept.assignment is None  # not signed on
     with transaction(sessions) as session:
         assert session.scalars(select(HeardAnswer.text)).all() == ["three one"]
+
+
+def test_an_answer_reaches_the_board_stamped_when_it_was_heard_not_when_it_was_kept(
+    database_url: str, sessions: sessionmaker[Session]
+) -> None:
+    """The answer "sign off" is kept in the background while the picker's "yes" signs them
+    off, announced at once by the dialog's own write: the `heard` frame comes second, and
+    its `at` says it came first, so the board does not bring the card back."""
+    f.pick_floor(database_url, PLAN)
+    db = SlowDatabase(sessions)
+    bus = EventBus()
+    sign_off = Answered(Heard("sign off", 1.0, True, "text"), "location", 0, "sign_off", 0)
+
+    async def headset() -> list[dict[str, Any]]:
+        await bus.start()
+        report = FloorReport(db, bus, HeardAnswers(db), "picker")
+        with bus.subscribe(None, limit=16) as frames:
+            report.answered(sign_off)
+            await asyncio.sleep(0.05)  # "yes": the dialog's write announces the sign-off
+            bus.publish(PickerStatus(warehouse="LAX", picker="picker", status="signed_off"))
+            await report.close()
+            seen = [json.loads(await frames.next()) for _ in range(2)]
+        await bus.stop()
+        return seen
+
+    signed_off, heard = asyncio.run(headset())
+    assert (signed_off["status"], heard["status"]) == ("signed_off", "heard")
+    assert heard["heard"]["text"] == "sign off" and heard["dialog_state"] == "sign_off"
+    assert at(heard) < at(signed_off)
+
+
+def at(frame: dict[str, Any]) -> dt.datetime:
+    return dt.datetime.fromisoformat(frame["at"])

@@ -9,6 +9,8 @@
  *   pick_confirmed a line closed: lines done +1 (once per line id; a line the load already
  *                  counted is not counted again), lines = done + remaining
  *   assignment_completed  every line closed
+ * A picker's frames from before their last sign-off (by `at`) are dropped: a headset's
+ * `heard` is published once kept, and may arrive after the sign-off that followed it.
  * A picker with no event for two minutes is shown idle (a client-side timer).
  *
  * Tests read the cards: `.picker-card[data-picker="<username>"]`, with `data-status`,
@@ -120,6 +122,9 @@ let loaded = false;
 let loading = null; // the load in flight
 let generation = 0; // the latest load: only it applies what it found
 let pending = []; // events that arrived while it ran, applied after it
+// when each picker last signed off: a headset's frame from before it (published a moment
+// after the fact) must not bring the card back
+const signedOff = new Map();
 let layout = "cards";
 let el = null;
 
@@ -200,7 +205,12 @@ function onFrame(frame) {
 
 function apply(frame) {
   const handler = HANDLERS[frame.type];
-  if (handler) handler(frame);
+  if (handler && !fromBeforeSignOff(frame)) handler(frame);
+}
+
+function fromBeforeSignOff(frame) {
+  const at = Date.parse(frame.at);
+  return frame.picker !== undefined && at <= (signedOff.get(frame.picker) ?? -Infinity);
 }
 
 function cardFor(frame) {
@@ -229,6 +239,8 @@ const HANDLERS = {
   picker_status(frame) {
     if (frame.status === "signed_off" || frame.dialog_state === "signed_off") {
       cards.delete(frame.picker);
+      const at = Date.parse(frame.at);
+      if (at > (signedOff.get(frame.picker) ?? -Infinity)) signedOff.set(frame.picker, at);
       return;
     }
     const card = cardFor(frame);

@@ -1,9 +1,11 @@
 """What a headset session tells the floor: the picker's live status on the supervisors'
 boards (`connected`, each answer `heard`, `offline`) and every judged answer kept for the
 recognition figures. Reported in the background, in order, so the picker never waits for
-a board or the database; `close` lets what is pending finish. The answers of all the
-headsets of a process are kept together (`HeardAnswers`): a transaction of its own for
-each answer was a fifth of a busy server's database work."""
+a board or the database; `close` lets what is pending finish. A status is stamped with
+the moment it happened, not the moment it is published: the dialog's own writes (a
+sign-off) are announced at once, so a board orders a picker's frames by `at`. The
+answers of all the headsets of a process are kept together (`HeardAnswers`): a
+transaction of its own for each answer was a fifth of a busy server's database work."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from rtc.tasks import spawn, stopped
 from server.db import Database
-from server.events import EventBus
+from server.events import EventBus, utcnow
 from server.headset.conversation import Answered
 from server.services.answers import AnswerJudged, record_answers
 from server.services.floor_events import (
@@ -88,9 +90,11 @@ class FloorReport:
 
     def status(self, status: PickerState) -> None:
         """`connected` or `offline` (the rest the dialog's own writes announce)."""
-        self._later(lambda: announce_picker(self.db, self.bus, self.picker, status))
+        at = utcnow()
+        self._later(lambda: announce_picker(self.db, self.bus, self.picker, status, at=at))
 
     def answered(self, answered: Answered) -> None:
+        at = utcnow()
         heard = answered.heard
         judged = AnswerJudged(
             dialog_state=answered.state,
@@ -110,6 +114,7 @@ class FloorReport:
                 self.picker,
                 "heard",
                 where,
+                at=at,
                 heard=Heard(text=heard.text, confidence=heard.confidence, accepted=heard.accepted),
                 reprompts=answered.next_reprompts,
                 dialog_state=answered.next_state,

@@ -419,6 +419,7 @@ async def announce_picker(
     picker: str,
     status: PickerState,
     *,
+    at: dt.datetime | None = None,
     heard: Heard | None = None,
     reprompts: int | None = None,
     dialog_state: str | None = None,
@@ -426,10 +427,17 @@ async def announce_picker(
     """Publish a picker's live status now (not a database fact: the headset connected,
     heard an answer, went offline), to the boards of the warehouse of their assignment in
     progress, with its progress, or of every warehouse they work in when they have none.
-    Costs one short read."""
+    `at`: when it happened, if before now. Costs one short read."""
     where = await db.read(whereabouts, picker)
     publish_picker(
-        bus, picker, status, where, heard=heard, reprompts=reprompts, dialog_state=dialog_state
+        bus,
+        picker,
+        status,
+        where,
+        at=at,
+        heard=heard,
+        reprompts=reprompts,
+        dialog_state=dialog_state,
     )
 
 
@@ -439,15 +447,18 @@ def publish_picker(
     status: PickerState,
     where: Whereabouts,
     *,
+    at: dt.datetime | None = None,
     heard: Heard | None = None,
     reprompts: int | None = None,
     dialog_state: str | None = None,
 ) -> None:
     """`announce_picker` with `where` already read (in a transaction the caller had)."""
+    at = at or utcnow()
     for code in where.warehouses:
         bus.publish(
             PickerStatus(
                 warehouse=code,
+                at=at,
                 picker=picker,
                 status=status,
                 assignment=where.assignment,
