@@ -712,7 +712,7 @@ class PickResultOut(BaseModel):
     )
 
 
-class AssignmentCompleted(BaseModel):
+class AssignmentCompletionOut(BaseModel):
     number: int
     staging_location: str
 

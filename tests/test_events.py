@@ -43,7 +43,7 @@ from server.problems import Conflict
 from server.services import allocation, picking, waves
 from server.services.floor_events import (
     ExceptionOpened,
-    Heard,
+    LastHeard,
     RoomClosed,
     RoomOpened,
     Whereabouts,
@@ -633,7 +633,7 @@ async def test_rooms_and_a_headsets_live_status_are_published_as_documented(
         bus.publish(
             RoomClosed(warehouse="LAX", room=7, exception=None, closed_by=None, reason="empty")
         )
-        heard = Heard(text="five seven", confidence=0.93, accepted=True)
+        heard = LastHeard(text="five seven", confidence=0.93, accepted=True)
         await announce_picker(
             db, bus, "picker", "heard", heard=heard, reprompts=1, dialog_state="location"
         )

@@ -16,7 +16,7 @@ from anyio import CapacityLimiter
 
 from server.headset.conversation import (
     Conversation,
-    Event,
+    HeadsetMessage,
     Heard,
     PromptEnded,
     PromptStarted,
@@ -48,10 +48,10 @@ class Headset:
     """The events the conversation tells, kept."""
 
     def __init__(self) -> None:
-        self.events: list[Event] = []
+        self.events: list[HeadsetMessage] = []
         self.changed = asyncio.Condition()
 
-    async def tell(self, event: Event) -> None:
+    async def tell(self, event: HeadsetMessage) -> None:
         async with self.changed:
             self.events.append(event)
             self.changed.notify_all()

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from anyio import CapacityLimiter
 
-from server.headset.conversation import Conversation, Event, Utterance
-from server.headset.protocol import event_frame
+from server.headset.conversation import Conversation, HeadsetMessage, Utterance
+from server.headset.protocol import message_frame
 from server.headset.snapshots import MemorySnapshots
 from tests.conftest import FSDD, require_service
 from tests.voice.test_dialog import mug, said, warehouse
@@ -51,8 +51,8 @@ class Headset:
     def __init__(self) -> None:
         self.frames: list[dict[str, Any]] = []
 
-    async def tell(self, event: Event) -> None:
-        frame = event_frame(event)
+    async def tell(self, event: HeadsetMessage) -> None:
+        frame = message_frame(event)
         if frame is not None:
             self.frames.append(frame)
 

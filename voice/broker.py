@@ -91,7 +91,7 @@ class Keys:
 
 
 @dataclass(frozen=True)
-class Reading:
+class ReadingRequest:
     """One reading as it travels: who answers it, what to listen for, and the audio."""
 
     id: str
@@ -122,7 +122,7 @@ class Reading:
         return len(header).to_bytes(4, "big") + header + audio.tobytes()
 
     @classmethod
-    def decode(cls, message: bytes) -> Reading:
+    def decode(cls, message: bytes) -> ReadingRequest:
         length = int.from_bytes(message[:4], "big")
         header = json.loads(message[4 : 4 + length])
         name, commands, min_digits, max_digits, locale = header["grammar"]
@@ -319,7 +319,9 @@ class BrokeredSpeech:
             self._waiting[reading] = pending
         try:
             digest = self.profiles.digest(profile) if profile is not None else None
-            message = Reading(reading, self._replies, grammar, sample_rate, digest, audio).encode()
+            message = ReadingRequest(
+                reading, self._replies, grammar, sample_rate, digest, audio
+            ).encode()
             self.client.lpush(self.keys.readings, message)
             return decode_reply(self._reply(reading, pending, message, wanted))
         except RedisError as exc:  # the client's socket errors included
@@ -548,14 +550,14 @@ def serve_readings(
             client.zrem(keys.workers, name)
 
 
-def _next_reading(client: redis.Redis, keys: Keys) -> Reading | None:
+def _next_reading(client: redis.Redis, keys: Keys) -> ReadingRequest | None:
     """The oldest reading waiting; None after a second without one, or for a message that
     is not a reading (dropped, so that it cannot stop every worker in turn)."""
     popped = client.brpop([keys.readings], timeout=1)
     if popped is None:
         return None
     try:
-        return Reading.decode(_bytes(popped[1]))
+        return ReadingRequest.decode(_bytes(popped[1]))
     except (ValueError, KeyError, TypeError) as exc:
         log.error("dropped a message that is not a reading: %r", exc)
         return None
@@ -578,7 +580,7 @@ def _answer(
     keys: Keys,
     received: Path,
     name: str,
-    reading: Reading,
+    reading: ReadingRequest,
 ) -> None:
     unwanted = keys.unwanted(reading.id)
 
@@ -603,7 +605,7 @@ def _answer(
     _reply_to(client, reading, reply)
 
 
-def _reply_to(client: redis.Redis, reading: Reading, message: bytes) -> None:
+def _reply_to(client: redis.Redis, reading: ReadingRequest, message: bytes) -> None:
     pipe = client.pipeline(transaction=False)
     pipe.lpush(reading.reply_to, message)
     pipe.expire(reading.reply_to, REPLY_TTL_S)

@@ -105,7 +105,7 @@ class SpeechEnded:
     pause: int | None = None  # the pause it ended in: nothing was said since that pause
 
 
-Event = SpeechStarted | SpeechPaused | SpeechEnded
+SpeechEvent = SpeechStarted | SpeechPaused | SpeechEnded
 
 
 class Endpointer:
@@ -178,11 +178,11 @@ class Endpointer:
         self._ending_pause, self._ending_frames = pause, max(1, frames)
         return None
 
-    def feed(self, pcm: bytes | np.ndarray) -> list[Event]:
+    def feed(self, pcm: bytes | np.ndarray) -> list[SpeechEvent]:
         """Add audio; return the events it completes (usually none)."""
         samples = np.frombuffer(pcm, dtype="<i2") if isinstance(pcm, bytes) else pcm
         self._pending = np.concatenate([self._pending, np.asarray(samples, np.int16)])
-        events: list[Event] = []
+        events: list[SpeechEvent] = []
         while len(self._pending) >= self._frame:
             frame, self._pending = self._pending[: self._frame], self._pending[self._frame :]
             event = self._step(frame)
@@ -190,7 +190,7 @@ class Endpointer:
                 events.append(event)
         return events
 
-    def flush(self) -> list[Event]:
+    def flush(self) -> list[SpeechEvent]:
         """End of stream: close an utterance in progress."""
         if self._in_speech:
             return [self._finish()]
@@ -228,7 +228,7 @@ class Endpointer:
         raised_db = min(max(self.settings.vad_floor_db - self._floor_db, 0.0), MAX_VAD_GAIN_DB)
         return gain(frame, raised_db)
 
-    def _step(self, frame: np.ndarray) -> Event | None:
+    def _step(self, frame: np.ndarray) -> SpeechEvent | None:
         s = self.settings
         voiced = self.is_speech(frame)
         self._frames_seen += 1
@@ -292,7 +292,7 @@ def utterances(
     utterances; bursts too short to be speech are left out."""
     endpointer = Endpointer(sample_rate, settings, noise_floor_db)
     step = sample_rate * chunk_ms // 1000
-    events: list[Event] = []
+    events: list[SpeechEvent] = []
     for i in range(0, len(samples), step):
         events.extend(endpointer.feed(samples[i : i + step]))
     events.extend(endpointer.flush())

@@ -152,7 +152,7 @@ class LocalSpeech:
         pass
 
 
-class Busy:
+class Occupancy:
     """How busy `capacity` workers were over the last `window_s` seconds: the share of
     that time they spent holding work (`held`), 0 (idle) to 1 (every one, all along)."""
 
@@ -214,7 +214,7 @@ class SpeechWorkers:
         for slot in range(processes):
             self._slots.put(slot)
         self._unwanted = multiprocessing.get_context("spawn").Array("b", processes, lock=False)
-        self.busy = Busy(processes)
+        self.busy = Occupancy(processes)
         self.synthesizer = Synthesizer(cache_dir=setup.prompt_cache_dir)
 
     def recognize(

@@ -134,13 +134,14 @@ class SignedOff:
     """The dialog has ended (the picker signed off): nothing more will be said or heard."""
 
 
-Event = PromptStarted | PromptEnded | Heard | Failed | SignedOff
+# What the conversation tells its headset (a transport turns each into a frame).
+HeadsetMessage = PromptStarted | PromptEnded | Heard | Failed | SignedOff
 
 
 class Headset(Protocol):
     """The conversation's other end, as a transport presents it."""
 
-    async def tell(self, event: Event) -> None: ...
+    async def tell(self, message: HeadsetMessage) -> None: ...
 
 
 class PromptAudio(Protocol):

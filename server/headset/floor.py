@@ -22,7 +22,7 @@ from server.events import EventBus, utcnow
 from server.headset.conversation import Answered
 from server.services.answers import AnswerJudged, record_answers
 from server.services.floor_events import (
-    Heard,
+    LastHeard,
     PickerState,
     Whereabouts,
     announce_picker,
@@ -115,7 +115,9 @@ class FloorReport:
                 "heard",
                 where,
                 at=at,
-                heard=Heard(text=heard.text, confidence=heard.confidence, accepted=heard.accepted),
+                heard=LastHeard(
+                    text=heard.text, confidence=heard.confidence, accepted=heard.accepted
+                ),
                 reprompts=answered.next_reprompts,
                 dialog_state=answered.next_state,
             )

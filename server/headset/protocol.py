@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from server.headset.conversation import (
-    Event,
     Failed,
+    HeadsetMessage,
     Heard,
     PromptEnded,
     PromptStarted,
@@ -124,27 +124,27 @@ def error(code: str, message: str) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message}
 
 
-def event_frame(event: Event) -> dict[str, Any] | None:
-    """The text frame that tells the headset of a conversation event (None: the socket
+def message_frame(message: HeadsetMessage) -> dict[str, Any] | None:
+    """The text frame that tells the headset of what its conversation says (None: the socket
     closes instead, after a sign-off)."""
-    if isinstance(event, PromptStarted):
-        prompt = event.prompt
+    if isinstance(message, PromptStarted):
+        prompt = message.prompt
         return {
             "type": "prompt",
-            "id": event.id,
+            "id": message.id,
             "text": prompt.text,
             "state": prompt.state,
             "display": prompt.display,
         }
-    if isinstance(event, PromptEnded):
-        return {"type": "prompt_end", "id": event.id} | (
-            {"interrupted": True} if event.interrupted else {}
+    if isinstance(message, PromptEnded):
+        return {"type": "prompt_end", "id": message.id} | (
+            {"interrupted": True} if message.interrupted else {}
         )
-    if isinstance(event, Heard):
-        heard = {"type": "heard", "text": event.text, "confidence": event.confidence}
-        heard |= {"accepted": event.accepted, "source": event.source}
-        return heard | ({"dropped": event.dropped} if event.dropped else {})
-    if isinstance(event, Failed):
-        return error(event.code, event.message)
-    assert isinstance(event, SignedOff)
+    if isinstance(message, Heard):
+        heard = {"type": "heard", "text": message.text, "confidence": message.confidence}
+        heard |= {"accepted": message.accepted, "source": message.source}
+        return heard | ({"dropped": message.dropped} if message.dropped else {})
+    if isinstance(message, Failed):
+        return error(message.code, message.message)
+    assert isinstance(message, SignedOff)
     return None

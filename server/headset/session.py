@@ -18,7 +18,7 @@ from aiortc import RTCConfiguration
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server.headset.call import CallJoiner, HeadsetCall
-from server.headset.conversation import Answered, Busy, Conversation, Event
+from server.headset.conversation import Answered, Busy, Conversation, HeadsetMessage
 from server.headset.peer import HeadsetPeer, OfferRefused
 from server.headset.protocol import (
     PROTOCOL_ERROR,
@@ -30,7 +30,7 @@ from server.headset.protocol import (
     Say,
     check_audio_frame,
     error,
-    event_frame,
+    message_frame,
     parse_text_frame,
 )
 from server.headset.snapshots import SnapshotStore
@@ -154,9 +154,9 @@ class HeadsetSession:
         with contextlib.suppress(Exception):
             await self.websocket.close(ending.close_code, ending.code)
 
-    async def tell(self, event: Event) -> None:
+    async def tell(self, message: HeadsetMessage) -> None:
         """What the conversation says, as a frame; after a sign-off the socket closes."""
-        frame = event_frame(event)
+        frame = message_frame(message)
         if frame is not None:
             await self.send_json(frame)
             return

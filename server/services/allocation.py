@@ -154,7 +154,7 @@ class StockSlot:
 
 
 @dataclass
-class Candidate:
+class WarehouseCandidate:
     warehouse: Warehouse
     slots: dict[int, list[StockSlot]]  # order line id -> eligible rows, removal order
     needed: dict[int, int]  # order line id -> units still to allocate
@@ -382,7 +382,7 @@ def reallocate_short(
             if warehouse_id == allocation.warehouse_id and slot.location_id not in doubtful
         ]
         needed = {order_line.id: missing}
-        candidate = Candidate(allocation.warehouse, {order_line.id: slots}, dict(needed))
+        candidate = WarehouseCandidate(allocation.warehouse, {order_line.id: slots}, dict(needed))
         return _Plan(_takes(candidate, [order_line], needed))
 
     planned = _reserve_planned(session, plan, what=f"order {shorted.order.number}")
@@ -448,7 +448,7 @@ def _weight(lines: Sequence[OrderLine]) -> int:
 
 def _candidates(
     session: Session, order: Order, lines: Sequence[OrderLine], today: dt.date
-) -> list[Candidate]:
+) -> list[WarehouseCandidate]:
     warehouses = session.scalars(select(Warehouse).order_by(Warehouse.code)).all()
     rates: dict[int, list[ShippingRate]] = defaultdict(list)
     for rate in session.scalars(select(ShippingRate)):
@@ -462,7 +462,7 @@ def _candidates(
             by_warehouse[warehouse_id][line.id].append(slot)
     candidates = []
     for warehouse in warehouses:
-        candidate = Candidate(
+        candidate = WarehouseCandidate(
             warehouse=warehouse, slots=dict(by_warehouse.get(warehouse.id, {})), needed=needed
         )
         if destination and warehouse.latitude is not None and warehouse.longitude is not None:
@@ -527,7 +527,7 @@ def _eligible_stock(
 
 
 def _plan(
-    order: Order, lines: Sequence[OrderLine], ranked: Sequence[Candidate], policy: Policy
+    order: Order, lines: Sequence[OrderLine], ranked: Sequence[WarehouseCandidate], policy: Policy
 ) -> tuple[list[_Take], str]:
     """What to reserve where, and the sentence saying why."""
     if not lines:
@@ -575,7 +575,7 @@ def _plan(
 
 
 def _takes(
-    candidate: Candidate, lines: Sequence[OrderLine], remaining: dict[int, int]
+    candidate: WarehouseCandidate, lines: Sequence[OrderLine], remaining: dict[int, int]
 ) -> list[_Take]:
     by_id = {line.id: line for line in lines}
     return [
@@ -590,7 +590,7 @@ class _Plan:
 
     takes: list[_Take]
     decision: str = ""
-    ranked: list[Candidate] = field(default_factory=list)
+    ranked: list[WarehouseCandidate] = field(default_factory=list)
 
 
 def _reserve_planned(session: Session, plan: Callable[[], _Plan], *, what: str) -> _Plan:

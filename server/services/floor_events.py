@@ -14,7 +14,7 @@ both produce the events, once each, when they commit. Other code publishes its o
                                         closed_by="manager", reason="resolved"))
     # what a headset hears, to the boards of the picker's warehouse
     await announce_picker(app.state.db, app.state.events, "picker3", "heard",
-                          heard=Heard(text="five seven", confidence=0.93, accepted=True),
+                          heard=LastHeard(text="five seven", confidence=0.93, accepted=True),
                           reprompts=1, dialog_state="location")
 """
 
@@ -50,7 +50,7 @@ PickerState = Literal["connected", "picking", "waiting", "heard", "signed_off", 
 
 
 @dataclass(frozen=True, kw_only=True)
-class Heard:
+class LastHeard:
     """An answer the headset heard: what, how sure, and whether the dialog took it (a
     refused one is re-prompted)."""
 
@@ -73,7 +73,7 @@ class PickerStatus(Event):
     assignment: int | None = None
     lines: int | None = None
     lines_done: int | None = None
-    heard: Heard | None = None
+    heard: LastHeard | None = None
     reprompts: int | None = None
     dialog_state: str | None = None
 
@@ -420,7 +420,7 @@ async def announce_picker(
     status: PickerState,
     *,
     at: dt.datetime | None = None,
-    heard: Heard | None = None,
+    heard: LastHeard | None = None,
     reprompts: int | None = None,
     dialog_state: str | None = None,
 ) -> None:
@@ -448,7 +448,7 @@ def publish_picker(
     where: Whereabouts,
     *,
     at: dt.datetime | None = None,
-    heard: Heard | None = None,
+    heard: LastHeard | None = None,
     reprompts: int | None = None,
     dialog_state: str | None = None,
 ) -> None:

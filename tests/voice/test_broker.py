@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from voice.audio import load
-from voice.broker import BrokeredSpeech, Keys, Reading, _profile, pack_profile
+from voice.broker import BrokeredSpeech, Keys, ReadingRequest, _profile, pack_profile
 from voice.enroll import Profile
 from voice.grammar import named_grammar
 from voice.stt import NotWanted
@@ -174,7 +174,9 @@ def test_with_no_worker_a_reading_fails_in_time_and_is_left_for_nobody(
     assert time.monotonic() - started < 2
     client = redis.Redis.from_url(redis_url)
     [queued] = client.lrange(Keys(prefix).readings, 0, -1)
-    assert client.exists(Keys(prefix).unwanted(Reading.decode(queued).id))  # a worker skips it
+    assert client.exists(
+        Keys(prefix).unwanted(ReadingRequest.decode(queued).id)
+    )  # a worker skips it
     speech.close()
 
 
@@ -188,8 +190,8 @@ def test_an_unreachable_broker_is_speech_unavailable(speech_setup: SpeechSetup, 
 def test_a_reading_travels_whole() -> None:
     audio = (np.random.default_rng(2).standard_normal(4000) * 2000).astype(np.int16)
     grammar = named_grammar("check_digits").listening()
-    sent = Reading("r1", "wavepick:speech:replies:app", grammar, 16000, "ab" * 32, audio)
-    received = Reading.decode(sent.encode())
+    sent = ReadingRequest("r1", "wavepick:speech:replies:app", grammar, 16000, "ab" * 32, audio)
+    received = ReadingRequest.decode(sent.encode())
     assert received.grammar == grammar and received.sample_rate == 16000
     assert received.reply_to == sent.reply_to
     assert received.profile == sent.profile and received.audio.dtype == np.int16

@@ -19,7 +19,7 @@ from tests.conftest import REPO, all_ended, process_running
 from voice.audio import load
 from voice.grammar import named_grammar
 from voice.stt import NotWanted
-from voice.workers import Busy, LocalSpeech, SpeechSetup, SpeechWorkers
+from voice.workers import LocalSpeech, Occupancy, SpeechSetup, SpeechWorkers
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ def test_a_reading_takes_a_second_core_only_while_the_workers_are_mostly_idle(
     idle); with every worker reading, or the workers busy most of the last second, each
     reading keeps to its own core."""
     now = [100.0]
-    monkeypatch.setattr(workers, "busy", Busy(2, clock=lambda: now[0]))
+    monkeypatch.setattr(workers, "busy", Occupancy(2, clock=lambda: now[0]))
     with workers._slot():
         assert workers._cores_to_spare()
         with workers._slot():

@@ -5,7 +5,16 @@ workflow with `PickWork`, the protocol the server implements; prompt texts live 
 in ``voice/locales/<locale>/dialog.toml`` and ``<workflow>.toml``.
 """
 
-from voice.dialog.machine import Dialog, Event, Prompt, Reply, State, Turn, Workflow, WorkRejected
+from voice.dialog.machine import (
+    Dialog,
+    DialogEvent,
+    Prompt,
+    Reply,
+    State,
+    Turn,
+    Workflow,
+    WorkRejected,
+)
 from voice.dialog.pick import (
     PICK_WORKFLOW,
     AssignmentInfo,
@@ -20,7 +29,7 @@ __all__ = [
     "PICK_WORKFLOW",
     "AssignmentInfo",
     "Dialog",
-    "Event",
+    "DialogEvent",
     "MissingPrompt",
     "PickDialog",
     "PickRejected",

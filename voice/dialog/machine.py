@@ -124,7 +124,7 @@ class Workflow:
 
 
 @dataclass(frozen=True)
-class Event:
+class DialogEvent:
     """Something the dialog did that the session around it may act on.
 
     Names: "not_understood" {reason}, "rejected" {reason}, plus the workflow's own (for
@@ -155,7 +155,7 @@ class Turn:
 
     prompt: Prompt | None
     accepted: bool
-    events: tuple[Event, ...] = ()
+    events: tuple[DialogEvent, ...] = ()
     ended: bool = False
 
 
@@ -166,7 +166,7 @@ class Reply:
 
     to: str | None = None
     say: tuple[str, ...] = ()
-    events: tuple[Event, ...] = ()
+    events: tuple[DialogEvent, ...] = ()
 
 
 Handler = Callable[[tuple[str, ...]], Reply]
@@ -230,7 +230,7 @@ class Dialog:
             if reason:
                 log.debug("not understood (%s): %s in %s", reason, tokens, self.state.name)
                 lead = self.say("not_understood")
-                event = Event("not_understood", {"reason": reason, "tokens": tokens})
+                event = DialogEvent("not_understood", {"reason": reason, "tokens": tokens})
                 return self._turn(Reply(say=(lead,), events=(event,)), accepted=False)
             handler = self._handler(tokens)
             try:
@@ -297,7 +297,7 @@ class Dialog:
         """What a refusal from the warehouse says: its reason, and a "rejected" event. The
         engine answers with it; a handler that recovers from a refusal may too."""
         log.info("rejected in %s: %s", self.state.name, exc.reason)
-        event = Event("rejected", {"reason": exc.reason, "message": str(exc)})
+        event = DialogEvent("rejected", {"reason": exc.reason, "message": str(exc)})
         return Reply(say=(self.rejection(exc.reason),), events=(event,))
 
     def rejection(self, reason: str) -> str:

@@ -48,7 +48,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
-from voice.dialog.machine import Dialog, Event, Prompt, Reply, State, Workflow, WorkRejected
+from voice.dialog.machine import Dialog, DialogEvent, Prompt, Reply, State, Workflow, WorkRejected
 from voice.grammar import SERIAL_SUFFIX_DIGITS, Grammar
 
 SNAPSHOT_VERSION = 1
@@ -432,14 +432,14 @@ class PickDialog(Dialog):
 
     def begin(self, tokens: tuple[str, ...]) -> Reply:
         number = self.assignment.number if self.assignment else None
-        started = Event("assignment_started", {"assignment": number})
+        started = DialogEvent("assignment_started", {"assignment": number})
         return self._advance(self.work.next_task(), events=(started,))
 
     def check_location(self, tokens: tuple[str, ...]) -> Reply:
         task = self._task()
         if "".join(tokens) == task.check_digits:
             return Reply("quantity")
-        event = Event("wrong_check_digits", {"line_id": task.line_id})
+        event = DialogEvent("wrong_check_digits", {"line_id": task.line_id})
         return Reply(say=(self.say("wrong_check_digits"),), events=(event,))
 
     def confirm_quantity(self, tokens: tuple[str, ...]) -> Reply:
@@ -460,7 +460,9 @@ class PickDialog(Dialog):
         capture = replace(self.capture, said=(*self.capture.said, serial), digits=SHORT_SUFFIX)
         if len(capture.said) < capture.wanted:
             self.capture = capture
-            event = Event("serial_taken", {"line_id": task.line_id, "count": len(capture.said)})
+            event = DialogEvent(
+                "serial_taken", {"line_id": task.line_id, "count": len(capture.said)}
+            )
             return Reply(events=(event,))
         try:
             if capture.short:
@@ -502,7 +504,7 @@ class PickDialog(Dialog):
         else:
             following = self.work.confirm_pick(task.line_id, task.quantity, serials)
             self._closed_line = task.line_id
-        event = Event("pick_confirmed", {"line_id": task.line_id, "quantity": task.quantity})
+        event = DialogEvent("pick_confirmed", {"line_id": task.line_id, "quantity": task.quantity})
         return self._advance(following, events=(event,))
 
     def _close_short(self, task: PickTask, picked: int, serials: tuple[str, ...]) -> Reply:
@@ -513,8 +515,8 @@ class PickDialog(Dialog):
             self._closed_line = task.line_id
         data = {"line_id": task.line_id, "picked": picked, "quantity": task.quantity}
         events = (
-            Event("short_reported", data),
-            Event("exception_opened", {"kind": "short", "line_id": task.line_id}),
+            DialogEvent("short_reported", data),
+            DialogEvent("exception_opened", {"kind": "short", "line_id": task.line_id}),
         )
         said = self.say("short_reported", picked=picked)
         return self._advance(following, say=(said,), events=events)
@@ -523,8 +525,8 @@ class PickDialog(Dialog):
         task = self._task()
         self.work.report_damaged(task.line_id)
         events = (
-            Event("damage_reported", {"line_id": task.line_id}),
-            Event("exception_opened", {"kind": "damaged", "line_id": task.line_id}),
+            DialogEvent("damage_reported", {"line_id": task.line_id}),
+            DialogEvent("exception_opened", {"kind": "damaged", "line_id": task.line_id}),
         )
         lead = self.say("damage_reported")
         return self._advance(
@@ -534,15 +536,15 @@ class PickDialog(Dialog):
     def skip_slot(self, tokens: tuple[str, ...]) -> Reply:
         task = self._task()
         following = self.work.skip(task.line_id)
-        event = Event("slot_skipped", {"line_id": task.line_id})
+        event = DialogEvent("slot_skipped", {"line_id": task.line_id})
         return self._advance(following, say=(self.say("slot_skipped"),), events=(event,))
 
     def call_supervisor(self, tokens: tuple[str, ...]) -> Reply:
         line_id = self.task.line_id if self.task and self.state.name in _AT_LINE_STATES else None
         self.work.call_supervisor(line_id)
         events = (
-            Event("supervisor_called", {"line_id": line_id}),
-            Event("exception_opened", {"kind": "supervisor", "line_id": line_id}),
+            DialogEvent("supervisor_called", {"line_id": line_id}),
+            DialogEvent("exception_opened", {"kind": "supervisor", "line_id": line_id}),
         )
         return Reply(say=(self.say("supervisor_called"),), events=events)
 
@@ -567,7 +569,7 @@ class PickDialog(Dialog):
 
     def sign_off(self, tokens: tuple[str, ...]) -> Reply:
         self.work.sign_off()
-        return Reply("signed_off", events=(Event("signed_off"),))
+        return Reply("signed_off", events=(DialogEvent("signed_off"),))
 
     def stay(self, tokens: tuple[str, ...]) -> Reply:
         return Reply(self.resume_state)
@@ -596,7 +598,7 @@ class PickDialog(Dialog):
         self,
         task: PickTask | None,
         say: tuple[str, ...] = (),
-        events: tuple[Event, ...] = (),
+        events: tuple[DialogEvent, ...] = (),
         same_line: str = "location",
     ) -> Reply:
         """Go to `task`, the next open line; `same_line` is where to be if it is still this
@@ -606,7 +608,7 @@ class PickDialog(Dialog):
             staging = self.work.complete_assignment()
             self.task, self.staging, self.capture = None, staging, SerialCapture()
             number = self.assignment.number if self.assignment else None
-            done = Event("assignment_completed", {"assignment": number, "staging": staging})
+            done = DialogEvent("assignment_completed", {"assignment": number, "staging": staging})
             return Reply(
                 "deliver", say=(*say, self.say("assignment_complete")), events=(*events, done)
             )

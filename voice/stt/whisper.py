@@ -226,7 +226,7 @@ class WhisperModel:
 
 
 @dataclass(frozen=True)
-class Reading:
+class WordReading:
     """What Whisper made of one word."""
 
     tokens: tuple[str, ...]
@@ -306,7 +306,7 @@ class WhisperRecognizer(BufferedRecognizer):
             details={"raw": text, "no_speech": round(no_speech, 3)},
         )
 
-    def _read(self, words: list[np.ndarray]) -> list[Reading]:
+    def _read(self, words: list[np.ndarray]) -> list[WordReading]:
         """Each word's reading, decoded in one batch (none when a word is too long)."""
         encoded = self.model.encode(words)
         if encoded is None:
@@ -314,7 +314,7 @@ class WhisperRecognizer(BufferedRecognizer):
         outs = self.model.generate(encoded, len(words), self.constraint)
         return [self._reading(out) for out in outs]
 
-    def _reading(self, out: Any) -> Reading:
+    def _reading(self, out: Any) -> WordReading:
         """One word's decode as grammar tokens, with its confidence."""
         text = self.model.tokenizer.decode(out.sequences_ids[0])
         no_speech = float(out.no_speech_prob)
@@ -325,7 +325,7 @@ class WhisperRecognizer(BufferedRecognizer):
         tokens = self._tokens(text) or ()
         if tokens and tokens[0].isdigit():
             tokens = tokens[:1]  # one word: the rest is Whisper not stopping ("5 5 5")
-        return Reading(tokens, confidence, no_speech, text.strip())
+        return WordReading(tokens, confidence, no_speech, text.strip())
 
     def _command_containing(self, words: list[str]) -> str | None:
         """The one command whose spoken form holds all these words ("again" -> say_again):

@@ -154,15 +154,15 @@ async def assign_picker(
     return await db.write(work)
 
 
-@router.post("/{number}/complete", response_model=schemas.AssignmentCompleted)
+@router.post("/{number}/complete", response_model=schemas.AssignmentCompletionOut)
 async def complete_assignment(
     number: RowId, user: FloorWorker, scope: WarehouseScope, db: DatabaseDep
-) -> schemas.AssignmentCompleted:
+) -> schemas.AssignmentCompletionOut:
     """Close the assignment once every line is picked or short: where to deliver."""
 
-    def work(session: Session) -> schemas.AssignmentCompleted:
+    def work(session: Session) -> schemas.AssignmentCompletionOut:
         assignment_in_scope(session, number, scope)
         staging = picking.complete_assignment(session, number, user.username)
-        return schemas.AssignmentCompleted(number=number, staging_location=staging.code)
+        return schemas.AssignmentCompletionOut(number=number, staging_location=staging.code)
 
     return await db.write(work)
