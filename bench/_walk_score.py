@@ -43,7 +43,7 @@ class HeardFrame:
 
 
 @dataclass
-class Answer:
+class WalkedAnswer:
     """One spoken answer: the prompt state it answers, the digits, its takes, when its
     first and last samples left the microphone, and what came back."""
 
@@ -124,7 +124,7 @@ COUNTS = (
 )
 
 
-def count(answers: list[Answer]) -> dict[str, int]:
+def count(answers: list[WalkedAnswer]) -> dict[str, int]:
     """The counts of COUNTS over some answers."""
     return {
         "answers": len(answers),

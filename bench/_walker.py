@@ -34,8 +34,8 @@ from websockets.asyncio.client import ClientConnection
 from bench._human_voice import HumanVoice
 from bench._microphone import Microphone, NoiseFloor
 from bench._walk_score import (
-    Answer,
     HeardFrame,
+    WalkedAnswer,
     count,
     landed_in,
     percentiles_ms,
@@ -211,7 +211,7 @@ class WalkReport:
     end: str = ""
     turns: int = 0
     typed: int = 0
-    answers: list[Answer] = field(default_factory=list)
+    answers: list[WalkedAnswer] = field(default_factory=list)
     spurious_heard: int = 0  # speech heard before the first spoken answer (the floor)
     line_status: dict[str, int] = field(default_factory=dict)
     stock_consistent: bool | None = None
@@ -459,7 +459,7 @@ class _Walker:
         spoken = await asyncio.to_thread(self.voice.say, digits, self.rng)
         timing = await self.mic.say(spoken.samples)
         self.report.answers.append(
-            Answer(state, digits, spoken.takes, spoken.level_db, timing.started, timing.ended)
+            WalkedAnswer(state, digits, spoken.takes, spoken.level_db, timing.started, timing.ended)
         )
         self.report.turns += 1
         await self.ear.until(lambda: self.ear.answered_since(timing.started, "speech"), UNHEARD_S)

@@ -140,7 +140,7 @@ def picker_token(name: str) -> str:
 
 
 @dataclass
-class Tally:
+class DeliveryTally:
     sent: dict[int, float] = field(default_factory=dict)  # line -> perf_counter at send
     confirmed: set[int] = field(default_factory=set)
     confirm_ms: list[float] = field(default_factory=list)
@@ -161,7 +161,9 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": round(ordered[-1], 1)}
 
 
-async def console(url: str, headers: dict[str, str], tally: Tally, ready: asyncio.Event) -> None:
+async def console(
+    url: str, headers: dict[str, str], tally: DeliveryTally, ready: asyncio.Event
+) -> None:
     """One console: reads every frame, keeping when each pick_confirmed arrived."""
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         issued = await http.post("/api/v1/auth/ticket", headers=headers)
@@ -196,7 +198,7 @@ async def sign_on(http: httpx.AsyncClient, name: str, one_at_a_time: asyncio.Sem
 
 
 async def picker(
-    http: httpx.AsyncClient, picker: Picker, tally: Tally, deadline: float, pace: float
+    http: httpx.AsyncClient, picker: Picker, tally: DeliveryTally, deadline: float, pace: float
 ) -> None:
     """Confirm a line every `pace` seconds on average until `deadline`."""
     rng = random.Random(picker.name)
@@ -232,7 +234,7 @@ async def confirm(
         return await http.post(path, json=body, headers=headers)
 
 
-async def drained(tally: Tally) -> None:
+async def drained(tally: DeliveryTally) -> None:
     """Until every console has every confirmed pick (or DRAIN_S)."""
     deadline = time.perf_counter() + DRAIN_S
     while time.perf_counter() < deadline:
@@ -241,7 +243,7 @@ async def drained(tally: Tally) -> None:
         await asyncio.sleep(0.1)
 
 
-def figures(tally: Tally, *, from_request: bool) -> dict[str, Any]:
+def figures(tally: DeliveryTally, *, from_request: bool) -> dict[str, Any]:
     """Latencies of every (console, pick) delivery, per pick at its slowest console, and
     what went missing or came twice."""
     deliveries: list[float] = []
@@ -330,7 +332,7 @@ async def run_http(
         work, watch = servers_for(
             mode, folder, database_url, args.redis_url, demo=False, stack=stack
         )
-        tally = Tally()
+        tally = DeliveryTally()
         supervisor = await login(watch.url, "supervisor", PASSWORD)
         ready = [asyncio.Event() for _ in range(args.consoles)]
         consoles = [
@@ -373,7 +375,7 @@ async def run_headset(mode: str, args: argparse.Namespace, folder: Path) -> dict
         work, watch = servers_for(
             mode, folder, database_url, args.redis_url, demo=True, stack=stack
         )
-        tally = Tally()
+        tally = DeliveryTally()
         supervisor = await login(watch.url, "supervisor", watch.password)
         ready = [asyncio.Event() for _ in range(args.consoles)]
         consoles = [

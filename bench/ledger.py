@@ -306,7 +306,7 @@ def stage_warehouse(base_url: str, clients: int) -> None:
 
 
 @dataclass(frozen=True)
-class PickLine:
+class LineToConfirm:
     id: int
     quantity: int
 
@@ -318,12 +318,12 @@ class PickerWork:
 
     headers: dict[str, str]
     assignment: int
-    lines: list[PickLine]
+    lines: list[LineToConfirm]
 
     def take(self, assignment: dict[str, Any]) -> None:
         self.assignment = assignment["number"]
         self.lines = [
-            PickLine(id=line["id"], quantity=line["quantity"])
+            LineToConfirm(id=line["id"], quantity=line["quantity"])
             for line in sorted(assignment["lines"], key=lambda x: x["sequence"])
             if line["status"] == "open"
         ]

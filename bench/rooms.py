@@ -260,7 +260,7 @@ class BenchServer(ServeProcess):
 
 
 @dataclass
-class Room:
+class MeasuredRoom:
     """The room of the size being measured, on the server, opened as the supervisor."""
 
     server: BenchServer
@@ -304,7 +304,7 @@ async def _ask(conn: Connection, command: str) -> Any:
 
 
 async def measure_size(
-    room: Room, n: int, seconds: float, media: tuple[Path, Path], idle_cores: float
+    room: MeasuredRoom, n: int, seconds: float, media: tuple[Path, Path], idle_cores: float
 ) -> dict[str, Any]:
     await room.open()
     urls = [await room.url() for _ in range(n - 2)]
@@ -465,7 +465,7 @@ async def ramp(
                 "/api/v1/auth/token", data={"username": "supervisor", "password": PASSWORD}
             )
             answer.raise_for_status()
-            room = Room(server, http, answer.json()["access_token"])
+            room = MeasuredRoom(server, http, answer.json()["access_token"])
             idle_before = server.cpu()
             await asyncio.sleep(3)
             idle = (server.cpu() - idle_before) / 3

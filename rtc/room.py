@@ -90,6 +90,9 @@ class Participant:
 
 
 class Room:
+    """One call's live media on this process: its participants and their peers. The
+    room's record (who opened it, for which exception) is kept by the server."""
+
     def __init__(
         self,
         key: str,

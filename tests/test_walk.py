@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench._walk_score import Answer, HeardFrame
+from bench._walk_score import HeardFrame, WalkedAnswer
 from bench._walker import Earpiece, PromptSeen, time_the_answers
 from bench.walk import ServeProcess, WalkReport, walk
 from server.migrate import upgrade
@@ -105,8 +105,8 @@ def test_an_answer_is_timed_to_the_prompt_its_reading_brought() -> None:
     ear = Earpiece()
     report = WalkReport("jackson", 8000, 300, -25.0, -60.0, seed=1)
     report.answers = [
-        Answer("quantity", "3", (4,), 45.0, started=10.0, ended=10.5),
-        Answer("serial", "0246", (5, 6, 7, 8), 45.0, started=12.0, ended=15.0),
+        WalkedAnswer("quantity", "3", (4,), 45.0, started=10.0, ended=10.5),
+        WalkedAnswer("serial", "0246", (5, 6, 7, 8), 45.0, started=12.0, ended=15.0),
     ]
     ear.heard = [
         HeardFrame(10.7, "three", True, 1.0, "speech", "quantity"),
