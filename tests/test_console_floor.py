@@ -57,6 +57,22 @@ def wavepick(*args: str) -> list[str]:
     return [sys.executable, "-c", "from server.cli import main; main()", *args]
 
 
+def watch_an_empty_floor(console: ConsolePage) -> None:
+    """Sign in as the supervisor and wait for the live board, with no picker on it yet."""
+    console.sign_in("supervisor", PASSWORD)
+    console.live()
+    assert console.hook["screen"] == "board"
+    console.wait_until("!document.querySelector('#board-empty').hidden")
+
+
+def picker_headset(server: ServerProcess) -> HeadsetClient:
+    """The headset of "picker", not connected yet."""
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        token = auth(http, "picker")["Authorization"].split()[1]
+    url = f"{server.url.replace('http://', 'ws://', 1)}/ws/headset"
+    return HeadsetClient(url, token, ticket=True)
+
+
 def sign_on(http: httpx.Client, picker: str) -> dict[str, Any]:
     response = http.post(
         "/api/v1/assignments/sign-on", json={"warehouse": "LAX"}, headers=auth(http, picker)
@@ -81,10 +97,7 @@ def test_the_board_follows_a_simulated_picker_live(
     floor_server: ServerProcess, tmp_path: Path
 ) -> None:
     with console_page(floor_server.url, tmp_path, viewport=(768, 1024)) as console:
-        console.sign_in("supervisor", PASSWORD)
-        console.live()
-        assert console.hook["screen"] == "board"
-        console.wait_until("!document.querySelector('#board-empty').hidden")
+        watch_an_empty_floor(console)
         console.page.evaluate("() => { window.__floorMarker = 'still the same page'; }")
 
         sim_log = (tmp_path / "simulate.err").open("w")
@@ -251,16 +264,10 @@ def test_a_quiet_picker_is_idle_and_a_lost_headset_offline(
 ) -> None:
     """No event for two minutes (the page's clock moved on): idle; the headset's socket
     dropped without a sign-off: offline."""
-    with httpx.Client(base_url=floor_server.url, timeout=30) as http:
-        token = auth(http, "picker")["Authorization"].split()[1]
-    headset = HeadsetClient(
-        f"{floor_server.url.replace('http://', 'ws://', 1)}/ws/headset", token, ticket=True
-    )
+    headset = picker_headset(floor_server)
     with console_page(floor_server.url, tmp_path) as console, a_loop() as run:
         console.page.clock.install()
-        console.sign_in("supervisor", PASSWORD)
-        console.live()
-        console.wait_until("!document.querySelector('#board-empty').hidden")
+        watch_an_empty_floor(console)
 
         async def sign_on_by_voice() -> None:
             await headset.connect()
@@ -297,11 +304,7 @@ def test_a_headset_frame_from_before_the_sign_off_does_not_bring_the_card_back(
     `heard` back until the `signed_off` has passed, then lets them through."""
     from playwright.sync_api import WebSocketRoute
 
-    with httpx.Client(base_url=floor_server.url, timeout=30) as http:
-        token = auth(http, "picker")["Authorization"].split()[1]
-    headset = HeadsetClient(
-        f"{floor_server.url.replace('http://', 'ws://', 1)}/ws/headset", token, ticket=True
-    )
+    headset = picker_headset(floor_server)
     late: list[str] = []
 
     def hold_heard_until_signed_off(ws: WebSocketRoute) -> None:
@@ -323,9 +326,7 @@ def test_a_headset_frame_from_before_the_sign_off_does_not_bring_the_card_back(
 
     with console_page(floor_server.url, tmp_path) as console, a_loop() as run:
         console.page.route_web_socket("**/ws/events*", hold_heard_until_signed_off)
-        console.sign_in("supervisor", PASSWORD)
-        console.live()
-        console.wait_until("!document.querySelector('#board-empty').hidden")
+        watch_an_empty_floor(console)
 
         async def sign_on_then_off() -> None:
             await headset.connect()
