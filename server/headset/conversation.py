@@ -1,6 +1,6 @@
 """The pick conversation of one headset, apart from how it travels: microphone audio (PCM at
 the session rate) and typed answers in; prompts, what was heard and failures out as
-events, and each prompt's audio played through a `PromptAudio` at speaking speed. The
+`HeadsetMessage`s, and each prompt's audio played through a `PromptAudio` at speaking speed. The
 headset socket (`session.py`) and its WebRTC audio (`peer.py`) carry it.
 
 Speech is endpointed as it streams in. At each pause the utterance so far is read against
