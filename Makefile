@@ -13,4 +13,4 @@ lint: bootstrap
 	.venv/bin/mypy
 
 test: lint
-	.venv/bin/python -m pytest -q -ra $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -q -ra --durations=15 $(PYTEST_ARGS)
