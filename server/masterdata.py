@@ -1,6 +1,7 @@
 """Master data cached in this process for the write path: who is asking (a user with their
 warehouse memberships, read by every request) and what a move, receipt or pick names (a
-warehouse, a SKU, a location by its code).
+warehouse, a SKU, a location by its code, and the slot, SKU and staging location a pick
+line points to by id).
 
 Invalidation is on write, in this process: any ORM write to the tables these come from
 (`users`, `warehouse_members`, `warehouses`, `zones`, `locations`, `skus`), whether a flush
@@ -24,8 +25,9 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
@@ -34,6 +36,7 @@ from server.tables import Location, LocationKind, Sku, User, Warehouse, Warehous
 
 MASTER_TABLES = (User, WarehouseMember, Warehouse, Zone, Location, Sku)
 _INFO_KEY = "wavepick.master_data"
+T = TypeVar("T")
 _CHANGED = "wavepick.master_data.changed"
 
 
@@ -49,6 +52,7 @@ class SkuRef:
     code: str
     lot_controlled: bool
     serialized: bool
+    description: str
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,26 @@ class LocationRef:
     code: str
     kind: LocationKind
     warehouse: WarehouseRef
+    aisle: str
+    slot: str
+    check_digits: str
+
+
+_SKU = (Sku.id, Sku.code, Sku.lot_controlled, Sku.serialized, Sku.description)
+_LOCATION = (
+    Location.id,
+    Location.code,
+    Location.kind,
+    Location.aisle,
+    Location.slot,
+    Location.check_digits,
+)
+
+
+def _location_ref(row: Any, warehouse: WarehouseRef) -> LocationRef:
+    return LocationRef(
+        row.id, row.code, LocationKind(row.kind), warehouse, row.aisle, row.slot, row.check_digits
+    )
 
 
 class _Generation:
@@ -161,48 +185,67 @@ class MasterData:
             self._put(("user", username), user, read_at)
         return user
 
-    def warehouse(self, session: Session, code: str) -> WarehouseRef | None:
-        key = ("warehouse", code)
-        found: WarehouseRef | None = self._get(key)
+    def _cached(self, key: tuple[str, ...], read: Callable[[], T | None]) -> T | None:
+        """The entry at `key`, else what `read()` finds, kept (None is not kept)."""
+        found: T | None = self._get(key)
         if found is None:
             read_at = generation.value
+            found = read()
+            if found is not None:
+                self._put(key, found, read_at)
+        return found
+
+    def warehouse(self, session: Session, code: str) -> WarehouseRef | None:
+        def read() -> WarehouseRef | None:
             row = session.execute(
                 select(Warehouse.id, Warehouse.code).where(Warehouse.code == code)
             ).one_or_none()
-            if row is None:
-                return None
-            found = WarehouseRef(id=row.id, code=row.code)
-            self._put(key, found, read_at)
-        return found
+            return WarehouseRef(id=row.id, code=row.code) if row is not None else None
+
+        return self._cached(("warehouse", code), read)
 
     def sku(self, session: Session, code: str) -> SkuRef | None:
-        key = ("sku", code)
-        found: SkuRef | None = self._get(key)
-        if found is None:
-            read_at = generation.value
-            row = session.execute(
-                select(Sku.id, Sku.code, Sku.lot_controlled, Sku.serialized).where(Sku.code == code)
-            ).one_or_none()
-            if row is None:
-                return None
-            found = SkuRef(row.id, row.code, row.lot_controlled, row.serialized)
-            self._put(key, found, read_at)
-        return found
+        def read() -> SkuRef | None:
+            row = session.execute(select(*_SKU).where(Sku.code == code)).one_or_none()
+            return SkuRef(*row) if row is not None else None
+
+        return self._cached(("sku", code), read)
 
     def location(self, session: Session, warehouse: WarehouseRef, code: str) -> LocationRef | None:
-        key = ("location", str(warehouse.id), code)
-        found: LocationRef | None = self._get(key)
-        if found is None:
-            read_at = generation.value
+        def read() -> LocationRef | None:
             row = session.execute(
-                select(Location.id, Location.code, Location.kind).where(
+                select(*_LOCATION).where(
                     Location.warehouse_id == warehouse.id, Location.code == code
                 )
             ).one_or_none()
-            if row is None:
-                return None
-            found = LocationRef(row.id, row.code, LocationKind(row.kind), warehouse)
-            self._put(key, found, read_at)
+            return _location_ref(row, warehouse) if row is not None else None
+
+        return self._cached(("location", str(warehouse.id), code), read)
+
+    def sku_by_id(self, session: Session, sku_id: int) -> SkuRef:
+        """The SKU a row points to (a pick line's), which its foreign key says exists."""
+
+        def read() -> SkuRef:
+            return SkuRef(*session.execute(select(*_SKU).where(Sku.id == sku_id)).one())
+
+        found = self._cached(("sku#", str(sku_id)), read)
+        assert found is not None
+        return found
+
+    def location_by_id(self, session: Session, location_id: int) -> LocationRef:
+        """The location a row points to (a pick line's slot, an assignment's staging), with
+        its warehouse."""
+
+        def read() -> LocationRef:
+            row = session.execute(
+                select(*_LOCATION, Warehouse.id.label("warehouse_id"), Warehouse.code.label("wh"))
+                .join(Warehouse, Warehouse.id == Location.warehouse_id)
+                .where(Location.id == location_id)
+            ).one()
+            return _location_ref(row, WarehouseRef(id=row.warehouse_id, code=row.wh))
+
+        found = self._cached(("location#", str(location_id)), read)
+        assert found is not None
         return found
 
 

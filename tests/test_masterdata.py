@@ -17,10 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from server import masterdata
 from server.app import create_app
 from server.db import make_engine, make_session_factory, transaction
-from server.services import catalog
-from server.tables import Location, Sku
+from server.services import allocation, catalog, ledger, picking, waves
+from server.services.waves import WaveCriteria
+from server.tables import Location, Order, OrderStatus, PickLine, Sku
+from tests import factories as f
 from tests.conftest import make_settings
-from tests.factories import auth, make_warehouse, receive, seed_users, user
+from tests.factories import LOS_ANGELES, auth, make_warehouse, receive, seed_users, user
 
 
 @pytest.fixture
@@ -136,3 +138,49 @@ def test_sessions_of_other_factories_are_not_cached(sqlite_url: str) -> None:
             assert catalog.sku_ref(session, "SKU-8").code == "SKU-8"
     finally:
         engine.dispose()
+
+
+def test_a_confirmation_answers_with_its_slot_and_sku_as_they_are_now(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A confirmation reads its line's slot, SKU and staging location from the cache, by
+    id: the first pick of an order caches them, a change made in this process in between
+    is what the second pick answers with, and the first pick puts its order in `picking`."""
+    masterdata.attach(sessions, ttl_seconds=60)
+    with transaction(sessions) as session:
+        f.warehouse(session, "LAX", country="US", at=LOS_ANGELES)
+        f.sku(session, "CASE")
+        f.stock(session, "LAX", "A-01-05", "CASE", 10)
+        f.order(session, "O-1", [("CASE", 2)])
+        f.order(session, "O-2", [("CASE", 1)])
+    with transaction(sessions) as session:
+        for number in ("O-1", "O-2"):
+            allocation.allocate_order(session, number)
+        waves.release_wave(session, "LAX", WaveCriteria(), actor="sup")
+        assignment = picking.sign_on(session, "picker1", "LAX")
+        assert assignment is not None
+        first, second = (line.id for line in assignment.lines)
+
+    def confirm(line_id: int) -> picking.LineContext:
+        with transaction(sessions) as session:
+            quantity = session.get_one(PickLine, line_id).quantity
+            result = picking.confirm_pick(
+                session, line_id, quantity, "picker1", idempotency_token=f"t-{line_id}"
+            )
+            return result.context
+
+    before = confirm(first)
+    assert (before.slot.code, before.sku.description) == ("A-01-05", "CASE item")
+    assert before.assignment.staging.code == "STAGE-1"
+    with transaction(sessions) as session:
+        assert session.scalars(select(Order.status).order_by(Order.number)).all() == [
+            OrderStatus.picking,
+            OrderStatus.released,
+        ]
+        session.execute(update(Sku).values(description="Phone case, blue"))
+        session.execute(update(Location).where(Location.code == "A-01-05").values(code="A-1-5"))
+    after = confirm(second)
+    assert (after.slot.code, after.sku.description) == ("A-1-5", "Phone case, blue")
+    assert after.slot.id == before.slot.id
+    with transaction(sessions) as session:
+        assert ledger.reconcile(session).consistent

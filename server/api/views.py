@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server import schemas
-from server.masterdata import LocationRef
+from server.masterdata import LocationRef, SkuRef
 from server.services import waves
 from server.services.floor import PickerOnShift
 from server.services.inventory import Recorded
@@ -75,10 +75,16 @@ def assignment_view(
 
 
 def pick_line_view(
-    line: PickLine, order: str, location: Location, sku: Sku, *, show_check_digits: bool
+    line: PickLine,
+    order: str,
+    location: Location | LocationRef,
+    sku: Sku | SkuRef,
+    *,
+    show_check_digits: bool,
 ) -> schemas.PickLineOut:
-    """One line of an assignment, with its order's number, its slot and its SKU (loaded
-    with it by the caller: one query for a whole assignment)."""
+    """One line of an assignment, with its order's number, its slot and its SKU (rows
+    loaded with it by the caller, one query for a whole assignment, or a closed line's
+    cached snapshots)."""
     return schemas.PickLineOut(
         id=line.id,
         sequence=line.sequence,

@@ -175,8 +175,8 @@ class DatabasePickWork:
             idempotency_token=f"headset:{line_id}",
             serials=serials,
         )
-        assignment = result.line.assignment  # the picker's (`close` checked), read with it
-        if assignment is None or assignment.status != AssignmentStatus.in_progress:
+        assignment = result.context.assignment  # the picker's (`close` checked)
+        if assignment.status != AssignmentStatus.in_progress:
             return self._next_task(session, result.remaining)  # whatever is in progress, if any
         return self._next_task(session, result.remaining, assignment.id)
 

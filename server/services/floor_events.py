@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     import datetime as dt
 
     from server.db import Database
+    from server.services.picking import LineContext
 
 PickerState = Literal["connected", "picking", "waiting", "heard", "signed_off", "offline"]
 
@@ -182,19 +183,19 @@ class RoomClosed(Event):
     reason: str
 
 
-def pick_closed(session: Session, line: PickLine, assignment: Assignment, remaining: int) -> None:
+def pick_closed(session: Session, line: PickLine, context: LineContext, remaining: int) -> None:
     """`pick_confirmed` for a line just closed (picked or short)."""
     record(
         session,
         PickConfirmed(
-            warehouse=assignment.warehouse.code,
+            warehouse=context.slot.warehouse.code,
             at=line.picked_at or utcnow(),
             picker=line.picked_by or "",
-            assignment=assignment.id,
+            assignment=context.assignment.id,
             line=line.id,
-            order=line.order.number,
-            sku=line.sku.code,
-            location=line.location.code,
+            order=context.order_number,
+            sku=context.sku.code,
+            location=context.slot.code,
             lot=line.lot or None,
             quantity=line.quantity,
             picked=line.quantity_picked,

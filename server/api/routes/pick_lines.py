@@ -43,8 +43,11 @@ def _result(result: picking.PickResult, user: User) -> schemas.PickResultOut:
     the whole assignment read again)."""
     show = views.shows_check_digits(user)
     exception = result.exception
+    context = result.context
     return schemas.PickResultOut(
-        line=line_view(result.line, show_check_digits=show),
+        line=views.pick_line_view(
+            result.line, context.order_number, context.slot, context.sku, show_check_digits=show
+        ),
         replayed=result.replayed,
         remaining=result.remaining,
         exception=views.exception_view(exception) if exception else None,
@@ -66,14 +69,14 @@ async def confirm_pick(
     """Confirm the quantity asked for; the same `token` again replays without a change."""
 
     def work(session: Session) -> schemas.PickResultOut:
-        line = line_in_scope(session, line_id, scope)
         result = picking.confirm_pick(
             session,
-            line.id,
+            line_id,
             body.quantity,
             user.username,
             idempotency_token=body.token,
             serials=body.serials,
+            scope=scope,
         )
         return _result(result, user)
 
