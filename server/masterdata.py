@@ -34,9 +34,10 @@ from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from server.tables import Location, LocationKind, Sku, User, Warehouse, WarehouseMember, Zone
 
+T = TypeVar("T")
+
 MASTER_TABLES = (User, WarehouseMember, Warehouse, Zone, Location, Sku)
 _INFO_KEY = "wavepick.master_data"
-T = TypeVar("T")
 _CHANGED = "wavepick.master_data.changed"
 
 

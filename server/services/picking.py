@@ -594,8 +594,10 @@ def complete_assignment(session: Session, assignment_id: int, actor: str) -> Loc
     return assignment.staging_location
 
 
-# What closing a line reads, read with the line in one query: its assignment (with the
-# warehouse and the staging location), order, SKU and slot.
+# What a short, a skip, a serial's match or an exception reads, read with the line in one
+# query: its assignment (with the warehouse and the staging location), order, SKU and
+# slot, as rows (a short re-allocates and writes through them). A confirmation reads less:
+# `_LINE_TO_CLOSE`.
 _LINE_IN_CONTEXT = (
     select(PickLine)
     .options(
@@ -609,9 +611,9 @@ _LINE_IN_CONTEXT = (
 
 
 def line_in_context(session: Session, line_id: int) -> PickLine | None:
-    """The line with what closing it reads: the one the session holds, or else read in one
-    query built once (made for each pick, its cache key, five joins deep, was a cost of
-    its own)."""
+    """The line with its assignment, order, slot and SKU loaded: the one the session holds,
+    or else read in one query built once (made for each call, its cache key, five joins
+    deep, was a cost of its own)."""
     held = session.identity_map.get(identity_key(PickLine, line_id))
     return held if held is not None else session.scalar(_LINE_IN_CONTEXT, {"line": line_id})
 
