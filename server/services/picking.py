@@ -10,7 +10,7 @@ The headset dialog calls, each inside one transaction:
     brief(session, assignment) -> AssignmentBrief       "Assignment 412. Twelve picks."
     next_task(session, assignment_id) -> NextLine | None  location, check digits, quantity
     match_serial(session, line_id, digits, actor) -> str  the serial whose digits end so
-    confirm_pick(session, line_id, quantity, actor, idempotency_token=...) -> PickResult
+    confirm_pick(session, line_id, quantity, actor, idempotency_token=..., scope=...) -> PickResult
     report_short(session, line_id, picked, actor, idempotency_token=..., note=...)
     skip_line(session, line_id, actor) -> PickLine
     report_exception(session, kind, actor, line_id=... | assignment_id=..., note=...)
