@@ -400,7 +400,16 @@ def report_short(
     is not makes the order line short. A `short` exception tells a manager all of it,
     and that the slot's count is in doubt."""
     line, assignment = _line_for(session, line_id, actor)
-    context = _context_of(session, line, assignment)
+    context = _context(
+        session,
+        line,
+        assignment_id=assignment.id,
+        picker=assignment.picker,
+        assignment_status=assignment.status,
+        staging_location_id=assignment.staging_location_id,
+        order_number=line.order.number,
+        order_status=line.order.status,
+    )
     replay = _replay(session, line, context, idempotency_token)
     if replay is not None:
         return replay
@@ -646,41 +655,47 @@ def _line_to_close(
     if row is None:
         raise NotFound(f"no pick line {line_id}", code="pick_line_not_found")
     line: PickLine = row.PickLine
-    master = masterdata.of(session)
-    slot = master.location_by_id(session, line.location_id)
     if scope is not None:
-        scope.require_id(line.warehouse_id, slot.warehouse.code)
+        scope.require_id(line.warehouse_id)
     if line.assignment_id is None:
         raise Conflict(f"pick line {line_id} is not in an assignment", code="line_not_assigned")
-    assignment = AssignmentRef(
-        id=line.assignment_id,
+    context = _context(
+        session,
+        line,
+        assignment_id=line.assignment_id,
         picker=row.picker,
-        status=AssignmentStatus(row.assignment_status),
-        staging=master.location_by_id(session, row.staging_location_id),
-    )
-    _check_picker(assignment, actor)
-    context = LineContext(
-        assignment=assignment,
+        assignment_status=AssignmentStatus(row.assignment_status),
+        staging_location_id=row.staging_location_id,
         order_number=row.order_number,
         order_status=OrderStatus(row.order_status),
-        slot=slot,
-        sku=master.sku_by_id(session, line.sku_id),
     )
+    _check_picker(context.assignment, actor)
     return line, context
 
 
-def _context_of(session: Session, line: PickLine, assignment: Assignment) -> LineContext:
-    """The context of a line read with `_line_for` (a short, which reads more of it)."""
+def _context(
+    session: Session,
+    line: PickLine,
+    *,
+    assignment_id: int,
+    picker: str | None,
+    assignment_status: AssignmentStatus,
+    staging_location_id: int,
+    order_number: str,
+    order_status: OrderStatus,
+) -> LineContext:
+    """A line's context from what was read of its assignment and order; its slot, SKU and
+    staging location from the master data cache."""
     master = masterdata.of(session)
     return LineContext(
         assignment=AssignmentRef(
-            id=assignment.id,
-            picker=assignment.picker,
-            status=assignment.status,
-            staging=master.location_by_id(session, assignment.staging_location_id),
+            id=assignment_id,
+            picker=picker,
+            status=assignment_status,
+            staging=master.location_by_id(session, staging_location_id),
         ),
-        order_number=line.order.number,
-        order_status=line.order.status,
+        order_number=order_number,
+        order_status=order_status,
         slot=master.location_by_id(session, line.location_id),
         sku=master.sku_by_id(session, line.sku_id),
     )
