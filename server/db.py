@@ -26,8 +26,9 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from anyio.to_thread import run_sync
 from sqlalchemy import Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.util import greenlet_spawn
 
 from server.problems import Problem
 
@@ -181,7 +182,8 @@ class Database:
         self.sessions = sessions
         self.on_write = on_write
         self.turns = WriterTurns() if writer_turns else None
-        self._loop_sessions: async_sessionmaker[AsyncSession] | None = None
+        self._loop_engine: AsyncEngine | None = None
+        self._loop_sessions: sessionmaker[Session] | None = None
 
     async def start(self) -> None:
         """Open the event loop's pool, on PostgreSQL (`write_brief`): the same database and
@@ -194,17 +196,17 @@ class Database:
         # no overflow: a write waits for a connection without holding a thread
         loop_engine = create_async_engine(engine.url, pool_size=size, max_overflow=0)
         _ping_when_idle(loop_engine.sync_engine)
-        self._loop_sessions = async_sessionmaker(  # sessions of the same class: the same
-            loop_engine,  # listeners (events published on commit) and the same info (caches)
-            sync_session_class=self.sessions.class_,
+        self._loop_engine = loop_engine
+        self._loop_sessions = sessionmaker(  # sessions of the same class: the same
+            loop_engine.sync_engine,  # listeners (events published on commit), the same
+            class_=self.sessions.class_,  # info (caches)
             expire_on_commit=False,
             info=self.sessions.kw.get("info"),
         )
 
     async def stop(self) -> None:
-        if self._loop_sessions is not None:
-            engine = self._loop_sessions.kw["bind"]
-            self._loop_sessions = None
+        if self._loop_engine is not None:
+            engine, self._loop_engine, self._loop_sessions = self._loop_engine, None, None
             await engine.dispose()
 
     @contextmanager
@@ -229,24 +231,18 @@ class Database:
     ) -> T:
         """A write of a few statements and little Python (a move, a pick confirmation),
         as `write` does it, but on PostgreSQL in the event loop's own thread over the
-        driver's asyncio connection (SQLAlchemy runs `work` in a greenlet). Handing a unit
-        of work to a thread and back costs more CPU than such a write's statements
-        (bench/ledger.py: a sixth of the server's CPU for a move). Long or blocking work
-        (imports, reports, password hashing) stays with `write`, where it cannot hold up
-        the sockets."""
-        if self._loop_sessions is None:  # SQLite, or the app is not running
+        driver's asyncio connection. Handing a unit of work to a thread and back costs more
+        CPU than such a write's statements (bench/ledger.py: a sixth of the server's CPU
+        for a move). The whole transaction, retries included, runs in one greenlet with a
+        plain `Session`: an `AsyncSession` enters a greenlet for its begin, its work, its
+        commit and its close, and an empty transaction cost 0.16 ms more that way (the
+        floor of bench/ledger.py). Long or blocking work (imports, reports, password
+        hashing) stays with `write`, where it cannot hold up the sockets."""
+        sessions = self._loop_sessions
+        if sessions is None:  # SQLite, or the app is not running
             return await self.write(work, *args, **kwargs)
         unit = self._recorded(lambda session: work(session, *args, **kwargs))
-        for attempt in range(1, ATTEMPTS + 1):
-            committing = False
-            try:
-                async with self._loop_sessions() as session, session.begin():
-                    result = await session.run_sync(unit)
-                    committing = True
-                return result
-            except DBAPIError as exc:
-                _retry_or_raise(exc, committing=committing, last=attempt == ATTEMPTS)
-        raise AssertionError("unreachable")
+        return await greenlet_spawn(self._attempt, unit, write=True, sessions=sessions)
 
     async def write_step(
         self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
@@ -284,11 +280,17 @@ class Database:
 
         return recorded
 
-    def _attempt(self, work: Callable[[Session], T], *, write: bool) -> T:
+    def _attempt(
+        self,
+        work: Callable[[Session], T],
+        *,
+        write: bool,
+        sessions: sessionmaker[Session] | None = None,
+    ) -> T:
         for attempt in range(1, ATTEMPTS + 1):
             committing = False
             try:
-                with transaction(self.sessions, write=write) as session:
+                with transaction(sessions or self.sessions, write=write) as session:
                     result = work(session)
                     committing = True
                 return result
