@@ -3,7 +3,7 @@
 Run from the repository root:
 
     python bench/ledger.py [--duration 20] [--levels 1,8,32] [--workers 1]
-                           [--modes moves,picks] [--pick-lines 3000]
+                           [--modes moves,picks] [--pick-lines 3000] [--no-baseline]
                            [--pg-url postgresql://postgres@127.0.0.1:5432/postgres]
 
 What it measures, in one run against one PostgreSQL server:
@@ -26,7 +26,14 @@ What it measures, in one run against one PostgreSQL server:
    fresh answer token each), and at the end of an assignment completes it and signs on to
    the next; only 200 answers count. A picker that runs out of lines stops
    (`pickers_out_of_lines`: the rate then understates the server; give more lines).
-2. `pgbench -i -s 10` into a second throwaway database, then `pgbench -c 8 -j 2 -T 20`
+2. The baseline under those rates (unless `--no-baseline`): the same app, with every middleware,
+   the token check and the warehouse scope, serving two more routes
+   (`bench/_baseline_app.py`) on the same database, after the real server has stopped:
+   8 signed-in pickers post back to back to `/bench/signed-in`, which does nothing, then
+   to `/bench/one-transaction`, one empty transaction (`SELECT 1`) through the app's
+   database layer, as a move's is. No write can cost less than the second: when it
+   reaches less than 0.3 of pgbench, so does every move and pick on that machine.
+3. `pgbench -i -s 10` into a second throwaway database, then `pgbench -c 8 -j 2 -T 20`
    (TPC-B-like, 5 statements per transaction): the database's own write capacity on this
    machine, for the ratios `moves/s (picks/s) at 8 clients ÷ pgbench TPS at 8 clients`.
 
@@ -88,6 +95,9 @@ WARMUP_SECONDS = 2.0
 REQUEST_TIMEOUT = 30.0
 CONTENDED_PERCENT = 25.0  # machine busy before the bench: figures are a lower bound
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+WAVEPICK_APP = "server.app:create_app"
+BASELINE_APP = "bench._baseline_app:create_app"
+BASELINE_CLIENTS = 8  # the level the ratios are taken at
 
 
 # --- throwaway databases -------------------------------------------------------------------
@@ -197,9 +207,12 @@ def free_port() -> int:
 
 
 class LedgerServer:
-    """`uvicorn server.app:create_app --factory` on loopback, in its own process."""
+    """`uvicorn server.app:create_app --factory` (or `app`) on loopback, in its own
+    process."""
 
-    def __init__(self, database_url: str, data_dir: Path, *, workers: int) -> None:
+    def __init__(
+        self, database_url: str, data_dir: Path, *, workers: int, app: str = WAVEPICK_APP
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -218,7 +231,7 @@ class LedgerServer:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "server.app:create_app",
+                app,
                 "--factory",
                 "--host",
                 "127.0.0.1",
@@ -560,6 +573,20 @@ async def move_back_and_forth(
         await client.close()
 
 
+async def post_back_to_back(
+    base_url: str, headers: dict[str, str], path: str, tally: LevelTally
+) -> None:
+    """One client of the baseline app: the same empty POST, back to back."""
+    client = KeepAlive(base_url, headers)
+    try:
+        while time.perf_counter() < tally.window_end:
+            started = time.perf_counter()
+            status = await client.post(path, b"{}")
+            tally.record(started, time.perf_counter(), status)
+    finally:
+        await client.close()
+
+
 async def confirm_picks(base_url: str, work: PickerWork, tally: LevelTally) -> None:
     """One picker: confirms the lines of their assignment in walking order, one at a time,
     each with its own answer token, as the headset does; at the end of an assignment,
@@ -623,16 +650,22 @@ async def run_level(
     clients: int,
     duration: float,
     picks: list[PickerWork] | None = None,
+    baseline_path: str | None = None,
 ) -> tuple[dict[str, Any], int]:
-    """Drive `clients` concurrent floor workers (movers, or with `picks` the pickers, each
-    with their headers and lines); the level's figures and its count of successes."""
+    """Drive `clients` concurrent floor workers (movers; with `picks` the pickers, each
+    with their headers and lines; with `baseline_path` posts to that route of the baseline app);
+    the level's figures and its count of successes."""
     now = time.perf_counter()
     tally = LevelTally(
         window_start=now + WARMUP_SECONDS,
         window_end=now + WARMUP_SECONDS + duration,
         success="201" if picks is None else "200",
     )
-    if picks is None:
+    if baseline_path is not None:
+        workers = [
+            post_back_to_back(server.url, headers, baseline_path, tally) for _ in range(clients)
+        ]
+    elif picks is None:
         workers = [move_back_and_forth(server.url, headers, n, tally) for n in range(clients)]
     else:
         workers = [confirm_picks(server.url, work, tally) for work in picks[:clients]]
@@ -717,8 +750,10 @@ def measure_ledger(
     workers: int,
     modes: list[str],
     pick_lines: int,
+    baseline: bool,
 ) -> dict[str, Any]:
-    """Each mode's levels, then one reconciliation and the ledger cross-check per mode."""
+    """Each mode's levels, then one reconciliation and the ledger cross-check per mode;
+    with `baseline`, the baseline app's two routes at 8 clients."""
     with (
         throwaway_database(admin_url, "wavepick_bench") as name,
         tempfile.TemporaryDirectory(prefix="wavepick-bench-") as data_dir,
@@ -748,10 +783,14 @@ def measure_ledger(
             reconciliation = reconcile(server.url)
         finally:
             server.stop()
+        baseline_levels = (
+            measure_baseline(database_url, Path(data_dir), workers, duration) if baseline else {}
+        )
         kinds = {"moves": MovementKind.move, "picks": MovementKind.pick}
         in_ledger = {mode: count_movements(database_url, kinds[mode]) for mode in modes}
     return {
         "levels": results,
+        "baseline": baseline_levels,
         "ledger_check": {
             "consistent": reconciliation["consistent"],
             "rows_checked": reconciliation["rows_checked"],
@@ -766,6 +805,27 @@ def measure_ledger(
             },
         },
     }
+
+
+def measure_baseline(
+    database_url: str, data_dir: Path, workers: int, duration: float
+) -> dict[str, dict[str, Any]]:
+    """The baseline app (`bench/_baseline_app.py`) on the bench's database, after the real one
+    has stopped: 8 signed-in pickers posting to each of its routes in turn."""
+    from bench._baseline_app import ONE_TRANSACTION, SIGNED_IN
+
+    server = LedgerServer(database_url, data_dir, workers=workers, app=BASELINE_APP)
+    figures = {}
+    try:
+        server.wait_ready()
+        with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT) as client:
+            picker = bearer(client, "picker")
+        for name, path in (("signed_in", SIGNED_IN), ("one_transaction", ONE_TRANSACTION)):
+            level = run_level(server, picker, BASELINE_CLIENTS, duration, baseline_path=path)
+            figures[name] = asyncio.run(level)[0]
+    finally:
+        server.stop()
+    return figures
 
 
 def postgres_version(admin_url: str) -> str:
@@ -822,13 +882,26 @@ def main() -> None:
         metavar="LINES",
         help="one-unit lines for each picker (picks mode): 1-500, or a multiple of 500",
     )
+    parser.add_argument(
+        "--no-baseline",
+        dest="baseline",
+        action="store_false",
+        help="skip the baseline: what a POST doing nothing, and one doing one empty "
+        "transaction, reach through the same app",
+    )
     args = parser.parse_args()
     if psycopg.conninfo.conninfo_to_dict(args.pg_url).get("host") not in LOOPBACK:
         parser.error("--pg-url must point at 127.0.0.1: this bench only talks to loopback")
 
     background = background_busy_percent()
     ledger = measure_ledger(
-        args.pg_url, args.levels, args.duration, args.workers, args.modes, args.pick_lines
+        args.pg_url,
+        args.levels,
+        args.duration,
+        args.workers,
+        args.modes,
+        args.pick_lines,
+        args.baseline,
     )
     pgbench = measure_pgbench(args.pg_url, clients=8, threads=2, seconds=args.pgbench_seconds)
     tps = pgbench["tps"]
@@ -839,6 +912,15 @@ def main() -> None:
         report[f"{mode}_per_second"] = {n: level["per_second"] for n, level in levels.items()}
         report[f"{mode}_latency_ms"] = {n: level["latency_ms"] for n, level in levels.items()}
         report[f"ratio_{mode}_c8_to_pgbench_c8"] = round(at_8 / tps, 3) if at_8 and tps else None
+    report["baseline"] = {
+        name: {
+            "per_second": level["per_second"],
+            "server_cpu_ms_each": level["server_cpu_ms_each"],
+            "ratio_to_pgbench_c8": round(level["per_second"] / tps, 3) if tps else None,
+            "answers": level["answers"],
+        }
+        for name, level in ledger["baseline"].items()
+    }
     report |= {
         "pgbench_tps_c8": round(tps, 1),
         "pgbench_c8": pgbench,
@@ -850,6 +932,7 @@ def main() -> None:
             "warmup_s": WARMUP_SECONDS,
             "uvicorn_workers": args.workers,
             "pick_lines_per_picker": args.pick_lines,
+            "baseline": args.baseline,
             "pgbench": f"-i -s 10; -c 8 -j 2 -T {args.pgbench_seconds}",
         },
         "machine": {
