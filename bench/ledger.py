@@ -26,8 +26,8 @@ What it measures, in one run against one PostgreSQL server:
    fresh answer token each), and at the end of an assignment completes it and signs on to
    the next; only 200 answers count. A picker that runs out of lines stops
    (`pickers_out_of_lines`: the rate then understates the server; give more lines).
-2. The baseline under those rates (unless `--no-baseline`): the same app, with every middleware,
-   the token check and the warehouse scope, serving two more routes
+2. The baseline under those rates (unless `--no-baseline`): the same app, with every
+   middleware, the token check and the warehouse scope, serving two more routes
    (`bench/_baseline_app.py`) on the same database, after the real server has stopped:
    8 signed-in pickers post back to back to `/bench/signed-in`, which does nothing, then
    to `/bench/one-transaction`, one empty transaction (`SELECT 1`) through the app's
@@ -653,8 +653,8 @@ async def run_level(
     baseline_path: str | None = None,
 ) -> tuple[dict[str, Any], int]:
     """Drive `clients` concurrent floor workers (movers; with `picks` the pickers, each
-    with their headers and lines; with `baseline_path` posts to that route of the baseline app);
-    the level's figures and its count of successes."""
+    with their headers and lines; with `baseline_path`, posts to that route of the
+    baseline app); the level's figures and its count of successes."""
     now = time.perf_counter()
     tally = LevelTally(
         window_start=now + WARMUP_SECONDS,
@@ -810,8 +810,8 @@ def measure_ledger(
 def measure_baseline(
     database_url: str, data_dir: Path, workers: int, duration: float
 ) -> dict[str, dict[str, Any]]:
-    """The baseline app (`bench/_baseline_app.py`) on the bench's database, after the real one
-    has stopped: 8 signed-in pickers posting to each of its routes in turn."""
+    """The baseline app (`bench/_baseline_app.py`) on the bench's database, after the
+    real one has stopped: 8 signed-in pickers posting to each of its routes in turn."""
     from bench._baseline_app import ONE_TRANSACTION, SIGNED_IN
 
     server = LedgerServer(database_url, data_dir, workers=workers, app=BASELINE_APP)

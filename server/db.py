@@ -233,11 +233,12 @@ class Database:
         as `write` does it, but on PostgreSQL in the event loop's own thread over the
         driver's asyncio connection. Handing a unit of work to a thread and back costs more
         CPU than such a write's statements (bench/ledger.py: a sixth of the server's CPU
-        for a move). The whole transaction, retries included, runs in one greenlet with a
-        plain `Session`: an `AsyncSession` enters a greenlet for its begin, its work, its
-        commit and its close, and an empty transaction cost 0.16 ms more that way (the
-        floor of bench/ledger.py). Long or blocking work (imports, reports, password
-        hashing) stays with `write`, where it cannot hold up the sockets."""
+        for a move). The whole transaction, retries included, runs in one greenlet (the
+        one SQLAlchemy's asyncio extension runs synchronous code in) with a plain
+        `Session`: an `AsyncSession` enters a greenlet for its begin, its work, its commit
+        and its close, and an empty transaction cost 0.38-0.41 ms of CPU that way against
+        0.33-0.34 ms. Long or blocking work (imports, reports, password hashing) stays
+        with `write`, where it cannot hold up the sockets."""
         sessions = self._loop_sessions
         if sessions is None:  # SQLite, or the app is not running
             return await self.write(work, *args, **kwargs)
