@@ -43,7 +43,7 @@ from voice.dialog import PickDialog, Prompt, Turn
 from voice.dialog.pick import PickWork
 from voice.endpoint import LIVE_ANSWERS, Endpointer, SpeechEnded, SpeechPaused, SpeechStarted
 from voice.grammar import Grammar
-from voice.stt import NotWanted, Result, expecting
+from voice.stt import NotWanted, Result, expecting, refuse_word_read_as_digits
 from voice.workers import SpeechUnavailable
 
 log = logging.getLogger(__name__)
@@ -395,11 +395,13 @@ class Conversation:
     ) -> tuple[Result, bool] | None:
         """(what was said, whether it is a whole answer). It is first heard as what it is
         (`Grammar.listening`): a partial answer is never forced into a whole one, nor
-        digits into a word. Digits as many as the line expects are then read as the answer
-        they seem to be (`Dialog.answer_grammar`), unless the first reading is already sure
-        of them (`sure_at_length`). Only a reading that is taken ends the answer (and an
-        unsure one later: `SURE_TO_END_AT_PAUSE`): an unsure "help", or a digit too many
-        read into a lone "two", cut answers in half; the dialog judges what was heard.
+        digits into a word; a word that an engine read as the line's digits is refused
+        (`refuse_word_read_as_digits`). Digits as many as the line expects are then read as
+        the answer they seem to be (`Dialog.answer_grammar`), unless the first reading is
+        already sure of them (`sure_at_length`). Only a reading that is taken ends the
+        answer (and an unsure one later: `SURE_TO_END_AT_PAUSE`): an unsure "help", or a
+        digit too many read into a lone "two", cut answers in half; the dialog judges what
+        was heard.
 
         None when the reading is no longer `wanted` as it is about to run or while it runs
         (either pass; it is stopped before its next engine): a read at a pause the picker
@@ -407,10 +409,11 @@ class Conversation:
         ahead of the rest and kept every answer waiting."""
         try:
             listening = dialog.grammar().listening()
+            answer = dialog.answer_grammar()
             heard = self.speech.recognize(audio, listening, self.sample_rate, self.operator, wanted)
+            heard = refuse_word_read_as_digits(heard, answer)
             if not dialog.answer_complete(heard.tokens):
                 return heard, False
-            answer = dialog.answer_grammar()
             narrower = answer.accepts_digits and answer.max_digits < listening.max_digits
             if heard.tokens[0].isdigit() and narrower and not sure_at_length(heard, answer):
                 heard = self.speech.recognize(

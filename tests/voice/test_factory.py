@@ -9,9 +9,9 @@ import pytest
 
 from voice.audio import add_noise, load, warehouse_noise
 from voice.enroll import Profile
-from voice.grammar import named_grammar
+from voice.grammar import build_grammar, named_grammar
 from voice.stt.base import Alternative, NotWanted, Result, expecting, reading_while
-from voice.stt.combined import FusionRecognizer, fuse
+from voice.stt.combined import FusionRecognizer, fuse, read_apart, refuse_word_read_as_digits
 from voice.stt.factory import EngineCache, EngineUnavailable, open_recognizer
 from voice.stt.recording import recognize_recording
 from voice.stt.templates import TemplateRecognizer
@@ -44,6 +44,45 @@ def test_digit_strings_are_fused_like_single_words() -> None:
         Result.rejected("t", "nothing"), result(("5", "7"), 0.8, engine="g"), 1.0, 0.5, "f"
     )
     assert alone.tokens == ("5", "7") and alone.accepted and alone.confidence == 0.8
+
+
+SERIAL = build_grammar("pick.serial", ("call_supervisor", "short"), digits=(4, 8))
+
+
+def test_a_word_another_engine_read_as_the_lines_digits_is_refused() -> None:
+    """george's serial "zero two four three", 40 ms between the digits (fsdd-dev, 16 kHz):
+    the templates' "call supervisor" outweighed Whisper's four digits, at 0.73."""
+    templates = result(("call_supervisor",), 0.69)
+    whisper = result(("0", "2", "4", "3"), 0.10, False, engine="g")
+    fused = fuse(templates, whisper, 1.0, 0.5, "f")
+    assert fused.tokens == ("call_supervisor",) and fused.accepted  # the engines alone
+    assert read_apart(fused) == [("call_supervisor",), ("0", "2", "4", "3")]
+    refused = refuse_word_read_as_digits(fused, SERIAL.exactly(4))
+    assert refused.tokens == ("call_supervisor",) and not refused.accepted
+
+
+def test_a_word_is_kept_when_no_engine_read_the_lines_digits() -> None:
+    """Digits of another shape than the line's (a six-digit string at a four-digit
+    serial, as PocketSphinx read some spoken commands) or another word are no doubt."""
+    word = result(("call_supervisor",), 0.8)
+    for other in (("2", "0", "2", "1", "1", "0"), ("how_much_more",), ()):
+        fused = fuse(word, result(other, 0.3, False, engine="g"), 1.0, 0.5, "f")
+        assert refuse_word_read_as_digits(fused, SERIAL.exactly(4)) == fused
+    agreed = fuse(word, result(("call_supervisor",), 0.9, engine="g"), 1.0, 0.5, "f")
+    assert refuse_word_read_as_digits(agreed, SERIAL.exactly(4)).accepted
+    digits = fuse(result(("0", "2", "4", "3"), 0.9), word, 1.0, 0.5, "f")
+    assert digits.tokens == ("0", "2", "4", "3")
+    assert refuse_word_read_as_digits(digits, SERIAL.exactly(4)) == digits  # digits stay
+
+
+def test_engines_fused_twice_are_each_read_apart() -> None:
+    """An operator's templates fused with (the synthetic voices fused with Whisper)."""
+    inner = fuse(result(("short",), 0.6), result(("4",), 0.4, False, engine="g"), 1.0, 0.5, "f")
+    outer = fuse(result(("short",), 0.9, engine="o"), inner, 1.0, 0.5, "f")
+    assert read_apart(outer) == [("short",), ("short",), ("4",)]
+    quantity = build_grammar("pick.quantity", ("short",), digits=(1, 4))
+    assert not refuse_word_read_as_digits(outer, quantity.exactly(1)).accepted
+    assert refuse_word_read_as_digits(outer, quantity.exactly(2)).accepted
 
 
 def test_a_reading_of_what_the_templates_call_noise_is_not_acted_on() -> None:

@@ -17,6 +17,7 @@ from voice.stt.base import (
     expecting,
     reading_while,
 )
+from voice.stt.combined import refuse_word_read_as_digits
 from voice.stt.factory import ENGINES, EngineCache, open_recognizer
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "expecting",
     "open_recognizer",
     "reading_while",
+    "refuse_word_read_as_digits",
 ]
