@@ -22,6 +22,7 @@ from voice.dialog import PickDialog
 from voice.endpoint import LIVE_ANSWERS, Endpointer
 from voice.grammar import Grammar
 from voice.stt import NotWanted, Result
+from voice.stt.combined import fuse
 
 
 class Recogniser:
@@ -127,6 +128,37 @@ def test_a_sure_reading_of_the_lines_length_is_not_read_again() -> None:
     three = Recogniser({"listening": (("5", "7", "1"), 0.95, True), "2": (("5", "7"), 0.9, True)})
     conversation(three)._read(dialog, AUDIO)
     assert [g.name for g in three.asked] == ["pick.location.listening", "pick.location.2"]
+
+
+class Fused(Recogniser):
+    """The templates read `word`, the general engine `digits`: fused as `auto` fuses them."""
+
+    def __init__(self, word: str, digits: tuple[str, ...]) -> None:
+        super().__init__({})
+        self.fused = fuse(
+            Result(word, (word,), 0.8, "templates", True),
+            Result(" ".join(digits), digits, 0.2, "whisper", False),
+            1.0,
+            0.5,
+            "fusion",
+        )
+
+    def recognize(self, *args: Any, **kwargs: Any) -> Result:
+        return self.fused
+
+
+def test_a_word_an_engine_read_as_the_lines_check_digits_is_refused() -> None:
+    """Check digits said close together, matched by the templates against "skip slot"
+    while Whisper read two digits: not skipped, not a whole answer, said again."""
+    dialog = PickDialog(warehouse())
+    dialog.start()
+    said(dialog, "ready")
+    reading, whole = conversation(Fused("skip_slot", ("5", "7")))._read(dialog, AUDIO)
+    assert reading.tokens == ("skip_slot",) and not reading.accepted and not whole
+    assert not dialog.hear(reading.tokens, reading.confidence, reading.accepted).accepted
+    assert dialog.state.name == "location"
+    other_shape = conversation(Fused("skip_slot", ("5", "7", "1", "2")))._read(dialog, AUDIO)
+    assert other_shape[0].accepted and other_shape[1]  # four digits are no check digits
 
 
 def test_only_a_reading_that_is_taken_ends_an_answer() -> None:
