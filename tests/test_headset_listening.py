@@ -198,6 +198,47 @@ def fsdd() -> Path:
     return FSDD
 
 
+@pytest.mark.parametrize(("gap_s", "answers_turn"), [(0.75, 0), (1.4, 1)])
+def test_speech_right_after_an_unsure_answer_ended_is_that_answer_going_on(
+    fsdd: Path, gap_s: float, answers_turn: int
+) -> None:
+    """ "five seven" read unsure at a pause (not the line's "5 7") ends after 480 ms of
+    quiet, longer than a pause inside an answer. "two", starting 750 ms after "seven"
+    (a 300 ms pause of a quiet voice is heard as that long), began 270 ms after the answer
+    was ended: the picker could not have heard the next prompt yet, so it is that answer
+    going on, not the next one (it used to begin the next answer, and every serial after
+    it was heard a digit late). Said 1.4 s after "seven", it answers the new prompt."""
+    rate = 8000
+    five, seven, two = (load(fsdd / f"{d}_jackson_9.wav", rate) for d in "572")
+    dialog = PickDialog(warehouse())
+    dialog.start()
+    said(dialog, "ready")
+    heard = conversation(
+        Recogniser({"listening": (("9", "7"), 0.52, True), "2": (("9", "7"), 0.52, True)}),
+        dialog,
+    )
+    heard._endpointer = Endpointer(rate, LIVE_ANSWERS)
+    frame = rate // 50
+
+    async def say(samples: np.ndarray) -> None:
+        for start in range(0, len(samples), frame):
+            await heard.hear_audio(samples[start : start + frame].tobytes())
+            await asyncio.gather(*heard._background)
+
+    def quiet(seconds: float) -> np.ndarray:
+        return np.zeros(int(rate * seconds), np.int16)
+
+    async def scene() -> list[int]:
+        await say(np.concatenate([quiet(0.2), five, quiet(0.04), seven, quiet(0.6)]))
+        assert heard.answers.qsize() == 1  # ended after the unsure reading's longer quiet
+        heard._turn = 1  # handled; the next prompt plays
+        await say(np.concatenate([quiet(gap_s - 0.6), two, quiet(1.2)]))
+        utterances = [heard.answers.get_nowait() for _ in range(heard.answers.qsize())]
+        return [u.turn for u in utterances if isinstance(u, Utterance)]
+
+    assert asyncio.run(scene()) == [0, answers_turn]
+
+
 def test_the_rest_of_an_answer_said_to_a_prompt_left_behind_ends_at_its_pause(
     fsdd: Path,
 ) -> None:

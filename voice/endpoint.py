@@ -100,9 +100,10 @@ class SpeechPaused:
 @dataclass(frozen=True)
 class SpeechEnded:
     start: float
-    end: float
+    end: float  # the end of its speech
     audio: np.ndarray  # int16 at the stream's sample rate, lead-in included
     pause: int | None = None  # the pause it ended in: nothing was said since that pause
+    closed: float = 0.0  # when it was ended: `end` and the quiet waited after it
 
 
 SpeechEvent = SpeechStarted | SpeechPaused | SpeechEnded
@@ -268,6 +269,7 @@ class Endpointer:
         audio = np.concatenate(self._utterance) if self._utterance else np.zeros(0, np.int16)
         start = self._seconds(self._start_frame)
         end = self._seconds(self._frames_seen - self._silent_run)
+        closed = self._seconds(self._frames_seen)
         voiced_ms = self._voiced_total * s.frame_ms
         pause = self.pause
         self._in_speech = False
@@ -277,8 +279,8 @@ class Endpointer:
         self._silent_run = 0
         if voiced_ms < s.min_speech_ms:
             log.debug("dropped a %d ms burst", voiced_ms)
-            return SpeechEnded(start, end, np.zeros(0, np.int16), pause)
-        return SpeechEnded(start, end, audio, pause)
+            return SpeechEnded(start, end, np.zeros(0, np.int16), pause, closed)
+        return SpeechEnded(start, end, audio, pause, closed)
 
 
 def utterances(

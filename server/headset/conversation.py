@@ -12,11 +12,11 @@ belongs to the prompt it was spoken to: if the dialog has moved on by the time i
 handled (a second half of an answer that was already taken), it is dropped, never read
 against the next state's grammar; one still being said when the dialog moves on ends at its
 first pause, so the answer said again after the new prompt is heard on its own. Speech that
-starts within 400 ms of the last utterance's end is that answer going on (it ended too
-soon), said to its prompt, not to the next, which it lets play. One exception: an answer
+starts within 400 ms of when the last utterance was ended is that answer going on (it ended
+too soon), said to its prompt, not to the next, which it lets play. One exception: an answer
 that ended at a pause and was refused without the dialog moving on (four digits heard in
 "zero zero nine" while the "seven" was still coming) is joined by speech that starts within
-400 ms of its end, and the two are heard as one answer. A whole digit answer's reading
+400 ms of when it was ended, and the two are heard as one answer. A whole digit answer's reading
 counts the line's own check digits or quantity a little more than the rest
 (`EXPECTED_WEIGHT`). Typed answers take the same path from there. Prompt audio is paced at
 speaking speed so that the picker talking over it (barge-in) stops the rest. Blocking work
@@ -163,8 +163,9 @@ class Busy(Exception):
 @dataclass(frozen=True)
 class Utterance:
     """One spoken answer: its audio, the turn it answers (the dialog's turn when the picker
-    started to speak), when speech started and ended (stream seconds), and its reading when
-    it was read at a pause to see it was whole (`continued`: read after a refused answer)."""
+    started to speak), when speech started and when the answer was ended (stream seconds:
+    the end of its speech and the quiet waited after it), and its reading when it was read
+    at a pause to see it was whole (`continued`: read after a refused answer)."""
 
     audio: np.ndarray
     turn: int
@@ -179,7 +180,8 @@ class Refusal:
     """A spoken answer the dialog refused without moving on: ended at a pause as whole, it
     may have been only the start of what the picker was saying ("zero zero nine" read as
     four digits while the "seven" was still to come). Speech that starts within
-    `CONTINUATION_S` of its end is the rest of it, and the two are heard as one answer."""
+    `CONTINUATION_S` of when it was ended is the rest of it, and the two are heard as one
+    answer."""
 
     turn: int  # the turn it answered
     audio: np.ndarray
@@ -334,8 +336,11 @@ class Conversation:
 
     def _answering(self, started_at: float) -> int:
         """The turn speech starting at `started_at` answers: the current one, unless it
-        starts within a pause inside an answer (`CONTINUATION_S`) of the last utterance's
-        end. Then it is that answer going on, ended too soon ("zero zero one nine" ended at
+        starts within a pause inside an answer (`CONTINUATION_S`) of when the last utterance
+        was ended (not of the end of its speech: an unsure answer waits 480 ms of quiet, and
+        a 300 ms pause of a quiet voice is heard as longer, so the rest of an answer cut
+        there starts after more than `CONTINUATION_S` of quiet). Then it is that answer
+        going on, ended too soon ("zero zero one nine" ended at
         a pause, "six" still to come), said before the picker could hear the next prompt:
         it is dropped, or joins the answer if that was refused, and never begins the next
         answer (nor cuts its prompt short); the answer said to the next prompt is heard on
@@ -429,7 +434,7 @@ class Conversation:
     async def _end_utterance(self, ended: SpeechEnded) -> None:
         if not len(ended.audio):
             return
-        self._last_said = (self._speaking_to, ended.end)
+        self._last_said = (self._speaking_to, ended.closed)
         reading, continued = (
             self._readings.get(ended.pause, (None, False))
             if ended.pause is not None
@@ -438,7 +443,7 @@ class Conversation:
         self._readings = {}
         await self._queue(
             Utterance(
-                ended.audio, self._speaking_to, self._started_at, ended.end, reading, continued
+                ended.audio, self._speaking_to, self._started_at, ended.closed, reading, continued
             )
         )
 
