@@ -22,6 +22,7 @@ from voice.audio import load
 from voice.stt.recording import speech_span
 
 ANSWER_TAKES = range(3, 50)
+FLOOR_DBFS = -60.0  # a quiet headset microphone's own noise
 EDGE_DB = 40.0
 EDGE_FRAME_MS = 10
 MAX_QUIET_IN_WORD_MS = 200
@@ -76,6 +77,15 @@ class HumanVoice:
             if samples is not None:
                 return take, samples
         raise ValueError(f"no take of {digit} by {self.speaker} holds speech")
+
+
+def over_the_floor(spoken: np.ndarray, rate: int, noise: np.random.Generator) -> np.ndarray:
+    """An answer as the headset's microphone gives it: 200 ms of quiet either side, and a
+    white floor at `FLOOR_DBFS` under all of it."""
+    quiet = np.zeros(rate // 5, np.int16)
+    padded = np.concatenate([quiet, spoken, quiet])
+    heard = padded + noise.normal(0, 32768 * 10 ** (FLOOR_DBFS / 20), len(padded))
+    return np.clip(np.round(heard), -32768, 32767).astype(np.int16)
 
 
 @cache

@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._human_voice import HumanVoice
+from bench._human_voice import FLOOR_DBFS, HumanVoice, over_the_floor
 from bench.walk import FSDD, SPEAKERS
 from server.config import Settings
 from voice.dialog.machine import WORK_CHANGING_CONFIDENCE
@@ -90,8 +90,6 @@ def main() -> None:
     noise = np.random.default_rng(args.seed)
     rows: list[dict[str, Any]] = []
     for rate in args.rate:
-        floor_rms = 32768 * 10 ** (-60 / 20)
-        quiet = np.zeros(rate // 5, np.int16)
         for speaker in SPEAKERS:
             for gap in GAPS_MS:
                 voice = HumanVoice(FSDD, speaker, rate, gap_ms=gap, gain_db=args.gain_db)
@@ -102,9 +100,7 @@ def main() -> None:
                     answer = listening.exactly(digits)
                     for _ in range(args.answers):
                         said = "".join(rng.choice(DIGITS) for _ in range(digits))
-                        spoken = np.concatenate([quiet, voice.say(said, rng).samples, quiet])
-                        heard = spoken + noise.normal(0, floor_rms, len(spoken))
-                        audio = np.clip(np.round(heard), -32768, 32767).astype(np.int16)
+                        audio = over_the_floor(voice.say(said, rng).samples, rate, noise)
                         reading = speech.recognize(audio, listening, rate, None)
                         word = reading.tokens[0] if reading.tokens[:1] else None
                         is_word = word is not None and word not in DIGITS
@@ -131,7 +127,7 @@ def main() -> None:
         groups["by_state"][row["state"]].append(row)
     report: dict[str, Any] = {
         "bench": "answers_as_words",
-        "settings": vars(args) | {"floor_dbfs": -60, "gaps_ms": GAPS_MS, "answers": ANSWERS},
+        "settings": vars(args) | {"floor_dbfs": FLOOR_DBFS, "gaps_ms": GAPS_MS, "answers": ANSWERS},
         "overall": tally(rows),
         **{
             name: {key: tally(found) for key, found in sorted(group.items())}

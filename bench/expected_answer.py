@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._human_voice import HumanVoice
+from bench._human_voice import HumanVoice, over_the_floor
 from bench.walk import FSDD, SPEAKERS
 from server.config import Settings
 from server.headset.conversation import sure_at_length
@@ -112,8 +112,6 @@ def main() -> None:
     noise = np.random.default_rng(args.seed)
     rows: list[dict[str, Any]] = []
     for rate in args.rate:
-        floor_rms = 32768 * 10 ** (-60 / 20)
-        quiet = np.zeros(rate // 5, np.int16)
         for speaker in SPEAKERS:
             answers = [("quantity", d, 150) for d in "0123456789" for _ in range(args.takes)]
             answers += [
@@ -122,9 +120,7 @@ def main() -> None:
             ]
             for state, said, gap in answers:
                 voice = HumanVoice(FSDD, speaker, rate, gap_ms=gap, gain_db=args.gain_db)
-                spoken = np.concatenate([quiet, voice.say(said, rng).samples, quiet])
-                heard = spoken + noise.normal(0, floor_rms, len(spoken))
-                audio = np.clip(np.round(heard), -32768, 32767).astype(np.int16)
+                audio = over_the_floor(voice.say(said, rng).samples, rate, noise)
                 reading, answer = read_as_headset(speech, audio, rate, state, len(said))
                 wrong_ones = others(said)
                 rows.append(

@@ -88,6 +88,18 @@ def conversation(recogniser: Recogniser, dialog: PickDialog | None = None) -> Co
 AUDIO = np.zeros(800, np.int16)
 
 
+async def stream(heard: Conversation, samples: np.ndarray) -> None:
+    """The microphone, in 20 ms frames; each reading at a pause is done before the next."""
+    frame = heard.sample_rate // 50
+    for start in range(0, len(samples), frame):
+        await heard.hear_audio(samples[start : start + frame].tobytes())
+        await asyncio.gather(*heard._background)
+
+
+def quiet(seconds: float, rate: int = 8000) -> np.ndarray:
+    return np.zeros(int(rate * seconds), np.int16)
+
+
 def test_digits_where_a_word_is_wanted_are_never_read_again_as_a_word() -> None:
     dialog = PickDialog(warehouse())
     dialog.start()  # "Say ready."
@@ -218,21 +230,12 @@ def test_speech_right_after_an_unsure_answer_ended_is_that_answer_going_on(
         dialog,
     )
     heard._endpointer = Endpointer(rate, LIVE_ANSWERS)
-    frame = rate // 50
-
-    async def say(samples: np.ndarray) -> None:
-        for start in range(0, len(samples), frame):
-            await heard.hear_audio(samples[start : start + frame].tobytes())
-            await asyncio.gather(*heard._background)
-
-    def quiet(seconds: float) -> np.ndarray:
-        return np.zeros(int(rate * seconds), np.int16)
 
     async def scene() -> list[int]:
-        await say(np.concatenate([quiet(0.2), five, quiet(0.04), seven, quiet(0.6)]))
+        await stream(heard, np.concatenate([quiet(0.2), five, quiet(0.04), seven, quiet(0.6)]))
         assert heard.answers.qsize() == 1  # ended after the unsure reading's longer quiet
         heard._turn = 1  # handled; the next prompt plays
-        await say(np.concatenate([quiet(gap_s - 0.6), two, quiet(1.2)]))
+        await stream(heard, np.concatenate([quiet(gap_s - 0.6), two, quiet(1.2)]))
         utterances = [heard.answers.get_nowait() for _ in range(heard.answers.qsize())]
         return [u.turn for u in utterances if isinstance(u, Utterance)]
 
@@ -291,16 +294,10 @@ def test_an_unsure_reading_ends_soon_only_when_it_is_the_answer_expected(
         dialog,
     )
     heard._endpointer = Endpointer(rate, LIVE_ANSWERS)
-    frame = rate // 50
-
-    async def say(samples: np.ndarray) -> None:
-        for start in range(0, len(samples), frame):
-            await heard.hear_audio(samples[start : start + frame].tobytes())
-            await asyncio.gather(*heard._background)  # each read done before the next frame
 
     async def ended_after(quiet_s: float) -> int:
-        await say(np.concatenate([np.zeros(rate // 5, np.int16), digit]))
-        await say(np.zeros(int(rate * quiet_s), np.int16))
+        await stream(heard, np.concatenate([np.zeros(rate // 5, np.int16), digit]))
+        await stream(heard, np.zeros(int(rate * quiet_s), np.int16))
         return heard.answers.qsize()
 
     assert asyncio.run(ended_after(0.3)) == int(ends_within_300_ms)
@@ -365,22 +362,13 @@ def test_speech_right_after_an_answer_is_that_answer_going_on_not_the_next(
         PickDialog(warehouse()),
     )
     heard._endpointer = Endpointer(rate, LIVE_ANSWERS)
-    frame = rate // 50
-
-    async def say(samples: np.ndarray) -> None:
-        for start in range(0, len(samples), frame):
-            await heard.hear_audio(samples[start : start + frame].tobytes())
-            await asyncio.gather(*heard._background)
-
-    def quiet(seconds: float) -> np.ndarray:
-        return np.zeros(int(rate * seconds), np.int16)
 
     async def scene() -> tuple[list[int], bool]:
-        await say(np.concatenate([quiet(0.2), five, quiet(0.04), seven, quiet(0.2)]))
+        await stream(heard, np.concatenate([quiet(0.2), five, quiet(0.04), seven, quiet(0.2)]))
         assert heard.answers.qsize() == 1  # ended at the short pause
         heard._turn = 1  # taken; the next prompt plays
         heard._speaking = prompt = asyncio.create_task(asyncio.sleep(10))
-        await say(np.concatenate([quiet(gap_s - 0.2), two, quiet(0.8)]))
+        await stream(heard, np.concatenate([quiet(gap_s - 0.2), two, quiet(0.8)]))
         utterances = [heard.answers.get_nowait() for _ in range(2)]
         cut = prompt.cancelled()
         prompt.cancel()
