@@ -127,7 +127,8 @@ def main() -> None:
         groups["by_state"][row["state"]].append(row)
     report: dict[str, Any] = {
         "bench": "answers_as_words",
-        "settings": vars(args) | {"floor_dbfs": FLOOR_DBFS, "gaps_ms": GAPS_MS, "answers": ANSWERS},
+        "settings": vars(args)
+        | {"floor_dbfs": FLOOR_DBFS, "gaps_ms": GAPS_MS, "digits_per_state": ANSWERS},
         "overall": tally(rows),
         **{
             name: {key: tally(found) for key, found in sorted(group.items())}
