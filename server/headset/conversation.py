@@ -340,11 +340,10 @@ class Conversation:
         was ended (not of the end of its speech: an unsure answer waits 480 ms of quiet, and
         a 300 ms pause of a quiet voice is heard as longer, so the rest of an answer cut
         there starts after more than `CONTINUATION_S` of quiet). Then it is that answer
-        going on, ended too soon ("zero zero one nine" ended at
-        a pause, "six" still to come), said before the picker could hear the next prompt:
-        it is dropped, or joins the answer if that was refused, and never begins the next
-        answer (nor cuts its prompt short); the answer said to the next prompt is heard on
-        its own."""
+        going on, ended too soon ("zero zero one nine" ended at a pause, "six" still to
+        come), said before the picker could hear the next prompt: it is dropped, or joins
+        the answer if that was refused, and never begins the next answer (nor cuts its
+        prompt short); the answer said to the next prompt is heard on its own."""
         last = self._last_said
         if last is not None and started_at - last[1] <= CONTINUATION_S:
             return last[0]

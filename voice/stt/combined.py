@@ -23,7 +23,7 @@ A command word that one engine read and another engine read as a digit answer of
 shape the line expects (two check digits, a four-digit serial) is refused
 (`refuse_word_read_as_digits`): the templates match a run of digits said close together
 against one long word, and george's serial "zero two four three", said with 40 ms between
-the digits, came out "call supervisor" at 0.73 while Whisper read it as four digits. Said
+the digits, came out "call supervisor" at 0.69 in a walk while Whisper read four digits. Said
 again, the answer is read afresh; taking the other engine's digits instead was tried, and
 was wrong more often than right.
 """
