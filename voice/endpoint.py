@@ -103,7 +103,9 @@ class SpeechEnded:
     end: float  # the end of its speech
     audio: np.ndarray  # int16 at the stream's sample rate, lead-in included
     pause: int | None = None  # the pause it ended in: nothing was said since that pause
-    closed: float = 0.0  # when it was ended: `end` and the quiet waited after it
+    # ended early at a pause as a whole answer (`end_after_pause`): when (`end` and the
+    # quiet waited after it); None when the full silence, the stream or the length ended it
+    cut: float | None = None
 
 
 SpeechEvent = SpeechStarted | SpeechPaused | SpeechEnded
@@ -175,7 +177,7 @@ class Endpointer:
             return None
         frames = self._whole_frames if quiet_ms is None else quiet_ms // self.settings.frame_ms
         if self._silent_run >= frames:
-            return self._finish()
+            return self._finish(cut=True)
         self._ending_pause, self._ending_frames = pause, max(1, frames)
         return None
 
@@ -258,18 +260,18 @@ class Endpointer:
             return self._finish()
         ending = self._ending_pause is not None and self._ending_pause == self.pause
         if ending and self._silent_run >= self._ending_frames:
-            return self._finish()
+            return self._finish(cut=True)
         if self._silent_run == self._pause_frames:
             self._pauses += 1
             return SpeechPaused(self._pauses, np.concatenate(self._utterance))
         return None
 
-    def _finish(self) -> SpeechEnded:
+    def _finish(self, *, cut: bool = False) -> SpeechEnded:
         s = self.settings
         audio = np.concatenate(self._utterance) if self._utterance else np.zeros(0, np.int16)
         start = self._seconds(self._start_frame)
         end = self._seconds(self._frames_seen - self._silent_run)
-        closed = self._seconds(self._frames_seen)
+        cut_at = self._seconds(self._frames_seen) if cut else None
         voiced_ms = self._voiced_total * s.frame_ms
         pause = self.pause
         self._in_speech = False
@@ -279,8 +281,8 @@ class Endpointer:
         self._silent_run = 0
         if voiced_ms < s.min_speech_ms:
             log.debug("dropped a %d ms burst", voiced_ms)
-            return SpeechEnded(start, end, np.zeros(0, np.int16), pause, closed)
-        return SpeechEnded(start, end, audio, pause, closed)
+            return SpeechEnded(start, end, np.zeros(0, np.int16), pause, cut_at)
+        return SpeechEnded(start, end, audio, pause, cut_at)
 
 
 def utterances(

@@ -12,11 +12,12 @@ belongs to the prompt it was spoken to: if the dialog has moved on by the time i
 handled (a second half of an answer that was already taken), it is dropped, never read
 against the next state's grammar; one still being said when the dialog moves on ends at its
 first pause, so the answer said again after the new prompt is heard on its own. Speech that
-starts within 400 ms of when the last utterance was ended is that answer going on (it ended
-too soon), said to its prompt, not to the next, which it lets play. One exception: an answer
-that ended at a pause and was refused without the dialog moving on (four digits heard in
-"zero zero nine" while the "seven" was still coming) is joined by speech that starts within
-400 ms of when it was ended, and the two are heard as one answer. A whole digit answer's reading
+starts within 400 ms of the last utterance's end (of when it was ended, for an answer ended
+early at a pause as whole) is that answer going on (it ended too soon), said to its prompt,
+not to the next, which it lets play. One exception: an answer that ended at a pause and was
+refused without the dialog moving on (four digits heard in "zero zero nine" while the
+"seven" was still coming) is joined by speech that starts within 400 ms of its end, and the
+two are heard as one answer. A whole digit answer's reading
 counts the line's own check digits or quantity a little more than the rest
 (`EXPECTED_WEIGHT`). Typed answers take the same path from there. Prompt audio is paced at
 speaking speed so that the picker talking over it (barge-in) stops the rest. Blocking work
@@ -163,9 +164,10 @@ class Busy(Exception):
 @dataclass(frozen=True)
 class Utterance:
     """One spoken answer: its audio, the turn it answers (the dialog's turn when the picker
-    started to speak), when speech started and when the answer was ended (stream seconds:
-    the end of its speech and the quiet waited after it), and its reading when it was read
-    at a pause to see it was whole (`continued`: read after a refused answer)."""
+    started to speak), when speech started and ended (stream seconds; for an answer ended
+    early at a pause as whole, when it was ended: the end of its speech and the quiet
+    waited after it), and its reading when it was read at a pause to see it was whole
+    (`continued`: read after a refused answer)."""
 
     audio: np.ndarray
     turn: int
@@ -180,8 +182,8 @@ class Refusal:
     """A spoken answer the dialog refused without moving on: ended at a pause as whole, it
     may have been only the start of what the picker was saying ("zero zero nine" read as
     four digits while the "seven" was still to come). Speech that starts within
-    `CONTINUATION_S` of when it was ended is the rest of it, and the two are heard as one
-    answer."""
+    `CONTINUATION_S` of its end (`Utterance.ended_at`) is the rest of it, and the two are
+    heard as one answer."""
 
     turn: int  # the turn it answered
     audio: np.ndarray
@@ -336,14 +338,17 @@ class Conversation:
 
     def _answering(self, started_at: float) -> int:
         """The turn speech starting at `started_at` answers: the current one, unless it
-        starts within a pause inside an answer (`CONTINUATION_S`) of when the last utterance
-        was ended (not of the end of its speech: an unsure answer waits 480 ms of quiet, and
-        a 300 ms pause of a quiet voice is heard as longer, so the rest of an answer cut
-        there starts after more than `CONTINUATION_S` of quiet). Then it is that answer
-        going on, ended too soon ("zero zero one nine" ended at a pause, "six" still to
-        come), said before the picker could hear the next prompt: it is dropped, or joins
-        the answer if that was refused, and never begins the next answer (nor cuts its
-        prompt short); the answer said to the next prompt is heard on its own."""
+        starts within a pause inside an answer (`CONTINUATION_S`) of the last utterance's
+        end; of when it was ended, for an answer ended early at a pause as whole (an unsure
+        one waits 480 ms of quiet, and a 300 ms pause of a quiet voice is heard as longer,
+        so the rest of an answer cut there starts after more than `CONTINUATION_S` of
+        quiet). An answer ended by the full silence was not cut short: a push-to-talk
+        client's next answer, sent after the protocol's 1.2 s of quiet, is its own. Then it
+        is that answer going on, ended too soon ("zero zero one nine" ended at a pause,
+        "six" still to come), said before the picker could hear the next prompt: it is
+        dropped, or joins the answer if that was refused, and never begins the next answer
+        (nor cuts its prompt short); the answer said to the next prompt is heard on its
+        own."""
         last = self._last_said
         if last is not None and started_at - last[1] <= CONTINUATION_S:
             return last[0]
@@ -433,7 +438,8 @@ class Conversation:
     async def _end_utterance(self, ended: SpeechEnded) -> None:
         if not len(ended.audio):
             return
-        self._last_said = (self._speaking_to, ended.closed)
+        ended_at = ended.end if ended.cut is None else ended.cut
+        self._last_said = (self._speaking_to, ended_at)
         reading, continued = (
             self._readings.get(ended.pause, (None, False))
             if ended.pause is not None
@@ -442,7 +448,7 @@ class Conversation:
         self._readings = {}
         await self._queue(
             Utterance(
-                ended.audio, self._speaking_to, self._started_at, ended.closed, reading, continued
+                ended.audio, self._speaking_to, self._started_at, ended_at, reading, continued
             )
         )
 
